@@ -1,0 +1,255 @@
+// Package cluster runs a real Kubernetes control plane (etcd and
+// kube-apiserver, built from source by hack/controlplane.sh) for tests and
+// the lab: RBAC on, an admin identity in system:masters, free loopback ports
+// and a private temporary directory, so several can run at once.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/pier-lb/pier/e2e/teardown"
+)
+
+// Versions of the control plane this package expects; hack/controlplane.sh
+// builds the same ones.
+const (
+	KubeVersion = "v1.37.2"
+	EtcdVersion = "v3.6.8"
+)
+
+// Service ClusterIPs come from documentation/benchmark ranges only: nothing
+// ever routes to them in the lab, but they must not collide with real ones.
+const serviceCIDRs = "198.19.240.0/20,2001:db8:ffff::/112"
+
+// ErrBinariesMissing means kube-apiserver or etcd has not been built; run
+// hack/controlplane.sh (make test does).
+var ErrBinariesMissing = errors.New("control-plane binaries missing")
+
+// Options configures Start. The zero value is valid.
+type Options struct {
+	// BinDir holds kube-apiserver and etcd. Default: $PIER_CONTROLPLANE_DIR,
+	// else the cache directory hack/controlplane.sh fills.
+	BinDir string
+	// BindAddress is where the API server listens. Default 127.0.0.1; the
+	// lab passes its management gateway so node namespaces can reach it.
+	BindAddress netip.Addr
+	// APIServerFlags are appended to the API server's command line.
+	APIServerFlags []string
+	// ReadyTimeout bounds the wait for /readyz. Default 90s.
+	ReadyTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// Cluster is a running control plane.
+type Cluster struct {
+	// Config reaches the API server as the admin identity.
+	Config *rest.Config
+	// Kubeconfig is a self-contained kubeconfig file for the same identity.
+	Kubeconfig string
+	// Dir holds the data, certificates and logs; Stop removes it.
+	Dir string
+
+	etcd, apiserver *process
+	unregister      func()
+	log             *slog.Logger
+}
+
+// DefaultBinDir is where hack/controlplane.sh puts the binaries.
+func DefaultBinDir() string {
+	if d := os.Getenv("PIER_CONTROLPLANE_DIR"); d != "" {
+		return d
+	}
+	cache := os.Getenv("XDG_CACHE_HOME")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache")
+	}
+	return filepath.Join(cache, "pier", "bin", "kube-"+KubeVersion+"-etcd-"+EtcdVersion)
+}
+
+func (o *Options) defaults() error {
+	if o.BinDir == "" {
+		o.BinDir = DefaultBinDir()
+	}
+	for _, b := range []string{"etcd", "kube-apiserver"} {
+		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {
+			return fmt.Errorf("%w: %s in %s (run hack/controlplane.sh)", ErrBinariesMissing, b, o.BinDir)
+		}
+	}
+	if !o.BindAddress.IsValid() {
+		o.BindAddress = netip.MustParseAddr("127.0.0.1")
+	}
+	if o.ReadyTimeout == 0 {
+		o.ReadyTimeout = 90 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// errPortTaken means another process bound a port between our choosing and
+// binding it; Start retries with new ports.
+var errPortTaken = errors.New("port taken")
+
+// Start runs etcd and kube-apiserver and returns once /readyz answers.
+func Start(ctx context.Context, opts Options) (*Cluster, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	for attempt := 1; ; attempt++ {
+		c, err := start(ctx, opts)
+		if err == nil || !errors.Is(err, errPortTaken) || attempt == 3 {
+			return c, err
+		}
+		opts.Logger.Warn("control plane port taken, retrying", "attempt", attempt, "err", err)
+	}
+}
+
+func start(ctx context.Context, opts Options) (_ *Cluster, err error) {
+	dir, err := os.MkdirTemp("", "pier-cluster-")
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Dir: dir, log: opts.Logger.With("component", "cluster", "dir", dir)}
+	c.unregister = teardown.Register(func() { c.stop(false) })
+	defer func() {
+		if err != nil {
+			tails := c.LogTails(40)
+			if strings.Contains(tails, "address already in use") {
+				err = fmt.Errorf("%w: %w", errPortTaken, err)
+			}
+			err = fmt.Errorf("%w\n%s", err, tails)
+			c.stop(false)
+		}
+	}()
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	if c.etcd, err = startEtcd(opts.BinDir, dir, ports[0], ports[1]); err != nil {
+		return nil, err
+	}
+	p, err := writePKI(dir, []netip.Addr{opts.BindAddress, netip.MustParseAddr("127.0.0.1")})
+	if err != nil {
+		return nil, err
+	}
+	host := net.JoinHostPort(opts.BindAddress.String(), strconv.Itoa(ports[2]))
+	args := apiServerArgs(opts, p, ports[0], ports[2])
+	if c.apiserver, err = startProcess(filepath.Join(opts.BinDir, "kube-apiserver"), filepath.Join(dir, "kube-apiserver.log"), args...); err != nil {
+		return nil, err
+	}
+	c.Config = &rest.Config{
+		Host: "https://" + host,
+		TLSClientConfig: rest.TLSClientConfig{
+			CAData: p.caPEM, CertData: p.adminCertPEM, KeyData: p.adminKeyPEM,
+		},
+		QPS: 200, Burst: 400,
+	}
+	if c.Kubeconfig, err = writeKubeconfig(dir, c.Config); err != nil {
+		return nil, err
+	}
+	if err := c.waitReady(ctx, opts.ReadyTimeout); err != nil {
+		return nil, err
+	}
+	c.log.Info("control plane ready", "host", c.Config.Host)
+	return c, nil
+}
+
+func apiServerArgs(opts Options, p *pki, etcdPort, port int) []string {
+	args := []string{
+		"--etcd-servers=http://127.0.0.1:" + strconv.Itoa(etcdPort),
+		"--bind-address=" + opts.BindAddress.String(),
+		"--advertise-address=" + opts.BindAddress.String(),
+		"--secure-port=" + strconv.Itoa(port),
+		"--tls-cert-file=" + p.ServingCert,
+		"--tls-private-key-file=" + p.ServingKey,
+		"--client-ca-file=" + p.CACert,
+		"--authorization-mode=RBAC",
+		"--service-account-issuer=https://kubernetes.default.svc",
+		"--service-account-key-file=" + p.SAKey,
+		"--service-account-signing-key-file=" + p.SAKey,
+		"--service-cluster-ip-range=" + serviceCIDRs,
+		// The kubernetes Service's endpoints would have to be a routable
+		// address; tests bind loopback, and nothing here needs them.
+		"--endpoint-reconciler-type=none",
+		"--allow-privileged=true",
+		"--profiling=false",
+		"--v=1",
+	}
+	return append(args, opts.APIServerFlags...)
+}
+
+func startEtcd(binDir, dir string, clientPort, peerPort int) (*process, error) {
+	client := "http://127.0.0.1:" + strconv.Itoa(clientPort)
+	peer := "http://127.0.0.1:" + strconv.Itoa(peerPort)
+	return startProcess(filepath.Join(binDir, "etcd"), filepath.Join(dir, "etcd.log"),
+		"--name=pier",
+		"--data-dir="+filepath.Join(dir, "etcd"),
+		"--listen-client-urls="+client,
+		"--advertise-client-urls="+client,
+		"--listen-peer-urls="+peer,
+		"--initial-advertise-peer-urls="+peer,
+		"--initial-cluster=pier="+peer,
+		"--unsafe-no-fsync",
+		"--log-level=warn",
+	)
+}
+
+func writeKubeconfig(dir string, cfg *rest.Config) (string, error) {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["pier"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData}
+	kc.Contexts["pier"] = &clientcmdapi.Context{Cluster: "pier", AuthInfo: "admin", Namespace: "default"}
+	kc.CurrentContext = "pier"
+	path := filepath.Join(dir, "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		return "", fmt.Errorf("write kubeconfig: %w", err)
+	}
+	return path, nil
+}
+
+// freePorts asks the kernel for n distinct free loopback ports.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for len(ports) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// Stop ends the API server and etcd and removes the directory.
+func (c *Cluster) Stop() {
+	c.stop(true)
+}
+
+func (c *Cluster) stop(graceful bool) {
+	for _, p := range []*process{c.apiserver, c.etcd} {
+		if p != nil {
+			p.stop(graceful)
+		}
+	}
+	if c.unregister != nil {
+		c.unregister()
+	}
+	os.RemoveAll(c.Dir)
+}
