@@ -72,8 +72,8 @@ func fuzzStep(t *testing.T, a *Allocator, r *fuzzReader) {
 }
 
 var (
-	fuzzKeys = []ServiceKey{{"ns1", "s0"}, {"ns1", "s1"}, {"ns1", "s2"}, {"ns2", "s0"}, {"ns2", "s1"}, {"ns2", "s2"}}
-	fuzzNS   = map[string]map[string]string{"ns1": {"env": "prod"}, "ns2": {"env": "dev"}}
+	fuzzKeys  = []ServiceKey{{"ns1", "s0"}, {"ns1", "s1"}, {"ns1", "s2"}, {"ns2", "s0"}, {"ns2", "s1"}, {"ns2", "s2"}}
+	fuzzNS    = map[string]map[string]string{"ns1": {"env": "prod"}, "ns2": {"env": "dev"}}
 	fuzzAddrs = addrs("198.51.100.0", "198.51.100.1", "198.51.100.3", "198.51.100.250",
 		"198.51.100.255", "198.51.101.0", "198.51.101.2", "192.0.2.0", "203.0.113.0", "203.0.113.1",
 		"203.0.113.9", "2001:db8::1", "2001:db8::3", "2001:db8:1::6", "2001:db8:4::1",
