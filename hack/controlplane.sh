@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and etcd from source through the Go module proxy, once,
+# Builds kube-apiserver, kubectl and etcd from source through the Go module proxy, once,
 # into a cache directory keyed by version, and prints that directory.
 # A second run finds the binaries and does nothing.
 set -euo pipefail
@@ -11,7 +11,7 @@ OUT="${CACHE_ROOT}/kube-${KUBE_VERSION}-etcd-${ETCD_VERSION}"
 
 log() { echo "controlplane: $*" >&2; }
 
-if [[ -x "$OUT/kube-apiserver" && -x "$OUT/etcd" ]]; then
+if [[ -x "$OUT/kube-apiserver" && -x "$OUT/kubectl" && -x "$OUT/etcd" ]]; then
 	echo "$OUT"
 	exit 0
 fi
@@ -23,7 +23,7 @@ export CGO_ENABLED=0 GOFLAGS=-mod=mod GOWORK=off
 
 staging_version() { echo "v0${KUBE_VERSION#v1}"; } # v1.37.2 -> v0.37.2
 
-build_kube_apiserver() {
+build_kube() {
 	local dir="$WORK/kube" gomod
 	mkdir -p "$dir"
 	cd "$dir"
@@ -42,16 +42,21 @@ build_kube_apiserver() {
 
 package tools
 
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
 GO
 	go mod tidy >/dev/null 2>&1 || go mod tidy
 	local pkg=k8s.io/component-base/version
 	local minor; minor="$(echo "$KUBE_VERSION" | cut -d. -f2)"
-	log "building kube-apiserver ${KUBE_VERSION} (a few minutes on a cold cache)"
-	go build -trimpath -o "$OUT/kube-apiserver.tmp" \
-		-ldflags "-s -w -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor}" \
-		k8s.io/kubernetes/cmd/kube-apiserver
-	mv "$OUT/kube-apiserver.tmp" "$OUT/kube-apiserver"
+	local ldflags="-s -w -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor}"
+	for cmd in kube-apiserver kubectl; do
+		[[ -x "$OUT/$cmd" ]] && continue
+		log "building $cmd ${KUBE_VERSION} (minutes on a cold cache)"
+		go build -trimpath -ldflags "$ldflags" -o "$OUT/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
+		mv "$OUT/$cmd.tmp" "$OUT/$cmd"
+	done
 }
 
 build_etcd() {
@@ -80,5 +85,5 @@ GO
 }
 
 [[ -x "$OUT/etcd" ]] || build_etcd
-[[ -x "$OUT/kube-apiserver" ]] || build_kube_apiserver
+[[ -x "$OUT/kube-apiserver" && -x "$OUT/kubectl" ]] || build_kube
 echo "$OUT"

@@ -47,6 +47,9 @@ type Options struct {
 	// BindAddress is where the API server listens. Default 127.0.0.1; the
 	// lab passes its management gateway so node namespaces can reach it.
 	BindAddress netip.Addr
+	// ServingAddrs are extra addresses the serving certificate covers, such
+	// as the lab's management gateway where the API server is published.
+	ServingAddrs []netip.Addr
 	// APIServerFlags are appended to the API server's command line.
 	APIServerFlags []string
 	// ReadyTimeout bounds the wait for /readyz. Default 90s.
@@ -144,7 +147,8 @@ func start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if c.etcd, err = startEtcd(opts.BinDir, dir, ports[0], ports[1]); err != nil {
 		return nil, err
 	}
-	p, err := writePKI(dir, []netip.Addr{opts.BindAddress, netip.MustParseAddr("127.0.0.1")})
+	serve := append([]netip.Addr{opts.BindAddress, netip.MustParseAddr("127.0.0.1")}, opts.ServingAddrs...)
+	p, err := writePKI(dir, serve)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +164,8 @@ func start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		},
 		QPS: 200, Burst: 400,
 	}
-	if c.Kubeconfig, err = writeKubeconfig(dir, c.Config); err != nil {
+	c.Kubeconfig = filepath.Join(dir, "kubeconfig")
+	if err = c.WriteKubeconfig(c.Kubeconfig, c.Config.Host); err != nil {
 		return nil, err
 	}
 	if err := c.waitReady(ctx, opts.ReadyTimeout); err != nil {
@@ -210,17 +215,19 @@ func startEtcd(binDir, dir string, clientPort, peerPort int) (*process, error) {
 	)
 }
 
-func writeKubeconfig(dir string, cfg *rest.Config) (string, error) {
+// WriteKubeconfig writes a self-contained admin kubeconfig that reaches the
+// API server at server (an https:// URL), e.g. as published in a lab.
+func (c *Cluster) WriteKubeconfig(path, server string) error {
+	cfg := c.Config
 	kc := clientcmdapi.NewConfig()
-	kc.Clusters["pier"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.Clusters["pier"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: cfg.CAData}
 	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData}
 	kc.Contexts["pier"] = &clientcmdapi.Context{Cluster: "pier", AuthInfo: "admin", Namespace: "default"}
 	kc.CurrentContext = "pier"
-	path := filepath.Join(dir, "kubeconfig")
 	if err := clientcmd.WriteToFile(*kc, path); err != nil {
-		return "", fmt.Errorf("write kubeconfig: %w", err)
+		return fmt.Errorf("write kubeconfig: %w", err)
 	}
-	return path, nil
+	return nil
 }
 
 // freePorts asks the kernel for n distinct free loopback ports.

@@ -81,8 +81,8 @@ func (s *Site) buildRouterAndClient(l *Lab) error {
 		func() error { return l.ConnectHosts(s.Router, "eth2", s.Client, "eth0") },
 		func() error { return s.Router.AddAddr("eth2", hostAt(ClientV4, 1)) },
 		func() error { return s.Router.AddAddr("eth2", hostAt(ClientV6, 1)) },
-		func() error { return s.Client.AddAddr("eth0", hostAt(ClientV4, 10)) },
-		func() error { return s.Client.AddAddr("eth0", hostAt(ClientV6, 10)) },
+		func() error { v4, _ := ClientAddrs(); return s.Client.AddAddr("eth0", v4) },
+		func() error { _, v6 := ClientAddrs(); return s.Client.AddAddr("eth0", v6) },
 		func() error { return s.Client.AddRoute(SegmentV4, hostAt(ClientV4, 1).Addr()) },
 		func() error { return s.Client.AddRoute(BGPRange, hostAt(ClientV4, 1).Addr()) },
 		func() error { return s.Client.AddRoute(SegmentV6, hostAt(ClientV6, 1).Addr()) },
@@ -112,6 +112,11 @@ func (s *Site) addNode(l *Lab, i int) error {
 // NodeAddrs returns node i's (1-based) addresses on the L2 segment.
 func NodeAddrs(i int) (v4, v6 netip.Prefix) {
 	return hostAt(SegmentV4, 10+i), hostAt(SegmentV6, 0x10+i)
+}
+
+// ClientAddrs returns the client's addresses.
+func ClientAddrs() (v4, v6 netip.Prefix) {
+	return hostAt(ClientV4, 10), hostAt(ClientV6, 10)
 }
 
 // hostAt returns the n-th address of p, with p's length.

@@ -1,0 +1,80 @@
+// Command pier-lab drives the network-namespace lab: `demo` brings up a site
+// with a control plane and waits for Ctrl-C, `clean` removes what earlier
+// runs left behind, `echo` is a TCP/UDP echo server to run inside hosts.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/pier-lb/pier/e2e/echo"
+	"github.com/pier-lb/pier/e2e/kubelab"
+	"github.com/pier-lb/pier/e2e/lab"
+)
+
+const usage = `usage: pier-lab demo [-nodes N] | clean [-all] | echo [-tcp ADDR] [-udp ADDR]`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, usage)
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "demo":
+		err = demo(ctx, log, os.Args[2:])
+	case "clean":
+		err = clean(log, os.Args[2:])
+	case "echo":
+		err = serveEcho(ctx, log, os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown command %q\n%s", os.Args[1], usage)
+	}
+	if err != nil {
+		log.Error("pier-lab failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func demo(ctx context.Context, log *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ExitOnError)
+	nodes := fs.Int("nodes", 3, "node namespaces")
+	fs.Parse(args)
+	env, err := kubelab.Up(ctx, kubelab.Options{Nodes: *nodes, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	if err := env.Describe(os.Stdout); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info("tearing down")
+	return nil
+}
+
+func clean(log *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("clean", flag.ExitOnError)
+	all := fs.Bool("all", false, "also remove labs whose owning process still runs")
+	fs.Parse(args)
+	removed, err := lab.Clean(*all)
+	log.Info("lab clean", "removed", len(removed), "names", removed)
+	return err
+}
+
+func serveEcho(ctx context.Context, log *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("echo", flag.ExitOnError)
+	opts := echo.Options{Logger: log}
+	fs.StringVar(&opts.TCP, "tcp", ":7007", "TCP listen address (empty: none)")
+	fs.StringVar(&opts.UDP, "udp", ":7007", "UDP listen address (empty: none)")
+	fs.Parse(args)
+	return echo.Serve(ctx, opts, os.Stdout)
+}

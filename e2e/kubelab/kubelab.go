@@ -1,0 +1,110 @@
+// Package kubelab joins the two halves of the test world: a lab site
+// (network namespaces) and a real control plane. The API server runs in the
+// root namespace on loopback and is published on the site's management
+// network, each lab host becomes a Node object, and node processes get a
+// kubeconfig that reaches the API server over the management link, as a
+// kubelet's node would.
+package kubelab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/pier-lb/pier/e2e/cluster"
+	"github.com/pier-lb/pier/e2e/lab"
+)
+
+// APIPort is where the API server is published on the management network.
+const APIPort = 6443
+
+// Options configures Up. The zero value is valid.
+type Options struct {
+	Nodes   int    // default 3
+	Prefix  string // lab prefix; default random
+	Cluster cluster.Options
+	Logger  *slog.Logger
+}
+
+// Env is a running site with its control plane.
+type Env struct {
+	Lab     *lab.Lab
+	Site    *lab.Site
+	Cluster *cluster.Cluster
+	Client  kubernetes.Interface
+	// APIServer is the API server's address on the management network.
+	APIServer netip.AddrPort
+	// NodeKubeconfig is the kubeconfig node processes use (it reaches the
+	// API server through the management link).
+	NodeKubeconfig string
+}
+
+// Up starts the control plane, builds the site and registers its nodes.
+// On error everything already made is removed.
+func Up(ctx context.Context, opts Options) (_ *Env, err error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	e := &Env{}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
+	if e.Lab, err = lab.New(lab.Options{Prefix: opts.Prefix, Logger: opts.Logger}); err != nil {
+		return nil, err
+	}
+	opts.Cluster.ServingAddrs = append(opts.Cluster.ServingAddrs, lab.MgmtGateway)
+	if opts.Cluster.Logger == nil {
+		opts.Cluster.Logger = opts.Logger
+	}
+	if e.Cluster, err = cluster.Start(ctx, opts.Cluster); err != nil {
+		return nil, err
+	}
+	if e.Site, err = e.Lab.BuildSite(lab.SiteOptions{Nodes: opts.Nodes}); err != nil {
+		return nil, err
+	}
+	if err = e.publish(); err != nil {
+		return nil, err
+	}
+	if e.Client, err = kubernetes.NewForConfig(e.Cluster.Config); err != nil {
+		return nil, err
+	}
+	if err = registerNodes(ctx, e.Client, e.Site); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *Env) publish() error {
+	host := e.Cluster.Config.Host[len("https://"):]
+	var err error
+	if e.APIServer, err = e.Lab.PublishToManagement(APIPort, host); err != nil {
+		return err
+	}
+	e.NodeKubeconfig = filepath.Join(e.Cluster.Dir, "kubeconfig-nodes")
+	server := "https://" + net.JoinHostPort(e.APIServer.Addr().String(), strconv.Itoa(int(e.APIServer.Port())))
+	return e.Cluster.WriteKubeconfig(e.NodeKubeconfig, server)
+}
+
+// Close removes the lab and stops the control plane.
+func (e *Env) Close() error {
+	var errs []error
+	if e.Lab != nil {
+		errs = append(errs, e.Lab.Close())
+	}
+	if e.Cluster != nil {
+		e.Cluster.Stop()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("tear down lab: %w", err)
+	}
+	return nil
+}
