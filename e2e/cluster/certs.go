@@ -21,9 +21,9 @@ import (
 // certificate, an admin client certificate in system:masters and the
 // service-account signing key.
 type pki struct {
-	CACert, ServingCert, ServingKey string
-	AdminCert, AdminKey             string
-	SAKey                           string // RSA, PEM; the API server derives the public half
+	CACert, ServingCert, ServingKey  string
+	AdminCert, AdminKey              string
+	SAKey                            string // RSA, PEM; the API server derives the public half
 	caPEM, adminCertPEM, adminKeyPEM []byte
 }
 
