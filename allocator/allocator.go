@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
-	"time"
 )
 
 // ServiceKey names a Service.
@@ -157,7 +156,8 @@ func (a *Allocator) Release(key ServiceKey) bool {
 
 // drop releases all of s's addresses and forgets s.
 func (a *Allocator) drop(s *service) {
-	for _, x := range s.list() {
+	xs, n := s.list()
+	for _, x := range xs[:n] {
 		a.unhold(s, x)
 	}
 	delete(a.services, s.key)
@@ -175,9 +175,9 @@ func (a *Allocator) Lookup(key ServiceKey) ([]Assignment, bool) {
 }
 
 func (a *Allocator) assignments(s *service) []Assignment {
-	xs := s.list()
-	out := make([]Assignment, len(xs))
-	for i, x := range xs {
+	xs, n := s.list()
+	out := make([]Assignment, n)
+	for i, x := range xs[:n] {
 		out[i] = Assignment{Addr: x.addr()}
 		if f := a.pools.owner(x); f != nil {
 			out[i].Pool = f.pool.cfg.Name
@@ -208,96 +208,4 @@ func (a *Allocator) unhold(s *service, x ip128) {
 		}
 	}
 	s.unset(x)
-}
-
-// service is what the allocator remembers of a Service holding addresses.
-// It is kept small: there is one per Service.
-type service struct {
-	key     ServiceKey
-	addrs   [2]ip128 // by Family.index
-	flags   uint8    // has4, has6, first6
-	share   *shareInfo
-	created int64 // UnixNano, saturated; see stamp
-}
-
-const (
-	has4 uint8 = 1 << iota
-	has6
-	first6
-)
-
-func famFlag(f Family) uint8 {
-	if f == IPv6 {
-		return has6
-	}
-	return has4
-}
-
-func (s *service) set(x ip128) {
-	f := x.family()
-	s.addrs[f.index()] = x
-	if s.flags&(has4|has6) == 0 && f == IPv6 {
-		s.flags |= first6
-	}
-	s.flags |= famFlag(f)
-}
-
-func (s *service) unset(x ip128) {
-	f := x.family()
-	if s.held(f) && s.addrs[f.index()] == x {
-		s.flags &^= famFlag(f)
-		s.addrs[f.index()] = ip128{}
-	}
-	if s.flags&(has4|has6) == 0 {
-		s.flags = 0
-	}
-}
-
-func (s *service) held(f Family) bool { return s.flags&famFlag(f) != 0 }
-
-// holds reports whether s (possibly nil) holds x.
-func (s *service) holds(x ip128) bool {
-	f := x.family()
-	return s != nil && s.held(f) && s.addrs[f.index()] == x
-}
-
-// list returns the held addresses, primary family first.
-func (s *service) list() []ip128 {
-	order := [2]Family{IPv4, IPv6}
-	if s.flags&first6 != 0 {
-		order = [2]Family{IPv6, IPv4}
-	}
-	out := make([]ip128, 0, 2)
-	for _, f := range order {
-		if s.held(f) {
-			out = append(out, s.addrs[f.index()])
-		}
-	}
-	return out
-}
-
-// newer reports whether s is newer than o: later creation, then greater
-// namespace/name.
-func (s *service) newer(o *service) bool {
-	if s.created != o.created {
-		return s.created > o.created
-	}
-	return s.key.compare(o.key) > 0
-}
-
-var (
-	minStamp = time.Unix(0, -1<<63)
-	maxStamp = time.Unix(0, 1<<63-1)
-)
-
-// stamp converts t to UnixNano, saturating outside 1678-2262 (the zero
-// time sorts first).
-func stamp(t time.Time) int64 {
-	switch {
-	case t.Before(minStamp):
-		return -1 << 63
-	case t.After(maxStamp):
-		return 1<<63 - 1
-	}
-	return t.UnixNano()
 }

@@ -19,25 +19,24 @@ func (a *Allocator) Assign(req Request) ([]Assignment, error) {
 }
 
 func (a *Allocator) assign(req *Request) ([]Assignment, error) {
-	w, err := normalize(req)
-	if err != nil {
+	var w want
+	if err := w.normalize(req); err != nil {
 		return nil, err
 	}
 	s := a.services[req.Service]
-	picks, err := a.plan(w, s)
+	picks, n, err := a.plan(&w, s)
 	if err != nil {
 		return nil, err
 	}
-	return a.assignments(a.commit(w, s, picks)), nil
+	return a.assignments(a.commit(&w, s, picks[:n])), nil
 }
 
 // plan picks an address per wanted family without changing anything and
 // applies the family policy to the failures: PreferDualStack may end with
 // one family, unless addresses were requested (then all must succeed).
-func (a *Allocator) plan(w *want, s *service) ([]ip128, error) {
+func (a *Allocator) plan(w *want, s *service) (picks [2]ip128, n int, err error) {
 	var buf [8]*poolState
 	cands, cerr := a.candidates(w, buf[:0])
-	var picks []ip128
 	var errs [2]error
 	for i, f := range w.families() {
 		x, err := a.pick(w, s, f, cands, cerr)
@@ -45,16 +44,16 @@ func (a *Allocator) plan(w *want, s *service) ([]ip128, error) {
 			errs[i] = fmt.Errorf("%s: %w", f, err)
 			continue
 		}
-		picks = append(picks, x)
+		picks[n] = x
+		n++
 	}
 	switch {
-	case errs[0] != nil && (errs[1] != nil || w.n == 1):
-		return nil, joinErrs(errs)
-	case (w.req.Policy == RequireDualStack || w.asked != 0) && len(picks) < w.n:
-		return nil, joinErrs(errs) // every requested address, or both families
-
+	case n == 0:
+		return picks, 0, joinErrs(errs)
+	case (w.policy == RequireDualStack || w.asked != 0) && n < w.n:
+		return picks, 0, joinErrs(errs) // every requested address, or both families
 	}
-	return picks, nil
+	return picks, n, nil
 }
 
 func joinErrs(errs [2]error) error {
@@ -74,7 +73,7 @@ func (a *Allocator) pick(w *want, s *service, f Family, cands []*poolState, cerr
 		return x, a.checkRequested(w, s, x)
 	}
 	if s != nil && s.held(f) {
-		x := s.addrs[f.index()]
+		x := s.addr(f)
 		if a.keeps(w, s, x) {
 			return x, nil
 		}
@@ -90,7 +89,7 @@ func (a *Allocator) pick(w *want, s *service, f Family, cands []*poolState, cerr
 
 // keeps reports whether s may keep x under request w.
 func (a *Allocator) keeps(w *want, s *service, x ip128) bool {
-	if p := w.req.Pool; p != "" {
+	if p := w.pool; p != "" {
 		if f := a.pools.owner(x); f == nil || f.pool.cfg.Name != p {
 			return false
 		}
@@ -102,7 +101,7 @@ func (a *Allocator) keeps(w *want, s *service, x ip128) bool {
 // assignable from an eligible pool unless s holds it already, and free or
 // shareable.
 func (a *Allocator) checkRequested(w *want, s *service, x ip128) error {
-	name := w.req.Pool
+	name := w.pool
 	if name != "" && a.pools.byName[name] == nil {
 		return fmt.Errorf("pool %q: %w", name, ErrUnknownPool)
 	}
@@ -121,18 +120,17 @@ func (a *Allocator) checkRequested(w *want, s *service, x ip128) error {
 	case !a.eligible(w, f.pool):
 		return fmt.Errorf("%s: pool %q: %w", x, f.pool.cfg.Name, ErrNoEligiblePool)
 	}
-	return a.canJoin(x, w.req.Service, w.share)
+	return a.canJoin(x, w.key, w.share)
 }
 
 func (a *Allocator) eligible(w *want, p *poolState) bool {
-	r := w.req
-	return p.cfg.eligible(r.Service.Namespace, r.NamespaceLabels, r.ServiceLabels)
+	return p.cfg.eligible(w.key.Namespace, w.nsLabels, w.svcLabels)
 }
 
 // candidates returns the pools that may hand out new addresses to w, best
 // first: the named pool, or every eligible auto-assign pool.
 func (a *Allocator) candidates(w *want, buf []*poolState) ([]*poolState, error) {
-	if name := w.req.Pool; name != "" {
+	if name := w.pool; name != "" {
 		p := a.pools.byName[name]
 		switch {
 		case p == nil:
@@ -163,7 +161,7 @@ func (a *Allocator) findShared(w *want, f Family, cands []*poolState) (ip128, bo
 		for _, x := range a.byKey[w.share.key] {
 			fs := p.fams[f.index()]
 			if fs != nil && x.family() == f && a.pools.owner(x) == fs &&
-				a.canJoin(x, w.req.Service, w.share) == nil {
+				a.canJoin(x, w.key, w.share) == nil {
 				return x, true
 			}
 		}
@@ -194,13 +192,14 @@ func (a *Allocator) findFree(f Family, cands []*poolState) (ip128, error) {
 // commit makes s (created if nil) hold exactly picks.
 func (a *Allocator) commit(w *want, s *service, picks []ip128) *service {
 	if s == nil {
-		s = &service{key: w.req.Service}
+		s = &service{key: w.key}
 		a.services[s.key] = s
 	} else if s.same(picks, w.share) {
 		s.created = w.created
 		return s
 	}
-	for _, x := range s.list() {
+	held, n := s.list()
+	for _, x := range held[:n] {
 		a.unhold(s, x)
 	}
 	s.flags, s.share, s.created = 0, w.share, w.created
@@ -212,11 +211,11 @@ func (a *Allocator) commit(w *want, s *service, picks []ip128) *service {
 
 // same reports whether s holds exactly picks, in order, with share info sh.
 func (s *service) same(picks []ip128, sh *shareInfo) bool {
-	held := s.list()
-	if len(held) != len(picks) || !s.share.equal(sh) {
+	held, n := s.list()
+	if n != len(picks) || !s.share.equal(sh) {
 		return false
 	}
-	for i := range held {
+	for i := range held[:n] {
 		if held[i] != picks[i] {
 			return false
 		}

@@ -25,7 +25,8 @@ func (a *Allocator) checkServices() error {
 		if s.flags&(has4|has6) == 0 {
 			return fmt.Errorf("service %s holds nothing", k)
 		}
-		for _, x := range s.list() {
+		xs, n := s.list()
+		for _, x := range xs[:n] {
 			if !slices.Contains(a.of(x), s) {
 				return fmt.Errorf("service %s holds %s but is not a holder", k, x)
 			}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -35,13 +36,17 @@ type Request struct {
 
 // want is a validated, normalized Request.
 type want struct {
-	req     *Request
-	fams    [2]Family // fams[:n], primary first
-	n       int
-	addrs   [2]ip128 // requested, by Family.index
-	asked   uint8    // has4/has6 for addrs
-	share   *shareInfo
-	created int64
+	key       ServiceKey
+	policy    FamilyPolicy
+	pool      string
+	nsLabels  map[string]string
+	svcLabels map[string]string
+	fams      [2]Family // fams[:n], primary first
+	n         int
+	addrs     [2]ip128 // requested, by Family.index
+	asked     uint8    // has4/has6 for addrs
+	share     *shareInfo
+	created   int64
 }
 
 func (w *want) families() []Family { return w.fams[:w.n] }
@@ -50,21 +55,25 @@ func (w *want) requested(f Family) (ip128, bool) {
 	return w.addrs[f.index()], w.asked&famFlag(f) != 0
 }
 
-func normalize(r *Request) (*want, error) {
+// normalize fills w from r.
+func (w *want) normalize(r *Request) error {
 	if r.Service.Name == "" {
-		return nil, fmt.Errorf("%w: empty service name", ErrInvalidRequest)
+		return fmt.Errorf("%w: empty service name", ErrInvalidRequest)
 	}
-	w := &want{req: r, share: newShareInfo(r.SharingKey, r.Ports), created: stamp(r.Created)}
-	if err := w.setAddrs(r.Addrs); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+	*w = want{key: r.Service, policy: r.Policy, pool: r.Pool, nsLabels: r.NamespaceLabels,
+		svcLabels: r.ServiceLabels, share: newShareInfo(r.SharingKey, r.Ports), created: stamp(r.Created)}
+	if err := w.setAddrs(r.Addrs, len(r.Families) == 0); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidRequest, err)
 	}
 	if err := w.setFamilies(r); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+		return fmt.Errorf("%w: %w", ErrInvalidRequest, err)
 	}
-	return w, nil
+	return nil
 }
 
-func (w *want) setAddrs(addrs []netip.Addr) error {
+// setAddrs records requested addresses; they set the family order when
+// the request gives none.
+func (w *want) setAddrs(addrs []netip.Addr, order bool) error {
 	for _, a := range addrs {
 		a, err := normAddr(a)
 		if err != nil {
@@ -76,8 +85,8 @@ func (w *want) setAddrs(addrs []netip.Addr) error {
 		}
 		w.asked |= famFlag(f)
 		w.addrs[f.index()] = ipOf(a)
-		if len(w.req.Families) == 0 {
-			w.push(f) // no families given: requested addresses set the order
+		if order {
+			w.push(f)
 		}
 	}
 	return nil
@@ -128,7 +137,7 @@ func (w *want) keepRequested(p FamilyPolicy) error {
 		}
 	}
 	if n != popcount(w.asked) {
-		return fmt.Errorf("requested addresses do not match IP families %v (%s)", w.families(), p)
+		return fmt.Errorf("requested addresses do not match IP families %v (%s)", slices.Clone(w.families()), p)
 	}
 	if p == RequireDualStack && n != 2 {
 		return fmt.Errorf("%s needs one requested address per family", p)

@@ -47,8 +47,10 @@ func newHolders() holders {
 
 // of returns the holders of x, sorted by key.
 func (h *holders) of(x ip128) []*service {
-	if l := h.shared[x]; l != nil {
-		return l
+	if len(h.shared) > 0 {
+		if l := h.shared[x]; l != nil {
+			return l
+		}
 	}
 	if s := h.byAddr[x]; s != nil {
 		return []*service{s}
@@ -69,7 +71,7 @@ func (h *holders) add(x ip128, s *service) bool {
 	case first == s:
 		return false
 	}
-	l := h.shared[x]
+	l := h.shared[x] // first != s: x is (or becomes) shared
 	if l == nil {
 		l = []*service{first}
 	}
@@ -84,7 +86,10 @@ func (h *holders) add(x ip128, s *service) bool {
 
 // remove drops s as a holder of x and reports whether x is now free.
 func (h *holders) remove(x ip128, s *service) bool {
-	l := h.shared[x]
+	var l []*service
+	if len(h.shared) > 0 {
+		l = h.shared[x]
+	}
 	if l == nil {
 		if h.byAddr[x] != s {
 			return false
