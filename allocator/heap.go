@@ -7,8 +7,6 @@ type addrHeap struct {
 	index map[ip128]int
 }
 
-func (h *addrHeap) len() int { return len(h.items) }
-
 func (h *addrHeap) min() (ip128, bool) {
 	if len(h.items) == 0 {
 		return ip128{}, false
