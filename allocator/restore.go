@@ -96,17 +96,15 @@ func (a *Allocator) restore(c *Claim, out []Conflict) []Conflict {
 	if c.Service.Name == "" {
 		return append(out, invalid(c, netip.Addr{}, "empty service name"))
 	}
-	s := a.services[c.Service]
-	if s != nil {
-		a.drop(s)
+	if old := a.services[c.Service]; old != nil {
+		a.drop(old)
 	}
-	s = &service{key: c.Service, share: newShareInfo(c.SharingKey, c.Ports), created: stamp(c.Created)}
-	a.services[s.key] = s
+	s := &service{key: c.Service, share: newShareInfo(c.SharingKey, c.Ports), created: stamp(c.Created)}
 	for _, addr := range c.Addrs {
 		out = a.restoreAddr(s, c, addr, out)
 	}
-	if s.flags == 0 {
-		delete(a.services, s.key)
+	if s.flags != 0 {
+		a.services[s.key] = s
 	}
 	return out
 }
