@@ -1,0 +1,20 @@
+package v1alpha1
+
+// Service annotations Pier reads and writes.
+const (
+	// AnnotationLoadBalancerIPs requests specific addresses: one, or one per
+	// family separated by a comma ("198.51.100.210,2001:db8:100::210").
+	AnnotationLoadBalancerIPs = "pier.dev/loadBalancerIPs"
+	// AnnotationAddressPool requests addresses from the named pool.
+	AnnotationAddressPool = "pier.dev/address-pool"
+	// AnnotationAllowSharedIP is the sharing key: Services with the same key
+	// may share an address when their ports do not clash.
+	AnnotationAllowSharedIP = "pier.dev/allow-shared-ip"
+	// AnnotationAllocatedFromPool is written by Pier: the pool the Service's
+	// addresses came from.
+	AnnotationAllocatedFromPool = "pier.dev/ip-allocated-from-pool"
+)
+
+// LoadBalancerClass is the spec.loadBalancerClass Pier serves when told to
+// serve only its own class.
+const LoadBalancerClass = "pier.dev/lb"

@@ -1,0 +1,144 @@
+package v1alpha1
+
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+// AddressFamily is a BGP address family a session carries.
+// +kubebuilder:validation:Enum=IPv4Unicast;IPv6Unicast
+type AddressFamily string
+
+const (
+	IPv4Unicast AddressFamily = "IPv4Unicast"
+	IPv6Unicast AddressFamily = "IPv6Unicast"
+)
+
+// SecretKeyRef names a key of a Secret in the BGPPeer's namespace.
+type SecretKeyRef struct {
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Key defaults to "password".
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// BGPPeerSpec is one BGP session, opened from every selected node.
+type BGPPeerSpec struct {
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4294967295
+	MyASN uint32 `json:"myASN"`
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4294967295
+	PeerASN uint32 `json:"peerASN"`
+	// PeerAddress is the router's IPv4 or IPv6 address.
+	// +kubebuilder:validation:MinLength=1
+	PeerAddress string `json:"peerAddress"`
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +kubebuilder:default:=179
+	// +optional
+	PeerPort uint16 `json:"peerPort,omitempty"`
+	// +optional
+	SourceAddress string `json:"sourceAddress,omitempty"`
+	// RouterID defaults to the node's IPv4 address.
+	// +optional
+	RouterID string `json:"routerID,omitempty"`
+	// HoldTime: 0 or at least 3s. Default 90s.
+	// +optional
+	HoldTime *metav1.Duration `json:"holdTime,omitempty"`
+	// KeepaliveTime defaults to a third of HoldTime and may not exceed it.
+	// +optional
+	KeepaliveTime *metav1.Duration `json:"keepaliveTime,omitempty"`
+	// ConnectTime is the retry interval for a session that is down.
+	// +optional
+	ConnectTime *metav1.Duration `json:"connectTime,omitempty"`
+	// +optional
+	EBGPMultiHop bool `json:"ebgpMultiHop,omitempty"`
+	// PasswordSecret holds the TCP MD5 password; never inline.
+	// +optional
+	PasswordSecret *SecretKeyRef `json:"passwordSecret,omitempty"`
+	// +optional
+	NodeSelectors []metav1.LabelSelector `json:"nodeSelectors,omitempty"`
+	// +optional
+	EnableGracefulRestart bool `json:"enableGracefulRestart,omitempty"`
+	// AddressFamilies the session carries; default: the peer address's own.
+	// +optional
+	// +listType=set
+	AddressFamilies []AddressFamily `json:"addressFamilies,omitempty"`
+}
+
+// BGPPeer is a router the speakers peer with.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:shortName=bgppeer
+// +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.spec.peerAddress`
+// +kubebuilder:printcolumn:name="ASN",type=integer,JSONPath=`.spec.peerASN`
+// +kubebuilder:printcolumn:name="My ASN",type=integer,JSONPath=`.spec.myASN`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type BGPPeer struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec BGPPeerSpec `json:"spec"`
+}
+
+// BGPPeerList is a list of BGPPeer.
+//
+// +kubebuilder:object:root=true
+type BGPPeerList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []BGPPeer `json:"items"`
+}
+
+// BGPAdvertisementSpec says how pools are announced over BGP.
+type BGPAdvertisementSpec struct {
+	// AggregationLength for IPv4 paths; default 32.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=32
+	// +optional
+	AggregationLength *int32 `json:"aggregationLength,omitempty"`
+	// AggregationLengthV6 for IPv6 paths; default 128.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=128
+	// +optional
+	AggregationLengthV6 *int32 `json:"aggregationLengthV6,omitempty"`
+	// +optional
+	LocalPref *uint32 `json:"localPref,omitempty"`
+	// Communities: "65000:100", a well-known name ("no-export"), or a large
+	// community "large:65000:1:2".
+	// +optional
+	Communities []string `json:"communities,omitempty"`
+	// +optional
+	IPAddressPools []string `json:"ipAddressPools,omitempty"`
+	// +optional
+	IPAddressPoolSelectors []metav1.LabelSelector `json:"ipAddressPoolSelectors,omitempty"`
+	// +optional
+	NodeSelectors []metav1.LabelSelector `json:"nodeSelectors,omitempty"`
+	// Peers by BGPPeer name; none means all.
+	// +optional
+	Peers []string `json:"peers,omitempty"`
+	// +optional
+	ServiceSelectors []metav1.LabelSelector `json:"serviceSelectors,omitempty"`
+}
+
+// BGPAdvertisement announces pools to BGP peers.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:shortName=bgpadv
+// +kubebuilder:printcolumn:name="Pools",type=string,JSONPath=`.spec.ipAddressPools`
+// +kubebuilder:printcolumn:name="Peers",type=string,JSONPath=`.spec.peers`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type BGPAdvertisement struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec BGPAdvertisementSpec `json:"spec,omitempty"`
+}
+
+// BGPAdvertisementList is a list of BGPAdvertisement.
+//
+// +kubebuilder:object:root=true
+type BGPAdvertisementList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []BGPAdvertisement `json:"items"`
+}
