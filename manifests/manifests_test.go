@@ -1,0 +1,38 @@
+package manifests_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/pier-lb/pier/e2e/cluster"
+	"github.com/pier-lb/pier/manifests"
+)
+
+func TestCRDsParse(t *testing.T) {
+	crds, err := manifests.CRDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range crds {
+		names = append(names, c.Name)
+	}
+	want := []string{"bgpadvertisements.pier.dev", "bgppeers.pier.dev", "ipaddresspools.pier.dev", "l2advertisements.pier.dev"}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("CRDs (-want +got):\n%s", diff)
+	}
+}
+
+func TestInstallCRDsTwice(t *testing.T) {
+	c := cluster.ForTest(t, cluster.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := 0; i < 2; i++ { // the second run updates in place
+		if err := manifests.InstallCRDs(ctx, c.Config); err != nil {
+			t.Fatalf("install %d: %v", i+1, err)
+		}
+	}
+}
