@@ -1,0 +1,264 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
+)
+
+// BGP session defaults.
+const (
+	DefaultPeerPort    = 179
+	DefaultHoldTime    = 90 * time.Second
+	DefaultConnectTime = 10 * time.Second
+	// DefaultPasswordKey is the Secret key holding the TCP MD5 password.
+	DefaultPasswordKey = "password"
+	// asTrans is AS_TRANS (RFC 6793), a placeholder, never a real ASN.
+	asTrans = 23456
+	// maxHoldTime is the largest hold time the OPEN message can carry.
+	maxHoldTime = 65535 * time.Second
+)
+
+// BGPPeer is one BGP session, opened from every selected node.
+type BGPPeer struct {
+	Namespace, Name string
+	MyASN, PeerASN  uint32
+	Address         netip.Addr
+	Port            uint16 // default 179
+	// SourceAddress, when valid, is the local address of the session; it
+	// has the family of Address.
+	SourceAddress netip.Addr
+	// RouterID, when valid, is an IPv4 address; else the node's IPv4
+	// address is used.
+	RouterID netip.Addr
+	// HoldTime is 0 (no keepalives, no hold timer) or 3s to 65535s, whole
+	// seconds; default 90s. KeepaliveTime defaults to a third of HoldTime,
+	// rounded down to whole seconds. ConnectTime (default 10s) is the retry
+	// interval while the session is down.
+	HoldTime, KeepaliveTime, ConnectTime time.Duration
+	EBGPMultiHop                         bool
+	GracefulRestart                      bool
+	// PasswordSecret names the Secret key holding the TCP MD5 password;
+	// nil means no password. The password itself is never in the Config.
+	PasswordSecret *SecretRef
+	// NodeSelectors pick the nodes that open the session; empty means all.
+	NodeSelectors Selectors
+	// Families the session carries, IPv4Unicast first, no duplicates;
+	// default: the family of Address. A family other than the session's
+	// own (IPv6 routes over an IPv4 session or the reverse) is allowed:
+	// the routes then carry a next hop of the other family (RFC 8950
+	// extended next hop), which the router must support.
+	Families []v1alpha1.AddressFamily
+}
+
+// SecretRef names one key of a Secret.
+type SecretRef struct{ Namespace, Name, Key string }
+
+func (p *parser) parsePeers(in []*v1alpha1.BGPPeer) {
+	seen := map[string]Ref{} // session key -> first peer
+	for _, o := range in {
+		r := refOf(KindBGPPeer, &o.ObjectMeta)
+		if !p.checkName(r) || !p.unique(r, p.peers) {
+			continue
+		}
+		n := len(p.errs)
+		peer := p.parsePeer(r, &o.Spec)
+		if p.failed(n) {
+			continue
+		}
+		if prev, dup := seen[peer.sessionKey()]; dup {
+			e := p.fail(r, "spec", "same session as %s (peer address, port, myASN and node selectors)", prev)
+			e.Related = []Ref{prev}
+			continue
+		}
+		seen[peer.sessionKey()] = r
+		p.cfg.BGPPeers = append(p.cfg.BGPPeers, peer)
+	}
+}
+
+// sessionKey is equal for two peers that would open the same session
+// from the same nodes.
+func (b *BGPPeer) sessionKey() string {
+	return fmt.Sprintf("%s|%d|%d|%s", b.Address, b.Port, b.MyASN, b.NodeSelectors.key())
+}
+
+func (p *parser) parsePeer(r Ref, s *v1alpha1.BGPPeerSpec) BGPPeer {
+	b := BGPPeer{
+		Namespace:       r.Namespace,
+		Name:            r.Name,
+		MyASN:           p.asn(r, "spec.myASN", s.MyASN),
+		PeerASN:         p.asn(r, "spec.peerASN", s.PeerASN),
+		Port:            cmpOr(s.PeerPort, DefaultPeerPort),
+		EBGPMultiHop:    s.EBGPMultiHop,
+		GracefulRestart: s.EnableGracefulRestart,
+		NodeSelectors:   p.selectors(r, "spec.nodeSelectors", s.NodeSelectors),
+	}
+	b.Address = p.addr(r, "spec.peerAddress", s.PeerAddress)
+	if s.SourceAddress != "" {
+		b.SourceAddress = p.sourceAddr(r, s.SourceAddress, b.Address)
+	}
+	if s.RouterID != "" {
+		b.RouterID = p.routerID(r, s.RouterID)
+	}
+	p.timers(r, s, &b)
+	b.PasswordSecret = p.secret(r, s.PasswordSecret)
+	b.Families = p.families(r, s.AddressFamilies, b.Address)
+	return b
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+func (p *parser) asn(r Ref, path string, asn uint32) uint32 {
+	switch asn {
+	case 0:
+		p.fail(r, path, "ASN 0 is reserved; want 1 to 4294967295")
+	case asTrans:
+		p.fail(r, path, "ASN 23456 is AS_TRANS, a placeholder for 4-byte ASNs, not a real ASN")
+	}
+	return asn
+}
+
+// addr parses a unicast address without zone.
+func (p *parser) addr(r Ref, path, s string) netip.Addr {
+	a, err := netip.ParseAddr(s)
+	switch {
+	case err != nil:
+		p.fail(r, path, "%q is not an IP address", s)
+	case a.Zone() != "":
+		p.fail(r, path, "%q: addresses with a zone are not supported", s)
+	case a.Is4In6():
+		p.fail(r, path, "%q is IPv4-mapped IPv6; write it as %s", s, a.Unmap())
+	case a.IsUnspecified() || a.IsMulticast():
+		p.fail(r, path, "%q is not a unicast address", s)
+	default:
+		return a
+	}
+	return netip.Addr{}
+}
+
+func (p *parser) sourceAddr(r Ref, s string, peer netip.Addr) netip.Addr {
+	a := p.addr(r, "spec.sourceAddress", s)
+	if a.IsValid() && peer.IsValid() && a.Is4() != peer.Is4() {
+		p.fail(r, "spec.sourceAddress", "%s and the peer address %s are of different IP families", a, peer)
+		return netip.Addr{}
+	}
+	return a
+}
+
+func (p *parser) routerID(r Ref, s string) netip.Addr {
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() || a.IsUnspecified() {
+		p.fail(r, "spec.routerID", "%q is not a router ID: want a non-zero IPv4 address", s)
+		return netip.Addr{}
+	}
+	return a
+}
+
+// timers sets the hold, keepalive and connect times of b, with defaults.
+func (p *parser) timers(r Ref, s *v1alpha1.BGPPeerSpec, b *BGPPeer) {
+	b.HoldTime = durationOr(s.HoldTime, DefaultHoldTime)
+	holdOK := p.checkHold(r, b.HoldTime)
+	b.KeepaliveTime = durationOr(s.KeepaliveTime, (b.HoldTime / 3).Truncate(time.Second))
+	if s.KeepaliveTime != nil && p.wholeSeconds(r, "spec.keepaliveTime", b.KeepaliveTime) && holdOK {
+		p.checkKeepalive(r, b.KeepaliveTime, b.HoldTime)
+	}
+	b.ConnectTime = durationOr(s.ConnectTime, DefaultConnectTime)
+	if p.wholeSeconds(r, "spec.connectTime", b.ConnectTime) && b.ConnectTime == 0 {
+		p.fail(r, "spec.connectTime", "must be at least 1s")
+	}
+}
+
+func durationOr(d *metav1.Duration, def time.Duration) time.Duration {
+	if d == nil {
+		return def
+	}
+	return d.Duration
+}
+
+// wholeSeconds refuses negative durations and fractions of a second: BGP
+// timers are carried and run in seconds.
+func (p *parser) wholeSeconds(r Ref, path string, d time.Duration) bool {
+	switch {
+	case d < 0:
+		p.fail(r, path, "%s is negative", d)
+	case d%time.Second != 0:
+		p.fail(r, path, "%s is not a whole number of seconds", d)
+	default:
+		return true
+	}
+	return false
+}
+
+func (p *parser) checkHold(r Ref, hold time.Duration) bool {
+	const path = "spec.holdTime"
+	if !p.wholeSeconds(r, path, hold) {
+		return false
+	}
+	if hold != 0 && (hold < 3*time.Second || hold > maxHoldTime) {
+		p.fail(r, path, "%s: want 0 (no hold timer) or 3s to 65535s", hold)
+		return false
+	}
+	return true
+}
+
+func (p *parser) checkKeepalive(r Ref, keepalive, hold time.Duration) {
+	const path = "spec.keepaliveTime"
+	switch {
+	case keepalive > hold:
+		p.fail(r, path, "%s exceeds the hold time %s", keepalive, hold)
+	case keepalive == 0 && hold != 0:
+		p.fail(r, path, "0 with a hold time of %s would let the session expire; want 1s to %s", hold, hold)
+	}
+}
+
+func (p *parser) secret(r Ref, s *v1alpha1.SecretKeyRef) *SecretRef {
+	if s == nil {
+		return nil
+	}
+	const path = "spec.passwordSecret"
+	ref := &SecretRef{Namespace: r.Namespace, Name: s.Name, Key: cmpOr(s.Key, DefaultPasswordKey)}
+	if s.Name == "" {
+		p.fail(r, path+".name", "must name a Secret")
+	} else if errs := validation.IsDNS1123Subdomain(s.Name); len(errs) > 0 {
+		p.fail(r, path+".name", "%q is not a Secret name: %s", s.Name, errs[0])
+	}
+	if errs := validation.IsConfigMapKey(ref.Key); len(errs) > 0 {
+		p.fail(r, path+".key", "%q is not a Secret key: %s", ref.Key, errs[0])
+	}
+	return ref
+}
+
+// families checks the address families, or defaults to the peer's own.
+func (p *parser) families(r Ref, in []v1alpha1.AddressFamily, peer netip.Addr) []v1alpha1.AddressFamily {
+	if len(in) == 0 {
+		if peer.Is6() {
+			return []v1alpha1.AddressFamily{v1alpha1.IPv6Unicast}
+		}
+		return []v1alpha1.AddressFamily{v1alpha1.IPv4Unicast}
+	}
+	var out []v1alpha1.AddressFamily
+	for i, f := range in {
+		switch {
+		case f != v1alpha1.IPv4Unicast && f != v1alpha1.IPv6Unicast:
+			p.fail(r, field("spec.addressFamilies", i), "%q is not a family: want %s or %s", f, v1alpha1.IPv4Unicast, v1alpha1.IPv6Unicast)
+		case slices.Contains(out, f):
+			p.fail(r, field("spec.addressFamilies", i), "%s is listed twice", f)
+		default:
+			out = append(out, f)
+		}
+	}
+	slices.Sort(out) // "IPv4Unicast" < "IPv6Unicast"
+	return out
+}
