@@ -1,0 +1,73 @@
+// Command pier-controller assigns LoadBalancer addresses to Services from
+// Pier's IPAddressPools. Run two replicas: one leads, the other stands by.
+package main
+
+import (
+	"flag"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/pier-lb/pier/controller"
+)
+
+func main() {
+	var opts controller.ManagerOptions
+	kubeconfig := flag.String("kubeconfig", "", "kubeconfig file (default: in-cluster)")
+	flag.StringVar(&opts.Namespace, "namespace", envOr("POD_NAMESPACE", "pier-system"), "namespace of Pier's configuration and Lease")
+	flag.BoolVar(&opts.OnlyOwnClass, "only-own-class", false, "serve only Services with spec.loadBalancerClass pier.dev/lb")
+	flag.BoolVar(&opts.LeaderElection, "leader-elect", true, "elect one active replica on a Lease")
+	flag.DurationVar(&opts.LeaseDuration, "lease-duration", 3*time.Second, "leader lease duration")
+	flag.DurationVar(&opts.RenewDeadline, "renew-deadline", 2*time.Second, "leader renew deadline")
+	flag.DurationVar(&opts.RetryPeriod, "retry-period", 500*time.Millisecond, "leader election retry period")
+	flag.StringVar(&opts.MetricsAddr, "metrics-addr", ":7472", `metrics listen address ("0": off)`)
+	flag.StringVar(&opts.HealthAddr, "health-addr", ":7473", `/healthz and /readyz listen address ("0": off)`)
+	level := flag.String("log-level", "info", "debug, info, warn or error")
+	flag.Parse()
+
+	log := newLogger(*level)
+	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
+	cfg, err := restConfig(*kubeconfig)
+	if err != nil {
+		log.Error("kubeconfig", "err", err)
+		os.Exit(1)
+	}
+	opts.Config, opts.Logger, opts.Registerer = cfg, log, ctrlmetrics.Registry
+	mgr, _, err := controller.NewManager(opts)
+	if err != nil {
+		log.Error("set up controller", "err", err)
+		os.Exit(1)
+	}
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		log.Error("controller stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
+	return rest.InClusterConfig()
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}

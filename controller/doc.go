@@ -1,0 +1,18 @@
+// Package controller assigns LoadBalancer addresses to Services.
+//
+// One controller is active at a time (leader election on a Lease). It
+// watches Services, Pier's IPAddressPools and Namespaces through informers
+// and reconciles one Service at a time: it turns the Service into an
+// allocator.Request (families, requested addresses, pool, sharing key,
+// ports, labels), asks the allocator, and writes status.loadBalancer.ingress
+// and the pier.dev/ip-allocated-from-pool annotation, with an event for
+// every assignment and every failure.
+//
+// Before it assigns anything, the controller restores every assignment it
+// finds in Service status into the allocator, oldest Service first, so a
+// restart or a leader change never moves an address that is in use. Pool
+// edits are applied with allocator.SetPools, which never moves an address
+// either: Services left outside every pool keep their address and get an
+// AddressOrphaned warning event. An invalid pool configuration (as
+// config.Parse judges it) is refused and the last good one is kept.
+package controller

@@ -1,0 +1,129 @@
+package controller
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
+)
+
+// ManagerOptions configures the process around the controller.
+type ManagerOptions struct {
+	Config       *rest.Config
+	Namespace    string // where Pier's configuration and its Lease live
+	OnlyOwnClass bool
+	// LeaderElection on a Lease named LeaderElectionID (default
+	// "pier-controller"). The timings default to a 3 s lease renewed every
+	// 0.5 s, so a standby takes over within about 3.5 s of the leader's death.
+	LeaderElection   bool
+	LeaderElectionID string
+	LeaseDuration    time.Duration
+	RenewDeadline    time.Duration
+	RetryPeriod      time.Duration
+	// MetricsAddr and HealthAddr are listen addresses; "0" turns one off.
+	MetricsAddr, HealthAddr string
+	// Registerer receives the controller's metrics; the manager's metrics
+	// server serves whatever is registered with controller-runtime's registry.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+}
+
+// NewManager builds a controller-runtime manager running the controller.
+func NewManager(opts ManagerOptions) (manager.Manager, *Controller, error) {
+	if opts.Config == nil || opts.Namespace == "" || opts.Registerer == nil {
+		return nil, nil, errors.New("controller manager: config, namespace and registerer are required")
+	}
+	opts.defaults()
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, nil, err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return nil, nil, err
+	}
+	mgr, err := manager.New(opts.Config, managerOptions(opts, scheme))
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := New(Options{
+		Client:       mgr.GetClient(),
+		Namespace:    opts.Namespace,
+		OnlyOwnClass: opts.OnlyOwnClass,
+		Recorder:     mgr.GetEventRecorder("pier-controller"),
+		Metrics:      NewMetrics(opts.Registerer),
+		Logger:       opts.Logger,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := c.SetupWithManager(mgr); err != nil {
+		return nil, nil, err
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, nil, err
+	}
+	if err := mgr.AddReadyzCheck("informers", func(req *http.Request) error {
+		if !mgr.GetCache().WaitForCacheSync(req.Context()) {
+			return errors.New("informer caches not synced")
+		}
+		return nil
+	}); err != nil {
+		return nil, nil, err
+	}
+	return mgr, c, nil
+}
+
+func (o *ManagerOptions) defaults() {
+	if o.LeaderElectionID == "" {
+		o.LeaderElectionID = "pier-controller"
+	}
+	if o.LeaseDuration == 0 {
+		o.LeaseDuration = 3 * time.Second
+	}
+	if o.RenewDeadline == 0 {
+		o.RenewDeadline = 2 * time.Second
+	}
+	if o.RetryPeriod == 0 {
+		o.RetryPeriod = 500 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func managerOptions(o ManagerOptions, scheme *runtime.Scheme) manager.Options {
+	return manager.Options{
+		Scheme: scheme,
+		Logger: logr.FromSlogHandler(o.Logger.Handler()),
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			// Pier's configuration is read from its own namespace only.
+			&v1alpha1.IPAddressPool{}: {Namespaces: map[string]cache.Config{o.Namespace: {}}},
+		}},
+		LeaderElection:                o.LeaderElection,
+		LeaderElectionID:              o.LeaderElectionID,
+		LeaderElectionNamespace:       o.Namespace,
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &o.LeaseDuration,
+		RenewDeadline:                 &o.RenewDeadline,
+		RetryPeriod:                   &o.RetryPeriod,
+		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:        o.HealthAddr,
+		// Tests run several managers in one process.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	}
+}

@@ -1,0 +1,178 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/pier-lb/pier/allocator"
+	"github.com/pier-lb/pier/api/v1alpha1"
+)
+
+// Reconcile brings one Service's addresses and status in line with the
+// allocator.
+func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	if err := c.ready(ctx); err != nil {
+		return reconcile.Result{}, err
+	}
+	key := allocator.ServiceKey{Namespace: req.Namespace, Name: req.Name}
+	var svc corev1.Service
+	if err := c.opts.Client.Get(ctx, req.NamespacedName, &svc); err != nil {
+		if apierrors.IsNotFound(err) {
+			c.release(key)
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, err
+	}
+	if !serves(&svc, c.opts.OnlyOwnClass) {
+		return reconcile.Result{}, c.stopServing(ctx, &svc)
+	}
+	return reconcile.Result{}, c.assign(ctx, &svc)
+}
+
+func (c *Controller) release(key allocator.ServiceKey) {
+	if c.alloc.Release(key) {
+		c.log.Info("released", "service", key)
+		c.statsChanged()
+	}
+}
+
+// stopServing releases a Service that is no longer Pier's (type or class
+// changed) and clears the status Pier wrote.
+func (c *Controller) stopServing(ctx context.Context, svc *corev1.Service) error {
+	held, ok := c.alloc.Lookup(keyOf(svc))
+	if !ok {
+		return nil
+	}
+	c.release(keyOf(svc))
+	if !sameIngress(svc.Status.LoadBalancer.Ingress, ingressFor(held)) {
+		return nil // someone else's status now
+	}
+	patch := client.MergeFrom(svc.DeepCopy())
+	svc.Status.LoadBalancer.Ingress = nil
+	if err := c.opts.Client.Status().Patch(ctx, svc, patch); err != nil {
+		return fmt.Errorf("clear status of %s: %w", keyOf(svc), err)
+	}
+	c.opts.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, "IPReleased", "Release", "no longer a LoadBalancer served by Pier")
+	return nil
+}
+
+func (c *Controller) assign(ctx context.Context, svc *corev1.Service) error {
+	start := c.opts.Clock.Now()
+	nsLabels, err := c.namespaceLabels(ctx, svc.Namespace)
+	if err != nil {
+		return err
+	}
+	req, err := requestFor(svc, nsLabels)
+	if err != nil {
+		c.fail(svc, "InvalidRequest", err)
+		return nil
+	}
+	as, err := c.alloc.Assign(req)
+	if err != nil {
+		c.fail(svc, reasonOf(err), err)
+		return nil
+	}
+	changed, err := c.writeStatus(ctx, svc, as)
+	if err != nil {
+		return err
+	}
+	if changed {
+		c.statsChanged()
+		c.opts.Metrics.latency.Observe(c.opts.Clock.Since(start).Seconds())
+		c.opts.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, "IPAllocated", "Assign",
+			"assigned %s from pool %s", addrList(as), poolOf(as))
+	}
+	return nil
+}
+
+func (c *Controller) namespaceLabels(ctx context.Context, name string) (map[string]string, error) {
+	var ns corev1.Namespace
+	if err := c.opts.Client.Get(ctx, client.ObjectKey{Name: name}, &ns); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("namespace %s: %w", name, err)
+	}
+	return ns.Labels, nil
+}
+
+// writeStatus writes the ingress addresses and the pool annotation when they
+// differ from what the Service shows, and reports whether it wrote.
+func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, as []allocator.Assignment) (bool, error) {
+	want := ingressFor(as)
+	changed := false
+	if !sameIngress(svc.Status.LoadBalancer.Ingress, want) {
+		patch := client.MergeFrom(svc.DeepCopy())
+		svc.Status.LoadBalancer.Ingress = want
+		if err := c.opts.Client.Status().Patch(ctx, svc, patch); err != nil {
+			return false, fmt.Errorf("write status of %s: %w", keyOf(svc), err)
+		}
+		changed = true
+	}
+	if pool := poolOf(as); svc.Annotations[v1alpha1.AnnotationAllocatedFromPool] != pool {
+		patch := client.MergeFrom(svc.DeepCopy())
+		if svc.Annotations == nil {
+			svc.Annotations = map[string]string{}
+		}
+		svc.Annotations[v1alpha1.AnnotationAllocatedFromPool] = pool
+		if err := c.opts.Client.Patch(ctx, svc, patch); err != nil {
+			return changed, fmt.Errorf("annotate %s: %w", keyOf(svc), err)
+		}
+	}
+	return changed, nil
+}
+
+func (c *Controller) fail(svc *corev1.Service, reason string, err error) {
+	c.log.Warn("assignment failed", "service", keyOf(svc), "reason", reason, "err", err)
+	c.opts.Metrics.failures.WithLabelValues(reason).Inc()
+	c.opts.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, "AllocationFailed", "Assign", "%s: %v", reason, err)
+}
+
+// reasonOf maps an allocator error to a short, bounded reason.
+func reasonOf(err error) string {
+	reasons := []struct {
+		err    error
+		reason string
+	}{
+		{allocator.ErrPoolExhausted, "PoolExhausted"},
+		{allocator.ErrNoEligiblePool, "NoEligiblePool"},
+		{allocator.ErrFamilyUnavailable, "FamilyUnavailable"},
+		{allocator.ErrUnknownPool, "UnknownPool"},
+		{allocator.ErrAddressInUse, "AddressInUse"},
+		{allocator.ErrSharingConflict, "SharingConflict"},
+		{allocator.ErrAddressNotInPool, "AddressNotInPool"},
+		{allocator.ErrNotInAnyPool, "NotInAnyPool"},
+		{allocator.ErrInvalidRequest, "InvalidRequest"},
+	}
+	for _, r := range reasons {
+		if errors.Is(err, r.err) {
+			return r.reason
+		}
+	}
+	return "Other"
+}
+
+func sameIngress(a, b []corev1.LoadBalancerIngress) bool {
+	return slices.EqualFunc(a, b, func(x, y corev1.LoadBalancerIngress) bool {
+		return x.IP == y.IP && x.Hostname == y.Hostname && (x.IPMode == nil) == (y.IPMode == nil) &&
+			(x.IPMode == nil || *x.IPMode == *y.IPMode)
+	})
+}
+
+func addrList(as []allocator.Assignment) string {
+	s := ""
+	for i, a := range as {
+		if i > 0 {
+			s += ","
+		}
+		s += a.Addr.String()
+	}
+	return s
+}
