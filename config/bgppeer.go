@@ -231,11 +231,11 @@ func (p *parser) secret(r Ref, s *v1alpha1.SecretKeyRef) *SecretRef {
 	ref := &SecretRef{Namespace: r.Namespace, Name: s.Name, Key: cmpOr(s.Key, DefaultPasswordKey)}
 	if s.Name == "" {
 		p.fail(r, path+".name", "must name a Secret")
-	} else if errs := validation.IsDNS1123Subdomain(s.Name); len(errs) > 0 {
-		p.fail(r, path+".name", "%q is not a Secret name: %s", s.Name, errs[0])
+	} else if len(validation.IsDNS1123Subdomain(s.Name)) > 0 {
+		p.fail(r, path+".name", "%q is not a Secret name (an RFC 1123 subdomain)", s.Name)
 	}
-	if errs := validation.IsConfigMapKey(ref.Key); len(errs) > 0 {
-		p.fail(r, path+".key", "%q is not a Secret key: %s", ref.Key, errs[0])
+	if len(validation.IsConfigMapKey(ref.Key)) > 0 {
+		p.fail(r, path+".key", "%q is not a Secret key", ref.Key)
 	}
 	return ref
 }

@@ -1,0 +1,165 @@
+package config
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
+)
+
+func TestPeerErrors(t *testing.T) {
+	const B = KindBGPPeer
+	mod := func(name, addr string, f func(*v1alpha1.BGPPeerSpec)) v1alpha1.BGPPeer {
+		p := peer(name, addr)
+		f(&p.Spec)
+		return p
+	}
+	peers := func(ps ...v1alpha1.BGPPeer) Objects { return Objects{BGPPeers: ps} }
+	runErrorCases(t, []errorCase{
+		{name: "minimal v4 and v6", objs: peers(peer("a", "192.0.2.1"), peer("b", "2001:db8::1"))},
+		{name: "asn", objs: peers(mod("a", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) { s.MyASN, s.PeerASN = 0, 23456 })),
+			want: []*Error{
+				perr(B, "a", "spec.myASN", "ASN 0 is reserved; want 1 to 4294967295"),
+				perr(B, "a", "spec.peerASN", "ASN 23456 is AS_TRANS, a placeholder for 4-byte ASNs, not a real ASN"),
+			}},
+		{name: "4-byte asn", objs: peers(mod("a", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) { s.MyASN, s.PeerASN = 4200000000, 4294967295 }))},
+		{name: "addresses", objs: peers(
+			peer("a", "192.0.2.300"), peer("b", "fe80::1%eth0"), peer("c", "::ffff:192.0.2.1"), peer("d", "0.0.0.0"), peer("e", "ff02::1"),
+		),
+			want: []*Error{
+				perr(B, "a", "spec.peerAddress", `"192.0.2.300" is not an IP address`),
+				perr(B, "b", "spec.peerAddress", `"fe80::1%eth0": addresses with a zone are not supported`),
+				perr(B, "c", "spec.peerAddress", `"::ffff:192.0.2.1" is IPv4-mapped IPv6; write it as 192.0.2.1`),
+				perr(B, "d", "spec.peerAddress", `"0.0.0.0" is not a unicast address`),
+				perr(B, "e", "spec.peerAddress", `"ff02::1" is not a unicast address`),
+			}},
+		{name: "source and router id", objs: peers(
+			mod("a", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) { s.SourceAddress, s.RouterID = "2001:db8::2", "2001:db8::3" }),
+			mod("b", "192.0.2.2", func(s *v1alpha1.BGPPeerSpec) { s.SourceAddress, s.RouterID = "x", "0.0.0.0" }),
+			mod("c", "2001:db8::1", func(s *v1alpha1.BGPPeerSpec) { s.SourceAddress, s.RouterID = "2001:db8::2", "192.0.2.9" }),
+		),
+			want: []*Error{
+				perr(B, "a", "spec.sourceAddress", "2001:db8::2 and the peer address 192.0.2.1 are of different IP families"),
+				perr(B, "a", "spec.routerID", `"2001:db8::3" is not a router ID: want a non-zero IPv4 address`),
+				perr(B, "b", "spec.sourceAddress", `"x" is not an IP address`),
+				perr(B, "b", "spec.routerID", `"0.0.0.0" is not a router ID: want a non-zero IPv4 address`),
+			}},
+		{name: "timers", objs: peers(
+			mod("a", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) { s.HoldTime, s.KeepaliveTime = dur(2*time.Second), dur(time.Second) }),
+			mod("b", "192.0.2.2", func(s *v1alpha1.BGPPeerSpec) { s.HoldTime, s.KeepaliveTime = dur(30*time.Second), dur(40*time.Second) }),
+			mod("c", "192.0.2.3", func(s *v1alpha1.BGPPeerSpec) { s.HoldTime, s.KeepaliveTime = dur(1500*time.Millisecond), dur(-time.Second) }),
+			mod("d", "192.0.2.4", func(s *v1alpha1.BGPPeerSpec) { s.HoldTime, s.KeepaliveTime = dur(0), dur(10*time.Second) }),
+			mod("e", "192.0.2.5", func(s *v1alpha1.BGPPeerSpec) { s.HoldTime, s.KeepaliveTime = dur(9*time.Second), dur(0) }),
+			mod("f", "192.0.2.6", func(s *v1alpha1.BGPPeerSpec) { s.HoldTime, s.ConnectTime = dur(70000*time.Second), dur(0) }),
+			mod("g", "192.0.2.7", func(s *v1alpha1.BGPPeerSpec) { s.HoldTime, s.KeepaliveTime = dur(0), dur(0) }),
+		),
+			want: []*Error{
+				perr(B, "a", "spec.holdTime", "2s: want 0 (no hold timer) or 3s to 65535s"),
+				perr(B, "b", "spec.keepaliveTime", "40s exceeds the hold time 30s"),
+				perr(B, "c", "spec.holdTime", "1.5s is not a whole number of seconds"),
+				perr(B, "c", "spec.keepaliveTime", "-1s is negative"),
+				perr(B, "d", "spec.keepaliveTime", "10s exceeds the hold time 0s"),
+				perr(B, "e", "spec.keepaliveTime", "0 with a hold time of 9s would let the session expire; want 1s to 9s"),
+				perr(B, "f", "spec.holdTime", "19h26m40s: want 0 (no hold timer) or 3s to 65535s"),
+				perr(B, "f", "spec.connectTime", "must be at least 1s"),
+			}},
+		{name: "password secret", objs: peers(
+			mod("a", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) { s.PasswordSecret = &v1alpha1.SecretKeyRef{} }),
+			mod("b", "192.0.2.2", func(s *v1alpha1.BGPPeerSpec) { s.PasswordSecret = &v1alpha1.SecretKeyRef{Name: "Bad_Name", Key: "a/b"} }),
+		),
+			want: []*Error{
+				perr(B, "a", "spec.passwordSecret.name", "must name a Secret"),
+				perr(B, "b", "spec.passwordSecret.name", `"Bad_Name" is not a Secret name (an RFC 1123 subdomain)`),
+				perr(B, "b", "spec.passwordSecret.key", `"a/b" is not a Secret key`),
+			}},
+		{name: "families", objs: peers(
+			mod("a", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) {
+				s.AddressFamilies = []v1alpha1.AddressFamily{"IPv6Unicast", "IPv4Unicast"} // extended next hop: allowed
+			}),
+			mod("b", "192.0.2.2", func(s *v1alpha1.BGPPeerSpec) {
+				s.AddressFamilies = []v1alpha1.AddressFamily{"IPv4Unicast", "L2VPN", "IPv4Unicast"}
+			}),
+		),
+			want: []*Error{
+				perr(B, "b", "spec.addressFamilies[1]", `"L2VPN" is not a family: want IPv4Unicast or IPv6Unicast`),
+				perr(B, "b", "spec.addressFamilies[2]", "IPv4Unicast is listed twice"),
+			}},
+		{name: "duplicate session", objs: peers(
+			mod("a", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) {
+				s.NodeSelectors = []metav1.LabelSelector{{MatchLabels: map[string]string{"rack": "1"}}, {}}
+			}),
+			mod("b", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) { s.PeerPort, s.PeerASN = 179, 65000 }),
+			mod("c", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) { s.PeerPort = 1179 }),
+			mod("d", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) { s.MyASN = 64600 }),
+			mod("e", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) {
+				s.NodeSelectors = []metav1.LabelSelector{{MatchLabels: map[string]string{"rack": "1"}}}
+			}),
+		),
+			want: []*Error{perr(B, "b", "spec", "same session as BGPPeer pier-system/a (peer address, port, myASN and node selectors)", ref(B, "a"))}},
+		{name: "duplicate name", objs: peers(peer("a", "192.0.2.1"), peer("a", "192.0.2.2")),
+			want: []*Error{perr(B, "a", "metadata.name", `BGPPeer pier-system/a already uses the name "a"`, ref(B, "a"))}},
+	})
+}
+
+func TestBGPAdvertisementErrors(t *testing.T) {
+	const A = KindBGPAdvertisement
+	base := func(advs ...v1alpha1.BGPAdvertisement) Objects {
+		return Objects{
+			Pools:             []v1alpha1.IPAddressPool{pool("cidr", "203.0.113.0/26", "2001:db8:1::/120"), pool("range", "198.51.100.200-198.51.100.250")},
+			BGPPeers:          []v1alpha1.BGPPeer{peer("r1", "192.0.2.1")},
+			BGPAdvertisements: advs,
+		}
+	}
+	runErrorCases(t, []errorCase{
+		{name: "defaults", objs: base(bgpAdv("a", v1alpha1.BGPAdvertisementSpec{}))},
+		{name: "aggregation at the limit", objs: base(bgpAdv("a", v1alpha1.BGPAdvertisementSpec{
+			AggregationLength: ptr[int32](26), AggregationLengthV6: ptr[int32](120),
+		}))},
+		{name: "aggregation too short", objs: base(bgpAdv("a", v1alpha1.BGPAdvertisementSpec{
+			AggregationLength: ptr[int32](24), AggregationLengthV6: ptr[int32](64),
+		})),
+			want: []*Error{
+				perr(A, "a", "spec.aggregationLength", `24 is shorter than the prefix length of "203.0.113.0/26" (IPAddressPool pier-system/cidr spec.addresses[0]): want 26 or more`, ref(KindIPAddressPool, "cidr")),
+				perr(A, "a", "spec.aggregationLength", `24 is shorter than /26, the smallest prefix covering "198.51.100.200-198.51.100.250" (IPAddressPool pier-system/range spec.addresses[0]): want 26 or more`, ref(KindIPAddressPool, "range")),
+				perr(A, "a", "spec.aggregationLengthV6", `64 is shorter than the prefix length of "2001:db8:1::/120" (IPAddressPool pier-system/cidr spec.addresses[1]): want 120 or more`, ref(KindIPAddressPool, "cidr")),
+			}},
+		{name: "aggregation only checked on selected pools", objs: base(bgpAdv("a", v1alpha1.BGPAdvertisementSpec{
+			AggregationLength: ptr[int32](26), AggregationLengthV6: ptr[int32](64), IPAddressPools: []string{"range"},
+		}))},
+		{name: "aggregation out of range", objs: base(bgpAdv("a", v1alpha1.BGPAdvertisementSpec{
+			AggregationLength: ptr[int32](33), AggregationLengthV6: ptr[int32](-1),
+		})),
+			want: []*Error{
+				perr(A, "a", "spec.aggregationLength", "33 is out of range: want 0 to 32"),
+				perr(A, "a", "spec.aggregationLengthV6", "-1 is out of range: want 0 to 128"),
+			}},
+		{name: "references", objs: base(bgpAdv("a", v1alpha1.BGPAdvertisementSpec{
+			IPAddressPools: []string{"cidr", "nope"}, Peers: []string{"r1", "r9"},
+		})),
+			want: []*Error{
+				perr(A, "a", "spec.ipAddressPools[1]", `IPAddressPool "nope" does not exist`, ref(KindIPAddressPool, "nope")),
+				perr(A, "a", "spec.peers[1]", `BGPPeer "r9" does not exist`, ref(KindBGPPeer, "r9")),
+			}},
+		{name: "communities", objs: base(bgpAdv("a", v1alpha1.BGPAdvertisementSpec{
+			Communities: []string{"65000:100", "no-export", "65536:1", "large:1:2", "large:1:2:4294967296", "nope"},
+		})),
+			want: []*Error{
+				perr(A, "a", "spec.communities[2]", `community "65536:1": "65536" is not a number from 0 to 65535`),
+				perr(A, "a", "spec.communities[3]", `"large:1:2" is not a community: want "65000:100", "large:65000:1:2" or a well-known name such as "no-export"`),
+				perr(A, "a", "spec.communities[4]", `large community "large:1:2:4294967296": "4294967296" is not a number from 0 to 4294967295`),
+				perr(A, "a", "spec.communities[5]", `"nope" is not a community: want "65000:100", "large:65000:1:2" or a well-known name such as "no-export"`),
+			}},
+		{name: "selectors", objs: base(bgpAdv("a", v1alpha1.BGPAdvertisementSpec{
+			NodeSelectors:          []metav1.LabelSelector{{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "k", Operator: "Exists", Values: []string{"v"}}}}},
+			ServiceSelectors:       []metav1.LabelSelector{{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "k", Operator: "Near"}}}},
+			IPAddressPoolSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"k": "bad value!"}}},
+		})),
+			want: []*Error{
+				perr(A, "a", "spec.ipAddressPoolSelectors[0]", `invalid label selector: values[0][k]: Invalid value: "bad value!": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')`),
+				perr(A, "a", "spec.nodeSelectors[0]", `invalid label selector: values: Invalid value: ["v"]: values set must be empty for exists and does not exist`),
+				perr(A, "a", "spec.serviceSelectors[0]", `invalid label selector: "Near" is not a valid label selector operator`),
+			}},
+	})
+}
