@@ -49,7 +49,9 @@ func TestPeerErrors(t *testing.T) {
 		{name: "timers", objs: peers(
 			mod("a", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) { s.HoldTime, s.KeepaliveTime = dur(2*time.Second), dur(time.Second) }),
 			mod("b", "192.0.2.2", func(s *v1alpha1.BGPPeerSpec) { s.HoldTime, s.KeepaliveTime = dur(30*time.Second), dur(40*time.Second) }),
-			mod("c", "192.0.2.3", func(s *v1alpha1.BGPPeerSpec) { s.HoldTime, s.KeepaliveTime = dur(1500*time.Millisecond), dur(-time.Second) }),
+			mod("c", "192.0.2.3", func(s *v1alpha1.BGPPeerSpec) {
+				s.HoldTime, s.KeepaliveTime = dur(1500*time.Millisecond), dur(-time.Second)
+			}),
 			mod("d", "192.0.2.4", func(s *v1alpha1.BGPPeerSpec) { s.HoldTime, s.KeepaliveTime = dur(0), dur(10*time.Second) }),
 			mod("e", "192.0.2.5", func(s *v1alpha1.BGPPeerSpec) { s.HoldTime, s.KeepaliveTime = dur(9*time.Second), dur(0) }),
 			mod("f", "192.0.2.6", func(s *v1alpha1.BGPPeerSpec) { s.HoldTime, s.ConnectTime = dur(70000*time.Second), dur(0) }),
