@@ -172,6 +172,11 @@ func (e *env) waitAssigned(ns, name string) []string {
 // its note.
 func (e *env) waitEvent(ns, name, reason string) string {
 	e.t.Helper()
+	return e.waitEventIn(ns, name, reason)
+}
+
+func (e *env) waitEventIn(ns, name, reason string) string {
+	e.t.Helper()
 	var note string
 	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		var list eventsv1.EventList
@@ -200,3 +205,7 @@ func inPrefix(addr string, p netip.Prefix) bool {
 }
 
 var _ = fmt.Sprintf
+
+func metaName(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name} }
+
+func inNS(ns string) client.ListOption { return client.InNamespace(ns) }
