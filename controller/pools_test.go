@@ -61,7 +61,9 @@ func TestPoolEdits(t *testing.T) {
 	})
 }
 
-func annotateIP(ip string) func(*corev1.Service) { return annotate(v1alpha1.AnnotationLoadBalancerIPs, ip) }
+func annotateIP(ip string) func(*corev1.Service) {
+	return annotate(v1alpha1.AnnotationLoadBalancerIPs, ip)
+}
 
 func (e *env) updatePool(name string, addrs ...string) {
 	e.t.Helper()
