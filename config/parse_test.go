@@ -187,3 +187,27 @@ func TestErrorsAndForObject(t *testing.T) {
 		t.Errorf("Error() = %s, want %s", got, want)
 	}
 }
+
+func TestErrorString(t *testing.T) {
+	for _, tc := range []struct {
+		e    *Error
+		want string
+	}{
+		{&Error{Kind: KindBGPPeer, Namespace: ns, Name: "r1", Field: "spec.myASN", Message: "m"}, "BGPPeer pier-system/r1: spec.myASN: m"},
+		{&Error{Kind: KindBGPPeer, Name: "r1", Message: "m"}, "BGPPeer r1: m"},
+	} {
+		if got := tc.e.Error(); got != tc.want {
+			t.Errorf("Error() = %q, want %q", got, tc.want)
+		}
+	}
+}
+
+func TestParseEmpty(t *testing.T) {
+	cfg, err := Parse(Objects{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(&Config{PoolLabels: map[string]map[string]string{}}, cfg); diff != "" {
+		t.Errorf("Parse(empty) (-want +got):\n%s", diff)
+	}
+}
