@@ -2,8 +2,8 @@ package webhook
 
 import (
 	"context"
-	"fmt"
 	"crypto/x509"
+	"fmt"
 	"testing"
 	"time"
 
@@ -84,7 +84,6 @@ func (s snapshot) trusted(t *testing.T, now time.Time) {
 }
 
 func caName(at time.Time) string { return fmt.Sprintf("pier-webhook-ca@%d", at.Unix()) }
-
 
 func TestRotation(t *testing.T) {
 	kube := fake.NewClientset()
