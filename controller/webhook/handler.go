@@ -106,9 +106,10 @@ func (h *handler) review(ctx context.Context, req *admissionv1.AdmissionRequest)
 		return nil, err
 	}
 	if req.Namespace != h.namespace {
-		msg := fmt.Sprintf("Pier reads its configuration only from namespace %q; this %s in namespace %q would be ignored",
-			h.namespace, obj.kind, req.Namespace)
-		return deny(obj, []*config.Error{{Kind: obj.kind, Namespace: req.Namespace, Name: obj.name, Field: "metadata.namespace", Message: msg}}, msg), nil
+		return deny(obj, []*config.Error{{
+			Kind: obj.kind, Namespace: req.Namespace, Name: obj.name, Field: "metadata.namespace",
+			Message: fmt.Sprintf("Pier reads its configuration only from namespace %q; an object in %q would be ignored", h.namespace, req.Namespace),
+		}}), nil
 	}
 	objs, err := h.objects.Objects(ctx, h.namespace)
 	if err != nil {
@@ -124,20 +125,20 @@ func (h *handler) review(ctx context.Context, req *admissionv1.AdmissionRequest)
 		h.log.Debug("admitted; other objects are invalid", "kind", obj.kind, "name", obj.name, "err", err)
 		return &admissionv1.AdmissionResponse{Allowed: true}, nil
 	}
-	msgs := make([]string, len(problems))
-	for i, p := range problems {
-		msgs[i] = p.Error()
-	}
-	return deny(obj, problems, strings.Join(msgs, "; ")), nil
+	return deny(obj, problems), nil
 }
 
 // deny refuses with 422 Invalid and one cause per problem, so clients see
 // each field as they do for the API server's own validation.
-func deny(obj *object, problems []*config.Error, msg string) *admissionv1.AdmissionResponse {
+// The message joins the problems, each naming the object and the field.
+func deny(obj *object, problems []*config.Error) *admissionv1.AdmissionResponse {
 	causes := make([]metav1.StatusCause, len(problems))
+	msgs := make([]string, len(problems))
 	for i, p := range problems {
 		causes[i] = metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: p.Field, Message: p.Message}
+		msgs[i] = p.Error()
 	}
+	msg := strings.Join(msgs, "; ")
 	return &admissionv1.AdmissionResponse{
 		Allowed: false,
 		Result: &metav1.Status{
