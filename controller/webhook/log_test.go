@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"log/slog"
+	"strings"
 	"testing"
 )
 
@@ -14,6 +15,6 @@ type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
-	w.t.Log(string(p))
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
 	return len(p), nil
 }

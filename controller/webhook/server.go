@@ -72,6 +72,23 @@ func (s *Server) Handler() http.Handler {
 // probe.
 func (s *Server) Ready() bool { return s.rot.served.Load() != nil }
 
+// ReadyCheck fails until a serving certificate is loaded; it fits
+// controller-runtime's healthz.Checker for a readiness probe.
+func (s *Server) ReadyCheck(*http.Request) error {
+	if !s.Ready() {
+		return errors.New("webhook serving certificate not loaded yet")
+	}
+	return nil
+}
+
+// Start is Run, so that a controller-runtime manager can run the Server
+// (mgr.Add(s)).
+func (s *Server) Start(ctx context.Context) error { return s.Run(ctx) }
+
+// NeedLeaderElection is false: every replica serves the webhook, since the
+// API server calls any of them through the Service.
+func (s *Server) NeedLeaderElection() bool { return false }
+
 // Run serves the webhook and keeps its certificate current until ctx ends.
 // It returns an error only when it cannot listen or serve.
 func (s *Server) Run(ctx context.Context) error {
