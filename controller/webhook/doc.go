@@ -21,11 +21,12 @@
 // The configuration this package creates uses failurePolicy Ignore, on
 // purpose:
 //
-//   - The webhook is fast feedback, not the only guard. The controller and the
-//     speakers run the same config.Parse on what they read and keep the last
-//     good configuration when an object is invalid, reporting it, so an
-//     object that slips past while the webhook is down cannot break
-//     announcements or allocations.
+//   - The webhook is fast feedback, not the only guard. The controller runs
+//     the same config.Parse on what it reads and keeps the last good
+//     configuration when an object is invalid, with an event on the object
+//     at fault (the speakers are designed to do the same), so an object that
+//     slips past while the webhook is down cannot break announcements or
+//     allocations.
 //   - With Fail, a controller that is down (crash loop, bad image, lost
 //     node) would also block every change to the very objects needed to fix
 //     it, and a fresh install that applies CRs before the controller is
@@ -44,4 +45,31 @@
 // kubectl apply, or it would refuse the advertisement that references it;
 // an informer cache may lag behind. Requests for these kinds are rare, so
 // the four Lists per request cost little.
+//
+// # Wiring
+//
+// The controller's main builds a Server and runs it on every replica, not
+// only the leader:
+//
+//	wh, err := webhook.New(webhook.Options{
+//		Kube:        kubernetes.NewForConfigOrDie(cfg),
+//		Objects:     webhook.ClientReader{Reader: mgr.GetAPIReader()},
+//		Namespace:   "pier-system",
+//		ServiceName: "pier-webhook", // or URL: "https://192.0.2.1:9443" outside a cluster
+//		Logger:      log,
+//		Metrics:     webhook.NewMetrics(registerer),
+//	})
+//	mgr.Add(wh)                              // NeedLeaderElection is false
+//	mgr.AddReadyzCheck("webhook", wh.ReadyCheck)
+//
+// RBAC: get, list, watch, create, update on secrets in the namespace (the
+// list and watch use a metadata.name field selector, so resourceNames may
+// restrict all but create); get, list, watch, create, update on
+// validatingwebhookconfigurations (admissionregistration.k8s.io); list on
+// the four Pier resources in the namespace.
+//
+// When the install manifests already ship the configuration, the server only
+// sets its caBundle and leaves everything else, failure policy included, as
+// shipped; it creates the configuration only when it is absent. Status
+// subresource writes are not covered by the rules.
 package webhook

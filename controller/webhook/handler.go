@@ -37,6 +37,11 @@ type handler struct {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if p := recover(); p != nil {
+			h.fail(w, kindUnknown, fmt.Errorf("panic: %v", p))
+		}
+	}()
 	review, err := decodeReview(w, r)
 	if err != nil {
 		h.fail(w, kindUnknown, err)

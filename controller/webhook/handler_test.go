@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -173,6 +174,12 @@ func TestHandler(t *testing.T) {
 		body:       reviewFor(t, admissionv1.Create, testNS, pool("pool-b", "198.51.100.200/32")),
 		want:       outcome{Code: 500, Metric: "IPAddressPool/error"},
 		wantStatus: "apiserver gone",
+	}, {
+		name:       "reader panics",
+		objects:    panicReader{},
+		body:       reviewFor(t, admissionv1.Create, testNS, pool("pool-b", "198.51.100.200/32")),
+		want:       outcome{Code: 500, Metric: "unknown/error"},
+		wantStatus: "panic",
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -290,3 +297,7 @@ func TestMetricsRegister(t *testing.T) {
 		t.Errorf("gathered (-want +got):\n%s", diff)
 	}
 }
+
+type panicReader struct{}
+
+func (panicReader) Objects(context.Context, string) (config.Objects, error) { panic("boom") }
