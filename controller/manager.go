@@ -28,8 +28,9 @@ type ManagerOptions struct {
 	Namespace    string // where Pier's configuration and its Lease live
 	OnlyOwnClass bool
 	// LeaderElection on a Lease named LeaderElectionID (default
-	// "pier-controller"). The timings default to a 3 s lease renewed every
-	// 0.5 s, so a standby takes over within about 3.5 s of the leader's death.
+	// "pier-controller"). The timings default to a 3 s lease retried every
+	// 0.3 s (jittered up to 0.66 s), so a standby takes over within about 4 s of the
+	// leader's death.
 	LeaderElection   bool
 	LeaderElectionID string
 	LeaseDuration    time.Duration
@@ -99,7 +100,7 @@ func (o *ManagerOptions) defaults() {
 		o.RenewDeadline = 2 * time.Second
 	}
 	if o.RetryPeriod == 0 {
-		o.RetryPeriod = 500 * time.Millisecond
+		o.RetryPeriod = 300 * time.Millisecond
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -19,13 +17,12 @@ import (
 
 func main() {
 	var opts controller.ManagerOptions
-	kubeconfig := flag.String("kubeconfig", "", "kubeconfig file (default: in-cluster)")
 	flag.StringVar(&opts.Namespace, "namespace", envOr("POD_NAMESPACE", "pier-system"), "namespace of Pier's configuration and Lease")
 	flag.BoolVar(&opts.OnlyOwnClass, "only-own-class", false, "serve only Services with spec.loadBalancerClass pier.dev/lb")
 	flag.BoolVar(&opts.LeaderElection, "leader-elect", true, "elect one active replica on a Lease")
 	flag.DurationVar(&opts.LeaseDuration, "lease-duration", 3*time.Second, "leader lease duration")
 	flag.DurationVar(&opts.RenewDeadline, "renew-deadline", 2*time.Second, "leader renew deadline")
-	flag.DurationVar(&opts.RetryPeriod, "retry-period", 500*time.Millisecond, "leader election retry period")
+	flag.DurationVar(&opts.RetryPeriod, "retry-period", 300*time.Millisecond, "leader election retry period")
 	flag.StringVar(&opts.MetricsAddr, "metrics-addr", ":7472", `metrics listen address ("0": off)`)
 	flag.StringVar(&opts.HealthAddr, "health-addr", ":7473", `/healthz and /readyz listen address ("0": off)`)
 	level := flag.String("log-level", "info", "debug, info, warn or error")
@@ -33,7 +30,9 @@ func main() {
 
 	log := newLogger(*level)
 	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
-	cfg, err := restConfig(*kubeconfig)
+	// --kubeconfig is registered by controller-runtime; without it, KUBECONFIG
+	// or the in-cluster configuration is used.
+	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		log.Error("kubeconfig", "err", err)
 		os.Exit(1)
@@ -48,13 +47,6 @@ func main() {
 		log.Error("controller stopped", "err", err)
 		os.Exit(1)
 	}
-}
-
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig != "" {
-		return clientcmd.BuildConfigFromFlags("", kubeconfig)
-	}
-	return rest.InClusterConfig()
 }
 
 func newLogger(level string) *slog.Logger {

@@ -1,0 +1,102 @@
+package controller_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// controllerBinary builds cmd/pier-controller once per test binary.
+func controllerBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pier-controller-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "pier-controller")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/pier-lb/pier/cmd/pier-controller").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// proc is a pier-controller process.
+type proc struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan struct{}
+}
+
+func (p *proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+func (e *env) runController(t testing.TB, args ...string) *proc {
+	t.Helper()
+	base := []string{"--kubeconfig", e.cluster.Kubeconfig, "--namespace", pierNS, "--metrics-addr", "0", "--health-addr", "0"}
+	p := &proc{done: make(chan struct{})}
+	p.cmd = exec.Command(controllerBinary(t), append(base, args...)...)
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("pier-controller %d output:\n%s", p.cmd.Process.Pid, p.output())
+		}
+	})
+	return p
+}
+
+// usage reads the process's CPU seconds and peak resident memory.
+func (p *proc) usage() (cpu time.Duration, peakRSS int64) {
+	pid := strconv.Itoa(p.cmd.Process.Pid)
+	stat, _ := os.ReadFile("/proc/" + pid + "/stat")
+	if f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:])); len(f) > 13 {
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		cpu = time.Duration(ut+st) * time.Second / 100 // USER_HZ
+	}
+	status, _ := os.ReadFile("/proc/" + pid + "/status")
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			peakRSS = kb * 1024
+		}
+	}
+	return cpu, peakRSS
+}
