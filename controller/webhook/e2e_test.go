@@ -62,6 +62,12 @@ func TestAgainstAPIServer(t *testing.T) {
 	if err := cl.Create(ctx, bgpAdv("adv", "pool-a")); err != nil {
 		t.Fatalf("valid advertisement refused: %v", err)
 	}
+	update := &v1alpha1.IPAddressPool{}
+	if err := cl.Get(ctx, client.ObjectKey{Namespace: testNS, Name: "pool-a"}, update); err != nil {
+		t.Fatal(err)
+	}
+	update.Spec.Addresses = append(update.Spec.Addresses, "2001:db8::/129")
+	wantDenied(t, cl.Update(ctx, update), "spec.addresses[1]", "2001:db8::/129")
 
 	// With the webhook down, the failure policy lets writes through.
 	stop()

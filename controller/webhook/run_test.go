@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,4 +82,23 @@ func waitPresented(t *testing.T, kube *fake.Clientset, clk *clocktesting.FakeClo
 		t.Fatalf("server never presented a trusted new certificate: %v", err)
 	}
 	return got
+}
+
+func TestRunFailsWhenTheAddressIsTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s, err := New(Options{
+		Kube: fake.NewClientset(), Objects: StaticReader{}, Namespace: testNS,
+		URL: "https://127.0.0.1", ListenAddress: ln.Addr().String(), Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "webhook listen on "+ln.Addr().String()) {
+		t.Errorf("Run = %v, want a listen error naming the address", err)
+	}
 }

@@ -98,17 +98,19 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	trigger := make(chan struct{}, 1)
 	stopWatch, err := s.watch(ctx, trigger)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	defer stopWatch()
+	var wg sync.WaitGroup
 	wg.Go(func() { s.rot.run(ctx, s.opts.CheckInterval, trigger) })
-	return s.serve(ctx, ln)
+	err = s.serve(ctx, ln)
+	cancel() // serve may fail while ctx lives: stop the rest before waiting
+	stopWatch()
+	wg.Wait()
+	return err
 }
 
 func (s *Server) serve(ctx context.Context, ln net.Listener) error {
