@@ -28,10 +28,15 @@ type Options struct {
 	// OnlyOwnClass serves only Services whose spec.loadBalancerClass is
 	// pier.dev/lb; otherwise Services with no class are served too.
 	OnlyOwnClass bool
-	Recorder     EventRecorder
-	Metrics      *Metrics
-	Logger       *slog.Logger
-	Clock        clock.WithTicker
+	// Workers reconcile different Services in parallel (default 16): the
+	// allocator decides under one lock in microseconds, and the status
+	// writes, which take milliseconds each, overlap. One Service is never
+	// reconciled by two workers at once.
+	Workers  int
+	Recorder EventRecorder
+	Metrics  *Metrics
+	Logger   *slog.Logger
+	Clock    clock.WithTicker
 }
 
 // Controller assigns addresses to Services.
@@ -64,6 +69,9 @@ func New(opts Options) (*Controller, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 16
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}

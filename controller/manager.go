@@ -9,6 +9,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -20,6 +21,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/controller/webhook"
 )
 
 // ManagerOptions configures the process around the controller.
@@ -27,6 +29,7 @@ type ManagerOptions struct {
 	Config       *rest.Config
 	Namespace    string // where Pier's configuration and its Lease live
 	OnlyOwnClass bool
+	Workers      int // parallel reconciles of different Services; default 16
 	// LeaderElection on a Lease named LeaderElectionID (default
 	// "pier-controller"). The timings default to a 3 s lease retried every
 	// 0.3 s (jittered up to 0.66 s), so a standby takes over within about 4 s of the
@@ -42,6 +45,10 @@ type ManagerOptions struct {
 	// server serves whatever is registered with controller-runtime's registry.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
+	// Webhook, when set, runs the validating webhook on every replica
+	// (leader or not). Kube, Objects, Namespace, Logger and Metrics are
+	// filled in here.
+	Webhook *webhook.Options
 }
 
 // NewManager builds a controller-runtime manager running the controller.
@@ -65,6 +72,7 @@ func NewManager(opts ManagerOptions) (manager.Manager, *Controller, error) {
 		Client:       mgr.GetClient(),
 		Namespace:    opts.Namespace,
 		OnlyOwnClass: opts.OnlyOwnClass,
+		Workers:      opts.Workers,
 		Recorder:     mgr.GetEventRecorder("pier-controller"),
 		Metrics:      NewMetrics(opts.Registerer),
 		Logger:       opts.Logger,
@@ -73,6 +81,9 @@ func NewManager(opts ManagerOptions) (manager.Manager, *Controller, error) {
 		return nil, nil, err
 	}
 	if err := c.SetupWithManager(mgr); err != nil {
+		return nil, nil, err
+	}
+	if err := addWebhook(mgr, opts); err != nil {
 		return nil, nil, err
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -87,6 +98,31 @@ func NewManager(opts ManagerOptions) (manager.Manager, *Controller, error) {
 		return nil, nil, err
 	}
 	return mgr, c, nil
+}
+
+// addWebhook runs the validating webhook in the manager. It reads Pier's
+// objects straight from the API server, not from a cache that may lag
+// behind an object applied a moment earlier.
+func addWebhook(mgr manager.Manager, opts ManagerOptions) error {
+	if opts.Webhook == nil {
+		return nil
+	}
+	kube, err := kubernetes.NewForConfig(opts.Config)
+	if err != nil {
+		return err
+	}
+	wo := *opts.Webhook
+	wo.Kube, wo.Namespace, wo.Logger = kube, opts.Namespace, opts.Logger
+	wo.Objects = webhook.ClientReader{Reader: mgr.GetAPIReader()}
+	wo.Metrics = webhook.NewMetrics(opts.Registerer)
+	wh, err := webhook.New(wo)
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(wh); err != nil {
+		return err
+	}
+	return mgr.AddReadyzCheck("webhook", wh.ReadyCheck)
 }
 
 func (o *ManagerOptions) defaults() {

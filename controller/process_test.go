@@ -63,7 +63,7 @@ func (p *proc) output() string {
 
 func (e *env) runController(t testing.TB, args ...string) *proc {
 	t.Helper()
-	base := []string{"--kubeconfig", e.cluster.Kubeconfig, "--namespace", pierNS, "--metrics-addr", "0", "--health-addr", "0"}
+	base := []string{"--kubeconfig", e.cluster.Kubeconfig, "--namespace", pierNS, "--metrics-addr", "0", "--health-addr", "0", "--webhook=false"}
 	p := &proc{done: make(chan struct{})}
 	p.cmd = exec.Command(controllerBinary(t), append(base, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p

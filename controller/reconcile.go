@@ -104,29 +104,37 @@ func (c *Controller) namespaceLabels(ctx context.Context, name string) (map[stri
 }
 
 // writeStatus writes the ingress addresses and the pool annotation when they
-// differ from what the Service shows, and reports whether it wrote.
+// differ from what the Service shows, and reports whether it wrote. Both go
+// in one PATCH of the status subresource, which for Services also applies
+// metadata; should an API server ever drop the annotation there, a second
+// PATCH of the Service sets it.
 func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, as []allocator.Assignment) (bool, error) {
-	want := ingressFor(as)
-	changed := false
-	if !sameIngress(svc.Status.LoadBalancer.Ingress, want) {
-		patch := client.MergeFrom(svc.DeepCopy())
-		svc.Status.LoadBalancer.Ingress = want
-		if err := c.opts.Client.Status().Patch(ctx, svc, patch); err != nil {
-			return false, fmt.Errorf("write status of %s: %w", keyOf(svc), err)
-		}
-		changed = true
+	want, pool := ingressFor(as), poolOf(as)
+	if sameIngress(svc.Status.LoadBalancer.Ingress, want) && svc.Annotations[v1alpha1.AnnotationAllocatedFromPool] == pool {
+		return false, nil
 	}
-	if pool := poolOf(as); svc.Annotations[v1alpha1.AnnotationAllocatedFromPool] != pool {
-		patch := client.MergeFrom(svc.DeepCopy())
-		if svc.Annotations == nil {
-			svc.Annotations = map[string]string{}
-		}
-		svc.Annotations[v1alpha1.AnnotationAllocatedFromPool] = pool
-		if err := c.opts.Client.Patch(ctx, svc, patch); err != nil {
-			return changed, fmt.Errorf("annotate %s: %w", keyOf(svc), err)
-		}
+	patch := client.MergeFrom(svc.DeepCopy())
+	svc.Status.LoadBalancer.Ingress = want
+	setAnnotation(svc, v1alpha1.AnnotationAllocatedFromPool, pool)
+	if err := c.opts.Client.Status().Patch(ctx, svc, patch); err != nil {
+		return false, fmt.Errorf("write status of %s: %w", keyOf(svc), err)
 	}
-	return changed, nil
+	if svc.Annotations[v1alpha1.AnnotationAllocatedFromPool] == pool {
+		return true, nil
+	}
+	patch = client.MergeFrom(svc.DeepCopy())
+	setAnnotation(svc, v1alpha1.AnnotationAllocatedFromPool, pool)
+	if err := c.opts.Client.Patch(ctx, svc, patch); err != nil {
+		return true, fmt.Errorf("annotate %s: %w", keyOf(svc), err)
+	}
+	return true, nil
+}
+
+func setAnnotation(obj *corev1.Service, key, value string) {
+	if obj.Annotations == nil {
+		obj.Annotations = map[string]string{}
+	}
+	obj.Annotations[key] = value
 }
 
 func (c *Controller) fail(svc *corev1.Service, reason string, err error) {

@@ -14,16 +14,16 @@ import (
 	"github.com/pier-lb/pier/api/v1alpha1"
 )
 
-// SetupWithManager registers the controller: Services are reconciled one at
-// a time; pool and namespace changes requeue the Services still waiting for
-// an address.
+// SetupWithManager registers the controller: each Service is reconciled by
+// one worker at a time; pool and namespace changes requeue the Services
+// still waiting for an address.
 func (c *Controller) SetupWithManager(mgr manager.Manager) error {
 	err := builder.ControllerManagedBy(mgr).
 		Named("pier-services").
 		For(&corev1.Service{}).
 		Watches(&v1alpha1.IPAddressPool{}, handler.EnqueueRequestsFromMapFunc(c.poolChanged)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(c.namespaceChanged)).
-		WithOptions(ctrlcontroller.Options{MaxConcurrentReconciles: 1}).
+		WithOptions(ctrlcontroller.Options{MaxConcurrentReconciles: c.opts.Workers}).
 		Complete(c)
 	if err != nil {
 		return err
