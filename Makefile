@@ -5,7 +5,9 @@ GO ?= go
 GOTESTFLAGS ?= -race -timeout 30m
 CONTROLPLANE_DIR = $(shell bash hack/controlplane.sh)
 
-.PHONY: all build deps controlplane demo test lint lab-clean
+CONTROLLER_GEN = $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
+
+.PHONY: all build deps controlplane demo test lint generate verify-generated lab-clean
 
 all: build
 
@@ -21,7 +23,20 @@ controlplane:
 demo: deps controlplane build
 	PIER_CONTROLPLANE_DIR=$(CONTROLPLANE_DIR) ./bin/pier-lab demo
 
-lint:
+# deepcopy and CRD YAML are generated from api/ (edit the Go types, then run this).
+generate:
+	$(CONTROLLER_GEN) object paths=./api/...
+	$(CONTROLLER_GEN) crd paths=./api/... output:crd:dir=./manifests/crd
+
+# Fails when the committed generated files differ from what api/ generates.
+verify-generated:
+	@tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	$(CONTROLLER_GEN) object paths=./api/... output:object:dir="$$tmp/object" && \
+	$(CONTROLLER_GEN) crd paths=./api/... output:crd:dir="$$tmp/crd" && \
+	diff -u api/v1alpha1/zz_generated.deepcopy.go "$$tmp/object/zz_generated.deepcopy.go" && \
+	diff -ru manifests/crd "$$tmp/crd" || { echo "generated files are stale: run make generate"; exit 1; }
+
+lint: verify-generated
 	@unformatted="$$(gofmt -l .)"; if [[ -n "$$unformatted" ]]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 

@@ -31,8 +31,8 @@ type IPAddressPoolSpec struct {
 
 // ServiceAllocation restricts a pool to some Services.
 type ServiceAllocation struct {
-	// Priority orders eligible pools: lower numbers are tried first; pools
-	// without a priority come last, by name.
+	// Priority orders eligible pools: lower numbers are tried first (0, the
+	// default, first of all); pools of equal priority go by name.
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	Priority int32 `json:"priority,omitempty"`
