@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/pier-lb/pier/e2e/echo"
@@ -47,8 +48,9 @@ func main() {
 func demo(ctx context.Context, log *slog.Logger, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ExitOnError)
 	nodes := fs.Int("nodes", 3, "node namespaces")
+	controller := fs.String("controller", siblingBinary("pier-controller"), `pier-controller executable ("": none)`)
 	fs.Parse(args)
-	env, err := kubelab.Up(ctx, kubelab.Options{Nodes: *nodes, Logger: log})
+	env, err := kubelab.Up(ctx, kubelab.Options{Nodes: *nodes, ControllerBinary: *controller, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -56,9 +58,29 @@ func demo(ctx context.Context, log *slog.Logger, args []string) error {
 	if err := env.Describe(os.Stdout); err != nil {
 		return err
 	}
+	if *controller != "" {
+		addrs, err := env.CreateDemoService(ctx, "calls")
+		if err != nil {
+			return err
+		}
+		fmt.Printf("Service default/calls (8443/TCP, 16384/UDP) got %v from pool lab-l2.\n\n", addrs)
+	}
 	<-ctx.Done()
 	log.Info("tearing down")
 	return nil
+}
+
+// siblingBinary is name next to this executable (make build puts both in bin/).
+func siblingBinary(name string) string {
+	self, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	path := filepath.Join(filepath.Dir(self), name)
+	if _, err := os.Stat(path); err != nil {
+		return ""
+	}
+	return path
 }
 
 func clean(log *slog.Logger, args []string) error {

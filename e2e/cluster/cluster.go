@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -68,6 +69,7 @@ type Cluster struct {
 
 	etcd, apiserver *process
 	unregister      func()
+	stopOnce        sync.Once
 	log             *slog.Logger
 }
 
@@ -250,6 +252,10 @@ func (c *Cluster) Stop() {
 }
 
 func (c *Cluster) stop(graceful bool) {
+	c.stopOnce.Do(func() { c.stopNow(graceful) })
+}
+
+func (c *Cluster) stopNow(graceful bool) {
 	for _, p := range []*process{c.apiserver, c.etcd} {
 		if p != nil {
 			p.stop(graceful)

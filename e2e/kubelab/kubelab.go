@@ -16,7 +16,13 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
 
 	"github.com/pier-lb/pier/e2e/cluster"
 	"github.com/pier-lb/pier/e2e/lab"
@@ -30,7 +36,11 @@ type Options struct {
 	Nodes   int    // default 3
 	Prefix  string // lab prefix; default random
 	Cluster cluster.Options
-	Logger  *slog.Logger
+	// ControllerBinary, when set, is a pier-controller executable: Up then
+	// installs Pier's CRDs, namespace and L2 pool and runs the controller on
+	// node1.
+	ControllerBinary string
+	Logger           *slog.Logger
 }
 
 // Env is a running site with its control plane.
@@ -39,6 +49,10 @@ type Env struct {
 	Site    *lab.Site
 	Cluster *cluster.Cluster
 	Client  kubernetes.Interface
+	// Pier is a controller-runtime client that also knows Pier's kinds.
+	Pier client.Client
+	// Controller is the pier-controller process, when one was asked for.
+	Controller *lab.Process
 	// APIServer is the API server's address on the management network.
 	APIServer netip.AddrPort
 	// NodeKubeconfig is the kubeconfig node processes use (it reaches the
@@ -77,8 +91,16 @@ func Up(ctx context.Context, opts Options) (_ *Env, err error) {
 	if e.Client, err = kubernetes.NewForConfig(e.Cluster.Config); err != nil {
 		return nil, err
 	}
+	if e.Pier, err = newPierClient(e.Cluster.Config); err != nil {
+		return nil, err
+	}
 	if err = registerNodes(ctx, e.Client, e.Site); err != nil {
 		return nil, err
+	}
+	if opts.ControllerBinary != "" {
+		if err = e.installPier(ctx, opts.ControllerBinary); err != nil {
+			return nil, err
+		}
 	}
 	return e, nil
 }
@@ -92,6 +114,17 @@ func (e *Env) publish() error {
 	e.NodeKubeconfig = filepath.Join(e.Cluster.Dir, "kubeconfig-nodes")
 	server := "https://" + net.JoinHostPort(e.APIServer.Addr().String(), strconv.Itoa(int(e.APIServer.Port())))
 	return e.Cluster.WriteKubeconfig(e.NodeKubeconfig, server)
+}
+
+func newPierClient(cfg *rest.Config) (client.Client, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	return client.New(cfg, client.Options{Scheme: scheme})
 }
 
 // Close removes the lab and stops the control plane.

@@ -3,6 +3,7 @@ package kubelab_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -80,4 +81,40 @@ func ready(n corev1.Node) string {
 		}
 	}
 	return "Unknown"
+}
+
+// The demo's path: pier-controller runs inside node1, reaches the API server
+// over the management link, and a new Service gets one address per family
+// from the lab pool.
+func TestDemoServiceGetsAddress(t *testing.T) {
+	prereq.Root(t)
+	bin := filepath.Join(t.TempDir(), "pier-controller")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/pier-lb/pier/cmd/pier-controller").CombinedOutput(); err != nil {
+		t.Fatalf("build pier-controller: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	env, err := kubelab.Up(ctx, kubelab.Options{Nodes: 2, ControllerBinary: bin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("controller output:\n%s", env.Controller.Output())
+		}
+		if err := env.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	addrs, err := env.CreateDemoService(ctx, "calls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range addrs {
+		got = append(got, a.String())
+	}
+	if diff := cmp.Diff([]string{"198.51.100.200", "2001:db8:100::200"}, got); diff != "" {
+		t.Errorf("addresses (-want +got):\n%s", diff)
+	}
 }

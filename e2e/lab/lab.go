@@ -64,6 +64,8 @@ type Lab struct {
 	closers    []io.Closer
 	closed     bool
 	unregister func()
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // New validates opts and prepares an empty lab. It creates nothing on the
@@ -99,13 +101,16 @@ func New(opts Options) (*Lab, error) {
 func ownerFile(prefix string) string { return filepath.Join(stateDir, prefix+".pid") }
 
 // Close stops every process the lab started and removes every namespace,
-// link and address it created. It is safe to call more than once.
+// link and address it created. It is safe to call more than once and from
+// several goroutines (a signal handler and main): every caller returns once
+// the lab is gone.
 func (l *Lab) Close() error {
+	l.closeOnce.Do(func() { l.closeErr = l.close() })
+	return l.closeErr
+}
+
+func (l *Lab) close() error {
 	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return nil
-	}
 	l.closed = true
 	procs, closers, hosts := l.procs, l.closers, append([]*Host(nil), l.hosts...)
 	if l.switchHost != nil {
