@@ -3,7 +3,9 @@ package controller_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -11,12 +13,14 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 )
 
-// The pier-controller binary serves the webhook next to the controller: an
-// invalid pool is refused by the API server with the field named.
-func TestControllerServesWebhook(t *testing.T) {
+// The pier-controller binary serves the webhook next to the controller (an
+// invalid pool is refused by the API server with the field named), metrics
+// and health endpoints.
+func TestControllerProcessEndpoints(t *testing.T) {
 	e := newEnv(t)
-	addr := freeAddr(t)
-	e.runController(t, "--webhook=true", "--webhook-url=https://"+addr, "--webhook-addr="+addr, "--health-addr=127.0.0.1:0")
+	addr, metrics, health := freeAddr(t), freeAddr(t), freeAddr(t)
+	e.runController(t, "--webhook=true", "--webhook-url=https://"+addr, "--webhook-addr="+addr,
+		"--metrics-addr="+metrics, "--health-addr="+health)
 	var lastErr error
 	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
 		lastErr = e.c.Create(ctx, pool("bad", "198.51.100.300/24"))
@@ -32,6 +36,32 @@ func TestControllerServesWebhook(t *testing.T) {
 		t.Errorf("refusal %q does not name the field", lastErr)
 	}
 	e.create(pool("good", "198.51.100.200-198.51.100.250"))
+	e.create(service("default", "web"))
+	e.waitAssigned("default", "web")
+
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if body := httpGet(t, "http://"+health+path); !strings.Contains(body, "ok") {
+			t.Errorf("%s: %q", path, body)
+		}
+	}
+	want := `pier_allocator_addresses_in_use{family="IPv4",pool="good"} 1`
+	err = wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return strings.Contains(httpGet(t, "http://"+metrics+"/metrics"), want), nil
+	})
+	if err != nil {
+		t.Errorf("/metrics never showed %s", want)
+	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
 }
 
 func freeAddr(t *testing.T) string {
