@@ -6,6 +6,7 @@
 package pins
 
 import (
+	_ "github.com/hashicorp/memberlist"
 	_ "github.com/mdlayher/arp"
 	_ "github.com/mdlayher/ndp"
 	_ "github.com/osrg/gobgp/v3/pkg/server"
