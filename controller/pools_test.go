@@ -20,8 +20,8 @@ func TestPoolEdits(t *testing.T) {
 	e.startController()
 	e.create(service("default", "first"))
 	e.create(service("default", "second"))
-	e.create(service("default", "third")) // the pool has two addresses
 	first, second := e.waitAssigned("default", "first"), e.waitAssigned("default", "second")
+	e.create(service("default", "third")) // the pool has two addresses
 	if note := e.waitEvent("default", "third", "AllocationFailed"); !strings.Contains(note, "PoolExhausted") {
 		t.Errorf("third: event %q, want PoolExhausted", note)
 	}
