@@ -21,6 +21,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&L2Advertisement{}, &L2AdvertisementList{},
 		&BGPPeer{}, &BGPPeerList{},
 		&BGPAdvertisement{}, &BGPAdvertisementList{},
+		&ServiceL2Status{}, &ServiceL2StatusList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
