@@ -13,6 +13,7 @@ import (
 
 	"github.com/pier-lb/pier/allocator"
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/config"
 )
 
 // Reconcile brings one Service's addresses and status in line with the
@@ -30,7 +31,7 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		return reconcile.Result{}, err
 	}
-	if !serves(&svc, c.opts.OnlyOwnClass) {
+	if !config.Serves(&svc, c.opts.OnlyOwnClass) {
 		return reconcile.Result{}, c.stopServing(ctx, &svc)
 	}
 	return reconcile.Result{}, c.assign(ctx, &svc)

@@ -12,19 +12,6 @@ import (
 	"github.com/pier-lb/pier/api/v1alpha1"
 )
 
-// serves reports whether Pier is responsible for svc: a LoadBalancer with
-// no class (unless only the own class is served) or with Pier's class.
-func serves(svc *corev1.Service, onlyOwnClass bool) bool {
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
-		return false
-	}
-	class := svc.Spec.LoadBalancerClass
-	if class == nil {
-		return !onlyOwnClass
-	}
-	return *class == v1alpha1.LoadBalancerClass
-}
-
 func keyOf(svc *corev1.Service) allocator.ServiceKey {
 	return allocator.ServiceKey{Namespace: svc.Namespace, Name: svc.Name}
 }

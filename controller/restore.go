@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/pier-lb/pier/allocator"
+	"github.com/pier-lb/pier/config"
 )
 
 // restore feeds every address found in Service status to the allocator, so
@@ -23,7 +24,7 @@ func (c *Controller) restore(ctx context.Context) error {
 	byKey := make(map[allocator.ServiceKey]*corev1.Service, len(list.Items))
 	for i := range list.Items {
 		svc := &list.Items[i]
-		if !serves(svc, c.opts.OnlyOwnClass) {
+		if !config.Serves(svc, c.opts.OnlyOwnClass) {
 			continue
 		}
 		if claim, ok := claimOf(svc); ok {

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/config"
 )
 
 // SetupWithManager registers the controller: each Service is reconciled by
@@ -54,7 +55,7 @@ func (c *Controller) pending(ctx context.Context, ns string) []reconcile.Request
 	var reqs []reconcile.Request
 	for i := range list.Items {
 		svc := &list.Items[i]
-		if serves(svc, c.opts.OnlyOwnClass) && len(svc.Status.LoadBalancer.Ingress) == 0 {
+		if config.Serves(svc, c.opts.OnlyOwnClass) && len(svc.Status.LoadBalancer.Ingress) == 0 {
 			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(svc)})
 		}
 	}
