@@ -469,3 +469,30 @@ func TestOnlyTheSpeakerAnswersARP(t *testing.T) {
 		t.Error("the node does not answer NDP for its own eth1 address")
 	}
 }
+
+// The defaults (netlink and /proc/sys of the calling thread's namespace)
+// act on the namespace VIPs runs in.
+func TestDefaultsActOnCurrentNamespace(t *testing.T) {
+	l := newLab(t)
+	h := addHost(t, l, "node")
+	err := h.Do(func() error {
+		v, err := vip.New(vip.Options{})
+		if err != nil {
+			return err
+		}
+		if err := v.Prepare(); err != nil {
+			return err
+		}
+		return v.Set(context.Background(), []netip.Addr{vip4, vip6})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"127.0.0.1/8 lo", "198.51.100.200/32 lo:pier", "2001:db8:100::200/128", "::1/128"}
+	if diff := cmp.Diff(want, loAddrs(t, handleIn(t, h))); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if got := readSysctl(t, h, "net.ipv4.conf.all.arp_ignore"); got != "1" {
+		t.Errorf("arp_ignore %s, want 1", got)
+	}
+}
