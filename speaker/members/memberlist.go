@@ -1,0 +1,328 @@
+package members
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/hashicorp/memberlist"
+	"k8s.io/utils/clock"
+)
+
+// ErrRunning is returned by Run while another Run of the same Members is
+// active.
+var ErrRunning = errors.New("members already running")
+
+// label is put on every packet and stream: other memberlist clusters on the
+// same port (another product, another Pier) are rejected instead of merged.
+const label = "pier-speaker"
+
+// Members is this node's view of which speakers are alive, kept by
+// memberlist gossip. Methods are safe for concurrent use.
+type Members struct {
+	name    string
+	bind    netip.AddrPort
+	key     []byte
+	timers  Timers
+	log     *slog.Logger
+	metrics *Metrics
+	clock   clock.WithTicker
+	inNS    func(func() error) error
+
+	changes      chan struct{}
+	peersChanged chan struct{}
+
+	mu      sync.Mutex
+	meta    []byte
+	peers   []netip.AddrPort
+	live    map[string]member
+	list    *memberlist.Memberlist
+	running bool
+	gen     int // incremented by each Run, so late events of an old list are dropped
+}
+
+type member struct {
+	addr netip.AddrPort
+	meta []byte
+}
+
+// New validates opts and prepares a member; it opens no socket.
+func New(opts Options) (*Members, error) {
+	opts.Timers = opts.Timers.withDefaults(FastLAN())
+	def(&opts.BindPort, DefaultPort)
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("members: %w", err)
+	}
+	peers, _ := parsePeers(opts.Peers, opts.BindPort)
+	m := &Members{
+		name:         opts.Name,
+		bind:         netip.AddrPortFrom(opts.BindAddr.Unmap(), uint16(opts.BindPort)),
+		key:          bytes.Clone(opts.SecretKey),
+		timers:       opts.Timers,
+		log:          opts.Logger,
+		metrics:      opts.Metrics,
+		clock:        opts.Clock,
+		inNS:         opts.Namespace,
+		changes:      make(chan struct{}, 1),
+		peersChanged: make(chan struct{}, 1),
+		meta:         bytes.Clone(opts.Meta),
+		peers:        peers,
+		live:         map[string]member{},
+	}
+	m.setDefaults()
+	return m, nil
+}
+
+func (m *Members) setDefaults() {
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	m.log = m.log.With("component", "members", "node", m.name)
+	if m.metrics == nil {
+		m.metrics = NewMetrics(nil)
+	}
+	if m.clock == nil {
+		m.clock = clock.RealClock{}
+	}
+	if m.inNS == nil {
+		m.inNS = func(fn func() error) error { return fn() }
+	}
+}
+
+// Run creates the member list on BindAddr:BindPort, joins the peers, keeps
+// re-joining peers that are not members, and when ctx ends leaves the group
+// (so the others drop this node at once instead of detecting its failure)
+// and shuts down. It returns nil after a clean leave.
+func (m *Members) Run(ctx context.Context) error {
+	gen, err := m.begin()
+	if err != nil {
+		return err
+	}
+	defer m.end()
+	ml, err := m.create(gen)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.list = ml
+	m.mu.Unlock()
+	m.log.Info("member started", "addr", m.bind)
+	m.rejoinLoop(ctx, ml)
+	return m.leave(ml)
+}
+
+func (m *Members) begin() (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.running {
+		return 0, fmt.Errorf("members %s: %w", m.name, ErrRunning)
+	}
+	m.running = true
+	m.gen++
+	return m.gen, nil
+}
+
+// end forgets the list and every member: a node that is not running sees
+// nobody, itself included.
+func (m *Members) end() {
+	m.mu.Lock()
+	m.running = false
+	m.list = nil
+	m.gen++
+	clear(m.live)
+	m.mu.Unlock()
+	m.metrics.live.Set(0)
+	m.notify()
+}
+
+func (m *Members) create(gen int) (*memberlist.Memberlist, error) {
+	logger := log.New(logWriter{m.log}, "", 0)
+	t, err := newTransport(m.bind.Addr().String(), int(m.bind.Port()), logger, m.inNS)
+	if err != nil {
+		return nil, fmt.Errorf("members %s: %w", m.name, err)
+	}
+	ml, err := memberlist.Create(m.config(gen, t, logger))
+	if err != nil {
+		_ = t.Shutdown()
+		return nil, fmt.Errorf("members %s: create on %s: %w", m.name, m.bind, err)
+	}
+	return ml, nil
+}
+
+func (m *Members) config(gen int, t memberlist.Transport, logger *log.Logger) *memberlist.Config {
+	c := memberlist.DefaultLANConfig()
+	c.Name = m.name
+	c.Transport = t
+	c.BindAddr, c.BindPort = m.bind.Addr().String(), int(m.bind.Port())
+	c.AdvertiseAddr, c.AdvertisePort = c.BindAddr, c.BindPort
+	c.Label = label
+	c.SecretKey = bytes.Clone(m.key)
+	c.Logger = logger
+	h := &hooks{m: m, gen: gen}
+	c.Delegate, c.Events, c.Conflict = h, h, h
+	m.timers.apply(c)
+	return c
+}
+
+func (t Timers) apply(c *memberlist.Config) {
+	c.ProbeInterval, c.ProbeTimeout = t.ProbeInterval, t.ProbeTimeout
+	c.IndirectChecks = t.IndirectChecks
+	c.SuspicionMult = t.SuspicionMult
+	c.GossipInterval, c.GossipNodes = t.GossipInterval, t.GossipNodes
+	c.RetransmitMult = t.RetransmitMult
+	c.AwarenessMaxMultiplier = t.AwarenessMaxMultiplier
+	c.TCPTimeout = t.TCPTimeout
+	c.PushPullInterval = t.PushPullInterval
+	c.GossipToTheDeadTime = t.GossipToTheDeadTime
+	// A node that comes back under its name with a new address (re-IPed)
+	// is accepted once its old self has been dead this long.
+	c.DeadNodeReclaimTime = 2 * t.GossipToTheDeadTime
+}
+
+func (m *Members) rejoinLoop(ctx context.Context, ml *memberlist.Memberlist) {
+	tick := m.clock.NewTicker(m.timers.RejoinInterval)
+	defer tick.Stop()
+	failing := false
+	for {
+		failing = m.join(ml, failing)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C():
+		case <-m.peersChanged:
+		}
+	}
+}
+
+// join joins the peers that are not members; it reports whether none could
+// be reached, and logs only when that changes.
+func (m *Members) join(ml *memberlist.Memberlist, failing bool) bool {
+	targets := m.missing()
+	if len(targets) == 0 {
+		return false
+	}
+	n, err := ml.Join(targets)
+	if n > 0 {
+		m.log.Debug("joined", "peers", n, "of", len(targets))
+		return false
+	}
+	m.metrics.joinErrors.Inc()
+	if !failing {
+		m.log.Warn("cannot reach any missing peer, retrying", "peers", targets, "err", err)
+	}
+	return true
+}
+
+// missing lists the peers that are neither this node nor a member's address.
+func (m *Members) missing() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	known := map[netip.AddrPort]bool{m.bind: true}
+	for _, mb := range m.live {
+		known[mb.addr] = true
+	}
+	var out []string
+	for _, p := range m.peers {
+		if !known[p] {
+			out = append(out, p.String())
+		}
+	}
+	return out
+}
+
+func (m *Members) leave(ml *memberlist.Memberlist) error {
+	m.mu.Lock()
+	m.list = nil // no more SetMeta broadcasts
+	m.mu.Unlock()
+	if err := ml.Leave(m.timers.LeaveTimeout); err != nil {
+		m.log.Warn("leave not confirmed, shutting down anyway", "err", err)
+	}
+	if err := ml.Shutdown(); err != nil {
+		return fmt.Errorf("members %s: shut down: %w", m.name, err)
+	}
+	m.log.Info("member left")
+	return nil
+}
+
+// Live returns the sorted names of the live members (alive or suspect),
+// this node included. Empty while Run is not running.
+func (m *Members) Live() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	names := make([]string, 0, len(m.live))
+	for n := range m.live {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Changes delivers a value after the live set or a member's metadata
+// changed; notifications coalesce (buffer 1), so read Live and MetaOf after
+// each.
+func (m *Members) Changes() <-chan struct{} { return m.changes }
+
+func (m *Members) notify() {
+	select {
+	case m.changes <- struct{}{}:
+	default:
+	}
+}
+
+// MetaOf returns a copy of a live member's metadata, nil when it is not
+// live.
+func (m *Members) MetaOf(name string) []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return bytes.Clone(m.live[name].meta)
+}
+
+// SetMeta replaces this node's metadata and gossips it. It waits at most
+// Timers.LeaveTimeout for the broadcast to go out; on a timeout error the
+// update stays queued and still spreads.
+func (m *Members) SetMeta(meta []byte) error {
+	if err := checkMeta(meta); err != nil {
+		return fmt.Errorf("members %s: %w", m.name, err)
+	}
+	m.mu.Lock()
+	m.meta = bytes.Clone(meta)
+	ml := m.list
+	m.mu.Unlock()
+	if ml == nil {
+		return nil
+	}
+	if err := ml.UpdateNode(m.timers.LeaveTimeout); err != nil {
+		return fmt.Errorf("members %s: gossip metadata: %w", m.name, err)
+	}
+	return nil
+}
+
+// SetPeers replaces the join targets ("addr" or "addr:port", e.g. the
+// other Nodes' internal addresses) and joins the new ones soon. Bad entries
+// are reported in the error and skipped; the others are applied.
+func (m *Members) SetPeers(peers []string) error {
+	parsed, err := parsePeers(peers, int(m.bind.Port()))
+	m.mu.Lock()
+	m.peers = parsed
+	m.mu.Unlock()
+	select {
+	case m.peersChanged <- struct{}{}:
+	default:
+	}
+	if err != nil {
+		return fmt.Errorf("members %s: %w", m.name, err)
+	}
+	return nil
+}
+
+// String is for logs.
+func (m *Members) String() string {
+	return m.name + "@" + m.bind.Addr().String() + ":" + strconv.Itoa(int(m.bind.Port()))
+}
