@@ -47,6 +47,8 @@ type Options struct {
 	// restarted speaker removes stale ones it added before. An absolute
 	// path on storage that outlives the process, e.g. a hostPath.
 	StateFile string
+	// Metrics receives counts; default unregistered metrics.
+	Metrics *Metrics
 }
 
 // VIPs keeps a set of addresses on one link. Safe for concurrent use.
@@ -57,6 +59,7 @@ type VIPs struct {
 	nl    Netlink
 	sysct func(key, value string) error
 	log   *slog.Logger
+	m     *Metrics
 
 	mu     sync.Mutex
 	loaded bool         // state file read
@@ -82,6 +85,9 @@ func New(opts Options) (*VIPs, error) {
 	if opts.Netlink == nil {
 		opts.Netlink = &netlink.Handle{}
 	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
 	if opts.Sysctl == nil {
 		opts.Sysctl = writeProcSys
 	}
@@ -95,6 +101,7 @@ func New(opts Options) (*VIPs, error) {
 		nl:    opts.Netlink,
 		sysct: opts.Sysctl,
 		log:   opts.Logger.With("component", "vip", "iface", opts.Link),
+		m:     opts.Metrics,
 	}, nil
 }
 
@@ -128,6 +135,7 @@ func (v *VIPs) Set(ctx context.Context, addrs []netip.Addr) error {
 	errs = append(errs, v.load())
 	link, onLink, err := v.inspect()
 	if err != nil {
+		v.m.failed(opList, err)
 		return errors.Join(append(errs, err)...)
 	}
 	v.forgetGone(onLink)
@@ -140,6 +148,7 @@ func (v *VIPs) Set(ctx context.Context, addrs []netip.Addr) error {
 		errs = append(errs, v.apply(ctx, link, c)...)
 	}
 	errs = append(errs, v.save(v.owned))
+	v.m.hold(v.owned)
 	return errors.Join(errs...)
 }
 
@@ -153,6 +162,7 @@ func (v *VIPs) load() error {
 	addrs, err := readState(v.state)
 	if err != nil {
 		v.log.Warn("state unreadable, starting empty", "err", err)
+		v.m.failed(opState, err)
 		return err
 	}
 	v.owned, v.saved = addrs, slices.Clone(addrs)
@@ -241,9 +251,11 @@ func (v *VIPs) add(link netlink.Link, a netip.Addr) error {
 	}
 	if err != nil {
 		v.log.Warn("add failed", "addr", a, "err", err)
+		v.m.failed(opAdd, err)
 		return fmt.Errorf("add %s on %s: %w", a, v.link, err)
 	}
 	v.owned = union(v.owned, []netip.Addr{a})
+	v.m.changed(opAdd)
 	v.log.Info("address added", "addr", a)
 	return nil
 }
@@ -255,9 +267,11 @@ func (v *VIPs) remove(link netlink.Link, a netip.Addr) error {
 	}
 	if err != nil {
 		v.log.Warn("remove failed", "addr", a, "err", err)
+		v.m.failed(opRemove, err)
 		return fmt.Errorf("remove %s from %s: %w", a, v.link, err)
 	}
 	v.owned = slices.DeleteFunc(v.owned, func(o netip.Addr) bool { return o == a })
+	v.m.changed(opRemove)
 	v.log.Info("address removed", "addr", a)
 	return nil
 }
@@ -281,6 +295,7 @@ func (v *VIPs) save(addrs []netip.Addr) error {
 	}
 	if err := writeState(v.state, addrs); err != nil {
 		v.log.Warn("state not recorded", "err", err)
+		v.m.failed(opState, err)
 		return err
 	}
 	v.saved = slices.Clone(addrs)
