@@ -105,6 +105,8 @@ func New(opts Options) (*VIPs, error) {
 	}, nil
 }
 
+// validLinkName rejects what the kernel refuses in an interface name, and
+// ':' (reserved for the label).
 func validLinkName(s string) bool {
 	for _, r := range s {
 		if r <= ' ' || r == '/' || r == ':' || r > '~' {
