@@ -1,0 +1,176 @@
+package members
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// converge is the generous deadline for anything the tests wait for: the
+// machine may be loaded, timing is logged, not asserted.
+const converge = 20 * time.Second
+
+func TestMembership(t *testing.T) {
+	l := newTestLab(t, 3)
+	var ms []*running
+	for i, meta := range []string{"m1", "m2", "m3"} {
+		ms = append(ms, l.start(i, func(o *Options) { o.Meta = []byte(meta) }))
+	}
+	waitLive(t, converge, l.names(0, 1, 2), ms...)
+	if diff := cmp.Diff("m2", string(ms[0].MetaOf("node2"))); diff != "" {
+		t.Errorf("node1 sees node2's meta (-want +got):\n%s", diff)
+	}
+
+	t.Run("meta update", func(t *testing.T) {
+		drain(ms[0].Changes())
+		if err := ms[1].SetMeta([]byte("m2b")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, converge, "node1 and node3 see node2's new meta", func() bool {
+			return string(ms[0].MetaOf("node2")) == "m2b" && string(ms[2].MetaOf("node2")) == "m2b"
+		})
+		select {
+		case <-ms[0].Changes():
+		default:
+			t.Error("node1: no change notified for node2's meta")
+		}
+	})
+
+	t.Run("graceful leave", func(t *testing.T) {
+		start := time.Now()
+		if err := ms[2].stop(); err != nil {
+			t.Fatal(err)
+		}
+		gone := timeGone(t, start, converge, "node3", ms[0], ms[1])
+		t.Logf("node3 left: gone from node1 after %v, node2 after %v", gone[0], gone[1])
+		if got := ms[2].Live(); len(got) != 0 {
+			t.Errorf("node3 still lists %v after Run returned", got)
+		}
+	})
+
+	t.Run("rejoin", func(t *testing.T) {
+		start := time.Now()
+		ms[2] = l.start(2, nil)
+		waitLive(t, converge, l.names(0, 1, 2), ms...)
+		t.Logf("node3 back at all members after %v", time.Since(start))
+		if got := ms[0].MetaOf("node3"); got != nil {
+			t.Errorf("node3 restarted without meta, node1 sees %q", got)
+		}
+	})
+}
+
+// TestCrash kills a member process with SIGKILL, restarts it, and stops it
+// with SIGTERM.
+func TestCrash(t *testing.T) {
+	l := newTestLab(t, 3)
+	ms := []*running{l.start(0, nil), l.start(1, nil)}
+	p := l.startProcess(2, testKey)
+	all, survivors := l.names(0, 1, 2), l.names(0, 1)
+	waitLive(t, converge, all, ms...)
+
+	start := time.Now()
+	if err := p.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	gone := timeGone(t, start, converge, "node3", ms...)
+	t.Logf("SIGKILL: node3 declared dead at node1 after %v, node2 after %v", gone[0], gone[1])
+	waitLive(t, converge, survivors, ms...)
+
+	start = time.Now()
+	p = l.startProcess(2, testKey)
+	waitLive(t, converge, all, ms...)
+	t.Logf("restarted node3 seen by all after %v (process start included)", time.Since(start))
+
+	start = time.Now()
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	gone = timeGone(t, start, converge, "node3", ms...)
+	t.Logf("SIGTERM: node3 gone from node1 after %v, node2 after %v", gone[0], gone[1])
+	<-p.Done()
+	if out := p.Output(); !strings.Contains(out, "member stopped") {
+		t.Errorf("node3 did not stop cleanly:\n%s", out)
+	}
+}
+
+// TestLinkDown takes a member's link down (it keeps running, isolated), then
+// up again: both sides must see the split and then heal.
+func TestLinkDown(t *testing.T) {
+	l := newTestLab(t, 3)
+	ms := []*running{l.start(0, nil), l.start(1, nil), l.start(2, nil)}
+	all := l.names(0, 1, 2)
+	waitLive(t, converge, all, ms...)
+
+	start := time.Now()
+	if err := l.hosts[2].SetLink("eth1", false); err != nil {
+		t.Fatal(err)
+	}
+	gone := timeGone(t, start, converge, "node3", ms[0], ms[1])
+	t.Logf("link down: node3 declared dead at node1 after %v, node2 after %v", gone[0], gone[1])
+	waitLive(t, converge, l.names(0, 1), ms[0], ms[1])
+	waitLive(t, converge, l.names(2), ms[2])
+
+	start = time.Now()
+	if err := l.hosts[2].SetLink("eth1", true); err != nil {
+		t.Fatal(err)
+	}
+	waitLive(t, converge, all, ms...)
+	t.Logf("link up: healed after %v", time.Since(start))
+}
+
+// TestUnauthenticated: a member with another key, or none, never becomes a
+// member, and sees nobody.
+func TestUnauthenticated(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Options)
+	}{
+		{"other key", func(o *Options) { o.SecretKey = otherKey }},
+		{"no key", func(o *Options) { o.SecretKey, o.Insecure = nil, true }},
+	}
+	l := newTestLab(t, 3)
+	ms := []*running{l.start(0, nil), l.start(1, nil)}
+	waitLive(t, converge, l.names(0, 1), ms...)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			intruder := l.start(2, tt.edit)
+			// Several re-join rounds (300 ms) and push/pulls' worth.
+			deadline := time.Now().Add(3 * time.Second)
+			for time.Now().Before(deadline) {
+				for _, m := range ms {
+					if diff := cmp.Diff(l.names(0, 1), m.Live()); diff != "" {
+						t.Fatalf("%s: live members (-want +got):\n%s", m.name, diff)
+					}
+				}
+				if got := intruder.Live(); len(got) > 1 {
+					t.Fatalf("intruder sees %v", got)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if err := intruder.stop(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func drain(c <-chan struct{}) {
+	select {
+	case <-c:
+	default:
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting until %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
