@@ -1,6 +1,16 @@
-// Package speaker runs on every node: it computes the announcements the node
-// owes for the current Services and configuration (a pure function) and
-// hands the whole desired set to idempotent announcers for L2 (ARP/NDP),
-// BGP (gobgp) and local VIP addresses. See DESIGN.md; built by the speaker
-// issues.
+// Package speaker runs on every node and decides what the node announces.
+//
+// The decision is two pure steps. Targets turns what the API server says
+// (Pier's configuration, Services with addresses, EndpointSlices, Nodes)
+// into, for each announced address, the nodes allowed to answer for it and
+// on which interfaces. Plan picks, for each target, the owner among the
+// nodes that are alive right now (memberlist) and have an interface whose
+// subnet holds the address; every speaker computes the same owner from the
+// same inputs (rendezvous hashing, members.Owner), so no coordination
+// round-trip is needed. The speaker then hands the whole set this node owns
+// to idempotent announcers (l2 for ARP/NDP, vip for local addresses).
+//
+// Targets are persisted on the node after every change, so a speaker that
+// restarts while the API server is unreachable keeps announcing what it
+// last knew, still following liveness changes among the speakers.
 package speaker

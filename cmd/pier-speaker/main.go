@@ -1,0 +1,107 @@
+// Command pier-speaker runs on every node and announces the LoadBalancer
+// addresses this node owns (ARP/NDP), following liveness among speakers.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/pier-lb/pier/speaker"
+)
+
+func main() {
+	var o speaker.NodeOptions
+	kubeconfig := flag.String("kubeconfig", "", "kubeconfig file (default: in-cluster)")
+	flag.StringVar(&o.NodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name")
+	flag.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", "pier-system"), "namespace of Pier's configuration")
+	flag.BoolVar(&o.OnlyOwnClass, "only-own-class", false, "serve only Services with spec.loadBalancerClass pier.dev/lb")
+	bind := flag.String("bind-addr", os.Getenv("NODE_IP"), "address the speakers gossip on (the node's IP)")
+	flag.IntVar(&o.BindPort, "bind-port", 7946, "memberlist port (TCP and UDP)")
+	keyFile := flag.String("memberlist-key-file", "/etc/pier/memberlist/key", "file holding the 16, 24 or 32 byte gossip key (a mounted Secret)")
+	flag.BoolVar(&o.LocalVIP, "local-vip", false, "put owned addresses on lo so processes on this node accept their traffic")
+	flag.StringVar(&o.StateDir, "state-dir", "/var/lib/pier", "where the speaker keeps what it announces across restarts")
+	flag.DurationVar(&o.Periodic, "periodic-gratuitous", 0, "re-announce owned addresses this often (0: only on takeover)")
+	metricsAddr := flag.String("metrics-addr", ":7572", `metrics and /healthz listen address ("0": off)`)
+	level := flag.String("log-level", "info", "debug, info, warn or error")
+	flag.Parse()
+
+	log := newLogger(*level)
+	if err := setup(&o, *kubeconfig, *bind, *keyFile); err != nil {
+		log.Error("pier-speaker", "err", err)
+		os.Exit(2)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	o.Registry, o.Logger = reg, log
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go serveMetrics(ctx, *metricsAddr, reg, log)
+	if err := speaker.RunNode(ctx, o); err != nil {
+		log.Error("pier-speaker stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func setup(o *speaker.NodeOptions, kubeconfig, bind, keyFile string) error {
+	var err error
+	if kubeconfig != "" {
+		o.Config, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	} else {
+		o.Config, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return err
+	}
+	if o.NodeName == "" {
+		return errors.New("--node-name (or NODE_NAME) is required")
+	}
+	if o.BindAddr, err = netip.ParseAddr(bind); err != nil {
+		return errors.New("--bind-addr (or NODE_IP) must be this node's IP address")
+	}
+	if o.SecretKey, err = os.ReadFile(keyFile); err != nil {
+		return err
+	}
+	return nil
+}
+
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) {
+	if addr == "0" {
+		return
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) })
+	srv := &http.Server{Addr: addr, Handler: mux}
+	go func() { <-ctx.Done(); srv.Close() }()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("metrics server", "err", err)
+	}
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}

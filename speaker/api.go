@@ -1,0 +1,88 @@
+package speaker
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/config"
+)
+
+// EventRecorder records events about objects (client-go's events API).
+type EventRecorder interface {
+	Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any)
+}
+
+// refreshTargets recomputes the targets from the API cache and saves them
+// with the peers when they changed. An invalid configuration keeps the
+// last good targets.
+func (s *Speaker) refreshTargets(ctx context.Context) error {
+	in, objs, err := s.readAPI(ctx)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Parse(objs)
+	if err != nil {
+		return fmt.Errorf("configuration refused: %w", err)
+	}
+	in.Config = cfg
+	targets := Targets(in)
+	peers := peerAddrs(in.Nodes, s.opts.NodeName)
+	if err := s.opts.Members.SetPeers(peers); err != nil {
+		s.log.Warn("memberlist peers", "err", err)
+	}
+	if reflect.DeepEqual(targets, s.targets) {
+		return nil
+	}
+	s.targets = targets
+	return saveState(s.opts.StateFile, state{Targets: targets, Peers: peers})
+}
+
+func (s *Speaker) readAPI(ctx context.Context) (Inputs, config.Objects, error) {
+	in := Inputs{OnlyOwnClass: s.opts.OnlyOwnClass}
+	var objs config.Objects
+	var (
+		svcs   corev1.ServiceList
+		slices discoveryv1.EndpointSliceList
+		nodes  corev1.NodeList
+		pools  v1alpha1.IPAddressPoolList
+		advs   v1alpha1.L2AdvertisementList
+	)
+	ns := client.InNamespace(s.opts.Namespace)
+	for _, l := range []struct {
+		list client.ObjectList
+		opts []client.ListOption
+	}{{&svcs, nil}, {&slices, nil}, {&nodes, nil}, {&pools, []client.ListOption{ns}}, {&advs, []client.ListOption{ns}}} {
+		if err := s.opts.Reader.List(ctx, l.list, l.opts...); err != nil {
+			return in, objs, err
+		}
+	}
+	in.Services, in.EndpointSlices, in.Nodes = svcs.Items, slices.Items, nodes.Items
+	objs.Pools, objs.L2Advertisements = pools.Items, advs.Items
+	return in, objs, nil
+}
+
+// peerAddrs are the other nodes' internal addresses, where their speakers
+// gossip.
+func peerAddrs(nodes []corev1.Node, self string) []string {
+	var out []string
+	for _, n := range nodes {
+		if n.Name == self {
+			continue
+		}
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				out = append(out, a.Address)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}

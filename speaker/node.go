@@ -1,0 +1,175 @@
+package speaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/speaker/l2"
+	"github.com/pier-lb/pier/speaker/members"
+	"github.com/pier-lb/pier/speaker/vip"
+)
+
+// NodeOptions configure a whole speaker process.
+type NodeOptions struct {
+	Config       *rest.Config
+	NodeName     string
+	Namespace    string
+	OnlyOwnClass bool
+	// BindAddr is where memberlist gossips (the node's address on the
+	// network the speakers share); BindPort defaults to 7946.
+	BindAddr  netip.Addr
+	BindPort  int
+	SecretKey []byte
+	// LocalVIP puts owned addresses on lo (see package vip).
+	LocalVIP bool
+	StateDir string
+	Periodic time.Duration // periodic gratuitous re-announcement; 0: off
+	Registry prometheus.Registerer
+	Logger   *slog.Logger
+}
+
+// RunNode runs a speaker with its API cache, membership and announcers
+// until ctx ends. It does not need the API server to start: until the
+// caches sync it announces from the saved state.
+func RunNode(ctx context.Context, o NodeOptions) error {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	c, err := cache.New(o.Config, cache.Options{Scheme: scheme, ByObject: map[client.Object]cache.ByObject{
+		&v1alpha1.IPAddressPool{}:   {Namespaces: map[string]cache.Config{o.Namespace: {}}},
+		&v1alpha1.L2Advertisement{}: {Namespaces: map[string]cache.Config{o.Namespace: {}}},
+		&v1alpha1.ServiceL2Status{}: {Namespaces: map[string]cache.Config{o.Namespace: {}}},
+	}})
+	if err != nil {
+		return fmt.Errorf("speaker cache: %w", err)
+	}
+	writer, err := client.New(o.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		return err
+	}
+	mem, err := members.New(members.Options{
+		Name: o.NodeName, BindAddr: o.BindAddr, BindPort: o.BindPort, SecretKey: o.SecretKey,
+		Logger: o.Logger, Metrics: members.NewMetrics(o.Registry),
+	})
+	if err != nil {
+		return err
+	}
+	ann, err := l2.New(l2.Options{Logger: o.Logger, Metrics: l2.NewMetrics(o.Registry), Periodic: o.Periodic})
+	if err != nil {
+		return err
+	}
+	var synced atomic.Bool
+	sp, err := New(Options{
+		NodeName: o.NodeName, Namespace: o.Namespace, OnlyOwnClass: o.OnlyOwnClass,
+		Reader: c, Synced: synced.Load, Writer: writer, Recorder: recorder(ctx, o.Config, scheme),
+		Members: mem, L2: ann, StateFile: o.StateDir + "/speaker-state.json", Logger: o.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	if o.LocalVIP {
+		if sp.opts.VIP, err = localVIP(o); err != nil {
+			return err
+		}
+	}
+	return runAll(ctx, o.Logger,
+		c.Start, mem.Run, ann.Run, sp.Run,
+		func(ctx context.Context) error { return watch(ctx, c, sp.Trigger, &synced, o.Logger) },
+	)
+}
+
+func localVIP(o NodeOptions) (*vip.VIPs, error) {
+	v, err := vip.New(vip.Options{Logger: o.Logger, StateFile: o.StateDir + "/vip-state.json", Metrics: vip.NewMetrics(o.Registry)})
+	if err != nil {
+		return nil, err
+	}
+	return v, v.Prepare()
+}
+
+func recorder(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme) EventRecorder {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil
+	}
+	b := events.NewBroadcaster(&events.EventSinkImpl{Interface: cs.EventsV1()})
+	b.StartRecordingToSink(ctx.Done())
+	return b.NewRecorder(scheme, "pier-speaker")
+}
+
+// watch registers the speaker on every informer it reads, retrying while
+// the API server is unreachable, then marks the view synced.
+func watch(ctx context.Context, c cache.Cache, trigger func(), synced *atomic.Bool, log *slog.Logger) error {
+	handler := toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { trigger() },
+		UpdateFunc: func(any, any) { trigger() },
+		DeleteFunc: func(any) { trigger() },
+	}
+	kinds := []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{},
+		&v1alpha1.IPAddressPool{}, &v1alpha1.L2Advertisement{}, &v1alpha1.ServiceL2Status{}}
+	for _, k := range kinds {
+		for {
+			inf, err := c.GetInformer(ctx, k, cache.BlockUntilSynced(false))
+			if err == nil {
+				_, err = inf.AddEventHandler(handler)
+			}
+			if err == nil {
+				break
+			}
+			log.Warn("API unreachable, announcing from saved state", "kind", fmt.Sprintf("%T", k), "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	if !c.WaitForCacheSync(ctx) {
+		return nil
+	}
+	synced.Store(true)
+	trigger()
+	log.Info("API view synced")
+	return nil
+}
+
+// runAll runs every function until ctx ends or one fails; then it stops the
+// rest and waits for them.
+func runAll(ctx context.Context, log *slog.Logger, fns ...func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(fns))
+	for i, fn := range fns {
+		wg.Go(func() {
+			if errs[i] = fn(ctx); errs[i] != nil {
+				log.Error("speaker part stopped", "err", errs[i])
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

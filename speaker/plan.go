@@ -1,0 +1,111 @@
+package speaker
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/pier-lb/pier/speaker/l2"
+	"github.com/pier-lb/pier/speaker/members"
+)
+
+// Iface is one of a node's interfaces and the subnets on it.
+type Iface struct {
+	Name     string         `json:"n"`
+	Prefixes []netip.Prefix `json:"p"`
+}
+
+// Member is a live speaker and its interfaces, as it gossips them.
+type Member struct {
+	Name   string
+	Ifaces []Iface
+}
+
+// Ownership says which node answers for an address, on which interfaces.
+type Ownership struct {
+	Addr    netip.Addr
+	Service string
+	Node    string
+	Ifaces  []string
+}
+
+// Plan picks the owner of every target among the live members that the
+// target allows and that have an allowed interface whose subnet holds the
+// address. Targets no live member can serve are left out.
+func Plan(targets []Target, live []Member) []Ownership {
+	var out []Ownership
+	for _, t := range targets {
+		cands := map[string][]string{}
+		var names []string
+		for _, m := range live {
+			allowed, ok := t.Nodes[m.Name]
+			if !ok {
+				continue
+			}
+			if ifs := servingIfaces(m.Ifaces, allowed, t.Addr); len(ifs) > 0 {
+				cands[m.Name] = ifs
+				names = append(names, m.Name)
+			}
+		}
+		if owner := members.Owner(t.Addr, names); owner != "" {
+			out = append(out, Ownership{Addr: t.Addr, Service: t.Service, Node: owner, Ifaces: cands[owner]})
+		}
+	}
+	return out
+}
+
+// servingIfaces lists the interfaces (allowed ones, or any when allowed is
+// empty) whose subnet holds addr.
+func servingIfaces(ifaces []Iface, allowed []string, addr netip.Addr) []string {
+	var out []string
+	for _, ifc := range ifaces {
+		if len(allowed) > 0 && !slices.Contains(allowed, ifc.Name) {
+			continue
+		}
+		for _, p := range ifc.Prefixes {
+			if p.Contains(addr) {
+				out = append(out, ifc.Name)
+				break
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Announcements are the L2 announcements of node in a plan.
+func Announcements(plan []Ownership, node string) []l2.Announcement {
+	var out []l2.Announcement
+	for _, o := range plan {
+		if o.Node != node {
+			continue
+		}
+		for _, ifc := range o.Ifaces {
+			out = append(out, l2.Announcement{Addr: o.Addr, Iface: ifc})
+		}
+	}
+	return out
+}
+
+// EncodeIfaces is the member metadata a speaker gossips (memberlist allows
+// 512 bytes: a few interfaces with a few subnets each).
+func EncodeIfaces(ifaces []Iface) ([]byte, error) {
+	b, err := json.Marshal(ifaces)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > 512 {
+		return nil, fmt.Errorf("interface metadata is %d bytes, more than memberlist's 512", len(b))
+	}
+	return b, nil
+}
+
+// DecodeIfaces reads another member's metadata; garbage yields none.
+func DecodeIfaces(b []byte) []Iface {
+	var out []Iface
+	if json.Unmarshal(b, &out) != nil {
+		return nil
+	}
+	return out
+}

@@ -1,0 +1,191 @@
+package speaker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/pier-lb/pier/speaker/l2"
+)
+
+// Membership is the gossip layer (members.Members).
+type Membership interface {
+	Live() []string
+	MetaOf(name string) []byte
+	SetMeta(meta []byte) error
+	SetPeers(peers []string) error
+	Changes() <-chan struct{}
+}
+
+// L2Announcer takes the whole set this node announces (l2.Announcer).
+type L2Announcer interface {
+	Set(ctx context.Context, desired []l2.Announcement) error
+}
+
+// VIPSetter puts owned addresses on a local interface (vip.VIPs).
+type VIPSetter interface {
+	Set(ctx context.Context, addrs []netip.Addr) error
+}
+
+// Options configures a Speaker.
+type Options struct {
+	NodeName     string
+	Namespace    string // Pier's configuration
+	OnlyOwnClass bool
+	// Reader reads the cached API objects; Synced reports whether its
+	// caches hold a full view (false while the API server was never
+	// reached since start).
+	Reader client.Reader
+	Synced func() bool
+	// Writer writes ServiceL2Status objects and may be nil (no status).
+	Writer     client.Client
+	Recorder   EventRecorder
+	Members    Membership
+	L2         L2Announcer
+	VIP        VIPSetter // optional
+	Interfaces func() ([]Iface, error)
+	// StateFile keeps the last targets and peers on the node.
+	StateFile string
+	// Resync bounds how long a change that raised no event (a link state)
+	// can go unnoticed. Default 1s.
+	Resync time.Duration
+	Logger *slog.Logger
+	Clock  clock.WithTicker
+}
+
+// Speaker recomputes and applies this node's announcements whenever
+// anything it depends on changes.
+type Speaker struct {
+	opts    Options
+	log     *slog.Logger
+	trigger chan struct{}
+	owned   map[netip.Addr]Ownership // what this node announced last
+	targets []Target
+	meta    []byte
+	errs    atomic.Int64
+}
+
+// New validates opts.
+func New(opts Options) (*Speaker, error) {
+	if opts.NodeName == "" || opts.Namespace == "" {
+		return nil, errors.New("speaker: node name and namespace are required")
+	}
+	if opts.Reader == nil || opts.Synced == nil || opts.Members == nil || opts.L2 == nil {
+		return nil, errors.New("speaker: reader, synced, members and l2 announcer are required")
+	}
+	if opts.Interfaces == nil {
+		opts.Interfaces = LocalIfaces
+	}
+	if opts.Resync == 0 {
+		opts.Resync = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	return &Speaker{
+		opts:    opts,
+		log:     opts.Logger.With("component", "speaker", "node", opts.NodeName),
+		trigger: make(chan struct{}, 1),
+		owned:   map[netip.Addr]Ownership{},
+	}, nil
+}
+
+// Trigger asks for a recomputation; calls coalesce.
+func (s *Speaker) Trigger() {
+	select {
+	case s.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Run recomputes on every trigger, membership change and resync tick until
+// ctx ends. It starts from the persisted state so that a restart during an
+// API outage announces at once.
+func (s *Speaker) Run(ctx context.Context) error {
+	if st, err := loadState(s.opts.StateFile); err != nil {
+		s.log.Warn("ignoring saved state", "err", err)
+	} else {
+		s.targets = st.Targets
+		_ = s.opts.Members.SetPeers(st.Peers)
+	}
+	tick := s.opts.Clock.NewTicker(s.opts.Resync)
+	defer tick.Stop()
+	for {
+		s.sync(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.trigger:
+		case <-s.opts.Members.Changes():
+		case <-tick.C():
+		}
+	}
+}
+
+// sync is one pass: targets (from the API when synced, else the saved
+// ones), live members, plan, then the announcers and the status.
+func (s *Speaker) sync(ctx context.Context) {
+	if s.opts.Synced() {
+		if err := s.refreshTargets(ctx); err != nil {
+			s.log.Warn("reading the API cache failed, keeping the last targets", "err", err)
+		}
+	}
+	live, err := s.liveMembers()
+	if err != nil {
+		s.log.Warn("local interfaces", "err", err)
+	}
+	plan := Plan(s.targets, live)
+	ann := Announcements(plan, s.opts.NodeName)
+	if err := s.opts.L2.Set(ctx, ann); err != nil {
+		s.errs.Add(1)
+		s.log.Warn("l2 announcements", "err", err)
+	}
+	if s.opts.VIP != nil {
+		if err := s.opts.VIP.Set(ctx, ownedAddrs(ann)); err != nil {
+			s.log.Warn("local addresses", "err", err)
+		}
+	}
+	s.reportOwnership(ctx, plan)
+}
+
+// liveMembers publishes this node's interfaces and reads everyone's.
+func (s *Speaker) liveMembers() ([]Member, error) {
+	local, err := s.opts.Interfaces()
+	if err != nil {
+		return nil, err
+	}
+	if meta, err := EncodeIfaces(local); err == nil && !slices.Equal(meta, s.meta) {
+		if err := s.opts.Members.SetMeta(meta); err == nil {
+			s.meta = meta
+		}
+	}
+	var out []Member
+	for _, name := range s.opts.Members.Live() {
+		if name == s.opts.NodeName {
+			out = append(out, Member{Name: name, Ifaces: local})
+			continue
+		}
+		out = append(out, Member{Name: name, Ifaces: DecodeIfaces(s.opts.Members.MetaOf(name))})
+	}
+	return out, nil
+}
+
+func ownedAddrs(ann []l2.Announcement) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range ann {
+		if !slices.Contains(out, a.Addr) {
+			out = append(out, a.Addr)
+		}
+	}
+	return out
+}

@@ -1,0 +1,55 @@
+package speaker
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// state is what the speaker keeps on the node so that it can announce after
+// a restart while the API server is unreachable.
+type state struct {
+	Targets []Target `json:"targets"`
+	Peers   []string `json:"peers"`
+}
+
+func loadState(path string) (state, error) {
+	var st state
+	if path == "" {
+		return st, nil
+	}
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return st, nil
+	}
+	if err != nil {
+		return st, fmt.Errorf("read state %s: %w", path, err)
+	}
+	if err := json.Unmarshal(data, &st); err != nil {
+		return state{}, fmt.Errorf("read state %s: %w", path, err)
+	}
+	return st, nil
+}
+
+// saveState writes atomically: a crash leaves the old file or the new one.
+func saveState(path string, st state) error {
+	if path == "" {
+		return nil
+	}
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	return nil
+}

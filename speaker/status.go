@@ -1,0 +1,145 @@
+package speaker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
+)
+
+// reportOwnership tells users what changed: an event on the Service when
+// this node takes an address over, and one ServiceL2Status per Service this
+// node announces. Failures are logged and retried on the next pass.
+func (s *Speaker) reportOwnership(ctx context.Context, plan []Ownership) {
+	mine := map[netip.Addr]Ownership{}
+	for _, o := range plan {
+		if o.Node == s.opts.NodeName {
+			mine[o.Addr] = o
+		}
+	}
+	for addr, o := range mine {
+		if prev, ok := s.owned[addr]; !ok || !slices.Equal(prev.Ifaces, o.Ifaces) {
+			s.announceEvent(ctx, o)
+		}
+	}
+	if s.opts.Writer != nil && s.opts.Synced() {
+		if err := s.writeStatus(ctx, mine); err != nil {
+			s.log.Warn("l2 status", "err", err)
+			return // keep s.owned so the next pass retries
+		}
+	}
+	s.owned = mine
+}
+
+func (s *Speaker) announceEvent(ctx context.Context, o Ownership) {
+	if s.opts.Recorder == nil || !s.opts.Synced() {
+		return
+	}
+	ns, name, _ := strings.Cut(o.Service, "/")
+	var svc corev1.Service
+	if err := s.opts.Reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &svc); err != nil {
+		return
+	}
+	s.opts.Recorder.Eventf(&svc, nil, corev1.EventTypeNormal, "AnnouncedByNode", "Announce",
+		"%s announces %s on %s", s.opts.NodeName, o.Addr, strings.Join(o.Ifaces, ","))
+}
+
+// writeStatus makes this node's ServiceL2Status objects match what it owns.
+func (s *Speaker) writeStatus(ctx context.Context, mine map[netip.Addr]Ownership) error {
+	want := map[string]v1alpha1.ServiceL2StatusStatus{}
+	for _, o := range mine {
+		st := want[o.Service]
+		st.Node = s.opts.NodeName
+		st.ServiceNamespace, st.ServiceName, _ = strings.Cut(o.Service, "/")
+		st.Addresses = append(st.Addresses, o.Addr.String())
+		st.Interfaces = append(st.Interfaces, o.Ifaces...)
+		want[o.Service] = st
+	}
+	var have v1alpha1.ServiceL2StatusList
+	if err := s.opts.Reader.List(ctx, &have, client.InNamespace(s.opts.Namespace)); err != nil {
+		return err
+	}
+	for i := range have.Items {
+		if err := s.pruneStatus(ctx, &have.Items[i], want); err != nil {
+			return err
+		}
+	}
+	for svc, st := range want {
+		if err := s.applyStatus(ctx, svc, normalize(st)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pruneStatus deletes this node's objects for Services it no longer
+// announces, and other nodes' objects for Services it now announces (their
+// speaker may be dead and unable to clean up).
+func (s *Speaker) pruneStatus(ctx context.Context, obj *v1alpha1.ServiceL2Status, want map[string]v1alpha1.ServiceL2StatusStatus) error {
+	svc := obj.Status.ServiceNamespace + "/" + obj.Status.ServiceName
+	_, announced := want[svc]
+	mineObj := obj.Status.Node == s.opts.NodeName
+	if mineObj == announced {
+		return nil
+	}
+	return client.IgnoreNotFound(s.opts.Writer.Delete(ctx, obj))
+}
+
+func (s *Speaker) applyStatus(ctx context.Context, svc string, st v1alpha1.ServiceL2StatusStatus) error {
+	obj := &v1alpha1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{
+		Name: statusName(svc, s.opts.NodeName), Namespace: s.opts.Namespace,
+		Labels: map[string]string{
+			v1alpha1.LabelServiceName: st.ServiceName, v1alpha1.LabelServiceNamespace: st.ServiceNamespace,
+			v1alpha1.LabelNode: s.opts.NodeName,
+		},
+	}}
+	err := s.opts.Reader.Get(ctx, client.ObjectKeyFromObject(obj), obj)
+	if apierrors.IsNotFound(err) {
+		if err = s.opts.Writer.Create(ctx, obj); err != nil {
+			return fmt.Errorf("create status for %s: %w", svc, err)
+		}
+	} else if err != nil {
+		return err
+	}
+	if equalStatus(obj.Status, st) {
+		return nil
+	}
+	obj.Status = st
+	if err := s.opts.Writer.Status().Update(ctx, obj); err != nil {
+		return fmt.Errorf("status for %s: %w", svc, err)
+	}
+	return nil
+}
+
+func normalize(st v1alpha1.ServiceL2StatusStatus) v1alpha1.ServiceL2StatusStatus {
+	slices.Sort(st.Addresses)
+	slices.Sort(st.Interfaces)
+	st.Interfaces = slices.Compact(st.Interfaces)
+	return st
+}
+
+func equalStatus(a, b v1alpha1.ServiceL2StatusStatus) bool {
+	return a.Node == b.Node && a.ServiceName == b.ServiceName && a.ServiceNamespace == b.ServiceNamespace &&
+		slices.Equal(a.Addresses, b.Addresses) && slices.Equal(a.Interfaces, b.Interfaces)
+}
+
+// statusName is readable when short and unique always: names are capped at
+// 253 characters, so long ones end in a hash.
+func statusName(svc, node string) string {
+	name := strings.ReplaceAll(svc, "/", "-") + "-" + node
+	if len(name) <= 63 {
+		return name
+	}
+	sum := sha256.Sum256([]byte(svc + "/" + node))
+	return name[:50] + "-" + hex.EncodeToString(sum[:6])
+}

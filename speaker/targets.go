@@ -1,0 +1,158 @@
+package speaker
+
+import (
+	"net/netip"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/pier-lb/pier/allocator"
+	"github.com/pier-lb/pier/config"
+)
+
+// LabelExcludeLB marks nodes that must not carry load-balancer traffic.
+const LabelExcludeLB = "node.kubernetes.io/exclude-from-external-load-balancers"
+
+// Target is one announced address and where the API allows it to be
+// answered: node name -> allowed interface names (empty: any interface
+// whose subnet holds the address).
+type Target struct {
+	Addr    netip.Addr          `json:"addr"`
+	Service string              `json:"service"` // namespace/name
+	Nodes   map[string][]string `json:"nodes"`
+}
+
+// Inputs are the API objects Targets reads.
+type Inputs struct {
+	Config         *config.Config
+	Services       []corev1.Service
+	EndpointSlices []discoveryv1.EndpointSlice
+	Nodes          []corev1.Node
+	OnlyOwnClass   bool
+}
+
+// Targets computes the L2 targets, sorted by address. Addresses outside
+// every pool, or that no L2Advertisement selects, are not announced.
+func Targets(in Inputs) []Target {
+	ready := readyNodes(in.EndpointSlices)
+	var out []Target
+	for i := range in.Services {
+		svc := &in.Services[i]
+		if !config.Serves(svc, in.OnlyOwnClass) {
+			continue
+		}
+		key := svc.Namespace + "/" + svc.Name
+		for _, addr := range ingressAddrs(svc) {
+			nodes := allowedNodes(in, svc, addr, ready[key])
+			if len(nodes) > 0 {
+				out = append(out, Target{Addr: addr, Service: key, Nodes: nodes})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Target) int { return a.Addr.Compare(b.Addr) })
+	return out
+}
+
+// allowedNodes applies every L2Advertisement that selects the address's
+// pool and the Service; a node allowed by several gets the union of their
+// interfaces (any, if one of them allows any).
+func allowedNodes(in Inputs, svc *corev1.Service, addr netip.Addr, ready map[string]bool) map[string][]string {
+	pool := poolOf(addr, in.Config.Pools)
+	if pool == "" {
+		return nil
+	}
+	local := svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+	nodes := map[string][]string{}
+	for _, adv := range in.Config.L2Advertisements {
+		if !slices.Contains(adv.Pools, pool) || !adv.ServiceSelectors.Matches(labels.Set(svc.Labels)) {
+			continue
+		}
+		for i := range in.Nodes {
+			n := &in.Nodes[i]
+			if !eligible(n) || !adv.NodeSelectors.Matches(labels.Set(n.Labels)) || (local && !ready[n.Name]) {
+				continue
+			}
+			nodes[n.Name] = mergeIfaces(nodes[n.Name], adv.Interfaces, hasKey(nodes, n.Name))
+		}
+	}
+	return nodes
+}
+
+// mergeIfaces unions interface lists where an empty list means "any".
+func mergeIfaces(have, add []string, existed bool) []string {
+	if existed && len(have) == 0 || len(add) == 0 {
+		return nil
+	}
+	out := append(slices.Clone(have), add...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func hasKey(m map[string][]string, k string) bool {
+	_, ok := m[k]
+	return ok
+}
+
+// eligible: not excluded by label and with a working network.
+func eligible(n *corev1.Node) bool {
+	if _, excluded := n.Labels[LabelExcludeLB]; excluded {
+		return false
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeNetworkUnavailable && c.Status == corev1.ConditionTrue {
+			return false
+		}
+	}
+	return true
+}
+
+func poolOf(addr netip.Addr, pools []allocator.Pool) string {
+	for _, p := range pools {
+		for _, pfx := range p.Prefixes {
+			if pfx.Contains(addr) {
+				return p.Name
+			}
+		}
+		for _, r := range p.Ranges {
+			if r.First.Compare(addr) <= 0 && addr.Compare(r.Last) <= 0 {
+				return p.Name
+			}
+		}
+	}
+	return ""
+}
+
+// readyNodes maps "namespace/service" to the nodes that have a ready
+// endpoint of it.
+func readyNodes(slicesIn []discoveryv1.EndpointSlice) map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	for _, es := range slicesIn {
+		svc := es.Labels[discoveryv1.LabelServiceName]
+		if svc == "" {
+			continue
+		}
+		key := es.Namespace + "/" + svc
+		for _, ep := range es.Endpoints {
+			if ep.NodeName == nil || (ep.Conditions.Ready != nil && !*ep.Conditions.Ready) {
+				continue
+			}
+			if out[key] == nil {
+				out[key] = map[string]bool{}
+			}
+			out[key][*ep.NodeName] = true
+		}
+	}
+	return out
+}
+
+func ingressAddrs(svc *corev1.Service) []netip.Addr {
+	var out []netip.Addr
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if a, err := netip.ParseAddr(in.IP); err == nil {
+			out = append(out, a.Unmap())
+		}
+	}
+	return out
+}

@@ -1,0 +1,126 @@
+package speaker
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/config"
+)
+
+func mustConfig(t *testing.T, advs ...v1alpha1.L2Advertisement) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse(config.Objects{
+		Pools: []v1alpha1.IPAddressPool{
+			{ObjectMeta: metav1.ObjectMeta{Name: "l2", Namespace: "pier-system"},
+				Spec: v1alpha1.IPAddressPoolSpec{Addresses: []string{"198.51.100.200-198.51.100.250", "2001:db8:100::200/120"}}},
+			{ObjectMeta: metav1.ObjectMeta{Name: "edge", Namespace: "pier-system"},
+				Spec: v1alpha1.IPAddressPoolSpec{Addresses: []string{"198.51.101.0/24"}}},
+		},
+		L2Advertisements: advs,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func adv(name string, mutate func(*v1alpha1.L2AdvertisementSpec)) v1alpha1.L2Advertisement {
+	a := v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "pier-system"}}
+	if mutate != nil {
+		mutate(&a.Spec)
+	}
+	return a
+}
+
+func node(name string, lbls map[string]string, conds ...corev1.NodeCondition) corev1.Node {
+	return corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: lbls}, Status: corev1.NodeStatus{Conditions: conds}}
+}
+
+func lbService(name string, addrs ...string) corev1.Service {
+	svc := corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Labels: map[string]string{"app": name}},
+		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer},
+	}
+	for _, a := range addrs {
+		svc.Status.LoadBalancer.Ingress = append(svc.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: a})
+	}
+	return svc
+}
+
+func slice(svc string, ready map[string]bool) discoveryv1.EndpointSlice {
+	es := discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{
+		Name: svc + "-x", Namespace: "default", Labels: map[string]string{discoveryv1.LabelServiceName: svc}}}
+	for n, r := range ready {
+		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{NodeName: ptr.To(n), Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(r)}})
+	}
+	return es
+}
+
+func TestTargets(t *testing.T) {
+	nodes := []corev1.Node{
+		node("node1", map[string]string{"zone": "a"}),
+		node("node2", map[string]string{"zone": "b"}),
+		node("node3", map[string]string{"zone": "a", LabelExcludeLB: ""}),
+		node("node4", nil, corev1.NodeCondition{Type: corev1.NodeNetworkUnavailable, Status: corev1.ConditionTrue}),
+	}
+	any2 := map[string][]string{"node1": nil, "node2": nil}
+	addr := netip.MustParseAddr("198.51.100.200")
+	local := lbService("local", "198.51.100.200")
+	local.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	otherClass := lbService("other", "198.51.100.200")
+	otherClass.Spec.LoadBalancerClass = ptr.To("example.com/x")
+	tests := []struct {
+		name   string
+		advs   []v1alpha1.L2Advertisement
+		svcs   []corev1.Service
+		slices []discoveryv1.EndpointSlice
+		want   []Target
+	}{
+		{"every eligible node, any interface", []v1alpha1.L2Advertisement{adv("all", nil)},
+			[]corev1.Service{lbService("web", "198.51.100.200")}, nil,
+			[]Target{{Addr: addr, Service: "default/web", Nodes: any2}}},
+		{"dual-stack gives one target per address", []v1alpha1.L2Advertisement{adv("all", nil)},
+			[]corev1.Service{lbService("web", "2001:db8:100::200", "198.51.100.200")}, nil,
+			[]Target{{Addr: addr, Service: "default/web", Nodes: any2},
+				{Addr: netip.MustParseAddr("2001:db8:100::200"), Service: "default/web", Nodes: any2}}},
+		{"node selector and interfaces", []v1alpha1.L2Advertisement{adv("zone-a", func(s *v1alpha1.L2AdvertisementSpec) {
+			s.NodeSelectors = []metav1.LabelSelector{{MatchLabels: map[string]string{"zone": "a"}}}
+			s.Interfaces = []string{"eth1"}
+		})}, []corev1.Service{lbService("web", "198.51.100.200")}, nil,
+			[]Target{{Addr: addr, Service: "default/web", Nodes: map[string][]string{"node1": {"eth1"}}}}},
+		{"two advertisements: interfaces unite, any wins", []v1alpha1.L2Advertisement{
+			adv("a", func(s *v1alpha1.L2AdvertisementSpec) { s.Interfaces = []string{"eth2"} }),
+			adv("b", func(s *v1alpha1.L2AdvertisementSpec) { s.Interfaces = []string{"eth1"} }),
+			adv("c", func(s *v1alpha1.L2AdvertisementSpec) {
+				s.NodeSelectors = []metav1.LabelSelector{{MatchLabels: map[string]string{"zone": "b"}}}
+			}),
+		}, []corev1.Service{lbService("web", "198.51.100.200")}, nil,
+			[]Target{{Addr: addr, Service: "default/web", Nodes: map[string][]string{"node1": {"eth1", "eth2"}, "node2": nil}}}},
+		{"pool not advertised", []v1alpha1.L2Advertisement{adv("edge-only", func(s *v1alpha1.L2AdvertisementSpec) { s.IPAddressPools = []string{"edge"} })},
+			[]corev1.Service{lbService("web", "198.51.100.200")}, nil, nil},
+		{"address outside every pool", []v1alpha1.L2Advertisement{adv("all", nil)},
+			[]corev1.Service{lbService("web", "203.0.113.9")}, nil, nil},
+		{"service selector", []v1alpha1.L2Advertisement{adv("db", func(s *v1alpha1.L2AdvertisementSpec) {
+			s.ServiceSelectors = []metav1.LabelSelector{{MatchLabels: map[string]string{"app": "db"}}}
+		})}, []corev1.Service{lbService("web", "198.51.100.200")}, nil, nil},
+		{"externalTrafficPolicy Local: nodes with a ready endpoint", []v1alpha1.L2Advertisement{adv("all", nil)},
+			[]corev1.Service{local}, []discoveryv1.EndpointSlice{slice("local", map[string]bool{"node2": true, "node1": false})},
+			[]Target{{Addr: addr, Service: "default/local", Nodes: map[string][]string{"node2": nil}}}},
+		{"another class", []v1alpha1.L2Advertisement{adv("all", nil)}, []corev1.Service{otherClass}, nil, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Targets(Inputs{Config: mustConfig(t, tc.advs...), Services: tc.svcs, EndpointSlices: tc.slices, Nodes: nodes})
+			if diff := cmp.Diff(tc.want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+				t.Errorf("Targets (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
