@@ -20,6 +20,10 @@
 // host. Pier's addresses normally are not, so there is no conflict. Where
 // a node must accept VIP traffic locally by putting the address on lo, the
 // node must set net.ipv4.conf.all.arp_ignore=1 and arp_announce=2 so that
-// only the elected speaker answers (the vip package does that); IPv6
-// addresses on lo are not answered for by the kernel on other interfaces.
+// only the elected speaker answers (the vip package does that).
+//
+// Reopening: a responder whose socket fails (the interface went down or
+// away) keeps its addresses, retries opening with back-off (100 ms doubling
+// to 10 s) for as long as they are wanted, and announces them again when it
+// is back.
 package l2
