@@ -3,6 +3,7 @@ package speaker
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"slices"
 
@@ -34,7 +35,7 @@ func (s *Speaker) refreshTargets(ctx context.Context) error {
 	}
 	in.Config = cfg
 	targets := Targets(in)
-	peers := peerAddrs(in.Nodes, s.opts.NodeName)
+	peers := peerAddrs(in.Nodes, s.opts.NodeName, s.opts.GossipAddr.Is4())
 	if err := s.opts.Members.SetPeers(peers); err != nil {
 		s.log.Warn("memberlist peers", "err", err)
 	}
@@ -69,17 +70,18 @@ func (s *Speaker) readAPI(ctx context.Context) (Inputs, config.Objects, error) {
 	return in, objs, nil
 }
 
-// peerAddrs are the other nodes' internal addresses, where their speakers
-// gossip.
-func peerAddrs(nodes []corev1.Node, self string) []string {
+// peerAddrs are the other nodes' internal addresses of the gossip family,
+// where their speakers gossip.
+func peerAddrs(nodes []corev1.Node, self string, v4 bool) []string {
 	var out []string
 	for _, n := range nodes {
 		if n.Name == self {
 			continue
 		}
 		for _, a := range n.Status.Addresses {
-			if a.Type == corev1.NodeInternalIP {
-				out = append(out, a.Address)
+			ip, err := netip.ParseAddr(a.Address)
+			if a.Type == corev1.NodeInternalIP && err == nil && ip.Is4() == v4 {
+				out = append(out, ip.String())
 			}
 		}
 	}

@@ -83,7 +83,7 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	}
 	var synced atomic.Bool
 	sp, err := New(Options{
-		NodeName: o.NodeName, Namespace: o.Namespace, OnlyOwnClass: o.OnlyOwnClass,
+		NodeName: o.NodeName, Namespace: o.Namespace, OnlyOwnClass: o.OnlyOwnClass, GossipAddr: o.BindAddr,
 		Reader: c, Synced: synced.Load, Writer: writer, Recorder: recorder(ctx, o.Config, scheme),
 		Members: mem, L2: ann, StateFile: o.StateDir + "/speaker-state.json", Logger: o.Logger,
 	})

@@ -39,6 +39,9 @@ type Options struct {
 	NodeName     string
 	Namespace    string // Pier's configuration
 	OnlyOwnClass bool
+	// GossipAddr is where this node's speaker gossips; peers are the other
+	// nodes' internal addresses of the same family.
+	GossipAddr netip.Addr
 	// Reader reads the cached API objects; Synced reports whether its
 	// caches hold a full view (false while the API server was never
 	// reached since start).

@@ -10,6 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // Ready is printed on its own line once every listener is open.
@@ -41,11 +44,13 @@ func Serve(ctx context.Context, opts Options, out io.Writer) error {
 		wg.Go(func() { serveTCP(ctx, l, opts.Logger) })
 	}
 	if opts.UDP != "" {
-		c, err := net.ListenPacket("udp", opts.UDP)
+		conns, err := listenUDP(opts.UDP)
 		if err != nil {
 			return fmt.Errorf("echo: %w", err)
 		}
-		wg.Go(func() { serveUDP(ctx, c) })
+		for _, c := range conns {
+			wg.Go(func() { serveUDP(ctx, c) })
+		}
 	}
 	fmt.Fprintln(out, Ready)
 	<-ctx.Done()
@@ -70,14 +75,84 @@ func serveTCP(ctx context.Context, l net.Listener, log *slog.Logger) {
 	}
 }
 
-func serveUDP(ctx context.Context, c net.PacketConn) {
+// udpConn reads datagrams with their destination address and replies from
+// that address: a server bound to a wildcard must, or replies to a
+// LoadBalancer address would leave from the node's own address and be
+// dropped by the client.
+type udpConn interface {
+	read(b []byte) (n int, from net.Addr, dst net.IP, err error)
+	reply(b []byte, to net.Addr, src net.IP) error
+	Close() error
+}
+
+type udp4 struct{ *ipv4.PacketConn }
+
+func (c udp4) read(b []byte) (int, net.Addr, net.IP, error) {
+	n, cm, from, err := c.ReadFrom(b)
+	if cm == nil {
+		return n, from, nil, err
+	}
+	return n, from, cm.Dst, err
+}
+
+func (c udp4) reply(b []byte, to net.Addr, src net.IP) error {
+	_, err := c.WriteTo(b, &ipv4.ControlMessage{Src: src}, to)
+	return err
+}
+
+type udp6 struct{ *ipv6.PacketConn }
+
+func (c udp6) read(b []byte) (int, net.Addr, net.IP, error) {
+	n, cm, from, err := c.ReadFrom(b)
+	if cm == nil {
+		return n, from, nil, err
+	}
+	return n, from, cm.Dst, err
+}
+
+func (c udp6) reply(b []byte, to net.Addr, src net.IP) error {
+	_, err := c.WriteTo(b, &ipv6.ControlMessage{Src: src}, to)
+	return err
+}
+
+// listenUDP opens one IPv4 and one IPv6 socket for a wildcard address, or
+// one for a specific address.
+func listenUDP(addr string) ([]udpConn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	var out []udpConn
+	ip := net.ParseIP(host)
+	if host == "" || ip.To4() != nil {
+		c, err := net.ListenPacket("udp4", addr)
+		if err != nil {
+			return nil, err
+		}
+		pc := ipv4.NewPacketConn(c)
+		out = append(out, udp4{pc})
+		_ = pc.SetControlMessage(ipv4.FlagDst, true)
+	}
+	if host == "" || (ip != nil && ip.To4() == nil) {
+		c, err := net.ListenPacket("udp6", addr)
+		if err != nil {
+			return nil, err
+		}
+		pc := ipv6.NewPacketConn(c)
+		out = append(out, udp6{pc})
+		_ = pc.SetControlMessage(ipv6.FlagDst, true)
+	}
+	return out, nil
+}
+
+func serveUDP(ctx context.Context, c udpConn) {
 	go func() { <-ctx.Done(); c.Close() }()
 	buf := make([]byte, 64<<10)
 	for {
-		n, from, err := c.ReadFrom(buf)
+		n, from, dst, err := c.read(buf)
 		if err != nil {
 			return
 		}
-		_, _ = c.WriteTo(buf[:n], from)
+		_ = c.reply(buf[:n], from, dst)
 	}
 }

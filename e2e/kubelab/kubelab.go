@@ -40,7 +40,12 @@ type Options struct {
 	// installs Pier's CRDs, namespace and L2 pool and runs the controller on
 	// node1.
 	ControllerBinary string
-	Logger           *slog.Logger
+	// SpeakerBinary, when set with ControllerBinary, is a pier-speaker
+	// executable run on every node, announcing the pool on the L2 segment;
+	// SpeakerArgs are extra flags for every speaker.
+	SpeakerBinary string
+	SpeakerArgs   []string
+	Logger        *slog.Logger
 }
 
 // Env is a running site with its control plane.
@@ -53,6 +58,11 @@ type Env struct {
 	Pier client.Client
 	// Controller is the pier-controller process, when one was asked for.
 	Controller *lab.Process
+	// Speakers are the pier-speaker processes, by node.
+	Speakers    []*lab.Process
+	SpeakerArgs []string
+	speakerBin  string
+	speakerKey  string
 	// APIServer is the API server's address on the management network.
 	APIServer netip.AddrPort
 	// NodeKubeconfig is the kubeconfig node processes use (it reaches the
@@ -99,6 +109,12 @@ func Up(ctx context.Context, opts Options) (_ *Env, err error) {
 	}
 	if opts.ControllerBinary != "" {
 		if err = e.installPier(ctx, opts.ControllerBinary); err != nil {
+			return nil, err
+		}
+	}
+	if opts.ControllerBinary != "" && opts.SpeakerBinary != "" {
+		e.SpeakerArgs = opts.SpeakerArgs
+		if err = e.installSpeakers(ctx, opts.SpeakerBinary); err != nil {
 			return nil, err
 		}
 	}
