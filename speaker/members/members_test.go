@@ -1,12 +1,16 @@
 package members
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // converge is the generous deadline for anything the tests wait for: the
@@ -150,6 +154,9 @@ func TestUnauthenticated(t *testing.T) {
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
+			if got := value(t, intruder.metrics.joinErrors); got == 0 {
+				t.Errorf("the intruder never failed to join: did it try?")
+			}
 			if err := intruder.stop(); err != nil {
 				t.Fatal(err)
 			}
@@ -173,4 +180,52 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestSetPeers: two members that know no peer stay alone until one is told
+// of the other.
+func TestSetPeers(t *testing.T) {
+	l := newTestLab(t, 2)
+	noPeers := func(o *Options) { o.Peers = nil; o.Metrics = NewMetrics(prometheus.NewRegistry()) }
+	ms := []*running{l.start(0, noPeers), l.start(1, noPeers)}
+	waitLive(t, converge, l.names(0), ms[0])
+	waitLive(t, converge, l.names(1), ms[1])
+	if err := ms[0].Run(context.Background()); !errors.Is(err, ErrRunning) {
+		t.Errorf("second Run: %v, want ErrRunning", err)
+	}
+	time.Sleep(300 * time.Millisecond) // a re-join round: still alone
+	waitLive(t, 0, l.names(0), ms[0])
+
+	if err := ms[0].SetPeers([]string{l.addr(1).String()}); err != nil {
+		t.Fatal(err)
+	}
+	waitLive(t, converge, l.names(0, 1), ms...)
+
+	met := ms[0].metrics
+	if got := value(t, met.live); got != 2 {
+		t.Errorf("live members gauge = %v, want 2", got)
+	}
+	if got := value(t, met.events.WithLabelValues(eventJoin)); got != 2 {
+		t.Errorf("join events = %v, want 2 (itself and node2)", got)
+	}
+	if err := ms[1].stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitLive(t, converge, l.names(0), ms[0])
+	if got := value(t, met.events.WithLabelValues(eventLeave)); got != 1 {
+		t.Errorf("leave events = %v, want 1", got)
+	}
+}
+
+// value reads a gauge or counter.
+func value(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var pb dto.Metric
+	if err := m.Write(&pb); err != nil {
+		t.Fatal(err)
+	}
+	if pb.Gauge != nil {
+		return pb.Gauge.GetValue()
+	}
+	return pb.Counter.GetValue()
 }
