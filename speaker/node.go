@@ -95,10 +95,37 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 			return err
 		}
 	}
+	// On shutdown the node leaves the group first and keeps answering for
+	// what it owned until the others have had time to take over: the
+	// handover has no gap.
+	left := make(chan struct{})
 	return runAll(ctx, o.Logger,
-		c.Start, mem.Run, ann.Run, sp.Run,
+		c.Start, sp.Run,
+		func(ctx context.Context) error { defer close(left); return mem.Run(ctx) },
+		func(ctx context.Context) error { return ann.Run(afterLeave(ctx, left, leaveGrace)) },
 		func(ctx context.Context) error { return watch(ctx, c, sp.Trigger, &synced, o.Logger) },
 	)
+}
+
+// leaveGrace is how long a leaving node keeps answering after its leave
+// was gossiped: the new owners' announcements go out within it.
+const leaveGrace = 300 * time.Millisecond
+
+// afterLeave is a context that ends grace after left closes (or at once if
+// the node never joined).
+func afterLeave(ctx context.Context, left <-chan struct{}, grace time.Duration) context.Context {
+	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		defer cancel()
+		select {
+		case <-left:
+		case <-out.Done():
+			return
+		}
+		<-ctx.Done() // left can close early if membership failed; then stop with ctx
+		time.Sleep(grace)
+	}()
+	return out
 }
 
 func localVIP(o NodeOptions) (*vip.VIPs, error) {
