@@ -99,7 +99,9 @@ func (m *Members) setDefaults() {
 // Run creates the member list on BindAddr:BindPort, joins the peers, keeps
 // re-joining peers that are not members, and when ctx ends leaves the group
 // (so the others drop this node at once instead of detecting its failure)
-// and shuts down. It returns nil after a clean leave.
+// and shuts down. The leave goes out at once even while a join waits for an
+// unreachable peer; Run itself returns when that join gives up (at most
+// Timers.TCPTimeout later). It returns nil after a clean leave.
 func (m *Members) Run(ctx context.Context) error {
 	gen, err := m.begin()
 	if err != nil {
@@ -114,8 +116,15 @@ func (m *Members) Run(ctx context.Context) error {
 	m.list = ml
 	m.mu.Unlock()
 	m.log.Info("member started", "addr", m.bind)
-	m.rejoinLoop(ctx, ml)
-	return m.leave(ml)
+	joined := make(chan struct{})
+	go func() {
+		defer close(joined)
+		m.rejoinLoop(ctx, ml)
+	}()
+	<-ctx.Done()
+	err = m.leave(ml) // first: a join in flight must not delay the leave
+	<-joined
+	return err
 }
 
 func (m *Members) begin() (int, error) {
@@ -201,14 +210,15 @@ func (m *Members) rejoinLoop(ctx context.Context, ml *memberlist.Memberlist) {
 	}
 }
 
-// join joins the peers that are not members; it reports whether none could
-// be reached, and logs only when that changes.
+// join joins the peers that are not members, in parallel so that
+// unreachable ones cost one TCPTimeout per round, not one each. It reports
+// whether none could be reached, and logs only when that changes.
 func (m *Members) join(ml *memberlist.Memberlist, failing bool) bool {
 	targets := m.missing()
 	if len(targets) == 0 {
 		return false
 	}
-	n, err := ml.Join(targets)
+	n, err := joinAll(ml, targets)
 	if n > 0 {
 		m.log.Debug("joined", "peers", n, "of", len(targets))
 		return false
@@ -218,6 +228,35 @@ func (m *Members) join(ml *memberlist.Memberlist, failing bool) bool {
 		m.log.Warn("cannot reach any missing peer, retrying", "peers", targets, "err", err)
 	}
 	return true
+}
+
+// maxParallelJoins bounds the concurrent join attempts of one round.
+const maxParallelJoins = 16
+
+func joinAll(ml *memberlist.Memberlist, targets []string) (int, error) {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		n    int
+		errs []error
+		sem  = make(chan struct{}, maxParallelJoins)
+	)
+	for _, t := range targets {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			_, err := ml.Join([]string{t})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+			} else {
+				n++
+			}
+		})
+	}
+	wg.Wait()
+	return n, errors.Join(errs...)
 }
 
 // missing lists the peers that are neither this node nor a member's address.

@@ -3,6 +3,7 @@ package members
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,7 +22,12 @@ func TestMembership(t *testing.T) {
 	l := newTestLab(t, 3)
 	var ms []*running
 	for i, meta := range []string{"m1", "m2", "m3"} {
-		ms = append(ms, l.start(i, func(o *Options) { o.Meta = []byte(meta) }))
+		ms = append(ms, l.start(i, func(o *Options) {
+			o.Meta = []byte(meta)
+			// Nobody there: join attempts hang until TCPTimeout, which
+			// must delay neither the others' join nor the leave.
+			o.Peers = append(o.Peers, "198.51.100.99")
+		}))
 	}
 	waitLive(t, converge, l.names(0, 1, 2), ms...)
 	if diff := cmp.Diff("m2", string(ms[0].MetaOf("node2"))); diff != "" {
@@ -45,11 +51,14 @@ func TestMembership(t *testing.T) {
 
 	t.Run("graceful leave", func(t *testing.T) {
 		start := time.Now()
+		go ms[2].cancel()
+		gone := timeGone(t, start, converge, "node3", ms[0], ms[1])
 		if err := ms[2].stop(); err != nil {
 			t.Fatal(err)
 		}
-		gone := timeGone(t, start, converge, "node3", ms[0], ms[1])
-		t.Logf("node3 left: gone from node1 after %v, node2 after %v", gone[0], gone[1])
+		stopped := time.Since(start)
+		t.Logf("node3 left: gone from node1 after %v, node2 after %v; its Run returned after %v",
+			gone[0], gone[1], stopped)
 		if got := ms[2].Live(); len(got) != 0 {
 			t.Errorf("node3 still lists %v after Run returned", got)
 		}
@@ -145,8 +154,8 @@ func TestUnauthenticated(t *testing.T) {
 			deadline := time.Now().Add(3 * time.Second)
 			for time.Now().Before(deadline) {
 				for _, m := range ms {
-					if diff := cmp.Diff(l.names(0, 1), m.Live()); diff != "" {
-						t.Fatalf("%s: live members (-want +got):\n%s", m.name, diff)
+					if got := m.Live(); slices.Contains(got, "node3") {
+						t.Fatalf("%s lists the intruder: %v", m.name, got)
 					}
 				}
 				if got := intruder.Live(); len(got) > 1 {
@@ -205,14 +214,15 @@ func TestSetPeers(t *testing.T) {
 	if got := value(t, met.live); got != 2 {
 		t.Errorf("live members gauge = %v, want 2", got)
 	}
-	if got := value(t, met.events.WithLabelValues(eventJoin)); got != 2 {
+	// At least: a false suspicion on a loaded machine adds a leave and a join.
+	if got := value(t, met.events.WithLabelValues(eventJoin)); got < 2 {
 		t.Errorf("join events = %v, want 2 (itself and node2)", got)
 	}
 	if err := ms[1].stop(); err != nil {
 		t.Fatal(err)
 	}
 	waitLive(t, converge, l.names(0), ms[0])
-	if got := value(t, met.events.WithLabelValues(eventLeave)); got != 1 {
+	if got := value(t, met.events.WithLabelValues(eventLeave)); got < 1 {
 		t.Errorf("leave events = %v, want 1", got)
 	}
 }

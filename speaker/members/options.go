@@ -229,7 +229,7 @@ func parsePeers(peers []string, port int) ([]netip.AddrPort, error) {
 	var errs []error
 	for _, p := range peers {
 		if ap, err := netip.ParseAddrPort(p); err == nil {
-			out = append(out, ap)
+			out = append(out, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
 			continue
 		}
 		a, err := netip.ParseAddr(p)
