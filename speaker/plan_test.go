@@ -11,7 +11,7 @@ import (
 
 func TestPlan(t *testing.T) {
 	seg := netip.MustParsePrefix("198.51.100.0/24")
-	other := netip.MustParsePrefix("198.51.101.0/24")
+	other := netip.MustParsePrefix("198.19.1.0/24")
 	addr := netip.MustParseAddr("198.51.100.200")
 	members := []Member{
 		{Name: "node1", Ifaces: []Iface{{Name: "eth1", Prefixes: []netip.Prefix{seg}}}},

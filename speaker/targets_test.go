@@ -21,7 +21,7 @@ func mustConfig(t *testing.T, advs ...v1alpha1.L2Advertisement) *config.Config {
 			{ObjectMeta: metav1.ObjectMeta{Name: "l2", Namespace: "pier-system"},
 				Spec: v1alpha1.IPAddressPoolSpec{Addresses: []string{"198.51.100.200-198.51.100.250", "2001:db8:100::200/120"}}},
 			{ObjectMeta: metav1.ObjectMeta{Name: "edge", Namespace: "pier-system"},
-				Spec: v1alpha1.IPAddressPoolSpec{Addresses: []string{"198.51.101.0/24"}}},
+				Spec: v1alpha1.IPAddressPoolSpec{Addresses: []string{"198.19.1.0/24"}}},
 		},
 		L2Advertisements: advs,
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
@@ -55,8 +56,10 @@ func TestGratuitousBurstOnceForNewAddresses(t *testing.T) {
 
 	set(t, a, desired...)
 	for n := 1; n <= 3; n++ {
-		eventually(t, "gratuitous frames", func() bool {
+		eventually(t, fmt.Sprintf("gratuitous frame %d", n), func() bool {
 			return arps.count(isGratuitousARP(vip4)) == n && nas.count(isUnsolicitedNA(vip6)) == n
+		}, func() string {
+			return fmt.Sprintf("%d ARPs, %d NAs", arps.count(isGratuitousARP(vip4)), nas.count(isUnsolicitedNA(vip6)))
 		})
 		if n < 3 {
 			eventually(t, "the bursts to wait", func() bool { return clk.Waiters() == 2 })

@@ -65,8 +65,27 @@ func newSite(t *testing.T, speakers int, tools ...string) *site {
 	s.client = add("client", 10)
 	for i := range speakers {
 		s.speakers = append(s.speakers, add(fmt.Sprintf("speaker%d", i+1), 11+i))
+		s.waitLinked(t, netip.MustParseAddr(fmt.Sprintf("198.51.100.%d", 11+i)))
 	}
 	return s
+}
+
+// waitLinked waits until the client resolves a speaker's own address: new
+// links drop what they are given until the kernel has activated them.
+func (s *site) waitLinked(t *testing.T, addr netip.Addr) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := s.client.Dial(ctx, "udp", netip.AddrPortFrom(addr, 9).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	eventually(t, "the link to "+addr.String(), func() bool {
+		_, _ = c.Write([]byte("hello"))
+		out, _ := s.client.Run(ctx, "ip", "neigh", "show", addr.String(), "dev", "eth1")
+		return strings.Contains(out, "lladdr")
+	})
 }
 
 // start runs an Announcer whose sockets live in h's namespace; it stops
@@ -166,12 +185,17 @@ func replyMACs(out, marker string) []string {
 }
 
 // eventually polls cond until it holds or 15 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
+// The optional state describes what was seen instead.
+func eventually(t *testing.T, what string, cond func() bool, state ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			var seen []string
+			for _, s := range state {
+				seen = append(seen, s())
+			}
+			t.Fatalf("timed out waiting for %s %v", what, seen)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

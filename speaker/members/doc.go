@@ -43,11 +43,13 @@
 //	GossipToTheDeadTime 5 s, RejoinInterval 2 s, LeaveTimeout 500 ms
 //
 // Measured in the lab (network namespaces on one bridge, 2 shared cores,
-// BenchmarkFailureDetection, 20 SIGKILLs each), time from the kill until
-// every survivor dropped the member: 3 nodes p50 227 ms, max 309 ms;
-// 5 nodes p50 233 ms, max 387 ms. A graceful leave is seen in about 25-40
-// ms; a link taken down is detected like a kill. memberlist's own LAN
-// profile (LAN) takes several seconds.
+// BenchmarkFailureDetection, two runs of 20 SIGKILLs each), time from the
+// kill until every survivor dropped the member: 3 nodes p50 219-227 ms,
+// max 309-379 ms; 5 nodes p50 226-233 ms, max 387-392 ms. A graceful
+// leave is seen in 2-40 ms; a link taken down is detected like a kill
+// (220-310 ms). memberlist's own LAN profile (LAN) takes several seconds.
+// Re-measure, as root: go test -run '^$' -bench FailureDetection
+// -benchtime 20x ./speaker/members/
 //
 // The price is false positives. A live member is declared dead when for
 // about 160 ms it answers no probe (direct, indirect or TCP) and cannot
