@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,7 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -58,7 +61,8 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		return err
 	}
-	c, err := cache.New(o.Config, cache.Options{Scheme: scheme, ByObject: map[client.Object]cache.ByObject{
+	mapper := restMapper()
+	c, err := cache.New(o.Config, cache.Options{Scheme: scheme, Mapper: mapper, ByObject: map[client.Object]cache.ByObject{
 		&v1alpha1.IPAddressPool{}:   {Namespaces: map[string]cache.Config{o.Namespace: {}}},
 		&v1alpha1.L2Advertisement{}: {Namespaces: map[string]cache.Config{o.Namespace: {}}},
 		&v1alpha1.ServiceL2Status{}: {Namespaces: map[string]cache.Config{o.Namespace: {}}},
@@ -66,7 +70,7 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	if err != nil {
 		return fmt.Errorf("speaker cache: %w", err)
 	}
-	writer, err := client.New(o.Config, client.Options{Scheme: scheme})
+	writer, err := client.New(o.Config, client.Options{Scheme: scheme, Mapper: mapper})
 	if err != nil {
 		return err
 	}
@@ -126,6 +130,25 @@ func afterLeave(ctx context.Context, left <-chan struct{}, grace time.Duration) 
 		time.Sleep(grace)
 	}()
 	return out
+}
+
+// restMapper knows every kind the speaker reads, so that nothing needs API
+// discovery: a speaker must start while the API server is unreachable.
+func restMapper() meta.RESTMapper {
+	m := meta.NewDefaultRESTMapper(nil)
+	add := func(gv schema.GroupVersion, kind, plural string, scope meta.RESTScope) {
+		res := gv.WithResource(plural)
+		single := gv.WithResource(strings.ToLower(kind))
+		m.AddSpecific(gv.WithKind(kind), res, single, scope)
+		m.AddSpecific(gv.WithKind(kind+"List"), res, single, scope)
+	}
+	add(corev1.SchemeGroupVersion, "Service", "services", meta.RESTScopeNamespace)
+	add(corev1.SchemeGroupVersion, "Node", "nodes", meta.RESTScopeRoot)
+	add(discoveryv1.SchemeGroupVersion, "EndpointSlice", "endpointslices", meta.RESTScopeNamespace)
+	add(v1alpha1.GroupVersion, "IPAddressPool", "ipaddresspools", meta.RESTScopeNamespace)
+	add(v1alpha1.GroupVersion, "L2Advertisement", "l2advertisements", meta.RESTScopeNamespace)
+	add(v1alpha1.GroupVersion, "ServiceL2Status", "servicel2statuses", meta.RESTScopeNamespace)
+	return m
 }
 
 func localVIP(o NodeOptions) (*vip.VIPs, error) {

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strconv"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -63,6 +64,8 @@ type Env struct {
 	SpeakerArgs []string
 	speakerBin  string
 	speakerKey  string
+	closing     chan struct{}
+	closeOnce   sync.Once
 	// APIServer is the API server's address on the management network.
 	APIServer netip.AddrPort
 	// NodeKubeconfig is the kubeconfig node processes use (it reaches the
@@ -76,7 +79,7 @@ func Up(ctx context.Context, opts Options) (_ *Env, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Env{}
+	e := &Env{closing: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			e.Close()
@@ -145,6 +148,7 @@ func newPierClient(cfg *rest.Config) (client.Client, error) {
 
 // Close removes the lab and stops the control plane.
 func (e *Env) Close() error {
+	e.closeOnce.Do(func() { close(e.closing) })
 	var errs []error
 	if e.Lab != nil {
 		errs = append(errs, e.Lab.Close())

@@ -41,15 +41,39 @@ func (e *Env) installPier(ctx context.Context, controllerBin string) error {
 	if err := e.Pier.Create(ctx, pool); err != nil {
 		return fmt.Errorf("create pool: %w", err)
 	}
-	p, err := e.Site.Nodes[0].Start(controllerBin,
-		"--kubeconfig", e.NodeKubeconfig, "--namespace", PierNamespace,
+	args := []string{"--kubeconfig", e.NodeKubeconfig, "--namespace", PierNamespace,
 		"--webhook=false", // the API server in the root namespace cannot reach into the lab
-		"--metrics-addr", "0", "--health-addr", "0")
+		"--metrics-addr", "0", "--health-addr", "0"}
+	p, err := e.Site.Nodes[0].Start(controllerBin, args...)
 	if err != nil {
 		return err
 	}
 	e.Controller = p
+	go e.superviseController(controllerBin, args)
 	return nil
+}
+
+// superviseController restarts the controller when it exits, as its
+// Deployment would (it exits on purpose when it loses its Lease, for
+// example while node1 cannot reach the API server).
+func (e *Env) superviseController(bin string, args []string) {
+	for {
+		select {
+		case <-e.closing:
+			return
+		case <-e.Controller.Done():
+		}
+		select {
+		case <-e.closing:
+			return
+		case <-time.After(time.Second):
+		}
+		p, err := e.Site.Nodes[0].Start(bin, args...)
+		if err != nil {
+			return // the lab is closing
+		}
+		e.Controller = p
+	}
 }
 
 // CreateDemoService creates a dual-stack LoadBalancer Service for calls

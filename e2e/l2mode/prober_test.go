@@ -101,3 +101,38 @@ func (p *prober) macsSince(t time.Time) []string {
 	}
 	return out
 }
+
+// countSince is the number of replies after t.
+func (p *prober) countSince(t time.Time) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, r := range p.replies {
+		if r.at.After(t) {
+			n++
+		}
+	}
+	return n
+}
+
+// gapsSince lists the silences longer than max between replies after t
+// (and up to now).
+func (p *prober) gapsSince(t time.Time, max time.Duration) []time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var gaps []time.Duration
+	last := t
+	for _, r := range p.replies {
+		if !r.at.After(t) {
+			continue
+		}
+		if g := r.at.Sub(last); g > max {
+			gaps = append(gaps, g.Round(time.Millisecond))
+		}
+		last = r.at
+	}
+	if g := time.Since(last); g > max {
+		gaps = append(gaps, g.Round(time.Millisecond))
+	}
+	return gaps
+}
