@@ -14,7 +14,7 @@ import (
 
 // failover kills the owner of addr (SIGKILL and link down, or SIGTERM) and
 // returns the gap until another node answers, and which node.
-func failover(t *testing.T, env *kubelab.Env, p *prober, addr netip.Addr, graceful bool) (time.Duration, int) {
+func failover(t testing.TB, env *kubelab.Env, p *prober, addr netip.Addr, graceful bool) (time.Duration, int) {
 	t.Helper()
 	oldMAC := waitARP(t, env, addr, "the owner", func(string) bool { return true })
 	owner := nodeByMAC(t, env, oldMAC)

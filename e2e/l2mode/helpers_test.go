@@ -17,7 +17,7 @@ import (
 	"github.com/pier-lb/pier/e2e/prereq"
 )
 
-func up(t *testing.T, opts kubelab.Options) *kubelab.Env {
+func up(t testing.TB, opts kubelab.Options) *kubelab.Env {
 	t.Helper()
 	prereq.Root(t)
 	prereq.Tools(t, "arping", "ndisc6")
@@ -78,7 +78,7 @@ func ndpMAC(ctx context.Context, h *lab.Host, iface string, addr netip.Addr) str
 }
 
 // macOf is the MAC of iface in host h.
-func macOf(t *testing.T, h *lab.Host, iface string) string {
+func macOf(t testing.TB, h *lab.Host, iface string) string {
 	t.Helper()
 	out, err := h.Run(context.Background(), "cat", "/sys/class/net/"+iface+"/address")
 	if err != nil {
@@ -89,7 +89,7 @@ func macOf(t *testing.T, h *lab.Host, iface string) string {
 
 // waitARP polls until addr answers from the router with a MAC for which
 // accept is true, and returns that MAC.
-func waitARP(t *testing.T, env *kubelab.Env, addr netip.Addr, what string, accept func(string) bool) string {
+func waitARP(t testing.TB, env *kubelab.Env, addr netip.Addr, what string, accept func(string) bool) string {
 	t.Helper()
 	var got string
 	err := wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
@@ -107,7 +107,7 @@ func waitARP(t *testing.T, env *kubelab.Env, addr netip.Addr, what string, accep
 }
 
 // nodeByMAC finds the node whose eth1 has mac.
-func nodeByMAC(t *testing.T, env *kubelab.Env, mac string) int {
+func nodeByMAC(t testing.TB, env *kubelab.Env, mac string) int {
 	t.Helper()
 	for i, n := range env.Site.Nodes {
 		if macOf(t, n, "eth1") == mac {
@@ -119,7 +119,7 @@ func nodeByMAC(t *testing.T, env *kubelab.Env, mac string) int {
 }
 
 // startEcho runs `pier-lab echo` on every node (TCP 8443, UDP 16384).
-func startEcho(t *testing.T, env *kubelab.Env) {
+func startEcho(t testing.TB, env *kubelab.Env) {
 	t.Helper()
 	for _, n := range env.Site.Nodes {
 		p, err := n.Start(binary(t, "pier-lab"), "echo", "-tcp", ":8443", "-udp", ":16384")
@@ -160,7 +160,7 @@ func roundTrip(ctx context.Context, h *lab.Host, network string, addr netip.Addr
 }
 
 // reach retries a round trip until it works or the deadline passes.
-func reach(t *testing.T, h *lab.Host, network string, addr netip.AddrPort) {
+func reach(t testing.TB, h *lab.Host, network string, addr netip.AddrPort) {
 	t.Helper()
 	var last error
 	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {

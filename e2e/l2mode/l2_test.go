@@ -57,7 +57,7 @@ func TestOneOwnerAnswers(t *testing.T) {
 	}
 }
 
-func waitStatus(t *testing.T, env *kubelab.Env, svc, node string) *v1alpha1.ServiceL2Status {
+func waitStatus(t testing.TB, env *kubelab.Env, svc, node string) *v1alpha1.ServiceL2Status {
 	t.Helper()
 	var found *v1alpha1.ServiceL2Status
 	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {

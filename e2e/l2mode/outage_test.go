@@ -63,7 +63,7 @@ func TestAPIOutage(t *testing.T) {
 
 func noChange(*corev1.Service) {}
 
-func allMACs(t *testing.T, env *kubelab.Env) []string {
+func allMACs(t testing.TB, env *kubelab.Env) []string {
 	var out []string
 	for _, n := range env.Site.Nodes {
 		out = append(out, macOf(t, n, "eth1"))

@@ -19,6 +19,7 @@ import (
 type prober struct {
 	mu      sync.Mutex
 	replies []reply
+	stop    func()
 }
 
 type reply struct {
@@ -26,7 +27,7 @@ type reply struct {
 	mac string
 }
 
-func startProber(t *testing.T, h *lab.Host, iface string, addr netip.Addr, every time.Duration) *prober {
+func startProber(t testing.TB, h *lab.Host, iface string, addr netip.Addr, every time.Duration) *prober {
 	t.Helper()
 	var c *arp.Client
 	err := h.Do(func() error {
@@ -45,7 +46,9 @@ func startProber(t *testing.T, h *lab.Host, iface string, addr netip.Addr, every
 	var wg sync.WaitGroup
 	wg.Go(func() { p.send(ctx, c, addr, every) })
 	wg.Go(func() { p.read(ctx, c, addr) })
-	t.Cleanup(func() { cancel(); c.Close(); wg.Wait() })
+	var once sync.Once
+	p.stop = func() { once.Do(func() { cancel(); c.Close(); wg.Wait() }) }
+	t.Cleanup(p.stop)
 	return p
 }
 

@@ -83,7 +83,7 @@ func TestLocalTrafficPolicy(t *testing.T) {
 	}
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +92,7 @@ func must(t *testing.T, err error) {
 
 // createService creates a single-stack LoadBalancer Service and returns
 // its address.
-func createService(t *testing.T, env *kubelab.Env, name string, mutate func(*corev1.Service)) netip.Addr {
+func createService(t testing.TB, env *kubelab.Env, name string, mutate func(*corev1.Service)) netip.Addr {
 	t.Helper()
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
@@ -121,7 +121,7 @@ func createService(t *testing.T, env *kubelab.Env, name string, mutate func(*cor
 }
 
 // setEndpoint makes node the only one with a ready endpoint of svc.
-func setEndpoint(t *testing.T, env *kubelab.Env, svc, node string) {
+func setEndpoint(t testing.TB, env *kubelab.Env, svc, node string) {
 	t.Helper()
 	es := &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Name: svc + "-lab", Namespace: "default", Labels: map[string]string{
@@ -145,7 +145,7 @@ func setEndpoint(t *testing.T, env *kubelab.Env, svc, node string) {
 
 // waitProbe waits for a reply after since from one of want (and not from
 // not), and returns its MAC.
-func waitProbe(t *testing.T, p *prober, since time.Time, not string, want []string) string {
+func waitProbe(t testing.TB, p *prober, since time.Time, not string, want []string) string {
 	t.Helper()
 	var got string
 	err := wait.PollUntilContextTimeout(context.Background(), 5*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
