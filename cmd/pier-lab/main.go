@@ -49,8 +49,12 @@ func demo(ctx context.Context, log *slog.Logger, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ExitOnError)
 	nodes := fs.Int("nodes", 3, "node namespaces")
 	controller := fs.String("controller", siblingBinary("pier-controller"), `pier-controller executable ("": none)`)
+	speaker := fs.String("speaker", siblingBinary("pier-speaker"), `pier-speaker executable ("": none)`)
 	fs.Parse(args)
-	env, err := kubelab.Up(ctx, kubelab.Options{Nodes: *nodes, ControllerBinary: *controller, Logger: log})
+	env, err := kubelab.Up(ctx, kubelab.Options{
+		Nodes: *nodes, ControllerBinary: *controller, SpeakerBinary: *speaker, Logger: log,
+		SpeakerArgs: []string{"--local-vip", "--metrics-addr", "0"},
+	})
 	if err != nil {
 		return err
 	}
@@ -63,7 +67,16 @@ func demo(ctx context.Context, log *slog.Logger, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("Service default/calls (8443/TCP, 16384/UDP) got %v from pool lab-l2.\n\n", addrs)
+		fmt.Printf("Service default/calls (8443/TCP, 16384/UDP) got %v from pool lab-l2.\n", addrs)
+		if *speaker != "" {
+			node, mac, err := env.WhoAnswers(ctx, addrs[0])
+			if err != nil {
+				return err
+			}
+			fmt.Printf("%s is answered on the L2 segment by %s (%s); try: ip netns exec %s arping -c 3 -i eth1 %s\n",
+				addrs[0], node, mac, env.Site.Router.NS, addrs[0])
+		}
+		fmt.Println()
 	}
 	<-ctx.Done()
 	log.Info("tearing down")

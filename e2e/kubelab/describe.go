@@ -23,7 +23,7 @@ Pier lab {{.Prefix}} is up.
 
 Try:
   {{.Kubectl}} --kubeconfig {{.Kubeconfig}} get nodes -o wide
-  {{.Kubectl}} --kubeconfig {{.Kubeconfig}} get svc,ipaddresspools -A
+  {{.Kubectl}} --kubeconfig {{.Kubeconfig}} get svc,ipaddresspools,servicel2statuses -A
   {{.Kubectl}} --kubeconfig {{.Kubeconfig}} create service loadbalancer web --tcp=443:8443
   ip netns exec {{.ClientNS}} ping -c1 198.51.100.11
   ip netns exec {{.Node1NS}} {{.Kubectl}} --kubeconfig {{.NodeKubeconfig}} get nodes
