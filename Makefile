@@ -2,7 +2,7 @@
 # packages, a kube-apiserver/etcd/kubectl built from source and cached).
 SHELL := /bin/bash
 GO ?= go
-GOTESTFLAGS ?= -race -timeout 30m
+GOTESTFLAGS ?= -race -count=1 -timeout 30m
 CONTROLPLANE_DIR = $(shell bash hack/controlplane.sh)
 
 CONTROLLER_GEN = $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0

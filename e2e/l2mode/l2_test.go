@@ -2,17 +2,22 @@ package l2mode
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
 
 	"github.com/pier-lb/pier/e2e/kubelab"
+	"github.com/pier-lb/pier/e2e/lab"
 )
 
 // One owner answers ARP and NDP for a Service's addresses, with exactly one
@@ -50,11 +55,48 @@ func TestOneOwnerAnswers(t *testing.T) {
 		reach(t, env.Site.Client, "udp", netip.AddrPortFrom(a, 16384))
 	}
 
-	// The owner says so in a ServiceL2Status and an event.
+	// The owner says so in a ServiceL2Status and an event, and counts what
+	// it answered in its metrics.
 	st := waitStatus(t, env, "calls", env.Site.Nodes[owner].Name)
 	if !slices.Contains(st.Status.Addresses, v4.String()) || !slices.Contains(st.Status.Interfaces, "eth1") {
 		t.Errorf("status %+v, want %s on eth1", st.Status, v4)
 	}
+	waitEvent(t, env, "calls", "AnnouncedByNode", "announces "+v4.String())
+	metrics := scrape(t, env.Site.Nodes[owner], "127.0.0.1:7572")
+	for _, want := range []string{`pier_l2_responses_sent_total{family="ipv4"}`, `pier_l2_owned_addresses{family="ipv4"} 1`, "pier_speaker_live_members 3"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("owner's metrics lack %s", want)
+		}
+	}
+}
+
+func waitEvent(t *testing.T, env *kubelab.Env, svc, reason, note string) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		var list eventsv1.EventList
+		if err := env.Pier.List(ctx, &list, client.InNamespace("default")); err != nil {
+			return false, err
+		}
+		return slices.ContainsFunc(list.Items, func(e eventsv1.Event) bool {
+			return e.Regarding.Name == svc && e.Reason == reason && strings.Contains(e.Note, note)
+		}), nil
+	})
+	if err != nil {
+		t.Errorf("no %s event %q on %s", reason, note, svc)
+	}
+}
+
+// scrape reads /metrics from inside a node.
+func scrape(t *testing.T, h *lab.Host, addr string) string {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: h.Dial}}
+	resp, err := c.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape %s in %s: %v", addr, h.Name, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
 }
 
 func waitStatus(t testing.TB, env *kubelab.Env, svc, node string) *v1alpha1.ServiceL2Status {
