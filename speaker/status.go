@@ -29,7 +29,13 @@ func (s *Speaker) reportOwnership(ctx context.Context, plan []Ownership) {
 	}
 	for addr, o := range mine {
 		if prev, ok := s.owned[addr]; !ok || !slices.Equal(prev.Ifaces, o.Ifaces) {
+			s.log.Info("taking over", "addr", addr, "service", o.Service, "iface", strings.Join(o.Ifaces, ","), "live", s.opts.Members.Live())
 			s.announceEvent(ctx, o)
+		}
+	}
+	for addr, o := range s.owned {
+		if _, still := mine[addr]; !still {
+			s.log.Info("handing over", "addr", addr, "service", o.Service, "live", s.opts.Members.Live())
 		}
 	}
 	if s.opts.Writer != nil && s.opts.Synced() {

@@ -56,9 +56,9 @@ type Env struct {
 	Cluster *cluster.Cluster
 	Client  kubernetes.Interface
 	// Pier is a controller-runtime client that also knows Pier's kinds.
-	Pier client.Client
-	// Controller is the pier-controller process, when one was asked for.
-	Controller *lab.Process
+	Pier       client.Client
+	mu         sync.Mutex
+	controller *lab.Process // see ControllerProcess
 	// Speakers are the pier-speaker processes, by node.
 	Speakers    []*lab.Process
 	SpeakerArgs []string

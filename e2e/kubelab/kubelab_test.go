@@ -100,7 +100,7 @@ func TestDemoServiceGetsAddress(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("controller output:\n%s", env.Controller.Output())
+			t.Logf("controller output:\n%s", env.ControllerProcess().Output())
 		}
 		if err := env.Close(); err != nil {
 			t.Error(err)

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/e2e/lab"
 	"github.com/pier-lb/pier/manifests"
 )
 
@@ -48,7 +49,7 @@ func (e *Env) installPier(ctx context.Context, controllerBin string) error {
 	if err != nil {
 		return err
 	}
-	e.Controller = p
+	e.setController(p)
 	go e.superviseController(controllerBin, args)
 	return nil
 }
@@ -61,7 +62,7 @@ func (e *Env) superviseController(bin string, args []string) {
 		select {
 		case <-e.closing:
 			return
-		case <-e.Controller.Done():
+		case <-e.ControllerProcess().Done():
 		}
 		select {
 		case <-e.closing:
@@ -72,8 +73,22 @@ func (e *Env) superviseController(bin string, args []string) {
 		if err != nil {
 			return // the lab is closing
 		}
-		e.Controller = p
+		e.setController(p)
 	}
+}
+
+func (e *Env) setController(p *lab.Process) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.controller = p
+}
+
+// ControllerProcess is the pier-controller process running now (it is
+// restarted when it exits).
+func (e *Env) ControllerProcess() *lab.Process {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.controller
 }
 
 // CreateDemoService creates a dual-stack LoadBalancer Service for calls
@@ -108,7 +123,7 @@ func (e *Env) CreateDemoService(ctx context.Context, name string) ([]netip.Addr,
 		return len(addrs) > 0, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("service %s got no address: %w (controller output:\n%s)", name, err, e.Controller.Output())
+		return nil, fmt.Errorf("service %s got no address: %w (controller output:\n%s)", name, err, e.ControllerProcess().Output())
 	}
 	return addrs, nil
 }

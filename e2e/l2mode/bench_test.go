@@ -1,7 +1,6 @@
 package l2mode
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -27,9 +26,6 @@ func BenchmarkFirstReply(b *testing.B) {
 
 func firstReplies(b *testing.B, n int) []time.Duration {
 	env := up(b, kubelab.Options{Nodes: 3})
-	for i := range env.Speakers { // measure a settled group, not its start-up
-		waitRejoined(b, env, i)
-	}
 	var lat []time.Duration
 	for i := range n {
 		addr := netip.AddrFrom4([4]byte{198, 51, 100, byte(200 + i)})
@@ -58,9 +54,6 @@ func BenchmarkFailover(b *testing.B) {
 
 func failovers(b *testing.B, n int) []time.Duration {
 	env := up(b, kubelab.Options{Nodes: 3})
-	for i := range env.Speakers {
-		waitRejoined(b, env, i)
-	}
 	addr := createService(b, env, "calls", noChange)
 	p := startProber(b, env.Site.Router, "eth1", addr, 5*time.Millisecond)
 	macs := allMACs(b, env)
@@ -89,19 +82,4 @@ func percentile(d []time.Duration, p int) time.Duration {
 		i--
 	}
 	return s[i]
-}
-
-// waitRejoined waits until node i's restarted speaker has joined every
-// other member.
-func waitRejoined(b *testing.B, env *kubelab.Env, i int) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for j, n := range env.Site.Nodes {
-		if j == i {
-			continue
-		}
-		if err := env.Speakers[i].WaitOutput(ctx, `"peer":"`+n.Name+`"`); err != nil {
-			b.Fatal(err)
-		}
-	}
 }

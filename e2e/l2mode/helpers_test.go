@@ -36,13 +36,33 @@ func up(t testing.TB, opts kubelab.Options) *kubelab.Env {
 					t.Logf("speaker node%d output (tail):\n%s", i+1, tail(p.Output(), 40))
 				}
 			}
-			t.Logf("controller output (tail):\n%s", tail(env.Controller.Output(), 20))
+			t.Logf("controller output (tail):\n%s", tail(env.ControllerProcess().Output(), 20))
 		}
 		if err := env.Close(); err != nil {
 			t.Error(err)
 		}
 	})
+	for i := range env.Speakers { // tests start from a settled group
+		waitRejoined(t, env, i)
+	}
 	return env
+}
+
+// waitRejoined waits until node i's speaker has joined every other member.
+// Until the group has settled, several nodes may each believe they own an
+// address for a moment.
+func waitRejoined(t testing.TB, env *kubelab.Env, i int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for j, n := range env.Site.Nodes {
+		if j == i {
+			continue
+		}
+		if err := env.Speakers[i].WaitOutput(ctx, `"peer":"`+n.Name+`"`); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func tail(s string, n int) string {
