@@ -10,6 +10,7 @@ import (
 	_ "github.com/mdlayher/arp"
 	_ "github.com/mdlayher/ndp"
 	_ "github.com/osrg/gobgp/v3/pkg/server"
+	_ "github.com/pires/go-proxyproto"
 	_ "github.com/prometheus/client_golang/prometheus"
 	_ "github.com/vishvananda/netlink"
 	_ "k8s.io/client-go/kubernetes"
