@@ -4,7 +4,6 @@ package main
 
 import (
 	"flag"
-	"log/slog"
 	"os"
 	"time"
 
@@ -14,11 +13,12 @@ import (
 
 	"github.com/pier-lb/pier/controller"
 	"github.com/pier-lb/pier/controller/webhook"
+	"github.com/pier-lb/pier/internal/daemon"
 )
 
 func main() {
 	var opts controller.ManagerOptions
-	flag.StringVar(&opts.Namespace, "namespace", envOr("POD_NAMESPACE", "pier-system"), "namespace of Pier's configuration and Lease")
+	flag.StringVar(&opts.Namespace, "namespace", daemon.Env("POD_NAMESPACE", "pier-system"), "namespace of Pier's configuration and Lease")
 	flag.BoolVar(&opts.OnlyOwnClass, "only-own-class", false, "serve only Services with spec.loadBalancerClass pier.dev/lb")
 	flag.IntVar(&opts.Workers, "workers", 16, "Services reconciled in parallel (never the same one twice at once)")
 	flag.BoolVar(&opts.LeaderElection, "leader-elect", true, "elect one active replica on a Lease")
@@ -35,7 +35,7 @@ func main() {
 	level := flag.String("log-level", "info", "debug, info, warn or error")
 	flag.Parse()
 
-	log := newLogger(*level)
+	log := daemon.Logger(*level)
 	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
 	// --kubeconfig is registered by controller-runtime; without it, KUBECONFIG
 	// or the in-cluster configuration is used.
@@ -60,19 +60,4 @@ func main() {
 		log.Error("controller stopped", "err", err)
 		os.Exit(1)
 	}
-}
-
-func newLogger(level string) *slog.Logger {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
-	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/pier-lb/pier/internal/daemon"
 	"github.com/pier-lb/pier/speaker"
 )
 
@@ -26,7 +27,7 @@ func main() {
 	var o speaker.NodeOptions
 	kubeconfig := flag.String("kubeconfig", "", "kubeconfig file (default: in-cluster)")
 	flag.StringVar(&o.NodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name")
-	flag.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", "pier-system"), "namespace of Pier's configuration")
+	flag.StringVar(&o.Namespace, "namespace", daemon.Env("POD_NAMESPACE", "pier-system"), "namespace of Pier's configuration")
 	flag.BoolVar(&o.OnlyOwnClass, "only-own-class", false, "serve only Services with spec.loadBalancerClass pier.dev/lb")
 	bind := flag.String("bind-addr", os.Getenv("NODE_IP"), "address the speakers gossip on (the node's IP)")
 	flag.IntVar(&o.BindPort, "bind-port", 7946, "memberlist port (TCP and UDP)")
@@ -38,7 +39,7 @@ func main() {
 	level := flag.String("log-level", "info", "debug, info, warn or error")
 	flag.Parse()
 
-	log := newLogger(*level)
+	log := daemon.Logger(*level)
 	if err := setup(&o, *kubeconfig, *bind, *keyFile); err != nil {
 		log.Error("pier-speaker", "err", err)
 		os.Exit(2)
@@ -89,19 +90,4 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Error("metrics server", "err", err)
 	}
-}
-
-func newLogger(level string) *slog.Logger {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
-	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }
