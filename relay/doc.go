@@ -1,4 +1,42 @@
 // Package relay is the L4 TCP/UDP relay behind a LoadBalancer address: it
-// sends each flow to the backend that owns it (Maglev over ready endpoints)
-// whichever node receives it. See DESIGN.md; built by the relay issue.
+// sends each flow to the backend that owns it whichever node receives it.
+//
+// Placement: every listener has a Maglev lookup table (maglev.go) over its
+// healthy backends. The key is the client's address and port (or the address
+// only, Options.KeyByAddressOnly), hashed with a fixed FNV-1a based hash, so
+// every relay instance with the same backend set picks the same backend for
+// the same client. Once placed, a flow stays on its backend while that
+// backend is up, whatever happens to the backend set.
+//
+// UDP (udp.go): one socket per listener; per flow a connected upstream socket
+// to the backend, so replies are matched by the kernel, and a reader
+// goroutine that sends replies back to the client from the address the
+// client sent to (IP_PKTINFO / IPV6_PKTINFO when the listener is bound to a
+// wildcard). Flows expire after Options.UDPIdleTimeout and the flow table is
+// bounded by Options.MaxFlows per listener: when full, new flows are dropped
+// (pier_relay_drops_total{reason="table-full"}) and existing flows go on.
+// Memory per UDP flow: about 200 bytes of table entry (see
+// BenchmarkFlowTableMemory), one reply buffer of Options.MaxDatagramSize
+// bytes, a goroutine stack (from 8 KiB) and one socket (kernel buffers not
+// counted).
+//
+// TCP (tcp.go): accept, pick, dial with Options.ConnectTimeout, then copy both
+// ways with io.Copy between *net.TCPConn so the kernel may splice, passing
+// half-closes on with CloseWrite; a connection idle in both directions for
+// Options.TCPIdleTimeout is closed.
+//
+// PROXY protocol v2 (proxyproto.go): backends with ProxyProtocol set get a v2
+// header before the TCP stream, and in front of every UDP datagram (the v2
+// specification allows a header per datagram for SOCK_DGRAM: each datagram
+// is self-contained, so the backend reads the header off each one).
+//
+// Health (health.go): a TCP connect failure or ICMP port unreachable (seen as
+// ECONNREFUSED on a connected UDP socket) marks a backend down and rebuilds
+// the tables at once; an active TCP connect check every
+// Options.HealthInterval brings it back. UDP flows on a down backend are
+// placed again on their next datagram.
+//
+// Drain: when Run's context ends the relay stops accepting, closes UDP flows,
+// lets TCP connections finish for up to Options.DrainTimeout and then closes
+// them.
 package relay

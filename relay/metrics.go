@@ -1,0 +1,80 @@
+package relay
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the relay's Prometheus metrics. Labels are bounded: proto is
+// tcp or udp, direction in or out, reason a fixed set, backend one per
+// endpoint of the Service.
+type Metrics struct {
+	activeFlows *prometheus.GaugeVec
+	packets     *prometheus.CounterVec
+	bytes       *prometheus.CounterVec
+	drops       *prometheus.CounterVec
+	backendUp   *prometheus.GaugeVec
+	rebuilds    prometheus.Counter
+}
+
+// Drop reasons.
+const (
+	dropTableFull = "table-full"
+	dropNoBackend = "no-backend"
+	dropTooBig    = "too-big"
+	dropUpstream  = "upstream-error"
+	dropDraining  = "draining"
+)
+
+// Directions: in is client to backend, out is backend to client.
+const (
+	dirIn  = "in"
+	dirOut = "out"
+)
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		activeFlows: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pier_relay_active_flows", Help: "Flows (UDP) or connections (TCP) being relayed.",
+		}, []string{"proto"}),
+		packets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pier_relay_packets_total", Help: "Datagrams relayed (UDP only; TCP counts bytes).",
+		}, []string{"proto", "direction"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pier_relay_bytes_total", Help: "Payload bytes relayed.",
+		}, []string{"proto", "direction"}),
+		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pier_relay_drops_total", Help: "Datagrams or connections dropped, by reason.",
+		}, []string{"proto", "reason"}),
+		backendUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pier_relay_backend_up", Help: "1 if the backend is healthy and in the Maglev table.",
+		}, []string{"backend"}),
+		rebuilds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pier_relay_table_rebuilds_total", Help: "Maglev table rebuilds.",
+		}),
+	}
+	reg.MustRegister(m.activeFlows, m.packets, m.bytes, m.drops, m.backendUp, m.rebuilds)
+	return m
+}
+
+// protoMetrics are one protocol's series, resolved once so the hot path does
+// no label lookups.
+type protoMetrics struct {
+	active                prometheus.Gauge
+	packetsIn, packetsOut prometheus.Counter
+	bytesIn, bytesOut     prometheus.Counter
+	drops                 *prometheus.CounterVec
+	proto                 string
+}
+
+func (m *Metrics) forProto(proto string) protoMetrics {
+	return protoMetrics{
+		active:     m.activeFlows.WithLabelValues(proto),
+		packetsIn:  m.packets.WithLabelValues(proto, dirIn),
+		packetsOut: m.packets.WithLabelValues(proto, dirOut),
+		bytesIn:    m.bytes.WithLabelValues(proto, dirIn),
+		bytesOut:   m.bytes.WithLabelValues(proto, dirOut),
+		drops:      m.drops,
+		proto:      proto,
+	}
+}
+
+func (p protoMetrics) drop(reason string) { p.drops.WithLabelValues(p.proto, reason).Inc() }

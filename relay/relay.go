@@ -1,0 +1,355 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
+)
+
+// Protocol is a listener's transport.
+type Protocol string
+
+// Protocols.
+const (
+	TCP Protocol = "TCP"
+	UDP Protocol = "UDP"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultMaxFlows        = 100_000
+	DefaultUDPIdleTimeout  = 60 * time.Second
+	DefaultTCPIdleTimeout  = 5 * time.Minute
+	DefaultConnectTimeout  = 5 * time.Second
+	DefaultDrainTimeout    = 30 * time.Second
+	DefaultHealthInterval  = 500 * time.Millisecond
+	DefaultMaxDatagramSize = 2048
+)
+
+// Listener is one frontend: an address and port the relay accepts on.
+type Listener struct {
+	Name     string // unique; Backend.Ports is keyed by it (a Service port name)
+	Protocol Protocol
+	Addr     netip.AddrPort // the address may be unspecified (0.0.0.0 or ::)
+}
+
+// Backend is one server, typically one ready endpoint of an EndpointSlice.
+type Backend struct {
+	Name string // unique and stable (the endpoint's target or address); hashed by Maglev
+	Addr netip.Addr
+	// Ports maps a listener name to the backend's port for it (an
+	// EndpointSlice port). A listener missing here uses its own port.
+	Ports map[string]uint16
+	// ProxyProtocol sends a PROXY protocol v2 header to this backend.
+	ProxyProtocol bool
+	// HealthPort is the TCP port the active check connects to; 0 means the
+	// backend's port of the first TCP listener. A backend with neither is
+	// tried again 10 health intervals after it went down.
+	HealthPort uint16
+}
+
+// Options configures a Relay. Zero durations and sizes take the defaults.
+type Options struct {
+	Listeners []Listener
+	Backends  []Backend
+	// KeyByAddressOnly hashes the client address only, so every port of a
+	// client lands on the same backend.
+	KeyByAddressOnly bool
+	MaxFlows         int // UDP flows per listener
+	TableSize        int // Maglev table size, a prime (default 65537)
+	MaxDatagramSize  int // largest UDP datagram relayed; larger ones are dropped
+	UDPIdleTimeout   time.Duration
+	TCPIdleTimeout   time.Duration
+	ConnectTimeout   time.Duration
+	DrainTimeout     time.Duration
+	HealthInterval   time.Duration
+	Logger           *slog.Logger
+	Metrics          *Metrics // nil: a private registry
+	Clock            clock.WithTicker
+}
+
+// Relay forwards flows from its listeners to backends.
+type Relay struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *Metrics
+	clock   clock.WithTicker
+
+	mu       sync.Mutex
+	backends map[string]*backend
+	tables   map[string]*atomic.Pointer[Table] // by listener name
+
+	ready   chan struct{}
+	addrsMu sync.Mutex
+	addrs   map[string]netip.AddrPort
+	udp     map[string]*udpServer
+}
+
+// backend is a Backend with its health.
+type backend struct {
+	Backend
+	up       atomic.Bool
+	downedAt atomic.Int64 // unix nanoseconds
+}
+
+func (b *backend) addr(l Listener) netip.AddrPort {
+	p, ok := b.Ports[l.Name]
+	if !ok {
+		p = l.Addr.Port()
+	}
+	return netip.AddrPortFrom(b.Addr, p)
+}
+
+// New validates opts and returns a relay that is not running yet.
+func New(opts Options) (*Relay, error) {
+	opts = withDefaults(opts)
+	if err := validate(opts); err != nil {
+		return nil, err
+	}
+	r := &Relay{
+		opts:     opts,
+		log:      opts.Logger.With("component", "relay"),
+		metrics:  opts.Metrics,
+		clock:    opts.Clock,
+		backends: map[string]*backend{},
+		tables:   map[string]*atomic.Pointer[Table]{},
+		ready:    make(chan struct{}),
+		addrs:    map[string]netip.AddrPort{},
+		udp:      map[string]*udpServer{},
+	}
+	for _, l := range opts.Listeners {
+		r.tables[l.Name] = &atomic.Pointer[Table]{}
+	}
+	if err := r.SetBackends(opts.Backends); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func withDefaults(o Options) Options {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&o.UDPIdleTimeout, DefaultUDPIdleTimeout)
+	def(&o.TCPIdleTimeout, DefaultTCPIdleTimeout)
+	def(&o.ConnectTimeout, DefaultConnectTimeout)
+	def(&o.DrainTimeout, DefaultDrainTimeout)
+	def(&o.HealthInterval, DefaultHealthInterval)
+	if o.MaxFlows == 0 {
+		o.MaxFlows = DefaultMaxFlows
+	}
+	if o.TableSize == 0 {
+		o.TableSize = DefaultTableSize
+	}
+	if o.MaxDatagramSize == 0 {
+		o.MaxDatagramSize = DefaultMaxDatagramSize
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(prometheus.NewRegistry())
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	return o
+}
+
+func validate(o Options) error {
+	if len(o.Listeners) == 0 {
+		return errors.New("relay: no listeners")
+	}
+	if !isPrime(o.TableSize) {
+		return fmt.Errorf("relay: table size %d: not a prime", o.TableSize)
+	}
+	if o.MaxFlows < 0 || o.MaxDatagramSize < 0 || o.MaxDatagramSize > 65535 {
+		return fmt.Errorf("relay: max flows %d, max datagram %d: out of range", o.MaxFlows, o.MaxDatagramSize)
+	}
+	seen := map[string]bool{}
+	for _, l := range o.Listeners {
+		if l.Name == "" || seen[l.Name] {
+			return fmt.Errorf("relay: listener %q: empty or duplicate name", l.Name)
+		}
+		seen[l.Name] = true
+		if l.Protocol != TCP && l.Protocol != UDP {
+			return fmt.Errorf("relay: listener %s: protocol %q: want TCP or UDP", l.Name, l.Protocol)
+		}
+		if !l.Addr.IsValid() {
+			return fmt.Errorf("relay: listener %s: invalid address", l.Name)
+		}
+	}
+	return nil
+}
+
+func validateBackends(bs []Backend) error {
+	seen := map[string]bool{}
+	for _, b := range bs {
+		if b.Name == "" || seen[b.Name] {
+			return fmt.Errorf("relay: backend %q: empty or duplicate name", b.Name)
+		}
+		seen[b.Name] = true
+		if !b.Addr.IsValid() {
+			return fmt.Errorf("relay: backend %s: invalid address", b.Name)
+		}
+	}
+	return nil
+}
+
+// SetBackends replaces the backend set (from EndpointSlices). Backends that
+// stay keep their health; new ones start up. Existing flows stay where they
+// are: flows on a removed backend go on until they end or idle out.
+func (r *Relay) SetBackends(bs []Backend) error {
+	if err := validateBackends(bs); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	next := make(map[string]*backend, len(bs))
+	for _, b := range bs {
+		old, ok := r.backends[b.Name]
+		if ok && sameBackend(old.Backend, b) {
+			next[b.Name] = old // flows keep sharing its health
+			continue
+		}
+		nb := &backend{Backend: b}
+		nb.up.Store(true)
+		if ok && old.Addr == b.Addr {
+			nb.up.Store(old.up.Load())
+			nb.downedAt.Store(old.downedAt.Load())
+		}
+		next[b.Name] = nb
+	}
+	for name := range r.backends {
+		if _, ok := next[name]; !ok {
+			r.metrics.backendUp.DeleteLabelValues(name)
+		}
+	}
+	r.backends = next
+	r.rebuildLocked()
+	return nil
+}
+
+func sameBackend(a, b Backend) bool {
+	return a.Name == b.Name && a.Addr == b.Addr && a.ProxyProtocol == b.ProxyProtocol &&
+		a.HealthPort == b.HealthPort && maps.Equal(a.Ports, b.Ports)
+}
+
+// rebuildLocked rebuilds every listener's table over its healthy backends.
+func (r *Relay) rebuildLocked() {
+	for _, l := range r.opts.Listeners {
+		var names []string
+		for name, b := range r.backends {
+			if b.up.Load() {
+				names = append(names, name)
+			}
+		}
+		t, err := NewTable(names, r.opts.TableSize)
+		if err != nil {
+			panic(err) // size validated in New
+		}
+		r.tables[l.Name].Store(t)
+	}
+	for name, b := range r.backends {
+		r.metrics.backendUp.WithLabelValues(name).Set(boolGauge(b.up.Load()))
+	}
+	r.metrics.rebuilds.Inc()
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// pick returns the backend owning client on listener l.
+func (r *Relay) pick(l Listener, client netip.AddrPort) (*backend, error) {
+	name := r.tables[l.Name].Load().Lookup(HashKey(client, r.opts.KeyByAddressOnly))
+	r.mu.Lock()
+	b := r.backends[name]
+	r.mu.Unlock()
+	if b == nil {
+		return nil, ErrNoBackend
+	}
+	return b, nil
+}
+
+// backend returns the current backend called name, if any.
+func (r *Relay) backend(name string) *backend {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.backends[name]
+}
+
+// Ready is closed once every listener is open.
+func (r *Relay) Ready() <-chan struct{} { return r.ready }
+
+// Addr returns the address listener name is bound to (with the real port
+// when Listener.Addr had port 0), once Ready.
+func (r *Relay) Addr(name string) netip.AddrPort {
+	r.addrsMu.Lock()
+	defer r.addrsMu.Unlock()
+	return r.addrs[name]
+}
+
+func (r *Relay) setAddr(name string, a netip.AddrPort) {
+	r.addrsMu.Lock()
+	r.addrs[name] = a
+	r.addrsMu.Unlock()
+}
+
+// server is one running listener.
+type server interface {
+	serve(ctx context.Context) error
+}
+
+// Run opens the listeners, relays until ctx ends, then drains. It returns an
+// error if a listener cannot be opened.
+func (r *Relay) Run(ctx context.Context) error {
+	var servers []server
+	for _, l := range r.opts.Listeners {
+		s, err := r.open(l)
+		if err != nil {
+			for _, s := range servers {
+				s.(interface{ close() }).close()
+			}
+			return err
+		}
+		servers = append(servers, s)
+	}
+	close(r.ready)
+	var wg sync.WaitGroup
+	wg.Go(func() { r.healthLoop(ctx) })
+	errs := make([]error, len(servers))
+	for i, s := range servers {
+		wg.Go(func() { errs[i] = s.serve(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (r *Relay) open(l Listener) (server, error) {
+	log := r.opts.Logger.With("component", "relay", "listener", l.Name)
+	if l.Protocol == TCP {
+		return r.openTCP(l, log)
+	}
+	s, err := r.openUDP(l, log)
+	if err == nil {
+		r.addrsMu.Lock()
+		r.udp[l.Name] = s
+		r.addrsMu.Unlock()
+	}
+	return s, err
+}

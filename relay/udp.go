@@ -1,0 +1,256 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// headroom is the space kept in front of a received datagram so a PROXY v2
+// header (at most 52 bytes for IPv6 without TLVs) is prepended in place.
+const headroom = 64
+
+// udpFlow is one client's flow: a socket connected to its backend.
+type udpFlow struct {
+	client netip.AddrPort
+	b      *backend
+	up     *net.UDPConn
+	oob    []byte // IP_PKTINFO / IPV6_PKTINFO source for replies; nil when bound to one address
+	header []byte // PROXY v2 header, nil unless the backend wants it
+}
+
+// udpServer relays one UDP listener.
+type udpServer struct {
+	r        *Relay
+	l        Listener
+	log      *slog.Logger
+	conn     *net.UDPConn
+	local    netip.AddrPort
+	wildcard bool
+	flows    *FlowTable[*udpFlow]
+	m        protoMetrics
+	wg       sync.WaitGroup
+}
+
+func (r *Relay) openUDP(l Listener, log *slog.Logger) (*udpServer, error) {
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(l.Addr))
+	if err != nil {
+		return nil, fmt.Errorf("relay: listen %s udp %s: %w", l.Name, l.Addr, err)
+	}
+	s := &udpServer{
+		r: r, l: l, log: log, conn: conn,
+		local:    conn.LocalAddr().(*net.UDPAddr).AddrPort(),
+		wildcard: l.Addr.Addr().IsUnspecified(),
+		flows:    NewFlowTable[*udpFlow](r.opts.MaxFlows, r.opts.UDPIdleTimeout, r.clock),
+		m:        r.metrics.forProto("udp"),
+	}
+	if s.wildcard {
+		if err := enablePktinfo(conn); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("relay: listen %s udp %s: %w", l.Name, l.Addr, err)
+		}
+	}
+	r.setAddr(l.Name, s.local)
+	return s, nil
+}
+
+func (s *udpServer) close() { _ = s.conn.Close() }
+
+func (s *udpServer) serve(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, s.close)
+	defer stop()
+	s.wg.Go(func() { s.expireLoop(ctx) })
+	defer s.shutdown()
+	buf := make([]byte, headroom+s.r.opts.MaxDatagramSize)
+	oob := make([]byte, 128)
+	for {
+		n, oobn, flags, from, err := s.conn.ReadMsgUDPAddrPort(buf[headroom:], oob)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("relay: read %s: %w", s.l.Name, err)
+			}
+			continue
+		}
+		if flags&unix.MSG_TRUNC != 0 {
+			s.m.drop(dropTooBig)
+			continue
+		}
+		dst := s.local.Addr()
+		if s.wildcard {
+			if d, ok := pktinfoDst(oob[:oobn]); ok {
+				dst = d
+			}
+		}
+		s.forward(from, netip.AddrPortFrom(dst, s.local.Port()), buf, n)
+	}
+}
+
+// shutdown closes every flow and waits for their readers.
+func (s *udpServer) shutdown() {
+	for _, f := range s.flows.Drain() {
+		_ = f.Value.up.Close()
+		s.m.active.Dec()
+	}
+	s.wg.Wait()
+}
+
+// forward sends buf[headroom:headroom+n] from client to its flow's backend,
+// placing the flow first if needed. A backend that refuses is marked down and
+// the datagram goes to the next owner.
+func (s *udpServer) forward(client, dst netip.AddrPort, buf []byte, n int) {
+	for range 2 {
+		f, ok := s.flow(client, dst)
+		if !ok {
+			return
+		}
+		p := buf[headroom : headroom+n]
+		if h := f.Value.header; h != nil {
+			copy(buf[headroom-len(h):], h)
+			p = buf[headroom-len(h) : headroom+n]
+		}
+		_, err := f.Value.up.Write(p)
+		if err == nil {
+			s.m.packetsIn.Inc()
+			s.m.bytesIn.Add(float64(n))
+			return
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			s.m.drop(dropUpstream)
+			return
+		}
+		s.r.markDown(f.Value.b, "udp port unreachable", err)
+		s.closeFlow(client, f)
+	}
+	s.m.drop(dropUpstream)
+}
+
+// flow returns client's flow, placing a new one when there is none or its
+// backend is down.
+func (s *udpServer) flow(client, dst netip.AddrPort) (*Flow[*udpFlow], bool) {
+	f, ok := s.flows.Get(client)
+	if ok && f.Value.b.up.Load() {
+		return f, true
+	}
+	if ok {
+		s.closeFlow(client, f)
+	}
+	if s.flows.Len() >= s.r.opts.MaxFlows {
+		s.m.drop(dropTableFull)
+		return nil, false
+	}
+	uf, err := s.dial(client, dst)
+	if err != nil {
+		s.m.drop(dropReason(err))
+		s.log.Debug("no upstream", "client", client, "err", err)
+		return nil, false
+	}
+	f, inserted, err := s.flows.Insert(client, uf.b.Name, uf)
+	if !inserted {
+		_ = uf.up.Close()
+		if err != nil {
+			s.m.drop(dropTableFull)
+			return nil, false
+		}
+		return f, true
+	}
+	s.m.active.Inc()
+	s.wg.Go(func() { s.replies(f) })
+	return f, true
+}
+
+func (s *udpServer) dial(client, dst netip.AddrPort) (*udpFlow, error) {
+	b, err := s.r.pick(s.l, client)
+	if err != nil {
+		return nil, err
+	}
+	up, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(b.addr(s.l)))
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", b.Name, err)
+	}
+	uf := &udpFlow{client: client, b: b, up: up}
+	if s.wildcard {
+		uf.oob = pktinfoSrc(dst.Addr(), s.local.Addr().Is6())
+	}
+	if b.ProxyProtocol {
+		if uf.header, err = proxyHeader(UDP, client, dst); err != nil {
+			_ = up.Close()
+			return nil, err
+		}
+	}
+	return uf, nil
+}
+
+func (s *udpServer) closeFlow(client netip.AddrPort, f *Flow[*udpFlow]) {
+	if s.flows.Delete(client, f) {
+		_ = f.Value.up.Close()
+		s.m.active.Dec()
+	}
+}
+
+// replies sends the backend's datagrams back to the client, from the address
+// the client sent to. It ends when the flow's socket is closed.
+func (s *udpServer) replies(f *Flow[*udpFlow]) {
+	uf := f.Value
+	buf := make([]byte, s.r.opts.MaxDatagramSize)
+	for {
+		n, _, flags, _, err := uf.up.ReadMsgUDPAddrPort(buf, nil)
+		switch {
+		case errors.Is(err, syscall.ECONNREFUSED):
+			s.r.markDown(uf.b, "udp port unreachable", err)
+			continue
+		case err != nil:
+			return
+		case flags&unix.MSG_TRUNC != 0:
+			s.m.drop(dropTooBig)
+			continue
+		}
+		f.Touch(s.r.clock.Now())
+		if _, _, err := s.conn.WriteMsgUDPAddrPort(buf[:n], uf.oob, uf.client); err != nil {
+			s.m.drop(dropUpstream)
+			continue
+		}
+		s.m.packetsOut.Inc()
+		s.m.bytesOut.Add(float64(n))
+	}
+}
+
+// expireLoop closes idle flows.
+func (s *udpServer) expireLoop(ctx context.Context) {
+	every := min(max(s.r.opts.UDPIdleTimeout/4, 10*time.Millisecond), time.Second)
+	t := s.r.clock.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+			for _, f := range s.flows.Expire() {
+				_ = f.Value.up.Close()
+				s.m.active.Dec()
+			}
+		}
+	}
+}
+
+// FlowBackends returns, for a UDP listener, each client's backend.
+func (r *Relay) FlowBackends(listener string) map[netip.AddrPort]string {
+	r.addrsMu.Lock()
+	s := r.udp[listener]
+	r.addrsMu.Unlock()
+	if s == nil {
+		return nil
+	}
+	return maps.Clone(s.flows.Backends())
+}
