@@ -28,7 +28,7 @@ type tcpServer struct {
 }
 
 func (r *Relay) openTCP(l Listener, log *slog.Logger) (*tcpServer, error) {
-	ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(l.Addr))
+	ln, err := net.ListenTCP(network("tcp", l.Addr), net.TCPAddrFromAddrPort(l.Addr))
 	if err != nil {
 		return nil, fmt.Errorf("relay: listen %s tcp %s: %w", l.Name, l.Addr, err)
 	}

@@ -42,7 +42,7 @@ type udpServer struct {
 }
 
 func (r *Relay) openUDP(l Listener, log *slog.Logger) (*udpServer, error) {
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(l.Addr))
+	conn, err := net.ListenUDP(network("udp", l.Addr), net.UDPAddrFromAddrPort(l.Addr))
 	if err != nil {
 		return nil, fmt.Errorf("relay: listen %s udp %s: %w", l.Name, l.Addr, err)
 	}
@@ -61,6 +61,16 @@ func (r *Relay) openUDP(l Listener, log *slog.Logger) (*udpServer, error) {
 	}
 	r.setAddr(l.Name, s.local)
 	return s, nil
+}
+
+// network is "udp4"/"tcp4" for IPv4 addresses: Go would otherwise open a
+// dual-stack IPv6 socket for 0.0.0.0, where IP_PKTINFO does not apply. An
+// IPv6 wildcard stays dual-stack.
+func network(base string, a netip.AddrPort) string {
+	if a.Addr().Is4() {
+		return base + "4"
+	}
+	return base
 }
 
 func (s *udpServer) close() { _ = s.conn.Close() }
