@@ -1,0 +1,50 @@
+// Package bgp announces the node's addresses to BGP routers through an
+// embedded gobgp v3 server.
+//
+// An Announcer is idempotent: SetPeers and SetPaths take the whole desired
+// set and change only the difference. A peer is reset only when its own
+// settings change; a path change never resets a session.
+//
+// # No gRPC
+//
+// gobgp's gRPC API is never started: it would be an unauthenticated control
+// port on every node (anyone reaching it could announce anything), and the
+// speaker drives gobgp in-process anyway. gobgp also listens on no BGP port
+// by default (ListenPort -1): the speaker only dials out to its peers.
+//
+// # Network namespace: run the announcer as a process in the node's namespace
+//
+// gobgp dials every peer from goroutines of its own (one connect loop per
+// peer, started from its FSM goroutines), not from the goroutine that calls
+// AddPeer. Linux network namespaces belong to OS threads, and Go moves
+// goroutines between threads freely, so wrapping gobgp calls in a
+// namespace-switching hook (as lab.Host.Do does) would not put the sessions
+// in that namespace. The announcer therefore has no namespace hook: it
+// opens its sockets in the namespace of the process it runs in. The speaker
+// runs it in the node's namespace (hostNetwork, or a process started in the
+// namespace, as the lab tests do).
+//
+// # Per-peer paths
+//
+// gobgp sends every path of its RIB to every peer. Each peer gets an export
+// policy "pier-export-<name>" whose default action is reject and which
+// accepts only the prefixes in the peer's own prefix sets (one for IPv4, one
+// for IPv6); SetPaths keeps those sets equal to the paths that name the peer
+// (or name no peer). A prefix carries one set of attributes for all its
+// peers: SetPaths refuses two paths for the same prefix (ErrDuplicatePrefix),
+// so merging advertisements is the caller's job. When the peer list of an
+// existing prefix changes, the prefix is withdrawn (under the old sets) and
+// announced again (under the new ones), because gobgp does not withdraw a
+// path that a changed policy now rejects: peers that keep the prefix see a
+// withdraw and an update in quick succession.
+//
+// # Secrets and logs
+//
+// Peer.Password is the TCP MD5 key; reading it from a Secret is the
+// caller's job. It is never logged: the gobgp log adapter redacts any
+// configured password from messages and fields, and the announcer's own
+// logs name only whether a password is set.
+//
+// Local preference is sent to iBGP peers only (gobgp strips it towards
+// eBGP peers, as RFC 4271 requires).
+package bgp

@@ -1,0 +1,94 @@
+package bgp_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pier-lb/pier/speaker/bgp"
+)
+
+// The test binary doubles as the announcer process the lab tests start in
+// node namespaces (gobgp dials from its own goroutines, so the announcer
+// must be a process in the node's namespace).
+func TestMain(m *testing.M) {
+	if os.Getenv("PIER_BGP_TEST_ROLE") == "announcer" {
+		if err := runAnnouncer(os.Getenv("PIER_BGP_TEST_CONFIG")); err != nil {
+			fmt.Println("announcer error:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// helperConfig is what the announcer process reads, again on SIGHUP.
+type helperConfig struct {
+	RouterID  netip.Addr
+	WarnAfter time.Duration
+	Peers     []bgp.Peer
+	Paths     []bgp.Path
+}
+
+func readHelperConfig(file string) (*helperConfig, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var c helperConfig
+	return &c, json.Unmarshal(b, &c)
+}
+
+func runAnnouncer(file string) error {
+	cfg, err := readHelperConfig(file)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	a, err := bgp.New(bgp.Options{RouterID: cfg.RouterID, Logger: log, WarnAfter: cfg.WarnAfter})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx) }()
+	apply := func(c *helperConfig) error {
+		start := time.Now()
+		if err := a.SetPeers(ctx, c.Peers); err != nil {
+			return err
+		}
+		if err := a.SetPaths(ctx, c.Paths); err != nil {
+			return err
+		}
+		fmt.Printf("applied %d peers %d paths in %s\n", len(c.Peers), len(c.Paths), time.Since(start))
+		return nil
+	}
+	if err := apply(cfg); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-hup:
+			c, err := readHelperConfig(file)
+			if err == nil {
+				err = apply(c)
+			}
+			if err != nil {
+				fmt.Println("apply error:", err)
+			}
+		case err := <-errc:
+			fmt.Println("announcer stopped")
+			return err
+		}
+	}
+}

@@ -1,0 +1,64 @@
+package bgp
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+)
+
+// Options configures an Announcer.
+type Options struct {
+	// RouterID is the BGP identifier, an IPv4 address (required).
+	RouterID netip.Addr
+	// ASN is gobgp's global AS number; each peer's MyASN overrides it on
+	// its session. Default 64512 (only a placeholder: sessions always use
+	// Peer.MyASN).
+	ASN uint32
+	// ListenPort is the port gobgp accepts sessions on; default -1 (no
+	// listener: the speaker dials out only). 0 means -1.
+	ListenPort int32
+	// Logger receives the announcer's and gobgp's logs; default: discard.
+	Logger *slog.Logger
+	// Metrics may be nil.
+	Metrics *Metrics
+	// WarnAfter is how long a peer may stay unestablished before the
+	// announcer logs a warning about it; default 30s.
+	WarnAfter time.Duration
+	// StopTimeout bounds the withdraw-then-close sequence when Run's
+	// context ends; default 3s.
+	StopTimeout time.Duration
+}
+
+// Sentinel errors.
+var (
+	ErrInvalid         = errors.New("invalid bgp setting")
+	ErrDuplicatePrefix = errors.New("prefix announced twice")
+	ErrStopped         = errors.New("announcer stopped")
+)
+
+func (o *Options) validate() error {
+	if !o.RouterID.Is4() || o.RouterID.IsUnspecified() {
+		return fmt.Errorf("router id %v: want a non-zero IPv4 address: %w", o.RouterID, ErrInvalid)
+	}
+	if o.ListenPort == 0 {
+		o.ListenPort = -1
+	}
+	if o.ListenPort < -1 || o.ListenPort > 65535 {
+		return fmt.Errorf("listen port %d: %w", o.ListenPort, ErrInvalid)
+	}
+	if o.ASN == 0 {
+		o.ASN = 64512
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.WarnAfter <= 0 {
+		o.WarnAfter = 30 * time.Second
+	}
+	if o.StopTimeout <= 0 {
+		o.StopTimeout = 3 * time.Second
+	}
+	return nil
+}

@@ -1,0 +1,173 @@
+package bgp
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+)
+
+// Family is an address family a session carries.
+type Family string
+
+// Families supported.
+const (
+	IPv4Unicast Family = "ipv4-unicast"
+	IPv6Unicast Family = "ipv6-unicast"
+)
+
+// Peer is one BGP session the node opens.
+type Peer struct {
+	// Name identifies the peer in Path.Peers, logs and metrics.
+	Name          string
+	Address       netip.Addr
+	Port          uint16 // default 179
+	MyASN         uint32
+	PeerASN       uint32
+	SourceAddress netip.Addr // zero: chosen by the kernel
+	// HoldTime 0 means the default 90s; KeepaliveTime 0 a third of it;
+	// ConnectTime 0 means 10s (gobgp waits at least 1s).
+	HoldTime, KeepaliveTime, ConnectTime time.Duration
+	EBGPMultiHop                         bool
+	// Password is the TCP MD5 key; empty means none. Never logged.
+	Password        string
+	GracefulRestart bool
+	// Families default to the family of Address.
+	Families []Family
+}
+
+// LogValue keeps the password out of any log line that prints a Peer.
+func (p Peer) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("name", p.Name), slog.String("addr", p.Address.String()),
+		slog.Uint64("asn", uint64(p.PeerASN)), slog.Bool("md5", p.Password != ""))
+}
+
+func (p *Peer) normalize() error {
+	switch {
+	case p.Name == "":
+		return fmt.Errorf("peer %s: empty name: %w", p.Address, ErrInvalid)
+	case !p.Address.IsValid() || p.Address.IsUnspecified():
+		return fmt.Errorf("peer %s: address %v: %w", p.Name, p.Address, ErrInvalid)
+	case p.MyASN == 0 || p.PeerASN == 0:
+		return fmt.Errorf("peer %s: AS numbers must be non-zero: %w", p.Name, ErrInvalid)
+	case p.SourceAddress.IsValid() && p.SourceAddress.Is4() != p.Address.Is4():
+		return fmt.Errorf("peer %s: source %s and address %s differ in family: %w", p.Name, p.SourceAddress, p.Address, ErrInvalid)
+	case p.HoldTime != 0 && p.HoldTime < 3*time.Second:
+		return fmt.Errorf("peer %s: hold time %s below 3s: %w", p.Name, p.HoldTime, ErrInvalid)
+	case p.HoldTime != 0 && p.KeepaliveTime > p.HoldTime:
+		return fmt.Errorf("peer %s: keepalive %s above hold time: %w", p.Name, p.KeepaliveTime, ErrInvalid)
+	}
+	p.Address = p.Address.Unmap()
+	if p.Port == 0 {
+		p.Port = 179
+	}
+	if p.HoldTime == 0 {
+		p.HoldTime = 90 * time.Second
+	}
+	if p.KeepaliveTime == 0 {
+		p.KeepaliveTime = (p.HoldTime / 3).Truncate(time.Second)
+	}
+	if p.ConnectTime == 0 {
+		p.ConnectTime = 10 * time.Second
+	}
+	if len(p.Families) == 0 {
+		p.Families = []Family{familyOf(p.Address)}
+	}
+	for _, f := range p.Families {
+		if f != IPv4Unicast && f != IPv6Unicast {
+			return fmt.Errorf("peer %s: family %q: %w", p.Name, f, ErrInvalid)
+		}
+	}
+	p.Families = slices.Clone(p.Families)
+	slices.Sort(p.Families)
+	p.Families = slices.Compact(p.Families)
+	return nil
+}
+
+func familyOf(a netip.Addr) Family {
+	if a.Is4() {
+		return IPv4Unicast
+	}
+	return IPv6Unicast
+}
+
+func apiFamily(f Family) *api.Family {
+	if f == IPv6Unicast {
+		return &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
+	}
+	return &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
+}
+
+func seconds(d time.Duration) uint64 { return uint64(d / time.Second) }
+
+// apiPeer is the gobgp form of p, with the export policy that restricts the
+// paths it is sent.
+func (p *Peer) apiPeer() *api.Peer {
+	ap := &api.Peer{
+		Conf: &api.PeerConf{
+			NeighborAddress: p.Address.String(),
+			PeerAsn:         p.PeerASN,
+			LocalAsn:        p.MyASN,
+			AuthPassword:    p.Password,
+			Description:     p.Name,
+		},
+		Timers: &api.Timers{Config: &api.TimersConfig{
+			HoldTime:          seconds(p.HoldTime),
+			KeepaliveInterval: seconds(p.KeepaliveTime),
+			ConnectRetry:      seconds(p.ConnectTime),
+		}},
+		Transport: &api.Transport{RemotePort: uint32(p.Port)},
+		ApplyPolicy: &api.ApplyPolicy{ExportPolicy: &api.PolicyAssignment{
+			Name:          "global",
+			Direction:     api.PolicyDirection_EXPORT,
+			DefaultAction: api.RouteAction_REJECT,
+			Policies:      []*api.Policy{{Name: policyName(p.Name)}},
+		}},
+	}
+	if p.SourceAddress.IsValid() {
+		ap.Transport.LocalAddress = p.SourceAddress.String()
+	}
+	if p.EBGPMultiHop {
+		ap.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
+	}
+	if p.GracefulRestart {
+		ap.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: 120}
+	}
+	for _, f := range p.Families {
+		ap.AfiSafis = append(ap.AfiSafis, &api.AfiSafi{Config: &api.AfiSafiConfig{Family: apiFamily(f), Enabled: true}})
+	}
+	return ap
+}
+
+// samePeer reports whether two normalized peers need no session reset.
+func samePeer(a, b *Peer) bool {
+	return a.Address == b.Address && a.Port == b.Port && a.MyASN == b.MyASN &&
+		a.PeerASN == b.PeerASN && a.SourceAddress == b.SourceAddress &&
+		a.HoldTime == b.HoldTime && a.KeepaliveTime == b.KeepaliveTime &&
+		a.ConnectTime == b.ConnectTime && a.EBGPMultiHop == b.EBGPMultiHop &&
+		a.Password == b.Password && a.GracefulRestart == b.GracefulRestart &&
+		slices.Equal(a.Families, b.Families)
+}
+
+// normalizePeers validates peers and indexes them by name.
+func normalizePeers(peers []Peer) (map[string]*Peer, error) {
+	out := make(map[string]*Peer, len(peers))
+	addrs := map[netip.Addr]string{}
+	for _, p := range peers {
+		if err := p.normalize(); err != nil {
+			return nil, err
+		}
+		if _, dup := out[p.Name]; dup {
+			return nil, fmt.Errorf("peer %s: name used twice: %w", p.Name, ErrInvalid)
+		}
+		if other, dup := addrs[p.Address]; dup {
+			return nil, fmt.Errorf("peer %s: address %s also used by %s: %w", p.Name, p.Address, other, ErrInvalid)
+		}
+		addrs[p.Address] = p.Name
+		out[p.Name] = &p
+	}
+	return out, nil
+}

@@ -1,0 +1,84 @@
+package bgp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	api "github.com/osrg/gobgp/v3/api"
+)
+
+// SetPeers makes the sessions equal to peers: new peers are added, missing
+// ones deleted (with a Cease), and a peer whose own settings changed is
+// reset; other sessions are not touched.
+func (a *Announcer) SetPeers(ctx context.Context, peers []Peer) error {
+	want, err := normalizePeers(peers)
+	if err != nil {
+		return err
+	}
+	if err := a.lock(ctx); err != nil {
+		return err
+	}
+	defer a.mu.Unlock()
+	var errs []error
+	for name, old := range a.peers {
+		if p, ok := want[name]; !ok || !samePeer(old, p) {
+			errs = append(errs, a.removePeer(ctx, old, ok))
+		}
+	}
+	for name, p := range want {
+		if _, ok := a.peers[name]; !ok {
+			errs = append(errs, a.addPeer(ctx, p))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (a *Announcer) addPeer(ctx context.Context, p *Peer) error {
+	set := map[netip.Prefix]bool{}
+	var prefixes []netip.Prefix
+	for pfx, path := range a.paths {
+		if path.goesTo(p.Name) {
+			set[pfx] = true
+			prefixes = append(prefixes, pfx)
+		}
+	}
+	if err := addPeerPolicy(ctx, a.srv, p.Name, prefixes); err != nil {
+		return fmt.Errorf("add peer %s: %w", p.Address, err)
+	}
+	a.glog.addSecret(p.Password)
+	a.sessions.add(p)
+	if err := a.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: p.apiPeer()}); err != nil {
+		a.sessions.remove(p)
+		a.glog.removeSecret(p.Password)
+		_ = deletePeerPolicy(ctx, a.srv, p.Name)
+		return fmt.Errorf("add peer %s: %w", p.Address, err)
+	}
+	a.peers[p.Name] = p
+	a.sets[p.Name] = set
+	a.log.Info("peer added", "peer", p.Name, "addr", p.Address, "asn", p.PeerASN,
+		"my_asn", p.MyASN, "md5", p.Password != "", "prefixes", len(prefixes))
+	return nil
+}
+
+// removePeer deletes the session and the peer's policy; changed says the
+// peer is about to come back with other settings.
+func (a *Announcer) removePeer(ctx context.Context, p *Peer, changed bool) error {
+	if err := a.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: p.Address.String()}); err != nil {
+		return fmt.Errorf("delete peer %s: %w", p.Address, err)
+	}
+	delete(a.peers, p.Name)
+	delete(a.sets, p.Name)
+	a.sessions.remove(p)
+	a.glog.removeSecret(p.Password)
+	if err := deletePeerPolicy(ctx, a.srv, p.Name); err != nil {
+		return fmt.Errorf("delete peer %s: %w", p.Address, err)
+	}
+	msg := "peer removed"
+	if changed {
+		msg = "peer settings changed; resetting the session"
+	}
+	a.log.Info(msg, "peer", p.Name, "addr", p.Address)
+	return nil
+}

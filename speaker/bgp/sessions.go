@@ -1,0 +1,181 @@
+package bgp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+)
+
+// sessions follows the state of every configured peer from gobgp's events:
+// metrics, state-change logs and the warning about sessions that do not
+// come up.
+type sessions struct {
+	log     *slog.Logger
+	metrics *Metrics
+
+	mu     sync.Mutex
+	byAddr map[string]*session
+	change chan struct{} // closed and replaced on every state change
+}
+
+type session struct {
+	name    string
+	addr    netip.Addr
+	md5     bool
+	state   api.PeerState_SessionState
+	since   time.Time // of the current state (or of the peer's creation)
+	up      time.Time // when it last became Established
+	warned  bool
+	dialErr string
+}
+
+func newSessions(log *slog.Logger, m *Metrics) *sessions {
+	return &sessions{log: log, metrics: m, byAddr: map[string]*session{}, change: make(chan struct{})}
+}
+
+func (s *sessions) add(p *Peer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.byAddr[p.Address.String()] = &session{name: p.Name, addr: p.Address, md5: p.Password != "",
+		state: api.PeerState_IDLE, since: time.Now()}
+	s.metrics.setSession(p.Name, false)
+}
+
+func (s *sessions) remove(p *Peer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.byAddr, p.Address.String())
+	s.metrics.deleteSession(p.Name)
+	s.notify()
+}
+
+func (s *sessions) clear() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ss := range s.byAddr {
+		s.metrics.setSession(ss.name, false)
+		ss.state = api.PeerState_IDLE
+	}
+}
+
+func (s *sessions) notify() {
+	close(s.change)
+	s.change = make(chan struct{})
+}
+
+func (s *sessions) dialError(addr string, err any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss, ok := s.byAddr[addr]; ok {
+		ss.dialErr = fmt.Sprint(err)
+	}
+}
+
+// event handles one of gobgp's peer events.
+func (s *sessions) event(r *api.WatchEventResponse) {
+	pe := r.GetPeer()
+	if pe == nil || pe.Type != api.WatchEventResponse_PeerEvent_STATE || pe.Peer.GetState() == nil {
+		return
+	}
+	st := pe.Peer.State
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss, ok := s.byAddr[st.NeighborAddress]
+	if !ok || ss.state == st.SessionState {
+		return
+	}
+	was := ss.state
+	ss.state, ss.since = st.SessionState, time.Now()
+	established := st.SessionState == api.PeerState_ESTABLISHED
+	switch {
+	case established:
+		ss.up, ss.warned, ss.dialErr = ss.since, false, ""
+		s.log.Info("session established", "peer", ss.name, "addr", ss.addr)
+	case was == api.PeerState_ESTABLISHED:
+		s.log.Warn("session down", "peer", ss.name, "addr", ss.addr, "state", stateName(st.SessionState))
+	}
+	s.metrics.setSession(ss.name, established)
+	s.notify()
+}
+
+func stateName(st api.PeerState_SessionState) string {
+	switch st {
+	case api.PeerState_ESTABLISHED:
+		return "Established"
+	case api.PeerState_OPENCONFIRM:
+		return "OpenConfirm"
+	case api.PeerState_OPENSENT:
+		return "OpenSent"
+	case api.PeerState_ACTIVE:
+		return "Active"
+	case api.PeerState_CONNECT:
+		return "Connect"
+	default:
+		return "Idle"
+	}
+}
+
+// warnLoop logs, once per outage, every session that has not been
+// Established for longer than after; it returns when ctx ends.
+func (s *sessions) warnLoop(ctx context.Context, after time.Duration) {
+	tick := time.NewTicker(min(after/4, time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			s.warnStuck(after)
+		}
+	}
+}
+
+func (s *sessions) warnStuck(after time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ss := range s.byAddr {
+		if ss.state == api.PeerState_ESTABLISHED || ss.warned || time.Since(ss.since) < after {
+			continue
+		}
+		ss.warned = true
+		attrs := []any{"peer", ss.name, "addr", ss.addr, "state", stateName(ss.state),
+			"for", time.Since(ss.since).Round(time.Second), "md5", ss.md5}
+		if ss.dialErr != "" {
+			attrs = append(attrs, "err", ss.dialErr)
+		}
+		hint := "session not established: check that the router has this node as a neighbor with matching AS numbers"
+		if ss.md5 {
+			hint = "session not established and a TCP MD5 password is set: a password mismatch looks like this " +
+				"(the router drops our TCP segments, so connecting times out); check the password on both sides"
+		}
+		s.log.Warn(hint, attrs...)
+	}
+}
+
+// waitAllDown waits until no session is Established.
+func (s *sessions) waitAllDown(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		up := 0
+		for _, ss := range s.byAddr {
+			if ss.state == api.PeerState_ESTABLISHED {
+				up++
+			}
+		}
+		change := s.change
+		s.mu.Unlock()
+		if up == 0 {
+			return nil
+		}
+		select {
+		case <-change:
+		case <-ctx.Done():
+			return fmt.Errorf("%d sessions up: %w", up, ctx.Err())
+		}
+	}
+}

@@ -1,0 +1,136 @@
+package bgp
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
+)
+
+func TestNewValidates(t *testing.T) {
+	if _, err := New(Options{}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("no router id: %v, want ErrInvalid", err)
+	}
+	if _, err := New(Options{RouterID: netip.MustParseAddr("2001:db8::1")}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("IPv6 router id: %v, want ErrInvalid", err)
+	}
+	a, err := New(Options{RouterID: netip.MustParseAddr("198.51.100.11")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.opts.ListenPort != -1 {
+		t.Errorf("listen port %d, want -1", a.opts.ListenPort)
+	}
+}
+
+func TestNormalizePeers(t *testing.T) {
+	base := Peer{Name: "r1", Address: netip.MustParseAddr("198.51.100.1"), MyASN: 64513, PeerASN: 64512}
+	bad := []func(p *Peer){
+		func(p *Peer) { p.Name = "" },
+		func(p *Peer) { p.Address = netip.Addr{} },
+		func(p *Peer) { p.PeerASN = 0 },
+		func(p *Peer) { p.SourceAddress = netip.MustParseAddr("2001:db8::1") },
+		func(p *Peer) { p.HoldTime = 1e9 },
+		func(p *Peer) { p.Families = []Family{"l2vpn"} },
+	}
+	for i, mod := range bad {
+		p := base
+		mod(&p)
+		if _, err := normalizePeers([]Peer{p}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("case %d: %v, want ErrInvalid", i, err)
+		}
+	}
+	other := base
+	other.Name = "r2"
+	if _, err := normalizePeers([]Peer{base, other}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("same address twice: %v, want ErrInvalid", err)
+	}
+	got, err := normalizePeers([]Peer{base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := got["r1"]
+	if p.Port != 179 || p.HoldTime.Seconds() != 90 || p.KeepaliveTime.Seconds() != 30 || !cmp.Equal(p.Families, []Family{IPv4Unicast}) {
+		t.Errorf("defaults: %+v", p)
+	}
+	changed := *p
+	changed.Password = "x"
+	if samePeer(p, &changed) {
+		t.Error("a password change must reset the peer")
+	}
+}
+
+func TestDiffPaths(t *testing.T) {
+	lp := uint32(200)
+	a := &Announcer{paths: map[netip.Prefix]*Path{}}
+	pfx := func(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+	for _, p := range []Path{
+		{Prefix: pfx("203.0.113.1/32")},
+		{Prefix: pfx("203.0.113.2/32"), Peers: []string{"a"}},
+		{Prefix: pfx("203.0.113.3/32")},
+		{Prefix: pfx("203.0.113.4/32")},
+	} {
+		a.paths[p.Prefix] = &p
+	}
+	want, err := normalizePaths([]Path{
+		{Prefix: pfx("203.0.113.1/32")},                           // same
+		{Prefix: pfx("203.0.113.2/32"), Peers: []string{"b", "a"}}, // re-peered
+		{Prefix: pfx("203.0.113.3/32"), LocalPref: &lp},            // changed
+		{Prefix: pfx("203.0.113.5/32")},                           // new; .4 gone
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withdraw, announce := a.diffPaths(want)
+	var ann []netip.Prefix
+	for _, p := range announce {
+		ann = append(ann, p.Prefix)
+	}
+	if d := cmp.Diff([]netip.Prefix{pfx("203.0.113.2/32"), pfx("203.0.113.4/32")}, withdraw, cmp.Comparer(func(x, y netip.Prefix) bool { return x == y })); d != "" {
+		t.Errorf("withdraw (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]netip.Prefix{pfx("203.0.113.2/32"), pfx("203.0.113.3/32"), pfx("203.0.113.5/32")}, ann, cmp.Comparer(func(x, y netip.Prefix) bool { return x == y })); d != "" {
+		t.Errorf("announce (-want +got):\n%s", d)
+	}
+	if _, err := normalizePaths([]Path{{Prefix: pfx("203.0.113.1/32")}, {Prefix: pfx("203.0.113.1/32")}}); !errors.Is(err, ErrDuplicatePrefix) {
+		t.Errorf("duplicate: %v", err)
+	}
+	if _, err := normalizePaths([]Path{{Prefix: pfx("2001:db8::1/128"), NextHop: netip.MustParseAddr("198.51.100.1")}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("next hop of the other family: %v", err)
+	}
+}
+
+func TestPathAttributes(t *testing.T) {
+	lp := uint32(300)
+	p := Path{Prefix: netip.MustParsePrefix("2001:db8:113::10/128"), LocalPref: &lp,
+		Communities: []uint32{64513<<16 | 100}, LargeCommunities: [][3]uint32{{64513, 1, 2}}}
+	ap, err := p.apiPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ap.Pattrs) != 5 { // origin, mp-reach, local-pref, communities, large communities
+		t.Errorf("%d attributes, want 5", len(ap.Pattrs))
+	}
+}
+
+func TestLoggerRedactsPasswords(t *testing.T) {
+	var buf bytes.Buffer
+	var dialed string
+	g := newGobgpLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		func(addr string, _ any) { dialed = addr })
+	g.addSecret("s3cret")
+	g.Info("config s3cret", gobgplog.Fields{"Key": "198.51.100.1", "AuthPassword": "s3cret", "Conf": "{pw: s3cret}"})
+	g.Debug("failed to connect", gobgplog.Fields{"Key": "198.51.100.1", "Error": "i/o timeout"})
+	out := buf.String()
+	if strings.Contains(out, "s3cret") {
+		t.Errorf("password logged:\n%s", out)
+	}
+	if !strings.Contains(out, "peer_addr=198.51.100.1") || dialed != "198.51.100.1" {
+		t.Errorf("fields or dial hook lost: %q, %q", out, dialed)
+	}
+}
