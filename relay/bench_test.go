@@ -1,0 +1,119 @@
+package relay
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// fastUDPBackend echoes datagrams without allocating, so allocs/op measure
+// the relay.
+func fastUDPBackend(b *testing.B) Backend {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			_, _ = c.WriteToUDPAddrPort(buf[:n], from)
+		}
+	}()
+	return Backend{Name: "fast", Addr: netip.MustParseAddr("127.0.0.1"),
+		Ports: map[string]uint16{"udp": c.LocalAddr().(*net.UDPAddr).AddrPort().Port()}}
+}
+
+// BenchmarkUDPRelay sends datagrams through the relay to an echo backend and
+// back, with a window of datagrams in flight; one op is one datagram each
+// way.
+func BenchmarkUDPRelay(b *testing.B) {
+	for _, size := range []int{64, 1200} {
+		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+			r := startRelay(b, Options{Backends: []Backend{fastUDPBackend(b)}})
+			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(r.Addr("udp")))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			out, in := make([]byte, size), make([]byte, 2048)
+			c.Write(out) // place the flow before timing
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := c.Read(in); err != nil {
+				b.Fatal(err)
+			}
+			const window = 16
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			sent, recvd := 0, 0
+			for recvd < b.N {
+				for sent < b.N && sent-recvd < window {
+					if _, err := c.Write(out); err != nil {
+						b.Fatal(err)
+					}
+					sent++
+				}
+				c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				if _, err := c.Read(in); err != nil {
+					// A datagram was lost (socket buffer): refill the window.
+					recvd = sent
+					continue
+				}
+				recvd++
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pkts/s")
+		})
+	}
+}
+
+// BenchmarkTCPRelay streams through the relay to an echo backend; one op is
+// 1 MiB each way.
+func BenchmarkTCPRelay(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	be := Backend{Name: "echo", Addr: netip.MustParseAddr("127.0.0.1"),
+		Ports: map[string]uint16{"tcp": uint16(ln.Addr().(*net.TCPAddr).Port)}}
+	r := startRelay(b, Options{Backends: []Backend{be}})
+	c, err := net.Dial("tcp", r.Addr("tcp").String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	const chunk = 1 << 20
+	buf := make([]byte, chunk)
+	b.SetBytes(chunk)
+	b.ResetTimer()
+	go func() {
+		out := make([]byte, chunk)
+		for range b.N {
+			if _, err := c.Write(out); err != nil {
+				return
+			}
+		}
+	}()
+	for range b.N {
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
