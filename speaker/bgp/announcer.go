@@ -70,6 +70,10 @@ func (a *Announcer) Run(ctx context.Context) error {
 	if err := a.srv.StartBgp(ctx, &api.StartBgpRequest{Global: global}); err != nil {
 		return fmt.Errorf("start gobgp: %w", err)
 	}
+	if err := rejectByDefault(ctx, a.srv); err != nil {
+		a.srv.Stop()
+		return err
+	}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	err := a.srv.WatchEvent(watchCtx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, a.sessions.event)

@@ -26,11 +26,14 @@
 //
 // # Per-peer paths
 //
-// gobgp sends every path of its RIB to every peer. Each peer gets an export
-// policy "pier-export-<name>" whose default action is reject and which
-// accepts only the prefixes in the peer's own prefix sets (one for IPv4, one
-// for IPv6); SetPaths keeps those sets equal to the paths that name the peer
-// (or name no peer). A prefix carries one set of attributes for all its
+// gobgp sends every path of its RIB to every peer, and applies per-peer
+// policies only to route-server clients (which would not prepend the node's
+// AS). So the global export policy, whose default action is reject, holds
+// one policy per peer, "pier-export-<name>": it accepts a path when the
+// receiving peer is that peer (a neighbor set of its address) and the
+// prefix is in the peer's own prefix sets (one for IPv4, one for IPv6).
+// SetPaths keeps those sets equal to the paths that name the peer (or name
+// no peer). A prefix carries one set of attributes for all its
 // peers: SetPaths refuses two paths for the same prefix (ErrDuplicatePrefix),
 // so merging advertisements is the caller's job. When the peer list of an
 // existing prefix changes, the prefix is withdrawn (under the old sets) and

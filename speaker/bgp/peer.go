@@ -103,8 +103,7 @@ func apiFamily(f Family) *api.Family {
 
 func seconds(d time.Duration) uint64 { return uint64(d / time.Second) }
 
-// apiPeer is the gobgp form of p, with the export policy that restricts the
-// paths it is sent.
+// apiPeer is the gobgp form of p.
 func (p *Peer) apiPeer() *api.Peer {
 	ap := &api.Peer{
 		Conf: &api.PeerConf{
@@ -120,12 +119,6 @@ func (p *Peer) apiPeer() *api.Peer {
 			ConnectRetry:      seconds(p.ConnectTime),
 		}},
 		Transport: &api.Transport{RemotePort: uint32(p.Port)},
-		ApplyPolicy: &api.ApplyPolicy{ExportPolicy: &api.PolicyAssignment{
-			Name:          "global",
-			Direction:     api.PolicyDirection_EXPORT,
-			DefaultAction: api.RouteAction_REJECT,
-			Policies:      []*api.Policy{{Name: policyName(p.Name)}},
-		}},
 	}
 	if p.SourceAddress.IsValid() {
 		ap.Transport.LocalAddress = p.SourceAddress.String()

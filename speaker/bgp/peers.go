@@ -44,7 +44,7 @@ func (a *Announcer) addPeer(ctx context.Context, p *Peer) error {
 			prefixes = append(prefixes, pfx)
 		}
 	}
-	if err := addPeerPolicy(ctx, a.srv, p.Name, prefixes); err != nil {
+	if err := addPeerPolicy(ctx, a.srv, p.Name, p.Address, prefixes); err != nil {
 		return fmt.Errorf("add peer %s: %w", p.Address, err)
 	}
 	a.glog.addSecret(p.Password)

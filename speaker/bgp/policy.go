@@ -9,9 +9,32 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/server"
 )
 
-// Each peer has an export policy accepting the prefixes of two prefix sets
-// (gobgp's prefix sets hold one family each); the peer's default export
-// action is reject.
+// gobgp applies per-peer policies only to route-server clients; other
+// peers share the global export policy. So each peer has a policy
+// "pier-export-<peer>" in the global export list whose statements match the
+// peer's own address (a neighbor set: on export gobgp matches the receiving
+// peer) and one of its two prefix sets (gobgp's prefix sets hold one family
+// each); the global default export action is reject.
+
+const globalTable = "global"
+
+func exportAssignment(policies ...string) *api.PolicyAssignment {
+	pa := &api.PolicyAssignment{Name: globalTable, Direction: api.PolicyDirection_EXPORT, DefaultAction: api.RouteAction_REJECT}
+	for _, p := range policies {
+		pa.Policies = append(pa.Policies, &api.Policy{Name: p})
+	}
+	return pa
+}
+
+// rejectByDefault makes gobgp export nothing that no peer policy accepts.
+func rejectByDefault(ctx context.Context, s *server.BgpServer) error {
+	if err := s.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: exportAssignment()}); err != nil {
+		return fmt.Errorf("set the default export action: %w", err)
+	}
+	return nil
+}
+
+func neighborSetName(peer string) string { return "pier-" + peer + "-nbr" }
 
 func policyName(peer string) string { return "pier-export-" + peer }
 
@@ -47,33 +70,52 @@ func splitFamilies(prefixes []netip.Prefix) (v4, v6 []netip.Prefix) {
 
 // addPeerPolicy creates the peer's prefix sets holding prefixes and its
 // export policy.
-func addPeerPolicy(ctx context.Context, s *server.BgpServer, peer string, prefixes []netip.Prefix) error {
+func addPeerPolicy(ctx context.Context, s *server.BgpServer, peer string, addr netip.Addr, prefixes []netip.Prefix) error {
 	v4, v6 := splitFamilies(prefixes)
 	pol := &api.Policy{Name: policyName(peer)}
+	nbr := &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: neighborSetName(peer),
+		List: []string{netip.PrefixFrom(addr, addr.BitLen()).String()}}
+	if err := s.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: nbr}); err != nil {
+		return fmt.Errorf("add neighbor set %s: %w", nbr.Name, err)
+	}
 	for i, set := range []*api.DefinedSet{prefixSet(setName(peer, false), v4), prefixSet(setName(peer, true), v6)} {
 		if err := s.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: set}); err != nil {
 			return fmt.Errorf("add prefix set %s: %w", set.Name, err)
 		}
 		pol.Statements = append(pol.Statements, &api.Statement{
-			Name:       fmt.Sprintf("%s-%d", pol.Name, i),
-			Conditions: &api.Conditions{PrefixSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: set.Name}},
-			Actions:    &api.Actions{RouteAction: api.RouteAction_ACCEPT},
+			Name: fmt.Sprintf("%s-%d", pol.Name, i),
+			Conditions: &api.Conditions{
+				NeighborSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: nbr.Name},
+				PrefixSet:   &api.MatchSet{Type: api.MatchSet_ANY, Name: set.Name},
+			},
+			Actions: &api.Actions{RouteAction: api.RouteAction_ACCEPT},
 		})
 	}
 	if err := s.AddPolicy(ctx, &api.AddPolicyRequest{Policy: pol}); err != nil {
 		return fmt.Errorf("add policy %s: %w", pol.Name, err)
+	}
+	if err := s.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: exportAssignment(pol.Name)}); err != nil {
+		return fmt.Errorf("assign policy %s: %w", pol.Name, err)
 	}
 	return nil
 }
 
 // deletePeerPolicy removes what addPeerPolicy made; the peer must be gone.
 func deletePeerPolicy(ctx context.Context, s *server.BgpServer, peer string) error {
-	err := s.DeletePolicy(ctx, &api.DeletePolicyRequest{Policy: &api.Policy{Name: policyName(peer)}, All: true})
+	err := s.DeletePolicyAssignment(ctx, &api.DeletePolicyAssignmentRequest{Assignment: exportAssignment(policyName(peer))})
+	if err != nil {
+		return fmt.Errorf("unassign policy %s: %w", policyName(peer), err)
+	}
+	err = s.DeletePolicy(ctx, &api.DeletePolicyRequest{Policy: &api.Policy{Name: policyName(peer)}, All: true})
 	if err != nil {
 		return fmt.Errorf("delete policy %s: %w", policyName(peer), err)
 	}
-	for _, v6 := range []bool{false, true} {
-		set := &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: setName(peer, v6)}
+	sets := []*api.DefinedSet{
+		{DefinedType: api.DefinedType_PREFIX, Name: setName(peer, false)},
+		{DefinedType: api.DefinedType_PREFIX, Name: setName(peer, true)},
+		{DefinedType: api.DefinedType_NEIGHBOR, Name: neighborSetName(peer)},
+	}
+	for _, set := range sets {
 		if err := s.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{DefinedSet: set, All: true}); err != nil {
 			return fmt.Errorf("delete prefix set %s: %w", set.Name, err)
 		}

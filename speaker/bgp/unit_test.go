@@ -78,10 +78,10 @@ func TestDiffPaths(t *testing.T) {
 		a.paths[p.Prefix] = &p
 	}
 	want, err := normalizePaths([]Path{
-		{Prefix: pfx("203.0.113.1/32")},                           // same
+		{Prefix: pfx("203.0.113.1/32")},                            // same
 		{Prefix: pfx("203.0.113.2/32"), Peers: []string{"b", "a"}}, // re-peered
 		{Prefix: pfx("203.0.113.3/32"), LocalPref: &lp},            // changed
-		{Prefix: pfx("203.0.113.5/32")},                           // new; .4 gone
+		{Prefix: pfx("203.0.113.5/32")},                            // new; .4 gone
 	})
 	if err != nil {
 		t.Fatal(err)

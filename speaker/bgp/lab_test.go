@@ -1,0 +1,334 @@
+package bgp_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pier-lb/pier/e2e/lab"
+	"github.com/pier-lb/pier/e2e/prereq"
+	"github.com/pier-lb/pier/speaker/bgp"
+)
+
+const (
+	routerASN = 64512
+	nodeASN   = 64513
+	md5Right  = "right-pw"
+)
+
+var (
+	birdAddr = netip.MustParsePrefix("198.51.100.2/24")
+	vip      = netip.MustParsePrefix("203.0.113.10/32")
+)
+
+// bgpLab is a site whose router runs FRR bgpd (eBGP, AS 64512), a second
+// router namespace running BIRD 2 (iBGP, AS 64513) and announcer processes
+// on the nodes.
+type bgpLab struct {
+	t        *testing.T
+	lab      *lab.Lab
+	site     *lab.Site
+	frrName  string
+	birdSock string
+	dir      string
+	procs    map[int]*lab.Process
+	cfgs     map[int]string
+}
+
+func newBGPLab(t *testing.T, nodes int) *bgpLab {
+	t.Helper()
+	prereq.Root(t)
+	prereq.Tools(t, "ip", "vtysh", "bird", "birdc")
+	if _, err := os.Stat("/usr/lib/frr/bgpd"); err != nil {
+		prereq.Missing(t, "needs /usr/lib/frr/bgpd (hack/deps.sh installs frr)")
+	}
+	l, err := lab.New(lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bgpLab{t: t, lab: l, frrName: l.Prefix + "r", dir: t.TempDir(), procs: map[int]*lab.Process{}, cfgs: map[int]string{}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, p := range b.procs {
+				t.Logf("node%d announcer output:\n%s", i, p.Output())
+			}
+		}
+		if err := l.Close(); err != nil {
+			t.Errorf("close lab: %v", err)
+		}
+		os.RemoveAll(filepath.Join("/var/run/frr", b.frrName))
+	})
+	// bgpd runs as user frr: it must read its config and write its sockets.
+	if err := os.Chmod(b.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(b.dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if b.site, err = l.BuildSite(lab.SiteOptions{Nodes: nodes}); err != nil {
+		t.Fatal(err)
+	}
+	b.startFRR(nodes)
+	b.startBIRD(nodes)
+	return b
+}
+
+func nodeAddr(i int) netip.Addr { v4, _ := lab.NodeAddrs(i); return v4.Addr() }
+
+func (b *bgpLab) startFRR(nodes int) {
+	t := b.t
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "frr defaults traditional\nhostname %s\n!\nrouter bgp %d\n bgp router-id 198.51.100.1\n", b.frrName, routerASN)
+	sb.WriteString(" no bgp ebgp-requires-policy\n bgp bestpath as-path multipath-relax\n")
+	for i := 1; i <= nodes; i++ {
+		fmt.Fprintf(&sb, " neighbor %s remote-as %d\n", nodeAddr(i), nodeASN)
+		fmt.Fprintf(&sb, " neighbor %s passive\n", nodeAddr(i))
+	}
+	fmt.Fprintf(&sb, " neighbor %s password %s\n", nodeAddr(nodes), md5Right)
+	sb.WriteString(" address-family ipv4 unicast\n  maximum-paths 8\n exit-address-family\n!\n")
+	conf := filepath.Join(b.dir, "frr.conf")
+	if err := os.WriteFile(conf, []byte(sb.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := filepath.Join("/var/run/frr", b.frrName)
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chown", "frr:frr", run).CombinedOutput(); err != nil {
+		t.Fatalf("chown %s: %v: %s", run, err, out)
+	}
+	p, err := b.site.Router.Start("/usr/lib/frr/bgpd", "-N", b.frrName, "-f", conf, "--log", "stdout",
+		"-i", filepath.Join(run, "bgpd.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.poll("bgpd answers vtysh", 15*time.Second, func() error {
+		if _, err := b.vtysh("show bgp summary json"); err != nil {
+			return fmt.Errorf("%w; bgpd output:\n%s", err, p.Output())
+		}
+		return nil
+	})
+}
+
+func (b *bgpLab) startBIRD(nodes int) {
+	t := b.t
+	h, err := b.lab.AddHost("bird")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.site.Segment.Connect(h, "eth1", birdAddr); err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "router id %s;\nprotocol device {}\n", birdAddr.Addr())
+	for i := 1; i <= nodes; i++ {
+		fmt.Fprintf(&sb, "protocol bgp node%d {\n local %s as %d;\n neighbor %s as %d;\n passive on;\n direct;\n", i, birdAddr.Addr(), nodeASN, nodeAddr(i), nodeASN)
+		if i == nodes {
+			fmt.Fprintf(&sb, " password %q;\n", md5Right)
+		}
+		sb.WriteString(" ipv4 { import all; export none; gateway direct; };\n}\n")
+	}
+	conf := filepath.Join(b.dir, "bird.conf")
+	if err := os.WriteFile(conf, []byte(sb.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.birdSock = filepath.Join(b.dir, "bird.ctl")
+	p, err := h.Start("bird", "-f", "-c", conf, "-s", b.birdSock, "-P", filepath.Join(b.dir, "bird.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.poll("bird answers birdc", 15*time.Second, func() error {
+		if _, err := b.birdc("show", "status"); err != nil {
+			return fmt.Errorf("%w; bird output:\n%s", err, p.Output())
+		}
+		return nil
+	})
+}
+
+func (b *bgpLab) vtysh(cmd string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var stderr strings.Builder
+	c := exec.CommandContext(ctx, "vtysh", "-N", b.frrName, "-c", cmd)
+	c.Stderr = &stderr // a warning about the missing vtysh.conf
+	out, err := c.Output()
+	if err != nil {
+		return "", fmt.Errorf("vtysh -c %q: %v: %s%s", cmd, err, out, stderr.String())
+	}
+	return string(out), nil
+}
+
+func (b *bgpLab) vtyshJSON(cmd string, v any) error {
+	out, err := b.vtysh(cmd)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		return fmt.Errorf("vtysh -c %q: %w: %.300s", cmd, err, out)
+	}
+	return nil
+}
+
+func (b *bgpLab) birdc(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "birdc", append([]string{"-s", b.birdSock}, args...)...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("birdc %v: %v: %s", args, err, out)
+	}
+	return string(out), nil
+}
+
+// poll retries f every 50ms until it succeeds or the deadline passes.
+func (b *bgpLab) poll(what string, d time.Duration, f func() error) {
+	b.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("%s: not within %s: %v", what, d, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// peers for node i: FRR (eBGP) and BIRD (iBGP).
+func peersFor(password string) []bgp.Peer {
+	return []bgp.Peer{
+		{Name: "frr", Address: netip.MustParseAddr("198.51.100.1"), MyASN: nodeASN, PeerASN: routerASN,
+			HoldTime: 9 * time.Second, ConnectTime: time.Second, Password: password},
+		{Name: "bird", Address: birdAddr.Addr(), MyASN: nodeASN, PeerASN: nodeASN,
+			HoldTime: 9 * time.Second, ConnectTime: time.Second, Password: password},
+	}
+}
+
+// configure writes node i's announcer config and starts it, or makes the
+// running one re-read it.
+func (b *bgpLab) configure(i int, peers []bgp.Peer, paths []bgp.Path) {
+	t := b.t
+	t.Helper()
+	cfg, err := json.Marshal(helperConfig{RouterID: nodeAddr(i), WarnAfter: 3 * time.Second, Peers: peers, Paths: paths})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(b.dir, fmt.Sprintf("node%d.json", i))
+	if err := os.WriteFile(file, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := b.procs[i]; ok {
+		if err := p.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	p, err := b.site.Nodes[i-1].Start("env", "PIER_BGP_TEST_ROLE=announcer", "PIER_BGP_TEST_CONFIG="+file, os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.procs[i] = p
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.WaitOutput(ctx, "applied"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type frrNeighbor struct {
+	BGPState               string `json:"bgpState"`
+	ConnectionsEstablished int    `json:"connectionsEstablished"`
+	ConnectionsDropped     int    `json:"connectionsDropped"`
+}
+
+func (b *bgpLab) frrNeighbors() (map[string]frrNeighbor, error) {
+	var n map[string]frrNeighbor
+	return n, b.vtyshJSON("show bgp neighbors json", &n)
+}
+
+func (b *bgpLab) waitFRREstablished(nodes ...int) {
+	b.t.Helper()
+	b.poll("FRR sessions established", 20*time.Second, func() error {
+		n, err := b.frrNeighbors()
+		if err != nil {
+			return err
+		}
+		for _, i := range nodes {
+			if s := n[nodeAddr(i).String()].BGPState; s != "Established" {
+				return fmt.Errorf("node%d: %q", i, s)
+			}
+		}
+		return nil
+	})
+}
+
+func (b *bgpLab) waitBIRDEstablished(nodes ...int) {
+	b.t.Helper()
+	b.poll("BIRD sessions established", 20*time.Second, func() error {
+		for _, i := range nodes {
+			out, err := b.birdc("show", "protocols", fmt.Sprintf("node%d", i))
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(out, "Established") {
+				return fmt.Errorf("node%d: %s", i, out)
+			}
+		}
+		return nil
+	})
+}
+
+type frrRoute struct {
+	Paths []struct {
+		Nexthops []struct {
+			IP string `json:"ip"`
+		} `json:"nexthops"`
+		Community *struct {
+			String string `json:"string"`
+		} `json:"community"`
+		LargeCommunity *struct {
+			String string `json:"string"`
+		} `json:"largeCommunity"`
+		Multipath bool `json:"multipath"`
+	} `json:"paths"`
+}
+
+func (b *bgpLab) frrRoute(p netip.Prefix) (frrRoute, error) {
+	var r frrRoute
+	return r, b.vtyshJSON("show bgp ipv4 unicast "+p.String()+" json", &r)
+}
+
+func (r frrRoute) nextHops() []string {
+	var out []string
+	for _, p := range r.Paths {
+		for _, nh := range p.Nexthops {
+			out = append(out, nh.IP)
+		}
+	}
+	return out
+}
+
+// frrPrefixesFrom counts the prefixes FRR has received from node i.
+func (b *bgpLab) frrPrefixesFrom(i int) (int, error) {
+	var s struct {
+		IPv4Unicast struct {
+			Peers map[string]struct {
+				PfxRcd int    `json:"pfxRcd"`
+				State  string `json:"state"`
+			} `json:"peers"`
+		} `json:"ipv4Unicast"`
+	}
+	if err := b.vtyshJSON("show bgp summary json", &s); err != nil {
+		return 0, err
+	}
+	return s.IPv4Unicast.Peers[nodeAddr(i).String()].PfxRcd, nil
+}

@@ -1,0 +1,200 @@
+package bgp_test
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pier-lb/pier/speaker/bgp"
+)
+
+// manyPaths returns n /32s from the benchmark range 198.19.0.0/16.
+func manyPaths(n int) []bgp.Path {
+	out := make([]bgp.Path, 0, n)
+	for i := range n {
+		a := netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)})
+		out = append(out, bgp.Path{Prefix: netip.PrefixFrom(a, 32), Peers: []string{"frr"}})
+	}
+	return out
+}
+
+// One lab, several checks in order: starting FRR, BIRD and three announcers
+// costs seconds, so the scenario shares them.
+func TestAgainstFRRAndBIRD(t *testing.T) {
+	b := newBGPLab(t, 3)
+	lp := uint32(300)
+	vipPath := bgp.Path{Prefix: vip, LocalPref: &lp, Communities: []uint32{nodeASN<<16 | 100},
+		LargeCommunities: [][3]uint32{{nodeASN, 1, 2}}}
+	birdOnly := bgp.Path{Prefix: netip.MustParsePrefix("203.0.113.20/32"), Peers: []string{"bird"}}
+	base1 := []bgp.Path{vipPath, birdOnly}
+	b.configure(1, peersFor(""), base1)
+	b.configure(2, peersFor(""), []bgp.Path{vipPath})
+	b.configure(3, peersFor("wrong-pw"), nil)
+	b.waitFRREstablished(1, 2)
+	b.waitBIRDEstablished(1, 2)
+
+	t.Run("ECMP and attributes in FRR", func(t *testing.T) {
+		b.poll("both next hops in FRR", 10*time.Second, func() error {
+			r, err := b.frrRoute(vip)
+			if err != nil {
+				return err
+			}
+			nh := r.nextHops()
+			if !slices.Contains(nh, "198.51.100.11") || !slices.Contains(nh, "198.51.100.12") {
+				return fmt.Errorf("next hops %v", nh)
+			}
+			for _, p := range r.Paths {
+				if !p.Multipath || p.Community == nil || p.Community.String != "64513:100" ||
+					p.LargeCommunity == nil || p.LargeCommunity.String != "64513:1:2" {
+					return fmt.Errorf("path %+v: want multipath, community 64513:100, large 64513:1:2", p)
+				}
+			}
+			return nil
+		})
+	})
+	t.Run("ECMP, local preference and communities in BIRD", func(t *testing.T) {
+		b.poll("route in BIRD", 10*time.Second, func() error {
+			out, err := b.birdc("show", "route", vip.String(), "all")
+			if err != nil {
+				return err
+			}
+			for _, s := range []string{"via 198.51.100.11", "via 198.51.100.12", "BGP.local_pref: 300", "(64513,100)", "(64513, 1, 2)"} {
+				if !strings.Contains(out, s) {
+					return fmt.Errorf("no %q in:\n%s", s, out)
+				}
+			}
+			return nil
+		})
+	})
+	t.Run("per-peer paths", func(t *testing.T) {
+		b.poll("bird-only path in BIRD", 10*time.Second, func() error {
+			out, err := b.birdc("show", "route", birdOnly.Prefix.String())
+			if err != nil || !strings.Contains(out, "via 198.51.100.11") {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			return nil
+		})
+		if n, err := b.frrPrefixesFrom(1); err != nil || n != 1 {
+			t.Errorf("FRR has %d prefixes from node1 (%v), want 1: the bird-only path leaked", n, err)
+		}
+	})
+	t.Run("TCP MD5", func(t *testing.T) { testMD5(t, b) })
+	t.Run("path churn resets no session", func(t *testing.T) { testChurn(t, b, base1) })
+	t.Run("1000 paths and withdrawal on SIGTERM", func(t *testing.T) { testScale(t, b, vipPath) })
+}
+
+func testMD5(t *testing.T, b *bgpLab) {
+	p := b.procs[3]
+	b.poll("warning about the unestablished MD5 session", 20*time.Second, func() error {
+		if !strings.Contains(p.Output(), "TCP MD5 password is set") {
+			return fmt.Errorf("no warning yet; output:\n%s", p.Output())
+		}
+		return nil
+	})
+	n, err := b.frrNeighbors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := n[nodeAddr(3).String()]; s.BGPState == "Established" || s.ConnectionsEstablished != 0 {
+		t.Fatalf("node3 with a wrong password: %+v, want never established", s)
+	}
+	for _, line := range strings.Split(p.Output(), "\n") {
+		if strings.Contains(line, "TCP MD5") {
+			t.Logf("announcer says: %s", line)
+			break
+		}
+	}
+	b.configure(3, peersFor(md5Right), nil)
+	b.waitFRREstablished(3)
+	b.waitBIRDEstablished(3)
+	if out := p.Output(); strings.Contains(out, "wrong-pw") || strings.Contains(out, md5Right) {
+		t.Errorf("a password was logged:\n%s", out)
+	}
+}
+
+func testChurn(t *testing.T, b *bgpLab, base []bgp.Path) {
+	before, err := b.frrNeighbors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	birdBefore, err := b.birdc("show", "protocols", "node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		b.configure(1, peersFor(""), append(slices.Clone(base), manyPaths(50)...))
+		b.waitPrefixesFrom(1, 51)
+		b.configure(1, peersFor(""), base)
+		b.waitPrefixesFrom(1, 1)
+		t.Logf("round %d: 50 prefixes added and removed", round)
+	}
+	after, err := b.frrNeighbors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{1, 2} {
+		a := nodeAddr(i).String()
+		if before[a] != after[a] || after[a].BGPState != "Established" {
+			t.Errorf("node%d session changed: before %+v, after %+v", i, before[a], after[a])
+		}
+	}
+	birdAfter, err := b.birdc("show", "protocols", "node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if birdAfter != birdBefore { // the line holds the time of the last state change
+		t.Errorf("BIRD session changed:\n%s\n%s", birdBefore, birdAfter)
+	}
+}
+
+func (b *bgpLab) waitPrefixesFrom(i, want int) {
+	b.t.Helper()
+	b.poll(fmt.Sprintf("%d prefixes from node%d in FRR", want, i), 30*time.Second, func() error {
+		n, err := b.frrPrefixesFrom(i)
+		if err == nil && n != want {
+			err = fmt.Errorf("%d prefixes", n)
+		}
+		return err
+	})
+}
+
+func testScale(t *testing.T, b *bgpLab, vipPath bgp.Path) {
+	paths := append([]bgp.Path{vipPath}, manyPaths(1000)...)
+	start := time.Now()
+	b.configure(2, peersFor(""), paths)
+	b.waitPrefixesFrom(2, 1001)
+	t.Logf("FIGURE: 1000 /32 paths: SIGHUP -> all in FRR's BGP table in %s", time.Since(start).Round(time.Millisecond))
+
+	p := b.procs[2]
+	start = time.Now()
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	b.poll("node2's routes gone from FRR", 10*time.Second, func() error {
+		n, err := b.frrPrefixesFrom(2)
+		if err != nil || n != 0 {
+			return fmt.Errorf("%d prefixes from node2 (%v)", n, err)
+		}
+		r, err := b.frrRoute(vip)
+		if err != nil {
+			return err
+		}
+		if nh := r.nextHops(); !slices.Equal(nh, []string{"198.51.100.11"}) {
+			return fmt.Errorf("next hops %v", nh)
+		}
+		return nil
+	})
+	t.Logf("FIGURE: SIGTERM -> node2's 1001 routes gone from FRR in %s", time.Since(start).Round(time.Millisecond))
+	select {
+	case <-p.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("announcer did not exit after SIGTERM")
+	}
+	if out := p.Output(); !strings.Contains(out, "withdrawn=1001") || !strings.Contains(out, "announcer stopped") {
+		t.Errorf("no clean stop with withdrawal in output:\n%.3000s", out)
+	}
+}
