@@ -22,6 +22,7 @@ import (
 // then echoes (closing its write side at EOF), UDP replies "name:payload".
 type testBackend struct {
 	Backend
+	stopUDP func() // closes the UDP socket: datagrams then draw port unreachable
 	mu      sync.Mutex
 	headers []*proxyproto.Header
 }
@@ -57,6 +58,7 @@ func startBackend(t testing.TB, name, host string, proxy bool) *testBackend {
 			"udp6": uint16(pc.LocalAddr().(*net.UDPAddr).Port),
 		},
 	}}
+	b.stopUDP = func() { pc.Close() }
 	go serveNamedTCP(ln, b)
 	go serveNamedUDP(pc, b)
 	return b

@@ -254,3 +254,46 @@ func TestDrainDeadline(t *testing.T) {
 	}
 	_ = context.Canceled
 }
+
+func TestUDPBackendDeathMovesOnlyItsFlows(t *testing.T) {
+	bs := three(t, false)
+	r := startRelay(t, Options{Backends: backends(bs...), HealthInterval: time.Hour})
+	var conns []net.Conn
+	var before []string
+	for range 30 {
+		c := dialUDP(t, r.Addr("udp"))
+		conns = append(conns, c)
+		before = append(before, udpAsk(t, c, "x"))
+	}
+	bs[1].stopUDP() // "b" goes away
+	for i, c := range conns {
+		got := udpAsk(t, c, "y")
+		switch {
+		case got == "b":
+			t.Errorf("flow %d still on the dead backend", i)
+		case before[i] != "b" && got != before[i]:
+			t.Errorf("flow %d on live %s moved to %s", i, before[i], got)
+		}
+	}
+	if up := r.counter(r.metrics.backendUp.WithLabelValues("b")); up != 0 {
+		t.Errorf("b up=%v", up)
+	}
+	for _, dir := range []string{dirIn, dirOut} {
+		if n := r.counter(r.metrics.packets.WithLabelValues("udp", dir)); n < 60 {
+			t.Errorf("packets %s = %v, want at least 60", dir, n)
+		}
+	}
+}
+
+func TestTCPIdleTimeout(t *testing.T) {
+	bs := three(t, false)
+	r := startRelay(t, Options{Backends: backends(bs...), TCPIdleTimeout: 100 * time.Millisecond})
+	_, c := tcpHello(t, r.Addr("tcp"))
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("read data from an idle connection")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("relay did not close the idle connection")
+	}
+}
