@@ -297,3 +297,17 @@ func TestTCPIdleTimeout(t *testing.T) {
 		t.Fatal("relay did not close the idle connection")
 	}
 }
+
+func TestKeyByAddressOnly(t *testing.T) {
+	var bs []*testBackend
+	for _, n := range []string{"a", "b", "c", "d", "e"} {
+		bs = append(bs, startBackend(t, n, "127.0.0.1", false))
+	}
+	r := startRelay(t, Options{Backends: backends(bs...), KeyByAddressOnly: true})
+	first := udpAsk(t, dialUDP(t, r.Addr("udp")), "x")
+	for i := range 10 { // new source ports each time
+		if got := udpAsk(t, dialUDP(t, r.Addr("udp")), "x"); got != first {
+			t.Fatalf("port %d of the same client landed on %s, first on %s", i, got, first)
+		}
+	}
+}
