@@ -83,6 +83,10 @@ func newBGPLab(t *testing.T, nodes int) *bgpLab {
 
 func nodeAddr(i int) netip.Addr { v4, _ := lab.NodeAddrs(i); return v4.Addr() }
 
+func nodeAddr6(i int) netip.Addr { _, v6 := lab.NodeAddrs(i); return v6.Addr() }
+
+var routerAddr6 = netip.MustParseAddr("2001:db8:100::1")
+
 func (b *bgpLab) startFRR(nodes int) {
 	t := b.t
 	var sb strings.Builder
@@ -93,7 +97,18 @@ func (b *bgpLab) startFRR(nodes int) {
 		fmt.Fprintf(&sb, " neighbor %s passive\n", nodeAddr(i))
 	}
 	fmt.Fprintf(&sb, " neighbor %s password %s\n", nodeAddr(nodes), md5Right)
-	sb.WriteString(" address-family ipv4 unicast\n  maximum-paths 8\n exit-address-family\n!\n")
+	for i := 1; i <= nodes; i++ {
+		fmt.Fprintf(&sb, " neighbor %s remote-as %d\n neighbor %s passive\n", nodeAddr6(i), nodeASN, nodeAddr6(i))
+	}
+	sb.WriteString(" address-family ipv4 unicast\n  maximum-paths 8\n")
+	for i := 1; i <= nodes; i++ {
+		fmt.Fprintf(&sb, "  no neighbor %s activate\n", nodeAddr6(i))
+	}
+	sb.WriteString(" exit-address-family\n address-family ipv6 unicast\n  maximum-paths 8\n")
+	for i := 1; i <= nodes; i++ {
+		fmt.Fprintf(&sb, "  neighbor %s activate\n", nodeAddr6(i))
+	}
+	sb.WriteString(" exit-address-family\n!\n")
 	conf := filepath.Join(b.dir, "frr.conf")
 	if err := os.WriteFile(conf, []byte(sb.String()), 0o644); err != nil {
 		t.Fatal(err)
@@ -210,6 +225,8 @@ func peersFor(password string) []bgp.Peer {
 			HoldTime: 9 * time.Second, ConnectTime: time.Second, Password: password},
 		{Name: "bird", Address: birdAddr.Addr(), MyASN: nodeASN, PeerASN: nodeASN,
 			HoldTime: 9 * time.Second, ConnectTime: time.Second, Password: password},
+		{Name: "frr6", Address: routerAddr6, MyASN: nodeASN, PeerASN: routerASN,
+			HoldTime: 9 * time.Second, ConnectTime: time.Second, Password: password},
 	}
 }
 
@@ -255,16 +272,16 @@ func (b *bgpLab) frrNeighbors() (map[string]frrNeighbor, error) {
 	return n, b.vtyshJSON("show bgp neighbors json", &n)
 }
 
-func (b *bgpLab) waitFRREstablished(nodes ...int) {
+func (b *bgpLab) waitFRREstablished(addrs ...netip.Addr) {
 	b.t.Helper()
 	b.poll("FRR sessions established", 20*time.Second, func() error {
 		n, err := b.frrNeighbors()
 		if err != nil {
 			return err
 		}
-		for _, i := range nodes {
-			if s := n[nodeAddr(i).String()].BGPState; s != "Established" {
-				return fmt.Errorf("node%d: %q", i, s)
+		for _, a := range addrs {
+			if s := n[a.String()].BGPState; s != "Established" {
+				return fmt.Errorf("%s: %q", a, s)
 			}
 		}
 		return nil
@@ -304,7 +321,11 @@ type frrRoute struct {
 
 func (b *bgpLab) frrRoute(p netip.Prefix) (frrRoute, error) {
 	var r frrRoute
-	return r, b.vtyshJSON("show bgp ipv4 unicast "+p.String()+" json", &r)
+	family := "ipv4"
+	if p.Addr().Is6() {
+		family = "ipv6"
+	}
+	return r, b.vtyshJSON("show bgp "+family+" unicast "+p.String()+" json", &r)
 }
 
 func (r frrRoute) nextHops() []string {

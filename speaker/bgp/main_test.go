@@ -60,6 +60,8 @@ func runAnnouncer(file string) error {
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
 	errc := make(chan error, 1)
 	go func() { errc <- a.Run(ctx) }()
 	apply := func(c *helperConfig) error {
@@ -86,6 +88,9 @@ func runAnnouncer(file string) error {
 			if err != nil {
 				fmt.Println("apply error:", err)
 			}
+		case <-usr1:
+			st, _ := json.Marshal(a.Status())
+			fmt.Printf("status: %s\n", st)
 		case err := <-errc:
 			fmt.Println("announcer stopped")
 			return err

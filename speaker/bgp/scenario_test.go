@@ -1,6 +1,7 @@
 package bgp_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/pier-lb/pier/speaker/bgp"
 )
+
+var vip6 = netip.MustParsePrefix("2001:db8:113::10/128")
 
 // manyPaths returns n /32s from the benchmark range 198.19.0.0/16.
 func manyPaths(n int) []bgp.Path {
@@ -30,11 +33,12 @@ func TestAgainstFRRAndBIRD(t *testing.T) {
 	vipPath := bgp.Path{Prefix: vip, LocalPref: &lp, Communities: []uint32{nodeASN<<16 | 100},
 		LargeCommunities: [][3]uint32{{nodeASN, 1, 2}}}
 	birdOnly := bgp.Path{Prefix: netip.MustParsePrefix("203.0.113.20/32"), Peers: []string{"bird"}}
-	base1 := []bgp.Path{vipPath, birdOnly}
+	vip6Path := bgp.Path{Prefix: vip6}
+	base1 := []bgp.Path{vipPath, birdOnly, vip6Path}
 	b.configure(1, peersFor(""), base1)
-	b.configure(2, peersFor(""), []bgp.Path{vipPath})
+	b.configure(2, peersFor(""), []bgp.Path{vipPath, vip6Path})
 	b.configure(3, peersFor("wrong-pw"), nil)
-	b.waitFRREstablished(1, 2)
+	b.waitFRREstablished(nodeAddr(1), nodeAddr(2), nodeAddr6(1), nodeAddr6(2))
 	b.waitBIRDEstablished(1, 2)
 
 	t.Run("ECMP and attributes in FRR", func(t *testing.T) {
@@ -70,6 +74,18 @@ func TestAgainstFRRAndBIRD(t *testing.T) {
 			return nil
 		})
 	})
+	t.Run("IPv6 over IPv6 sessions", func(t *testing.T) {
+		b.poll("both IPv6 next hops in FRR", 10*time.Second, func() error {
+			r, err := b.frrRoute(vip6)
+			if err != nil {
+				return err
+			}
+			if nh := r.nextHops(); !slices.Contains(nh, nodeAddr6(1).String()) || !slices.Contains(nh, nodeAddr6(2).String()) {
+				return fmt.Errorf("next hops %v", nh)
+			}
+			return nil
+		})
+	})
 	t.Run("per-peer paths", func(t *testing.T) {
 		b.poll("bird-only path in BIRD", 10*time.Second, func() error {
 			out, err := b.birdc("show", "route", birdOnly.Prefix.String())
@@ -84,6 +100,8 @@ func TestAgainstFRRAndBIRD(t *testing.T) {
 	})
 	t.Run("TCP MD5", func(t *testing.T) { testMD5(t, b) })
 	t.Run("path churn resets no session", func(t *testing.T) { testChurn(t, b, base1) })
+	t.Run("status", func(t *testing.T) { testStatus(t, b) })
+	t.Run("peer change resets only that peer", func(t *testing.T) { testPeerChange(t, b, base1) })
 	t.Run("1000 paths and withdrawal on SIGTERM", func(t *testing.T) { testScale(t, b, vipPath) })
 }
 
@@ -109,7 +127,7 @@ func testMD5(t *testing.T, b *bgpLab) {
 		}
 	}
 	b.configure(3, peersFor(md5Right), nil)
-	b.waitFRREstablished(3)
+	b.waitFRREstablished(nodeAddr(3))
 	b.waitBIRDEstablished(3)
 	if out := p.Output(); strings.Contains(out, "wrong-pw") || strings.Contains(out, md5Right) {
 		t.Errorf("a password was logged:\n%s", out)
@@ -130,7 +148,14 @@ func testChurn(t *testing.T, b *bgpLab, base []bgp.Path) {
 		b.waitPrefixesFrom(1, 51)
 		b.configure(1, peersFor(""), base)
 		b.waitPrefixesFrom(1, 1)
-		t.Logf("round %d: 50 prefixes added and removed", round)
+		// The bird-only path goes to FRR too, then back to BIRD only.
+		repeered := slices.Clone(base)
+		repeered[1].Peers = []string{"bird", "frr"}
+		b.configure(1, peersFor(""), repeered)
+		b.waitPrefixesFrom(1, 2)
+		b.configure(1, peersFor(""), base)
+		b.waitPrefixesFrom(1, 1)
+		t.Logf("round %d: 50 prefixes added and removed, one path re-peered and back", round)
 	}
 	after, err := b.frrNeighbors()
 	if err != nil {
@@ -196,5 +221,56 @@ func testScale(t *testing.T, b *bgpLab, vipPath bgp.Path) {
 	}
 	if out := p.Output(); !strings.Contains(out, "withdrawn=1001") || !strings.Contains(out, "announcer stopped") {
 		t.Errorf("no clean stop with withdrawal in output:\n%.3000s", out)
+	}
+}
+
+func testStatus(t *testing.T, b *bgpLab) {
+	p := b.procs[1]
+	if err := p.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	var st []bgp.PeerStatus
+	b.poll("status from node1", 10*time.Second, func() error {
+		_, after, ok := strings.Cut(p.Output(), "status: ")
+		if !ok {
+			return fmt.Errorf("no status yet")
+		}
+		line, _, _ := strings.Cut(after, "\n")
+		return json.Unmarshal([]byte(line), &st)
+	})
+	sent := map[string]uint64{"bird": 2, "frr": 1, "frr6": 1}
+	for _, s := range st {
+		if s.State != "Established" || s.Uptime <= 0 || s.PrefixesSent != sent[s.Name] {
+			t.Errorf("status %+v: want Established, uptime > 0, %d prefixes sent", s, sent[s.Name])
+		}
+	}
+	if len(st) != 3 {
+		t.Errorf("status of %d peers, want 3: %+v", len(st), st)
+	}
+}
+
+func testPeerChange(t *testing.T, b *bgpLab, base []bgp.Path) {
+	before, err := b.frrNeighbors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	peers := peersFor("")
+	peers[1].HoldTime = 12 * time.Second // bird
+	b.configure(1, peers, base)
+	b.poll("BIRD session back with the new hold time", 20*time.Second, func() error {
+		out, err := b.birdc("show", "protocols", "all", "node1")
+		if err == nil && !(strings.Contains(out, "Established") && strings.Contains(out, "/12")) {
+			err = fmt.Errorf("not yet:\n%s", out)
+		}
+		return err
+	})
+	after, err := b.frrNeighbors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []netip.Addr{nodeAddr(1), nodeAddr6(1)} {
+		if before[a.String()] != after[a.String()] {
+			t.Errorf("FRR session %s changed with BIRD's settings: %+v -> %+v", a, before[a.String()], after[a.String()])
+		}
 	}
 }
