@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 	"k8s.io/utils/clock"
 )
 
@@ -64,17 +65,19 @@ type Options struct {
 	// KeyByAddressOnly hashes the client address only, so every port of a
 	// client lands on the same backend.
 	KeyByAddressOnly bool
-	MaxFlows         int // UDP flows per listener
-	TableSize        int // Maglev table size, a prime (default 65537)
-	MaxDatagramSize  int // largest UDP datagram relayed; larger ones are dropped
-	UDPIdleTimeout   time.Duration
-	TCPIdleTimeout   time.Duration
-	ConnectTimeout   time.Duration
-	DrainTimeout     time.Duration
-	HealthInterval   time.Duration
-	Logger           *slog.Logger
-	Metrics          *Metrics // nil: a private registry
-	Clock            clock.WithTicker
+	// MaxFlows bounds the UDP flows per listener. Each flow holds one socket,
+	// so MaxFlows times the UDP listeners must fit RLIMIT_NOFILE (Run warns).
+	MaxFlows        int
+	TableSize       int // Maglev table size, a prime (default 65537)
+	MaxDatagramSize int // largest UDP datagram relayed; larger ones are dropped
+	UDPIdleTimeout  time.Duration
+	TCPIdleTimeout  time.Duration
+	ConnectTimeout  time.Duration
+	DrainTimeout    time.Duration
+	HealthInterval  time.Duration
+	Logger          *slog.Logger
+	Metrics         *Metrics // nil: a private registry
+	Clock           clock.WithTicker
 }
 
 // Relay forwards flows from its listeners to backends.
@@ -330,6 +333,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		servers = append(servers, s)
 	}
 	close(r.ready)
+	r.warnFileLimit()
 	var wg sync.WaitGroup
 	wg.Go(func() { r.healthLoop(ctx) })
 	errs := make([]error, len(servers))
@@ -352,4 +356,22 @@ func (r *Relay) open(l Listener) (server, error) {
 		r.addrsMu.Unlock()
 	}
 	return s, err
+}
+
+// warnFileLimit logs when the flow limit can exceed the open file limit:
+// flows past it fail to get a socket and are dropped as upstream errors.
+func (r *Relay) warnFileLimit() {
+	udp := 0
+	for _, l := range r.opts.Listeners {
+		if l.Protocol == UDP {
+			udp++
+		}
+	}
+	var lim unix.Rlimit
+	if udp == 0 || unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) != nil {
+		return
+	}
+	if need := uint64(udp * r.opts.MaxFlows); need > lim.Cur {
+		r.log.Warn("open file limit below the UDP flow limit", "limit", lim.Cur, "flows", need)
+	}
 }

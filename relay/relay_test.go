@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/netip"
@@ -252,7 +251,6 @@ func TestDrainDeadline(t *testing.T) {
 	if _, err := io.ReadAll(c); err != nil {
 		t.Logf("closed: %v", err)
 	}
-	_ = context.Canceled
 }
 
 func TestUDPBackendDeathMovesOnlyItsFlows(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/netip"
 	"sync"
@@ -262,5 +261,5 @@ func (r *Relay) FlowBackends(listener string) map[netip.AddrPort]string {
 	if s == nil {
 		return nil
 	}
-	return maps.Clone(s.flows.Backends())
+	return s.flows.Backends()
 }
