@@ -33,7 +33,7 @@ var (
 // router namespace running BIRD 2 (iBGP, AS 64513) and announcer processes
 // on the nodes.
 type bgpLab struct {
-	t        *testing.T
+	t        testing.TB
 	lab      *lab.Lab
 	site     *lab.Site
 	frrName  string
@@ -43,7 +43,7 @@ type bgpLab struct {
 	cfgs     map[int]string
 }
 
-func newBGPLab(t *testing.T, nodes int) *bgpLab {
+func newBGPLab(t testing.TB, nodes int) *bgpLab {
 	t.Helper()
 	prereq.Root(t)
 	prereq.Tools(t, "ip", "vtysh", "bird", "birdc")
