@@ -41,6 +41,17 @@
 // path that a changed policy now rejects: peers that keep the prefix see a
 // withdraw and an update in quick succession.
 //
+// # Stopping
+//
+// When Run's context ends the announcer withdraws every path, then queues a
+// Cease (administrative shutdown) behind the withdrawals on each session,
+// waits (StopTimeout) for the sessions to go down and stops gobgp. The
+// router therefore hears the withdrawals first; FRR may still drop part of
+// them unprocessed when it handles the closed session, which removes the
+// routes just the same. Graceful restart does not keep them: the announcer
+// does not advertise the RFC 8538 N-bit, so a Cease ends the session for
+// good.
+//
 // # Secrets and logs
 //
 // Peer.Password is the TCP MD5 key; reading it from a Secret is the

@@ -37,6 +37,7 @@ type bgpLab struct {
 	lab      *lab.Lab
 	site     *lab.Site
 	frrName  string
+	frr      *lab.Process
 	birdSock string
 	dir      string
 	procs    map[int]*lab.Process
@@ -90,7 +91,7 @@ var routerAddr6 = netip.MustParseAddr("2001:db8:100::1")
 func (b *bgpLab) startFRR(nodes int) {
 	t := b.t
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "frr defaults traditional\nhostname %s\n!\nrouter bgp %d\n bgp router-id 198.51.100.1\n", b.frrName, routerASN)
+	fmt.Fprintf(&sb, "frr defaults traditional\nhostname %s\nlog stdout debugging\n!\nrouter bgp %d\n bgp router-id 198.51.100.1\n", b.frrName, routerASN)
 	sb.WriteString(" no bgp ebgp-requires-policy\n bgp bestpath as-path multipath-relax\n")
 	for i := 1; i <= nodes; i++ {
 		fmt.Fprintf(&sb, " neighbor %s remote-as %d\n", nodeAddr(i), nodeASN)
@@ -125,6 +126,7 @@ func (b *bgpLab) startFRR(nodes int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.frr = p
 	b.poll("bgpd answers vtysh", 15*time.Second, func() error {
 		if _, err := b.vtysh("show bgp summary json"); err != nil {
 			return fmt.Errorf("%w; bgpd output:\n%s", err, p.Output())

@@ -194,6 +194,9 @@ func testScale(t *testing.T, b *bgpLab, vipPath bgp.Path) {
 	b.waitPrefixesFrom(2, 1001)
 	t.Logf("FIGURE: 1000 /32 paths: SIGHUP -> all in FRR's BGP table in %s", time.Since(start).Round(time.Millisecond))
 
+	if _, err := b.vtysh("debug bgp updates in " + nodeAddr(2).String()); err != nil {
+		t.Fatal(err)
+	}
 	p := b.procs[2]
 	start = time.Now()
 	if err := p.Signal(syscall.SIGTERM); err != nil {
@@ -214,6 +217,18 @@ func testScale(t *testing.T, b *bgpLab, vipPath bgp.Path) {
 		return nil
 	})
 	t.Logf("FIGURE: SIGTERM -> node2's 1001 routes gone from FRR in %s", time.Since(start).Round(time.Millisecond))
+	// The announcer withdraws, then sends a Cease behind the withdrawals on
+	// the same queue (its log shows the order). FRR processes part of the
+	// withdrawals before it handles the closed connection (600 to all 1001
+	// seen here) and drops the rest with the session: either way they are
+	// gone. What must hold is that withdrawals arrive at all.
+	b.poll("FRR logs withdrawals from node2", 5*time.Second, func() error {
+		if n := b.frrWithdrawalsFrom(nodeAddr(2)); n == 0 {
+			return fmt.Errorf("no withdrawal logged")
+		}
+		return nil
+	})
+	t.Logf("FIGURE: FRR processed %d of 1001 withdrawals before the session closed", b.frrWithdrawalsFrom(nodeAddr(2)))
 	select {
 	case <-p.Done():
 	case <-time.After(10 * time.Second):
@@ -273,4 +288,16 @@ func testPeerChange(t *testing.T, b *bgpLab, base []bgp.Path) {
 			t.Errorf("FRR session %s changed with BIRD's settings: %+v -> %+v", a, before[a.String()], after[a.String()])
 		}
 	}
+}
+
+// frrWithdrawalsFrom counts the withdrawals FRR logged from a neighbor
+// (after `debug bgp updates in`).
+func (b *bgpLab) frrWithdrawalsFrom(a netip.Addr) int {
+	n := 0
+	for _, line := range strings.Split(b.frr.Output(), "\n") {
+		if strings.Contains(line, a.String()) && strings.HasSuffix(line, "-- withdrawn") {
+			n++
+		}
+	}
+	return n
 }
