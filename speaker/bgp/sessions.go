@@ -123,7 +123,7 @@ func stateName(st api.PeerState_SessionState) string {
 // warnLoop logs, once per outage, every session that has not been
 // Established for longer than after; it returns when ctx ends.
 func (s *sessions) warnLoop(ctx context.Context, after time.Duration) {
-	tick := time.NewTicker(min(after/4, time.Second))
+	tick := time.NewTicker(max(min(after/4, time.Second), 10*time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
@@ -132,5 +133,23 @@ func TestLoggerRedactsPasswords(t *testing.T) {
 	}
 	if !strings.Contains(out, "peer_addr=198.51.100.1") || dialed != "198.51.100.1" {
 		t.Errorf("fields or dial hook lost: %q, %q", out, dialed)
+	}
+}
+
+func TestWarnStuckOncePerOutage(t *testing.T) {
+	var buf bytes.Buffer
+	s := newSessions(slog.New(slog.NewTextHandler(&buf, nil)), NewMetrics(nil))
+	p := Peer{Name: "r1", Address: netip.MustParseAddr("198.51.100.1"), Password: "s3cret"}
+	s.add(&p)
+	s.dialError("198.51.100.1", "i/o timeout")
+	s.byAddr["198.51.100.1"].since = s.byAddr["198.51.100.1"].since.Add(-time.Minute)
+	s.warnStuck(30 * time.Second)
+	s.warnStuck(30 * time.Second)
+	out := buf.String()
+	if n := strings.Count(out, "TCP MD5 password is set"); n != 1 {
+		t.Errorf("%d MD5 warnings, want 1:\n%s", n, out)
+	}
+	if !strings.Contains(out, `err="i/o timeout"`) || strings.Contains(out, "s3cret") {
+		t.Errorf("warning lacks the dial error or shows the password:\n%s", out)
 	}
 }
