@@ -59,6 +59,11 @@
 // configured password from messages and fields, and the announcer's own
 // logs name only whether a password is set.
 //
+// IPv4 paths go over sessions carrying ipv4-unicast and IPv6 paths over
+// sessions carrying ipv6-unicast (tested with IPv4 and IPv6 sessions
+// respectively). IPv6 paths over an IPv4 session (RFC 8950 extended next
+// hop) are not tested yet.
+//
 // Local preference is sent to iBGP peers only (gobgp strips it towards
 // eBGP peers, as RFC 4271 requires).
 package bgp
