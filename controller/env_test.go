@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -32,7 +33,11 @@ const pierNS = "pier-system"
 
 func TestMain(m *testing.M) {
 	ctrl.SetLogger(logr.Discard())
-	os.Exit(m.Run())
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath)) // the pier-controller built by controllerBinary
+	}
+	os.Exit(code)
 }
 
 // env is a real control plane with Pier's CRDs and namespace.
