@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
@@ -40,7 +41,7 @@ func (p *parser) parseBGPAdv(o *v1alpha1.BGPAdvertisement) {
 		Namespace:        r.Namespace,
 		Name:             r.Name,
 		Pools:            p.resolvePools(r, s.IPAddressPools, s.IPAddressPoolSelectors),
-		LocalPref:        clonePtr(s.LocalPref),
+		LocalPref:        p.localPref(r, s.LocalPref),
 		Communities:      p.communities(r, s.Communities),
 		Peers:            p.resolvePeers(r, s.Peers),
 		NodeSelectors:    p.selectors(r, "spec.nodeSelectors", s.NodeSelectors),
@@ -51,12 +52,17 @@ func (p *parser) parseBGPAdv(o *v1alpha1.BGPAdvertisement) {
 	p.cfg.BGPAdvertisements = append(p.cfg.BGPAdvertisements, adv)
 }
 
-func clonePtr[T any](v *T) *T {
+// localPref checks the uint32 range of a local preference.
+func (p *parser) localPref(r Ref, v *int64) *uint32 {
 	if v == nil {
 		return nil
 	}
-	c := *v
-	return &c
+	if *v < 0 || *v > math.MaxUint32 {
+		p.fail(r, "spec.localPref", "%d out of range; want 0 to 4294967295", *v)
+		return nil
+	}
+	lp := uint32(*v)
+	return &lp
 }
 
 // aggregation checks an aggregation length of the family with max bits:

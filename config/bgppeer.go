@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"time"
@@ -120,7 +121,12 @@ func cmpOr[T comparable](v, def T) T {
 	return v
 }
 
-func (p *parser) asn(r Ref, path string, asn uint32) uint32 {
+func (p *parser) asn(r Ref, path string, v int64) uint32 {
+	if v < 0 || v > math.MaxUint32 {
+		p.fail(r, path, "ASN %d out of range; want 1 to 4294967295", v)
+		return 0
+	}
+	asn := uint32(v)
 	switch asn {
 	case 0:
 		p.fail(r, path, "ASN 0 is reserved; want 1 to 4294967295")

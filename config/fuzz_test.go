@@ -57,7 +57,7 @@ func checkErrors(t *testing.T, err error) {
 func fuzzObjects(addrsA, addrsB, communities, peerAddr, iface string, asn uint32, agg int32, holdSec int64) Objects {
 	a, b := pool("a", split(addrsA)...), pool("b", split(addrsB)...)
 	p := peer("r1", peerAddr)
-	p.Spec.MyASN = asn
+	p.Spec.MyASN = int64(asn)
 	p.Spec.HoldTime = dur(time.Duration(holdSec) * time.Second)
 	return Objects{
 		Pools: []v1alpha1.IPAddressPool{a, b},

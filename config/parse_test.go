@@ -44,7 +44,7 @@ func fullObjects() Objects {
 		BGPAdvertisements: []v1alpha1.BGPAdvertisement{bgpAdv("core", v1alpha1.BGPAdvertisementSpec{
 			IPAddressPools:    []string{"core"},
 			AggregationLength: ptr[int32](24),
-			LocalPref:         ptr[uint32](200),
+			LocalPref:         ptr[int64](200),
 			Communities:       []string{"65000:100", "no-export", "65535:65281", "large:64512:1:2"},
 			Peers:             []string{"r1"},
 			ServiceSelectors:  []metav1.LabelSelector{{MatchLabels: map[string]string{"app": "sbc"}}},

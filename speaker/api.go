@@ -34,6 +34,7 @@ func (s *Speaker) refreshTargets(ctx context.Context) error {
 		return fmt.Errorf("configuration refused: %w", err)
 	}
 	in.Config = cfg
+	s.bgp = BGPPlan(in, s.opts.NodeName, s.passwords)
 	targets := Targets(in)
 	peers := peerAddrs(in.Nodes, s.opts.NodeName, s.opts.GossipAddr.Is4())
 	if err := s.opts.Members.SetPeers(peers); err != nil {
@@ -50,24 +51,41 @@ func (s *Speaker) readAPI(ctx context.Context) (Inputs, config.Objects, error) {
 	in := Inputs{OnlyOwnClass: s.opts.OnlyOwnClass}
 	var objs config.Objects
 	var (
-		svcs   corev1.ServiceList
-		slices discoveryv1.EndpointSliceList
-		nodes  corev1.NodeList
-		pools  v1alpha1.IPAddressPoolList
-		advs   v1alpha1.L2AdvertisementList
+		svcs    corev1.ServiceList
+		slices  discoveryv1.EndpointSliceList
+		nodes   corev1.NodeList
+		pools   v1alpha1.IPAddressPoolList
+		advs    v1alpha1.L2AdvertisementList
+		peers   v1alpha1.BGPPeerList
+		bgpAdvs v1alpha1.BGPAdvertisementList
+		secrets corev1.SecretList
 	)
 	ns := client.InNamespace(s.opts.Namespace)
 	for _, l := range []struct {
 		list client.ObjectList
 		opts []client.ListOption
-	}{{&svcs, nil}, {&slices, nil}, {&nodes, nil}, {&pools, []client.ListOption{ns}}, {&advs, []client.ListOption{ns}}} {
+	}{{&svcs, nil}, {&slices, nil}, {&nodes, nil}, {&pools, []client.ListOption{ns}}, {&advs, []client.ListOption{ns}},
+		{&peers, []client.ListOption{ns}}, {&bgpAdvs, []client.ListOption{ns}}, {&secrets, []client.ListOption{ns}}} {
 		if err := s.opts.Reader.List(ctx, l.list, l.opts...); err != nil {
 			return in, objs, err
 		}
 	}
 	in.Services, in.EndpointSlices, in.Nodes = svcs.Items, slices.Items, nodes.Items
 	objs.Pools, objs.L2Advertisements = pools.Items, advs.Items
+	objs.BGPPeers, objs.BGPAdvertisements = peers.Items, bgpAdvs.Items
+	s.passwords = passwordsOf(secrets.Items)
 	return in, objs, nil
+}
+
+// passwordsOf indexes Secret values by "namespace/name/key".
+func passwordsOf(secrets []corev1.Secret) map[string]string {
+	out := map[string]string{}
+	for _, sec := range secrets {
+		for k, v := range sec.Data {
+			out[sec.Namespace+"/"+sec.Name+"/"+k] = string(v)
+		}
+	}
+	return out
 }
 
 // peerAddrs are the other nodes' internal addresses of the gossip family,

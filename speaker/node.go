@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/speaker/bgp"
 	"github.com/pier-lb/pier/speaker/l2"
 	"github.com/pier-lb/pier/speaker/members"
 	"github.com/pier-lb/pier/speaker/vip"
@@ -63,9 +64,12 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	}
 	mapper := restMapper()
 	c, err := cache.New(o.Config, cache.Options{Scheme: scheme, Mapper: mapper, ByObject: map[client.Object]cache.ByObject{
-		&v1alpha1.IPAddressPool{}:   {Namespaces: map[string]cache.Config{o.Namespace: {}}},
-		&v1alpha1.L2Advertisement{}: {Namespaces: map[string]cache.Config{o.Namespace: {}}},
-		&v1alpha1.ServiceL2Status{}: {Namespaces: map[string]cache.Config{o.Namespace: {}}},
+		&v1alpha1.IPAddressPool{}:    {Namespaces: map[string]cache.Config{o.Namespace: {}}},
+		&v1alpha1.L2Advertisement{}:  {Namespaces: map[string]cache.Config{o.Namespace: {}}},
+		&v1alpha1.ServiceL2Status{}:  {Namespaces: map[string]cache.Config{o.Namespace: {}}},
+		&v1alpha1.BGPPeer{}:          {Namespaces: map[string]cache.Config{o.Namespace: {}}},
+		&v1alpha1.BGPAdvertisement{}: {Namespaces: map[string]cache.Config{o.Namespace: {}}},
+		&corev1.Secret{}:             {Namespaces: map[string]cache.Config{o.Namespace: {}}},
 	}})
 	if err != nil {
 		return fmt.Errorf("speaker cache: %w", err)
@@ -85,11 +89,19 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	if err != nil {
 		return err
 	}
+	// gobgp needs an IPv4 router ID; the node's gossip address is one.
+	if !o.BindAddr.Is4() {
+		return fmt.Errorf("speaker: --bind-addr %s: BGP needs the node's IPv4 address as router ID", o.BindAddr)
+	}
+	bgpAnn, err := bgp.New(bgp.Options{RouterID: o.BindAddr, Logger: o.Logger, Metrics: bgp.NewMetrics(o.Registry)})
+	if err != nil {
+		return err
+	}
 	var synced atomic.Bool
 	sp, err := New(Options{
 		NodeName: o.NodeName, Namespace: o.Namespace, OnlyOwnClass: o.OnlyOwnClass, GossipAddr: o.BindAddr,
 		Reader: c, Synced: synced.Load, Writer: writer, Recorder: recorder(ctx, o.Config, scheme),
-		Members: mem, L2: ann, StateFile: o.StateDir + "/speaker-state.json", Logger: o.Logger,
+		Members: mem, L2: ann, BGP: bgpAnn, StateFile: o.StateDir + "/speaker-state.json", Logger: o.Logger,
 	})
 	if err != nil {
 		return err
@@ -104,7 +116,7 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	// handover has no gap.
 	left := make(chan struct{})
 	return runAll(ctx, o.Logger,
-		c.Start, sp.Run,
+		c.Start, sp.Run, bgpAnn.Run,
 		func(ctx context.Context) error { defer close(left); return mem.Run(ctx) },
 		func(ctx context.Context) error { return ann.Run(afterLeave(ctx, left, leaveGrace)) },
 		func(ctx context.Context) error { return watch(ctx, c, sp.Trigger, &synced, o.Logger) },
@@ -148,6 +160,9 @@ func restMapper() meta.RESTMapper {
 	add(v1alpha1.GroupVersion, "IPAddressPool", "ipaddresspools", meta.RESTScopeNamespace)
 	add(v1alpha1.GroupVersion, "L2Advertisement", "l2advertisements", meta.RESTScopeNamespace)
 	add(v1alpha1.GroupVersion, "ServiceL2Status", "servicel2statuses", meta.RESTScopeNamespace)
+	add(v1alpha1.GroupVersion, "BGPPeer", "bgppeers", meta.RESTScopeNamespace)
+	add(v1alpha1.GroupVersion, "BGPAdvertisement", "bgpadvertisements", meta.RESTScopeNamespace)
+	add(corev1.SchemeGroupVersion, "Secret", "secrets", meta.RESTScopeNamespace)
 	return m
 }
 
@@ -178,7 +193,8 @@ func watch(ctx context.Context, c cache.Cache, trigger func(), synced *atomic.Bo
 		DeleteFunc: func(any) { trigger() },
 	}
 	kinds := []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{},
-		&v1alpha1.IPAddressPool{}, &v1alpha1.L2Advertisement{}, &v1alpha1.ServiceL2Status{}}
+		&v1alpha1.IPAddressPool{}, &v1alpha1.L2Advertisement{}, &v1alpha1.ServiceL2Status{},
+		&v1alpha1.BGPPeer{}, &v1alpha1.BGPAdvertisement{}, &corev1.Secret{}}
 	for _, k := range kinds {
 		for {
 			inf, err := c.GetInformer(ctx, k, cache.BlockUntilSynced(false))

@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/pier-lb/pier/speaker/bgp"
 	"github.com/pier-lb/pier/speaker/l2"
 )
 
@@ -27,6 +28,13 @@ type Membership interface {
 // L2Announcer takes the whole set this node announces (l2.Announcer).
 type L2Announcer interface {
 	Set(ctx context.Context, desired []l2.Announcement) error
+}
+
+// BGPAnnouncer takes this node's whole BGP session and path sets
+// (bgp.Announcer).
+type BGPAnnouncer interface {
+	SetPeers(ctx context.Context, peers []bgp.Peer) error
+	SetPaths(ctx context.Context, paths []bgp.Path) error
 }
 
 // VIPSetter puts owned addresses on a local interface (vip.VIPs).
@@ -52,7 +60,8 @@ type Options struct {
 	Recorder   EventRecorder
 	Members    Membership
 	L2         L2Announcer
-	VIP        VIPSetter // optional
+	BGP        BGPAnnouncer // optional
+	VIP        VIPSetter    // optional
 	Interfaces func() ([]Iface, error)
 	// StateFile keeps the last targets and peers on the node.
 	StateFile string
@@ -66,13 +75,15 @@ type Options struct {
 // Speaker recomputes and applies this node's announcements whenever
 // anything it depends on changes.
 type Speaker struct {
-	opts    Options
-	log     *slog.Logger
-	trigger chan struct{}
-	owned   map[netip.Addr]Ownership // what this node announced last
-	targets []Target
-	meta    []byte
-	errs    atomic.Int64
+	opts      Options
+	log       *slog.Logger
+	trigger   chan struct{}
+	owned     map[netip.Addr]Ownership // what this node announced last
+	targets   []Target
+	bgp       BGPDesired
+	passwords map[string]string // BGP TCP MD5 keys from Secrets
+	meta      []byte
+	errs      atomic.Int64
 }
 
 // New validates opts.
@@ -153,8 +164,15 @@ func (s *Speaker) sync(ctx context.Context) {
 		s.errs.Add(1)
 		s.log.Warn("l2 announcements", "err", err)
 	}
+	s.applyBGP(ctx)
 	if s.opts.VIP != nil {
-		if err := s.opts.VIP.Set(ctx, ownedAddrs(ann)); err != nil {
+		local := ownedAddrs(ann)
+		for _, a := range s.bgp.Addrs {
+			if !slices.Contains(local, a) {
+				local = append(local, a)
+			}
+		}
+		if err := s.opts.VIP.Set(ctx, local); err != nil {
 			s.log.Warn("local addresses", "err", err)
 		}
 	}
@@ -181,6 +199,20 @@ func (s *Speaker) liveMembers() ([]Member, error) {
 		out = append(out, Member{Name: name, Ifaces: DecodeIfaces(s.opts.Members.MetaOf(name))})
 	}
 	return out, nil
+}
+
+// applyBGP hands the last BGP plan to the announcer; it keeps announcing
+// it while the API server is unreachable.
+func (s *Speaker) applyBGP(ctx context.Context) {
+	if s.opts.BGP == nil {
+		return
+	}
+	if err := s.opts.BGP.SetPeers(ctx, s.bgp.Peers); err != nil {
+		s.log.Warn("bgp peers", "err", err)
+	}
+	if err := s.opts.BGP.SetPaths(ctx, s.bgp.Paths); err != nil {
+		s.log.Warn("bgp paths", "err", err)
+	}
 }
 
 func ownedAddrs(ann []l2.Announcement) []netip.Addr {

@@ -22,12 +22,13 @@ type SecretKeyRef struct {
 
 // BGPPeerSpec is one BGP session, opened from every selected node.
 type BGPPeerSpec struct {
+	// ASNs are 4-byte numbers; int64 because the API has no unsigned types.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=4294967295
-	MyASN uint32 `json:"myASN"`
+	MyASN int64 `json:"myASN"`
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=4294967295
-	PeerASN uint32 `json:"peerASN"`
+	PeerASN int64 `json:"peerASN"`
 	// PeerAddress is the router's IPv4 or IPv6 address.
 	// +kubebuilder:validation:MinLength=1
 	PeerAddress string `json:"peerAddress"`
@@ -101,8 +102,10 @@ type BGPAdvertisementSpec struct {
 	// +kubebuilder:validation:Maximum=128
 	// +optional
 	AggregationLengthV6 *int32 `json:"aggregationLengthV6,omitempty"`
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=4294967295
 	// +optional
-	LocalPref *uint32 `json:"localPref,omitempty"`
+	LocalPref *int64 `json:"localPref,omitempty"`
 	// Communities: "65000:100", a well-known name ("no-export"), or a large
 	// community "large:65000:1:2".
 	// +optional
