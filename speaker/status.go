@@ -27,12 +27,14 @@ func (s *Speaker) reportOwnership(ctx context.Context, plan []Ownership) {
 			mine[o.Addr] = o
 		}
 	}
+	var taken []Ownership
 	for addr, o := range mine {
 		if prev, ok := s.owned[addr]; !ok || !slices.Equal(prev.Ifaces, o.Ifaces) {
 			s.log.Info("taking over", "addr", addr, "service", o.Service, "iface", strings.Join(o.Ifaces, ","), "live", s.opts.Members.Live())
-			s.announceEvent(ctx, o)
+			taken = append(taken, o)
 		}
 	}
+	s.announceEvents(ctx, taken)
 	for addr, o := range s.owned {
 		if _, still := mine[addr]; !still {
 			s.log.Info("handing over", "addr", addr, "service", o.Service, "live", s.opts.Members.Live())
@@ -47,17 +49,30 @@ func (s *Speaker) reportOwnership(ctx context.Context, plan []Ownership) {
 	s.owned = mine
 }
 
-func (s *Speaker) announceEvent(ctx context.Context, o Ownership) {
-	if s.opts.Recorder == nil || !s.opts.Synced() {
+// announceEvents records one event per Service naming all the addresses
+// this node took over: client-go folds events that differ only in their
+// note into one series, so one event per address would hide all but the
+// first.
+func (s *Speaker) announceEvents(ctx context.Context, taken []Ownership) {
+	if s.opts.Recorder == nil || !s.opts.Synced() || len(taken) == 0 {
 		return
 	}
-	ns, name, _ := strings.Cut(o.Service, "/")
-	var svc corev1.Service
-	if err := s.opts.Reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &svc); err != nil {
-		return
+	slices.SortFunc(taken, func(a, b Ownership) int { return a.Addr.Compare(b.Addr) })
+	addrs, ifaces := map[string][]string{}, map[string][]string{}
+	for _, o := range taken {
+		addrs[o.Service] = append(addrs[o.Service], o.Addr.String())
+		ifaces[o.Service] = append(ifaces[o.Service], o.Ifaces...)
 	}
-	s.opts.Recorder.Eventf(&svc, nil, corev1.EventTypeNormal, "AnnouncedByNode", "Announce",
-		"%s announces %s on %s", s.opts.NodeName, o.Addr, strings.Join(o.Ifaces, ","))
+	for svcKey, list := range addrs {
+		ns, name, _ := strings.Cut(svcKey, "/")
+		var svc corev1.Service
+		if err := s.opts.Reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &svc); err != nil {
+			continue
+		}
+		ifs := slices.Compact(slices.Sorted(slices.Values(ifaces[svcKey])))
+		s.opts.Recorder.Eventf(&svc, nil, corev1.EventTypeNormal, "AnnouncedByNode", "Announce",
+			"%s announces %s on %s", s.opts.NodeName, strings.Join(list, ", "), strings.Join(ifs, ","))
+	}
 }
 
 // writeStatus makes this node's ServiceL2Status objects match what it owns.

@@ -61,7 +61,7 @@ func TestOneOwnerAnswers(t *testing.T) {
 	if !slices.Contains(st.Status.Addresses, v4.String()) || !slices.Contains(st.Status.Interfaces, "eth1") {
 		t.Errorf("status %+v, want %s on eth1", st.Status, v4)
 	}
-	waitEvent(t, env, "calls", "AnnouncedByNode", "announces "+v4.String())
+	waitEvent(t, env, "calls", "AnnouncedByNode", env.Site.Nodes[owner].Name+" announces "+v4.String())
 	metrics := scrape(t, env.Site.Nodes[owner], "127.0.0.1:7572")
 	for _, want := range []string{`pier_l2_responses_sent_total{family="ipv4"}`, `pier_l2_owned_addresses{family="ipv4"} 1`, "pier_speaker_live_members 3"} {
 		if !strings.Contains(metrics, want) {
