@@ -2,6 +2,7 @@ package allocator
 
 import (
 	"fmt"
+	"strings"
 )
 
 // Assign gives the Service one address per family its request asks for and
@@ -172,21 +173,23 @@ func (a *Allocator) findShared(w *want, f Family, cands []*poolState) (ip128, bo
 // findFree returns the lowest free address of family f in the best
 // candidate pool that has one.
 func (a *Allocator) findFree(f Family, cands []*poolState) (ip128, error) {
-	found := false
+	var full []string
 	for _, p := range cands {
 		fs := p.fams[f.index()]
 		if fs == nil {
 			continue
 		}
-		found = true
 		if x, ok := fs.peek(a.byAddr); ok {
 			return x, nil
 		}
+		full = append(full, p.cfg.Name)
 	}
-	if !found {
+	if len(full) == 0 {
 		return ip128{}, ErrFamilyUnavailable
 	}
-	return ip128{}, ErrPoolExhausted
+	// Name the pools, so the user knows which to grow; the failure path
+	// only, so the hot path allocates nothing.
+	return ip128{}, fmt.Errorf("%w: %s", ErrPoolExhausted, strings.Join(full, ", "))
 }
 
 // commit makes s (created if nil) hold exactly picks.

@@ -126,15 +126,15 @@ func TestAssignmentRules(t *testing.T) {
 			annotate(v1alpha1.AnnotationAllowSharedIP, "calls"),
 			annotate(v1alpha1.AnnotationLoadBalancerIPs, "198.51.100.220"),
 			ports(corev1.ProtocolTCP, 8443)))
-		note := e.waitEvent("default", "share-clash", "AllocationFailed")
+		note := e.waitEvent("default", "share-clash", "SharingConflict")
 		if !strings.Contains(note, "default/share-tcp") {
 			t.Errorf("event %q does not name the Service holding the port", note)
 		}
 	})
 	t.Run("address outside every pool", func(t *testing.T) {
 		e.create(service("default", "outside", annotate(v1alpha1.AnnotationLoadBalancerIPs, "192.0.2.99")))
-		if note := e.waitEvent("default", "outside", "AllocationFailed"); !strings.Contains(note, "NotInAnyPool") {
-			t.Errorf("event %q, want NotInAnyPool", note)
+		if note := e.waitEvent("default", "outside", "NotInAnyPool"); !strings.Contains(note, "192.0.2.99") {
+			t.Errorf("event %q does not name the address", note)
 		}
 	})
 	t.Run("other load balancer class is left alone", func(t *testing.T) {

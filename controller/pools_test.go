@@ -22,8 +22,8 @@ func TestPoolEdits(t *testing.T) {
 	e.create(service("default", "second"))
 	first, second := e.waitAssigned("default", "first"), e.waitAssigned("default", "second")
 	e.create(service("default", "third")) // the pool has two addresses
-	if note := e.waitEvent("default", "third", "AllocationFailed"); !strings.Contains(note, "PoolExhausted") {
-		t.Errorf("third: event %q, want PoolExhausted", note)
+	if note := e.waitEvent("default", "third", "PoolExhausted"); !strings.Contains(note, "edge") {
+		t.Errorf("third: event %q does not name the pool", note)
 	}
 
 	t.Run("usage in pool status", func(t *testing.T) {
@@ -57,7 +57,7 @@ func TestPoolEdits(t *testing.T) {
 			t.Errorf("event %q does not name the field", note)
 		}
 		e.create(service("default", "fourth", annotateIP("198.51.100.202")))
-		e.waitEvent("default", "fourth", "AllocationFailed") // 202 is held by third: the old pools still apply
+		e.waitEvent("default", "fourth", "AddressInUse") // 202 is held by third: the old pools still apply
 	})
 }
 

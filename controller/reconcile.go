@@ -141,7 +141,10 @@ func setAnnotation(obj *corev1.Service, key, value string) {
 func (c *Controller) fail(svc *corev1.Service, reason string, err error) {
 	c.log.Warn("assignment failed", "service", keyOf(svc), "reason", reason, "err", err)
 	c.opts.Metrics.failures.WithLabelValues(reason).Inc()
-	c.opts.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, "AllocationFailed", "Assign", "%s: %v", reason, err)
+	// The reason is the event's reason: client-go folds events that differ
+	// only in their note into one series, so a Service whose failure
+	// changes must get a new reason to show the new note.
+	c.opts.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, reason, "Assign", "allocation failed: %v", err)
 }
 
 // reasonOf maps an allocator error to a short, bounded reason.
