@@ -1,6 +1,8 @@
 package config
 
 import (
+	"net/netip"
+
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
@@ -18,4 +20,16 @@ func Serves(svc *corev1.Service, onlyOwnClass bool) bool {
 		return !onlyOwnClass
 	}
 	return *class == v1alpha1.LoadBalancerClass
+}
+
+// IngressAddrs reads the addresses a Service holds from its status
+// (unparsable entries are skipped; IPv4-mapped IPv6 becomes IPv4).
+func IngressAddrs(svc *corev1.Service) []netip.Addr {
+	var out []netip.Addr
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if a, err := netip.ParseAddr(in.IP); err == nil {
+			out = append(out, a.Unmap())
+		}
+	}
+	return out
 }

@@ -97,10 +97,9 @@ func TestAssignmentRules(t *testing.T) {
 		if len(got) != 1 || !inPrefix(got[0], mustPrefix("203.0.113.0/24")) {
 			t.Errorf("got %v, want one address of pool bgp", got)
 		}
-		svc := e.waitFor("default", "req-pool", "annotated", func(s *corev1.Service) bool {
+		e.waitFor("default", "req-pool", "annotated", func(s *corev1.Service) bool {
 			return s.Annotations[v1alpha1.AnnotationAllocatedFromPool] == "bgp"
 		})
-		_ = svc
 	})
 	t.Run("dual-stack", func(t *testing.T) {
 		e.create(service("default", "dual", func(s *corev1.Service) { s.Spec.IPFamilyPolicy = dual }))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pier-lb/pier/allocator"
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/config"
 )
 
 func keyOf(svc *corev1.Service) allocator.ServiceKey {
@@ -101,18 +102,8 @@ func claimOf(svc *corev1.Service) (allocator.Claim, bool) {
 		Ports:      portsOf(svc),
 		Created:    svc.CreationTimestamp.Time,
 	}
-	c.Addrs = ingressAddrs(svc)
+	c.Addrs = config.IngressAddrs(svc)
 	return c, len(c.Addrs) > 0
-}
-
-func ingressAddrs(svc *corev1.Service) []netip.Addr {
-	var addrs []netip.Addr
-	for _, in := range svc.Status.LoadBalancer.Ingress {
-		if a, err := netip.ParseAddr(in.IP); err == nil {
-			addrs = append(addrs, a.Unmap())
-		}
-	}
-	return addrs
 }
 
 // ingressFor is the status Pier writes for the given assignments.

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/pier-lb/pier/e2e/lab"
-	"github.com/pier-lb/pier/e2e/prereq"
 )
 
 // TestLabMaglevAgreement runs two relays on two nodes of a lab site and three
@@ -19,17 +18,7 @@ import (
 // lands on the same backend, and both relays pick the same backend for the
 // same client address and port.
 func TestLabMaglevAgreement(t *testing.T) {
-	prereq.Root(t)
-	prereq.Tools(t, "ip")
-	l, err := lab.New(lab.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("close lab: %v", err)
-		}
-	})
+	l := lab.ForTest(t)
 	site, err := l.BuildSite(lab.SiteOptions{Nodes: 2})
 	if err != nil {
 		t.Fatal(err)

@@ -97,7 +97,7 @@ func bgpPaths(in Inputs, n *corev1.Node, peers []string) ([]bgp.Path, []netip.Ad
 		if local && !ready[svc.Namespace+"/"+svc.Name][n.Name] {
 			continue
 		}
-		for _, addr := range ingressAddrs(svc) {
+		for _, addr := range config.IngressAddrs(svc) {
 			for _, adv := range advertisementsFor(in.Config, svc, n, addr) {
 				if mergePath(byPrefix, addr, adv, peers) && !slices.Contains(addrs, addr) {
 					addrs = append(addrs, addr)

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -83,7 +82,6 @@ type Speaker struct {
 	bgp       BGPDesired
 	passwords map[string]string // BGP TCP MD5 keys from Secrets
 	meta      []byte
-	errs      atomic.Int64
 }
 
 // New validates opts.
@@ -161,7 +159,6 @@ func (s *Speaker) sync(ctx context.Context) {
 	plan := Plan(s.targets, live)
 	ann := Announcements(plan, s.opts.NodeName)
 	if err := s.opts.L2.Set(ctx, ann); err != nil {
-		s.errs.Add(1)
 		s.log.Warn("l2 announcements", "err", err)
 	}
 	s.applyBGP(ctx)

@@ -44,7 +44,7 @@ func Targets(in Inputs) []Target {
 			continue
 		}
 		key := svc.Namespace + "/" + svc.Name
-		for _, addr := range ingressAddrs(svc) {
+		for _, addr := range config.IngressAddrs(svc) {
 			nodes := allowedNodes(in, svc, addr, ready[key])
 			if len(nodes) > 0 {
 				out = append(out, Target{Addr: addr, Service: key, Nodes: nodes})
@@ -57,7 +57,7 @@ func Targets(in Inputs) []Target {
 
 // allowedNodes applies every L2Advertisement that selects the address's
 // pool and the Service; a node allowed by several gets the union of their
-// interfaces (any, if one of them allows any).
+// interfaces, or any interface (nil) if one of them allows any.
 func allowedNodes(in Inputs, svc *corev1.Service, addr netip.Addr, ready map[string]bool) map[string][]string {
 	pool := poolOf(addr, in.Config.Pools)
 	if pool == "" {
@@ -74,25 +74,17 @@ func allowedNodes(in Inputs, svc *corev1.Service, addr netip.Addr, ready map[str
 			if !eligible(n) || !adv.NodeSelectors.Matches(labels.Set(n.Labels)) || (local && !ready[n.Name]) {
 				continue
 			}
-			nodes[n.Name] = mergeIfaces(nodes[n.Name], adv.Interfaces, hasKey(nodes, n.Name))
+			have, seen := nodes[n.Name]
+			switch {
+			case seen && have == nil: // already any interface
+			case len(adv.Interfaces) == 0:
+				nodes[n.Name] = nil
+			default:
+				nodes[n.Name] = union(have, adv.Interfaces)
+			}
 		}
 	}
 	return nodes
-}
-
-// mergeIfaces unions interface lists where an empty list means "any".
-func mergeIfaces(have, add []string, existed bool) []string {
-	if existed && len(have) == 0 || len(add) == 0 {
-		return nil
-	}
-	out := append(slices.Clone(have), add...)
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
-func hasKey(m map[string][]string, k string) bool {
-	_, ok := m[k]
-	return ok
 }
 
 // eligible: not excluded by label and with a working network.
@@ -142,16 +134,6 @@ func readyNodes(slicesIn []discoveryv1.EndpointSlice) map[string]map[string]bool
 				out[key] = map[string]bool{}
 			}
 			out[key][*ep.NodeName] = true
-		}
-	}
-	return out
-}
-
-func ingressAddrs(svc *corev1.Service) []netip.Addr {
-	var out []netip.Addr
-	for _, in := range svc.Status.LoadBalancer.Ingress {
-		if a, err := netip.ParseAddr(in.IP); err == nil {
-			out = append(out, a.Unmap())
 		}
 	}
 	return out

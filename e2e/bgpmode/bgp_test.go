@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -53,14 +52,14 @@ func TestBGPServiceReachable(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for i, p := range env.Speakers {
-				t.Logf("speaker node%d output (tail):\n%s", i+1, tail(p.Output(), 30))
+				t.Logf("speaker node%d output (tail):\n%s", i+1, p.OutputTail(30))
 			}
 		}
 		env.Close()
 	})
 	frr := startFRR(t, env)
 	configureBGP(t, env)
-	startEcho(t, env)
+	env.StartEcho(t, binary(t, "pier-lab"), ":8443", ":8443")
 
 	addr := createService(t, env, "bgp-calls")
 	prefix := netip.PrefixFrom(addr, 32)
@@ -73,7 +72,7 @@ func TestBGPServiceReachable(t *testing.T) {
 		t.Fatalf("FRR has %d paths for %s, want one per node (3)\n%s", paths, prefix, frr.vtysh("show bgp summary"))
 	}
 	for _, network := range []string{"tcp", "udp"} {
-		reach(t, env.Site.Client, network, netip.AddrPortFrom(addr, 8443))
+		kubelab.Reach(t, env.Site.Client, network, netip.AddrPortFrom(addr, 8443))
 	}
 }
 
@@ -199,70 +198,9 @@ func createService(t *testing.T, env *kubelab.Env, name string) netip.Addr {
 	return addr
 }
 
-func startEcho(t *testing.T, env *kubelab.Env) {
-	t.Helper()
-	for _, n := range env.Site.Nodes {
-		p, err := n.Start(binary(t, "pier-lab"), "echo", "-tcp", ":8443", "-udp", ":8443")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err = p.WaitOutput(ctx, "echo: ready")
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func reach(t *testing.T, h *lab.Host, network string, addr netip.AddrPort) {
-	t.Helper()
-	var last error
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		c, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		last = roundTrip(c, h, network, addr)
-		return last == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("%s never reached %s over %s through the router: %v", h.Name, addr, network, last)
-	}
-}
-
-func roundTrip(ctx context.Context, h *lab.Host, network string, addr netip.AddrPort) error {
-	c, err := h.Dial(ctx, network, addr.String())
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if d, ok := ctx.Deadline(); ok {
-		c.SetDeadline(d)
-	}
-	msg := "call " + network
-	if _, err := c.Write([]byte(msg)); err != nil {
-		return err
-	}
-	buf := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, buf); err != nil {
-		return err
-	}
-	if string(buf) != msg {
-		return fmt.Errorf("echoed %q", buf)
-	}
-	return nil
-}
-
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -9,20 +9,35 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/pier-lb/pier/e2e/lab"
 )
 
 var macRE = regexp.MustCompile(`(?i)\b([0-9a-f]{2}(:[0-9a-f]{2}){5})\b`)
+
+// ARPReplies asks for addr count times from h on iface (arping) and returns
+// the MAC of every reply, lower case.
+func ARPReplies(ctx context.Context, h *lab.Host, iface string, addr netip.Addr, count int) []string {
+	out, _ := h.Run(ctx, "arping", "-c", fmt.Sprint(count), "-w", "1", "-i", iface, addr.String())
+	var macs []string
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.Contains(line, "bytes from") {
+			continue
+		}
+		if m := macRE.FindString(line); m != "" {
+			macs = append(macs, strings.ToLower(m))
+		}
+	}
+	return macs
+}
 
 // WhoAnswers asks for an IPv4 address from the router (arping on the L2
 // segment) until a node answers, and names the node.
 func (e *Env) WhoAnswers(ctx context.Context, addr netip.Addr) (node, mac string, err error) {
 	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		out, _ := e.Site.Router.Run(ctx, "arping", "-c", "1", "-w", "1", "-i", "eth1", addr.String())
-		for _, line := range strings.Split(out, "\n") {
-			if strings.Contains(line, "bytes from") {
-				mac = strings.ToLower(macRE.FindString(line))
-				return mac != "", nil
-			}
+		if macs := ARPReplies(ctx, e.Site.Router, "eth1", addr, 1); len(macs) > 0 {
+			mac = macs[0]
+			return true, nil
 		}
 		return false, nil
 	})

@@ -61,7 +61,7 @@ type Env struct {
 	controller *lab.Process // see ControllerProcess
 	// Speakers are the pier-speaker processes, by node.
 	Speakers    []*lab.Process
-	SpeakerArgs []string
+	speakerArgs []string
 	speakerBin  string
 	speakerKey  string
 	closing     chan struct{}
@@ -116,7 +116,7 @@ func Up(ctx context.Context, opts Options) (_ *Env, err error) {
 		}
 	}
 	if opts.ControllerBinary != "" && opts.SpeakerBinary != "" {
-		e.SpeakerArgs = opts.SpeakerArgs
+		e.speakerArgs = opts.SpeakerArgs
 		if err = e.installSpeakers(ctx, opts.SpeakerBinary); err != nil {
 			return nil, err
 		}

@@ -3,7 +3,6 @@ package kubelab_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -88,10 +87,11 @@ func ready(n corev1.Node) string {
 // from the lab pool.
 func TestDemoServiceGetsAddress(t *testing.T) {
 	prereq.Root(t)
-	bin := filepath.Join(t.TempDir(), "pier-controller")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/pier-lb/pier/cmd/pier-controller").CombinedOutput(); err != nil {
-		t.Fatalf("build pier-controller: %v\n%s", err, out)
+	bins, err := kubelab.BuildBinaries(t.TempDir(), "pier-controller")
+	if err != nil {
+		t.Fatal(err)
 	}
+	bin := bins["pier-controller"]
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	env, err := kubelab.Up(ctx, kubelab.Options{Nodes: 2, ControllerBinary: bin})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -31,15 +32,16 @@ func (e *Env) installSpeakers(ctx context.Context, bin string) error {
 	}
 	e.Speakers = make([]*lab.Process, len(e.Site.Nodes))
 	for i := range e.Site.Nodes {
-		if _, err := e.StartSpeaker(i, e.SpeakerArgs...); err != nil {
+		if _, err := e.StartSpeaker(i); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// StartSpeaker starts (or restarts) the speaker of node i (0-based), with
-// extra flags. Its state directory survives restarts.
+// StartSpeaker starts (or restarts) the speaker of node i (0-based) with
+// Options.SpeakerArgs and extra flags. Its state directory survives
+// restarts.
 func (e *Env) StartSpeaker(i int, extra ...string) (*lab.Process, error) {
 	n := e.Site.Nodes[i]
 	v4, _ := lab.NodeAddrs(i + 1)
@@ -48,7 +50,7 @@ func (e *Env) StartSpeaker(i int, extra ...string) (*lab.Process, error) {
 		"--node-name", n.Name, "--bind-addr", v4.Addr().String(),
 		"--memberlist-key-file", e.speakerKey,
 		"--state-dir", filepath.Join(e.Cluster.Dir, "speaker-"+n.Name),
-	}, extra...)
+	}, slices.Concat(e.speakerArgs, extra)...)
 	p, err := n.Start(e.speakerBin, args...)
 	if err != nil {
 		return nil, err

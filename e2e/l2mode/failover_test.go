@@ -51,19 +51,19 @@ func TestFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startEcho(t, env)
+	env.StartEcho(t, binary(t, "pier-lab"), ":8443", ":16384")
 	v4 := addrs[0]
 	p := startProber(t, env.Site.Router, "eth1", v4, 10*time.Millisecond)
 
 	t.Run("SIGKILL and link down", func(t *testing.T) {
 		gap, next := failover(t, env, p, v4, false)
 		t.Logf("node%d took %s over %v after the owner was killed and its link cut", next+1, v4, gap.Round(time.Millisecond))
-		reach(t, env.Site.Client, "tcp", netip.AddrPortFrom(v4, 8443))
-		reach(t, env.Site.Client, "udp", netip.AddrPortFrom(v4, 16384))
+		kubelab.Reach(t, env.Site.Client, "tcp", netip.AddrPortFrom(v4, 8443))
+		kubelab.Reach(t, env.Site.Client, "udp", netip.AddrPortFrom(v4, 16384))
 	})
 	t.Run("SIGTERM hands over at once", func(t *testing.T) {
 		gap, next := failover(t, env, p, v4, true)
 		t.Logf("node%d took %s over %v after SIGTERM", next+1, v4, gap.Round(time.Millisecond))
-		reach(t, env.Site.Client, "tcp", netip.AddrPortFrom(v4, 8443))
+		kubelab.Reach(t, env.Site.Client, "tcp", netip.AddrPortFrom(v4, 8443))
 	})
 }

@@ -2,8 +2,6 @@ package l2mode
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -33,10 +31,10 @@ func up(t testing.TB, opts kubelab.Options) *kubelab.Env {
 		if t.Failed() {
 			for i, p := range env.Speakers {
 				if p != nil {
-					t.Logf("speaker node%d output (tail):\n%s", i+1, tail(p.Output(), 40))
+					t.Logf("speaker node%d output (tail):\n%s", i+1, p.OutputTail(40))
 				}
 			}
-			t.Logf("controller output (tail):\n%s", tail(env.ControllerProcess().Output(), 20))
+			t.Logf("controller output (tail):\n%s", env.ControllerProcess().OutputTail(20))
 		}
 		if err := env.Close(); err != nil {
 			t.Error(err)
@@ -65,31 +63,7 @@ func waitRejoined(t testing.TB, env *kubelab.Env, i int) {
 	}
 }
 
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 var macRE = regexp.MustCompile(`(?i)\b([0-9a-f]{2}(:[0-9a-f]{2}){5})\b`)
-
-// arpMACs asks for addr from h on iface (count requests) and returns the
-// MAC of every reply.
-func arpMACs(ctx context.Context, h *lab.Host, iface string, addr netip.Addr, count int) []string {
-	out, _ := h.Run(ctx, "arping", "-c", fmt.Sprint(count), "-w", "1", "-i", iface, addr.String())
-	var macs []string
-	for _, line := range strings.Split(out, "\n") {
-		if !strings.Contains(line, "bytes from") {
-			continue
-		}
-		if m := macRE.FindString(line); m != "" {
-			macs = append(macs, strings.ToLower(m))
-		}
-	}
-	return macs
-}
 
 // ndpMAC solicits addr from h on iface and returns the advertised MAC.
 func ndpMAC(ctx context.Context, h *lab.Host, iface string, addr netip.Addr) string {
@@ -113,7 +87,7 @@ func waitARP(t testing.TB, env *kubelab.Env, addr netip.Addr, what string, accep
 	t.Helper()
 	var got string
 	err := wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		macs := arpMACs(ctx, env.Site.Router, "eth1", addr, 1)
+		macs := kubelab.ARPReplies(ctx, env.Site.Router, "eth1", addr, 1)
 		if len(macs) > 0 && accept(macs[0]) {
 			got = macs[0]
 			return true, nil
@@ -136,60 +110,4 @@ func nodeByMAC(t testing.TB, env *kubelab.Env, mac string) int {
 	}
 	t.Fatalf("no node has MAC %s", mac)
 	return -1
-}
-
-// startEcho runs `pier-lab echo` on every node (TCP 8443, UDP 16384).
-func startEcho(t testing.TB, env *kubelab.Env) {
-	t.Helper()
-	for _, n := range env.Site.Nodes {
-		p, err := n.Start(binary(t, "pier-lab"), "echo", "-tcp", ":8443", "-udp", ":16384")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err = p.WaitOutput(ctx, "echo: ready")
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// roundTrip sends a message from h to addr and checks the echo.
-func roundTrip(ctx context.Context, h *lab.Host, network string, addr netip.AddrPort) error {
-	c, err := h.Dial(ctx, network, addr.String())
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if d, ok := ctx.Deadline(); ok {
-		c.SetDeadline(d)
-	}
-	msg := "call " + network + " " + addr.String()
-	if _, err := c.Write([]byte(msg)); err != nil {
-		return err
-	}
-	buf := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, buf); err != nil {
-		return fmt.Errorf("%s %s: %w", network, addr, err)
-	}
-	if string(buf) != msg {
-		return fmt.Errorf("%s %s: echoed %q", network, addr, buf)
-	}
-	return nil
-}
-
-// reach retries a round trip until it works or the deadline passes.
-func reach(t testing.TB, h *lab.Host, network string, addr netip.AddrPort) {
-	t.Helper()
-	var last error
-	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		c, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		last = roundTrip(c, h, network, addr)
-		return last == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("%s never reached %s over %s: %v", h.Name, addr, network, last)
-	}
 }

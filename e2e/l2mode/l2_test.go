@@ -34,7 +34,7 @@ func TestOneOwnerAnswers(t *testing.T) {
 	mac := waitARP(t, env, v4, "any node", func(string) bool { return true })
 	owner := nodeByMAC(t, env, mac)
 
-	macs := arpMACs(ctx, env.Site.Router, "eth1", v4, 3)
+	macs := kubelab.ARPReplies(ctx, env.Site.Router, "eth1", v4, 3)
 	for _, m := range macs {
 		if m != mac {
 			t.Errorf("ARP replies from %v, want only the owner node%d's %s", macs, owner+1, mac)
@@ -49,10 +49,10 @@ func TestOneOwnerAnswers(t *testing.T) {
 
 	// A server on the owner answers through the addresses (the speaker put
 	// them on lo there, --local-vip), from a client behind the router.
-	startEcho(t, env)
+	env.StartEcho(t, binary(t, "pier-lab"), ":8443", ":16384")
 	for _, a := range addrs {
-		reach(t, env.Site.Client, "tcp", netip.AddrPortFrom(a, 8443))
-		reach(t, env.Site.Client, "udp", netip.AddrPortFrom(a, 16384))
+		kubelab.Reach(t, env.Site.Client, "tcp", netip.AddrPortFrom(a, 8443))
+		kubelab.Reach(t, env.Site.Client, "udp", netip.AddrPortFrom(a, 16384))
 	}
 
 	// The owner says so in a ServiceL2Status and an event, and counts what

@@ -6,13 +6,13 @@ package l2mode
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/pier-lb/pier/e2e/kubelab"
 )
 
 // bins holds the binaries built once for the package's tests.
-var bins = map[string]string{}
+var bins map[string]string
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -25,14 +25,9 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	for _, name := range []string{"pier-controller", "pier-speaker", "pier-lab"} {
-		path := filepath.Join(dir, name)
-		out, err := exec.Command("go", "build", "-o", path, "github.com/pier-lb/pier/cmd/"+name).CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", name, err, out)
-			return 1
-		}
-		bins[name] = path
+	if bins, err = kubelab.BuildBinaries(dir, "pier-controller", "pier-speaker", "pier-lab"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	return m.Run()
 }

@@ -51,7 +51,7 @@ func TestTwoSegments(t *testing.T) {
 	killed := time.Now()
 	next := waitProbe(t, p, killed, first, onB)
 	t.Logf("%s: node%d, then node%d after node%d's speaker was killed", addr, owner+1, slices.Index(onB, next)+2, owner+1)
-	if macs := arpMACs(ctx, env.Site.Router, "eth1", addr, 2); len(macs) > 0 {
+	if macs := kubelab.ARPReplies(ctx, env.Site.Router, "eth1", addr, 2); len(macs) > 0 {
 		t.Errorf("%s answered on the first segment by %v", addr, macs)
 	}
 	for _, m := range p.macsSince(start) {

@@ -76,30 +76,6 @@ func startEcho(t *testing.T, h *lab.Host, port int) {
 	}
 }
 
-// roundTrip sends a message from h to addr over network and checks the echo.
-func roundTrip(ctx context.Context, h *lab.Host, network, addr string) error {
-	c, err := h.Dial(ctx, network, addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if d, ok := ctx.Deadline(); ok {
-		c.SetDeadline(d)
-	}
-	msg := fmt.Sprintf("hello over %s from %s", network, h.Name)
-	if _, err := c.Write([]byte(msg)); err != nil {
-		return err
-	}
-	buf := make([]byte, len(msg))
-	if _, err := c.Read(buf); err != nil {
-		return fmt.Errorf("%s %s: %w", network, addr, err)
-	}
-	if string(buf) != msg {
-		return fmt.Errorf("%s %s: echoed %q, want %q", network, addr, buf, msg)
-	}
-	return nil
-}
-
 func TestEchoAcrossSite(t *testing.T) {
 	l := newLab(t)
 	site, err := l.BuildSite(lab.SiteOptions{})
@@ -124,7 +100,7 @@ func TestEchoAcrossSite(t *testing.T) {
 		t.Run(fmt.Sprintf("%s/%s/%s", tc.from.Name, tc.network, tc.addr), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			if err := roundTrip(ctx, tc.from, tc.network, netip.AddrPortFrom(tc.addr, 7007).String()); err != nil {
+			if err := echo.RoundTrip(ctx, tc.from.Dial, tc.network, netip.AddrPortFrom(tc.addr, 7007).String()); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -143,7 +119,7 @@ func TestLinkDownUp(t *testing.T) {
 	try := func(d time.Duration) error {
 		ctx, cancel := context.WithTimeout(context.Background(), d)
 		defer cancel()
-		return roundTrip(ctx, site.Nodes[1], "tcp", target)
+		return echo.RoundTrip(ctx, site.Nodes[1].Dial, "tcp", target)
 	}
 	if err := try(5 * time.Second); err != nil {
 		t.Fatalf("before link down: %v", err)

@@ -122,3 +122,12 @@ func (p *Process) WaitOutput(ctx context.Context, s string) error {
 		}
 	}
 }
+
+// OutputTail returns the last n lines the process has written.
+func (p *Process) OutputTail(n int) string {
+	lines := strings.Split(strings.TrimRight(p.Output(), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -36,15 +36,7 @@ func newSite(t *testing.T, speakers int, tools ...string) *site {
 	t.Helper()
 	prereq.Root(t)
 	prereq.Tools(t, append([]string{"ip"}, tools...)...)
-	l, err := lab.New(lab.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("close lab: %v", err)
-		}
-	})
+	l := lab.ForTest(t)
 	sw, err := l.AddSwitch("seg")
 	if err != nil {
 		t.Fatal(err)

@@ -99,15 +99,7 @@ func newTestLab(tb testing.TB, n int) *testLab {
 	tb.Helper()
 	prereq.Root(tb)
 	prereq.Tools(tb, "ip")
-	l, err := lab.New(lab.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			tb.Errorf("close lab: %v", err)
-		}
-	})
+	l := lab.ForTest(tb)
 	sw, err := l.AddSwitch("l2")
 	if err != nil {
 		tb.Fatal(err)

@@ -36,17 +36,7 @@ var (
 // newLab returns an empty lab removed when the test ends.
 func newLab(t *testing.T) *lab.Lab {
 	t.Helper()
-	prereq.Root(t)
-	prereq.Tools(t, "ip")
-	l, err := lab.New(lab.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("close lab: %v", err)
-		}
-	})
+	l := lab.ForTest(t)
 	return l
 }
 
