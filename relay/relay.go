@@ -48,8 +48,10 @@ type Backend struct {
 	Name string // unique and stable (the endpoint's target or address); hashed by Maglev
 	Addr netip.Addr
 	// Ports maps a listener name to the backend's port for it (an
-	// EndpointSlice port). A listener missing here uses its own port.
-	Ports map[string]uint16
+	// EndpointSlice port). A listener missing here uses DefaultPort, or
+	// its own port when DefaultPort is 0.
+	Ports       map[string]uint16
+	DefaultPort uint16
 	// ProxyProtocol sends a PROXY protocol v2 header to this backend.
 	ProxyProtocol bool
 	// HealthPort is the TCP port the active check connects to; 0 means the
@@ -106,7 +108,11 @@ type backend struct {
 
 func (b *backend) addr(l Listener) netip.AddrPort {
 	p, ok := b.Ports[l.Name]
-	if !ok {
+	switch {
+	case ok:
+	case b.DefaultPort != 0:
+		p = b.DefaultPort
+	default:
 		p = l.Addr.Port()
 	}
 	return netip.AddrPortFrom(b.Addr, p)
@@ -246,7 +252,7 @@ func (r *Relay) SetBackends(bs []Backend) error {
 
 func sameBackend(a, b Backend) bool {
 	return a.Name == b.Name && a.Addr == b.Addr && a.ProxyProtocol == b.ProxyProtocol &&
-		a.HealthPort == b.HealthPort && maps.Equal(a.Ports, b.Ports)
+		a.HealthPort == b.HealthPort && a.DefaultPort == b.DefaultPort && maps.Equal(a.Ports, b.Ports)
 }
 
 // rebuildLocked rebuilds every listener's table over its healthy backends.

@@ -22,6 +22,8 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&BGPPeer{}, &BGPPeerList{},
 		&BGPAdvertisement{}, &BGPAdvertisementList{},
 		&ServiceL2Status{}, &ServiceL2StatusList{},
+		&BGPSessionStatus{}, &BGPSessionStatusList{},
+		&Relay{}, &RelayList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
