@@ -58,13 +58,13 @@ func TestAssign(t *testing.T) {
 		},
 	}, {
 		name:  "avoid buggy IPs skips .255 and .0",
-		pools: []Pool{{Name: "p", Ranges: ranges("198.51.100.254-198.51.101.1"), AvoidBuggyIPs: true}},
+		pools: []Pool{{Name: "p", Ranges: ranges("198.18.0.254-198.18.1.1"), AvoidBuggyIPs: true}},
 		steps: []step{
-			{req: r("ns/a"), want: []string{"198.51.100.254 p"}},
-			{req: r("ns/b"), want: []string{"198.51.101.1 p"}},
+			{req: r("ns/a"), want: []string{"198.18.0.254 p"}},
+			{req: r("ns/b"), want: []string{"198.18.1.1 p"}},
 			{req: r("ns/c"), err: ErrPoolExhausted},
-			{req: r("ns/c", ips("198.51.100.255")), err: ErrAddressNotInPool},
-			{req: r("ns/c", ips("198.51.101.0")), err: ErrAddressNotInPool},
+			{req: r("ns/c", ips("198.18.0.255")), err: ErrAddressNotInPool},
+			{req: r("ns/c", ips("198.18.1.0")), err: ErrAddressNotInPool},
 		},
 	}, {
 		name:  "requested address",

@@ -74,8 +74,8 @@ func fuzzStep(t *testing.T, a *Allocator, r *fuzzReader) {
 var (
 	fuzzKeys  = []ServiceKey{{"ns1", "s0"}, {"ns1", "s1"}, {"ns1", "s2"}, {"ns2", "s0"}, {"ns2", "s1"}, {"ns2", "s2"}}
 	fuzzNS    = map[string]map[string]string{"ns1": {"env": "prod"}, "ns2": {"env": "dev"}}
-	fuzzAddrs = addrs("198.51.100.0", "198.51.100.1", "198.51.100.3", "198.51.100.250",
-		"198.51.100.255", "198.51.101.0", "198.51.101.2", "192.0.2.0", "203.0.113.0", "203.0.113.1",
+	fuzzAddrs = addrs("198.51.100.0", "198.51.100.1", "198.51.100.3", "198.18.0.250",
+		"198.18.0.255", "198.18.1.0", "198.18.1.2", "192.0.2.0", "203.0.113.0", "203.0.113.1",
 		"203.0.113.9", "2001:db8::1", "2001:db8::3", "2001:db8:1::6", "2001:db8:4::1",
 		"192.0.2.99", "2001:db8:ff::1")
 	fuzzPorts    = []Port{{TCP, 80}, {UDP, 80}, {TCP, 443}}
@@ -116,7 +116,7 @@ func ranges(ss ...string) []Range {
 func fuzzPools(mask, variant int) []Pool {
 	all := []Pool{
 		{Name: "a", Prefixes: prefixes("198.51.100.0/30", "2001:db8::/126")},
-		{Name: "b", Ranges: ranges("198.51.100.250-198.51.101.2"), AvoidBuggyIPs: true, Priority: 1},
+		{Name: "b", Ranges: ranges("198.18.0.250-198.18.1.2"), AvoidBuggyIPs: true, Priority: 1},
 		{Name: "c", Ranges: ranges("2001:db8:1::5-2001:db8:1::7"), Prefixes: prefixes("192.0.2.0/32"), Namespaces: []string{"ns1"}},
 		{Name: "d", Prefixes: prefixes("203.0.113.0/31"), DisableAutoAssign: true},
 		{Name: "e", Prefixes: prefixes("203.0.113.8/30", "2001:db8:4::/127"), Priority: -1,
