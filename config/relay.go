@@ -1,0 +1,327 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
+)
+
+// KindRelay is the Kind of a Relay in [Error.Kind].
+const KindRelay = "Relay"
+
+// Relay limits beyond the CRD schema.
+const (
+	MaxRelayListeners  = 16
+	MinNodePort        = 30000
+	MaxNodePort        = 32767
+	MaxConnectTimeout  = 5 * time.Minute
+	MaxTCPIdleTimeout  = 24 * time.Hour
+	MaxUDPIdleTimeout  = time.Hour
+	MaxDrainTimeout    = time.Hour
+	MinIdleTimeout     = time.Second
+	MinDatagramSize    = 512
+	maxListenerNameLen = 15
+	// relayServiceSuffix names the Service Pier owns for a Relay.
+	relayServiceSuffix = "-relay"
+)
+
+// RelayServiceName is the name of the Service Pier creates and owns for
+// the Relay name (exposure LoadBalancer or NodePort), in its namespace.
+func RelayServiceName(relay string) string { return relay + relayServiceSuffix }
+
+// RelayExposure is the exposure type of spec, LoadBalancer when unset.
+func RelayExposure(spec *v1alpha1.RelaySpec) v1alpha1.RelayExposureType {
+	if spec.Exposure.Type == "" {
+		return v1alpha1.ExposeLoadBalancer
+	}
+	return spec.Exposure.Type
+}
+
+// NeedsService reports whether the exposure is served through a Service
+// Pier owns (LoadBalancer, NodePort).
+func NeedsService(t v1alpha1.RelayExposureType) bool {
+	return t == v1alpha1.ExposeLoadBalancer || t == v1alpha1.ExposeNodePort
+}
+
+// userAnnotations are the pier.dev/ Service annotations a Relay may set on
+// its owned Service; Pier writes the others.
+var userAnnotations = []string{
+	v1alpha1.AnnotationAddressPool,
+	v1alpha1.AnnotationAllowSharedIP,
+	v1alpha1.AnnotationLoadBalancerIPs,
+}
+
+// ParseRelay validates one Relay beyond its CRD schema and returns one
+// *Error per problem, nil when it is valid. It is pure and never panics.
+// Relays are checked alone: unlike the four configuration kinds they live
+// in the applications' namespaces and refer to nothing Parse reads.
+//
+// Rules: with exposure LoadBalancer (the default) or NodePort, the name
+// plus "-relay" (the owned Service, [RelayServiceName]) must be a DNS-1035
+// label, so names are at most 57 characters and start with a letter.
+// Listeners (as written; the defaults are valid): at most 16; names 1 to 15
+// characters of a DNS-1123 label, unique; protocol TCP or UDP; port 1 to
+// 65535, each protocol/port once; targetPort 0 or 1 to 65535; nodePort
+// only with exposure NodePort, 30000 to 32767, each protocol/nodePort once.
+// backend.serviceName is a Service name (DNS-1035 label);
+// backend.healthCheckPort 0 or 1 to 65535. A Relay whose listeners are all
+// UDP and that names no healthCheckPort is accepted: its relays have no
+// port to check actively and rely on EndpointSlice readiness and passive
+// checks (ICMP unreachable), as the relay does for any backend without a
+// TCP port. With exposure HostNetwork, serviceAnnotations, ipFamilyPolicy
+// and ipFamilies are refused, since no Service would carry them. Otherwise
+// ipFamilies are IPv4 or IPv6, each once, at most two, and two need
+// PreferDualStack or RequireDualStack (SingleStack is the default).
+// serviceAnnotations keys are valid annotation keys; under pier.dev/ only
+// address-pool, allow-shared-ip and loadBalancerIPs (non-empty; the IPs
+// one address, or one per family with a dual-stack policy); other domains
+// are copied as they are. Timeouts, when set, are above 0: connect at most
+// 5m; tcpIdle 1s to 24h; udpIdle 1s to 1h; drain at most 1h. maxFlows is
+// not negative; maxDatagramSize 0 or 512 to 65535. nodeSelector parses;
+// routing.key is ClientAddressPort or ClientAddress.
+func ParseRelay(o *v1alpha1.Relay) []*Error {
+	p := &parser{}
+	r := refOf(KindRelay, &o.ObjectMeta)
+	if !p.checkName(r) {
+		return p.errs
+	}
+	s := &o.Spec
+	exp := p.relayExposure(r, s)
+	if NeedsService(exp) {
+		if msgs := validation.IsDNS1035Label(RelayServiceName(r.Name)); len(msgs) > 0 {
+			p.fail(r, "metadata.name", "the owned Service %q would not be a valid Service name: %s",
+				RelayServiceName(r.Name), strings.Join(msgs, "; "))
+		}
+	}
+	p.relayListeners(r, s.Listeners, exp)
+	p.relayBackend(r, &s.Backend)
+	if exp == v1alpha1.ExposeHostNetwork {
+		p.noServiceFields(r, &s.Exposure)
+	} else {
+		p.relayFamilies(r, &s.Exposure)
+		p.relayAnnotations(r, &s.Exposure)
+	}
+	if s.NodeSelector != nil {
+		if _, err := metav1.LabelSelectorAsSelector(s.NodeSelector); err != nil {
+			p.fail(r, "spec.nodeSelector", "invalid label selector: %v", err)
+		}
+	}
+	switch s.Routing.Key {
+	case "", v1alpha1.RoutingKeyClientAddressPort, v1alpha1.RoutingKeyClientAddress:
+	default:
+		p.fail(r, "spec.routing.key", "%q is not ClientAddressPort or ClientAddress", s.Routing.Key)
+	}
+	p.relayTimeouts(r, &s.Timeouts)
+	p.relayLimits(r, &s.Limits)
+	return p.errs
+}
+
+func (p *parser) relayExposure(r Ref, s *v1alpha1.RelaySpec) v1alpha1.RelayExposureType {
+	exp := RelayExposure(s)
+	switch exp {
+	case v1alpha1.ExposeLoadBalancer, v1alpha1.ExposeNodePort, v1alpha1.ExposeHostNetwork:
+	default:
+		p.fail(r, "spec.exposure.type", "%q is not LoadBalancer, NodePort or HostNetwork", exp)
+	}
+	return exp
+}
+
+// relayListeners checks the listeners as written (the defaults are valid).
+func (p *parser) relayListeners(r Ref, ls []v1alpha1.RelayListener, exp v1alpha1.RelayExposureType) {
+	if len(ls) > MaxRelayListeners {
+		p.fail(r, "spec.listeners", "%d listeners; at most %d", len(ls), MaxRelayListeners)
+	}
+	names := map[string]int{}
+	ports := map[string]int{}
+	nodePorts := map[string]int{}
+	for i, l := range ls {
+		path := field("spec.listeners", i)
+		p.listenerName(r, path, l.Name, names, i)
+		if l.Protocol != corev1.ProtocolTCP && l.Protocol != corev1.ProtocolUDP {
+			p.fail(r, path+".protocol", "%q is not TCP or UDP", l.Protocol)
+		}
+		if p.port(r, path+".port", l.Port, true) {
+			p.uniqueListener(r, path+".port", fmt.Sprintf("%d/%s", l.Port, l.Protocol), ports, i)
+		}
+		p.port(r, path+".targetPort", l.TargetPort, false)
+		p.nodePort(r, path, l, exp, nodePorts, i)
+	}
+}
+
+func (p *parser) listenerName(r Ref, path, name string, seen map[string]int, i int) {
+	if msgs := validation.IsDNS1123Label(name); len(msgs) > 0 || len(name) > maxListenerNameLen {
+		p.fail(r, path+".name", "%q is not a listener name: want 1 to %d lower-case letters, digits and '-', starting and ending with a letter or digit",
+			name, maxListenerNameLen)
+		return
+	}
+	p.uniqueListener(r, path+".name", fmt.Sprintf("%q", name), seen, i)
+}
+
+// uniqueListener records key for listener i and refuses it when an earlier
+// listener has it.
+func (p *parser) uniqueListener(r Ref, path, key string, seen map[string]int, i int) {
+	if j, dup := seen[key]; dup {
+		p.fail(r, path, "%s is also spec.listeners[%d]", key, j)
+		return
+	}
+	seen[key] = i
+}
+
+// port checks a port number; 0 is allowed when optional.
+func (p *parser) port(r Ref, path string, v int32, required bool) bool {
+	if (v == 0 && !required) || (v >= 1 && v <= 65535) {
+		return v != 0
+	}
+	p.fail(r, path, "port %d out of range; want 1 to 65535", v)
+	return false
+}
+
+func (p *parser) nodePort(r Ref, path string, l v1alpha1.RelayListener, exp v1alpha1.RelayExposureType, seen map[string]int, i int) {
+	switch {
+	case l.NodePort == 0:
+	case exp != v1alpha1.ExposeNodePort:
+		p.fail(r, path+".nodePort", "set only with exposure NodePort (exposure is %s)", exp)
+	case l.NodePort < MinNodePort || l.NodePort > MaxNodePort:
+		p.fail(r, path+".nodePort", "node port %d out of range; want %d to %d", l.NodePort, MinNodePort, MaxNodePort)
+	default:
+		p.uniqueListener(r, path+".nodePort", fmt.Sprintf("node port %d/%s", l.NodePort, l.Protocol), seen, i)
+	}
+}
+
+func (p *parser) relayBackend(r Ref, b *v1alpha1.RelayBackend) {
+	if msgs := validation.IsDNS1035Label(b.ServiceName); len(msgs) > 0 {
+		p.fail(r, "spec.backend.serviceName", "%q is not a Service name: %s", b.ServiceName, strings.Join(msgs, "; "))
+	}
+	p.port(r, "spec.backend.healthCheckPort", b.HealthCheckPort, false)
+}
+
+// noServiceFields refuses Service settings that would be silently ignored
+// with exposure HostNetwork.
+func (p *parser) noServiceFields(r Ref, e *v1alpha1.RelayExposure) {
+	const msg = "has no effect with exposure HostNetwork (no Service is created)"
+	if len(e.ServiceAnnotations) > 0 {
+		p.fail(r, "spec.exposure.serviceAnnotations", msg)
+	}
+	if e.IPFamilyPolicy != nil {
+		p.fail(r, "spec.exposure.ipFamilyPolicy", msg)
+	}
+	if len(e.IPFamilies) > 0 {
+		p.fail(r, "spec.exposure.ipFamilies", msg)
+	}
+}
+
+// relayFamilies checks the owned Service's families as the API server
+// would, so a Relay is refused rather than its Service failing later.
+func (p *parser) relayFamilies(r Ref, e *v1alpha1.RelayExposure) {
+	for i, f := range e.IPFamilies {
+		path := field("spec.exposure.ipFamilies", i)
+		switch {
+		case f != corev1.IPv4Protocol && f != corev1.IPv6Protocol:
+			p.fail(r, path, "%q is not IPv4 or IPv6", f)
+		case slices.Index(e.IPFamilies, f) < i:
+			p.fail(r, path, "%s is listed twice", f)
+		case i >= 2:
+			p.fail(r, path, "at most two families, one IPv4 and one IPv6")
+		}
+	}
+	policy := corev1.IPFamilyPolicySingleStack
+	if e.IPFamilyPolicy != nil {
+		policy = *e.IPFamilyPolicy
+	}
+	switch policy {
+	case corev1.IPFamilyPolicySingleStack:
+		if len(e.IPFamilies) > 1 {
+			p.fail(r, "spec.exposure.ipFamilyPolicy", "SingleStack (the default) allows one family; set PreferDualStack or RequireDualStack for %d", len(e.IPFamilies))
+		}
+	case corev1.IPFamilyPolicyPreferDualStack, corev1.IPFamilyPolicyRequireDualStack:
+	default:
+		p.fail(r, "spec.exposure.ipFamilyPolicy", "%q is not SingleStack, PreferDualStack or RequireDualStack", policy)
+	}
+}
+
+// relayAnnotations accepts valid annotation keys; under pier.dev/ only
+// those a user sets on a Service, with valid values.
+func (p *parser) relayAnnotations(r Ref, e *v1alpha1.RelayExposure) {
+	const path = "spec.exposure.serviceAnnotations"
+	for _, k := range sortedKeys(e.ServiceAnnotations) {
+		kpath := path + "[" + k + "]"
+		if msgs := validation.IsQualifiedName(strings.ToLower(k)); len(msgs) > 0 {
+			p.fail(r, kpath, "%q is not an annotation key: %s", k, strings.Join(msgs, "; "))
+			continue
+		}
+		if !strings.HasPrefix(k, "pier.dev/") {
+			continue
+		}
+		if !slices.Contains(userAnnotations, k) {
+			p.fail(r, kpath, "not a Pier annotation a Service may request; want one of %s", strings.Join(userAnnotations, ", "))
+			continue
+		}
+		p.annotationValue(r, kpath, k, e.ServiceAnnotations[k], e.IPFamilyPolicy)
+	}
+	if err := apivalidation.ValidateAnnotationsSize(e.ServiceAnnotations); err != nil {
+		p.fail(r, path, "%v", err)
+	}
+}
+
+func (p *parser) annotationValue(r Ref, path, key, v string, policy *corev1.IPFamilyPolicy) {
+	if strings.TrimSpace(v) == "" {
+		p.fail(r, path, "must not be empty")
+		return
+	}
+	if key != v1alpha1.AnnotationLoadBalancerIPs {
+		return
+	}
+	var addrs []netip.Addr
+	for _, s := range strings.Split(v, ",") {
+		a, err := netip.ParseAddr(strings.TrimSpace(s))
+		if err != nil || a.Zone() != "" {
+			p.fail(r, path, "%q is not an IP address", s)
+			return
+		}
+		addrs = append(addrs, a.Unmap())
+	}
+	switch {
+	case len(addrs) > 2 || len(addrs) == 2 && addrs[0].Is4() == addrs[1].Is4():
+		p.fail(r, path, "%q: want one address, or one IPv4 and one IPv6", v)
+	case len(addrs) == 2 && (policy == nil || *policy == corev1.IPFamilyPolicySingleStack):
+		p.fail(r, path, "%q names two families but the ipFamilyPolicy is SingleStack", v)
+	}
+}
+
+func (p *parser) relayTimeouts(r Ref, t *v1alpha1.RelayTimeouts) {
+	p.timeout(r, "spec.timeouts.connect", t.Connect, 0, MaxConnectTimeout)
+	p.timeout(r, "spec.timeouts.tcpIdle", t.TCPIdle, MinIdleTimeout, MaxTCPIdleTimeout)
+	p.timeout(r, "spec.timeouts.udpIdle", t.UDPIdle, MinIdleTimeout, MaxUDPIdleTimeout)
+	p.timeout(r, "spec.timeouts.drain", t.Drain, 0, MaxDrainTimeout)
+}
+
+// timeout refuses a set duration that is not above 0 or outside [lo, hi].
+func (p *parser) timeout(r Ref, path string, d *metav1.Duration, lo, hi time.Duration) {
+	switch {
+	case d == nil:
+	case d.Duration <= 0:
+		p.fail(r, path, "%v: must be more than 0 (leave it unset for the default)", d.Duration)
+	case d.Duration < lo:
+		p.fail(r, path, "%v is shorter than %v", d.Duration, lo)
+	case d.Duration > hi:
+		p.fail(r, path, "%v is longer than %v", d.Duration, hi)
+	}
+}
+
+func (p *parser) relayLimits(r Ref, l *v1alpha1.RelayLimits) {
+	if l.MaxFlows < 0 {
+		p.fail(r, "spec.limits.maxFlows", "%d: must be at least 1 (0 or unset for the default)", l.MaxFlows)
+	}
+	if l.MaxDatagramSize != 0 && (l.MaxDatagramSize < MinDatagramSize || l.MaxDatagramSize > 65535) {
+		p.fail(r, "spec.limits.maxDatagramSize", "%d out of range; want %d to 65535", l.MaxDatagramSize, MinDatagramSize)
+	}
+}
