@@ -51,8 +51,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "pier_relay_table_rebuilds_total", Help: "Maglev table rebuilds.",
 		}),
 	}
-	reg.MustRegister(m.activeFlows, m.packets, m.bytes, m.drops, m.backendUp, m.rebuilds)
+	reg.MustRegister(m.collectors()...)
 	return m
+}
+
+func (m *Metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.activeFlows, m.packets, m.bytes, m.drops, m.backendUp, m.rebuilds}
+}
+
+// Unregister removes the metrics from reg, the registerer NewMetrics was
+// given (for a relay that stops serving, so its series go away).
+func (m *Metrics) Unregister(reg prometheus.Registerer) {
+	for _, c := range m.collectors() {
+		reg.Unregister(c)
+	}
 }
 
 // protoMetrics are one protocol's series, resolved once so the hot path does

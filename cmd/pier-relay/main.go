@@ -1,8 +1,14 @@
 // Command pier-relay is Pier's L4 TCP/UDP relay: it takes each flow to the
 // backend server that owns it, whichever node receives it.
 //
-// Standalone mode (no Kubernetes) takes its listeners and backends from
-// flags:
+// Kubernetes mode (the default, as a DaemonSet on the calling nodes) runs a
+// relay for every Relay object that selects this node, with backends from
+// the EndpointSlices of its backend Service:
+//
+//	pier-relay --node-name "$NODE_NAME" --namespace pier-system
+//
+// Standalone mode (no Kubernetes), chosen when --listen or --backend is
+// given, takes its listeners and backends from flags:
 //
 //	pier-relay --listen calls-udp/UDP/0.0.0.0:16384 --backend srv1=198.18.1.1 --backend srv2=198.18.1.2
 package main
@@ -11,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -19,9 +26,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/pier-lb/pier/internal/daemon"
 	"github.com/pier-lb/pier/relay"
+	"github.com/pier-lb/pier/relay/agent"
 )
 
 // repeated collects a flag given several times.
@@ -37,17 +47,31 @@ func main() {
 	flag.Var(&backends, "backend", "standalone backend name=addr[:port] (repeat)")
 	proxy := flag.Bool("proxy-protocol", false, "standalone: send PROXY protocol v2 to every backend")
 	healthPort := flag.Uint("health-port", 0, "standalone: TCP port of the backends' active check (0: the first TCP listener's)")
-	flag.BoolVar(&opts.KeyByAddressOnly, "key-by-address", false, "hash the client address only, not its port")
-	flag.IntVar(&opts.MaxFlows, "max-flows", relay.DefaultMaxFlows, "UDP flows per listener")
-	flag.DurationVar(&opts.UDPIdleTimeout, "udp-idle", relay.DefaultUDPIdleTimeout, "UDP flow idle timeout")
-	flag.DurationVar(&opts.DrainTimeout, "drain", relay.DefaultDrainTimeout, "how long TCP flows may finish after SIGTERM")
-	metricsAddr := flag.String("metrics-addr", ":7474", `metrics listen address ("0": off)`)
+	flag.BoolVar(&opts.KeyByAddressOnly, "key-by-address", false, "standalone: hash the client address only, not its port")
+	flag.IntVar(&opts.MaxFlows, "max-flows", relay.DefaultMaxFlows, "standalone: UDP flows per listener")
+	flag.DurationVar(&opts.UDPIdleTimeout, "udp-idle", relay.DefaultUDPIdleTimeout, "standalone: UDP flow idle timeout")
+	flag.DurationVar(&opts.DrainTimeout, "drain", relay.DefaultDrainTimeout, "standalone: how long TCP flows may finish after SIGTERM")
+	var ao agent.Options
+	kubeconfig := flag.String("kubeconfig", "", "Kubernetes mode: kubeconfig file (default: in-cluster)")
+	flag.StringVar(&ao.NodeName, "node-name", os.Getenv("NODE_NAME"), "Kubernetes mode: this node's name")
+	flag.StringVar(&ao.Namespace, "namespace", daemon.Env("POD_NAMESPACE", "pier-system"), "Kubernetes mode: Pier's namespace (relay Leases)")
+	metricsAddr := flag.String("metrics-addr", ":7474", `metrics and /healthz listen address ("0": off)`)
 	level := flag.String("log-level", "info", "debug, info, warn or error")
 	flag.Parse()
 
 	log := daemon.Logger(*level)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if *metricsAddr != "0" {
+		go serveMetrics(*metricsAddr, reg, log)
+	}
+	if len(listens) == 0 && len(backends) == 0 {
+		ao.Logger, ao.Registerer = log, reg
+		runAgent(ctx, ao, *kubeconfig, log)
+		return
+	}
 	opts.Logger, opts.Metrics = log, relay.NewMetrics(reg)
 	for _, s := range listens {
 		l, err := relay.ParseListener(s)
@@ -71,13 +95,31 @@ func main() {
 		log.Error("set up relay", "err", err)
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if *metricsAddr != "0" {
-		go serveMetrics(*metricsAddr, reg, log)
-	}
 	if err := r.Run(ctx); err != nil {
 		log.Error("relay stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+// runAgent is Kubernetes mode: relays for the Relays that select this node.
+func runAgent(ctx context.Context, o agent.Options, kubeconfig string, log *slog.Logger) {
+	var err error
+	if kubeconfig != "" {
+		o.Config, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	} else {
+		o.Config, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		log.Error("API server configuration", "err", err)
+		os.Exit(2)
+	}
+	a, err := agent.New(o)
+	if err != nil {
+		log.Error("set up relay agent", "err", err)
+		os.Exit(2)
+	}
+	if err := a.Run(ctx); err != nil {
+		log.Error("relay agent stopped", "err", err)
 		os.Exit(1)
 	}
 }
@@ -85,6 +127,7 @@ func main() {
 func serveMetrics(addr string, reg *prometheus.Registry, log interface{ Error(string, ...any) }) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	if err := http.ListenAndServe(addr, mux); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Error("metrics server", "err", err)
 	}

@@ -1,0 +1,319 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultLeaseDuration = 30 * time.Second
+	DefaultRenewInterval = 10 * time.Second
+	DefaultResync        = time.Second
+)
+
+// Options configures an Agent.
+type Options struct {
+	// Config reaches the API server.
+	Config *rest.Config
+	// NodeName is this node's Node name.
+	NodeName string
+	// Namespace is Pier's namespace, where the relay Leases live.
+	Namespace string
+	// Bind is the address every listener binds; default the IPv6 wildcard
+	// (dual-stack), or the IPv4 one when the node has no IPv6.
+	Bind netip.Addr
+	// LeaseDuration and RenewInterval of the per-Relay Leases.
+	LeaseDuration time.Duration
+	RenewInterval time.Duration
+	// Resync is how often the agent looks at the cached API view even
+	// without an event (it retries relays whose ports were busy).
+	Resync     time.Duration
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer // nil: a private registry
+	Clock      clock.WithTicker
+}
+
+// Agent runs the relays of the Relays that select this node.
+type Agent struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+	trigger chan struct{}
+	synced  atomic.Bool
+
+	// Owned by the loop goroutine.
+	running  map[Key]*instance
+	relayMet map[Key]relayMetrics
+	lastErr  map[Key]string
+	leases   *leases
+	draining sync.WaitGroup
+}
+
+// New validates opts; it starts nothing.
+func New(opts Options) (*Agent, error) {
+	if opts.Config == nil {
+		return nil, errors.New("relay agent: no API server configuration")
+	}
+	if opts.NodeName == "" || opts.Namespace == "" {
+		return nil, errors.New("relay agent: node name and namespace are required")
+	}
+	if opts.Bind.IsValid() && !opts.Bind.IsUnspecified() && !opts.Bind.IsLoopback() {
+		return nil, fmt.Errorf("relay agent: bind %s: want a wildcard (or loopback for tests)", opts.Bind)
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&opts.LeaseDuration, DefaultLeaseDuration)
+	def(&opts.RenewInterval, DefaultRenewInterval)
+	def(&opts.Resync, DefaultResync)
+	if opts.RenewInterval >= opts.LeaseDuration {
+		return nil, fmt.Errorf("relay agent: renew interval %s must be shorter than the lease duration %s", opts.RenewInterval, opts.LeaseDuration)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	return &Agent{
+		opts:     opts,
+		log:      opts.Logger.With("component", "relay-agent", "node", opts.NodeName),
+		metrics:  newMetrics(opts.Registerer),
+		trigger:  make(chan struct{}, 1),
+		running:  map[Key]*instance{},
+		relayMet: map[Key]relayMetrics{},
+		lastErr:  map[Key]string{},
+	}, nil
+}
+
+// Run serves until ctx ends, then stops taking new flows, drains every relay
+// and deletes its Leases. It does not need the API server to start.
+func (a *Agent) Run(ctx context.Context) error {
+	c, err := newCache(a.opts.Config, a.opts.NodeName)
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(a.opts.Config)
+	if err != nil {
+		return fmt.Errorf("relay agent: %w", err)
+	}
+	a.leases = newLeases(cs.CoordinationV1().Leases(a.opts.Namespace), a.opts.NodeName,
+		a.opts.LeaseDuration, a.opts.RenewInterval, a.opts.Clock, a.log, a.metrics)
+	bind := a.opts.Bind
+	if !bind.IsValid() {
+		bind = wildcard()
+	}
+	a.log.Info("relay agent starting", "bind", bind)
+	return runAll(ctx, a.log,
+		c.Start,
+		func(ctx context.Context) error { return watch(ctx, c, a.Trigger, &a.synced, a.metrics, a.log) },
+		func(ctx context.Context) error { return a.loop(ctx, c, bind) },
+		a.leases.Run,
+	)
+}
+
+// wildcard is the IPv6 wildcard when this node can open IPv6 sockets (they
+// take IPv4 too), else the IPv4 one.
+func wildcard() netip.Addr {
+	c, err := net.ListenPacket("udp6", "[::]:0")
+	if err != nil {
+		return netip.IPv4Unspecified()
+	}
+	_ = c.Close()
+	return netip.IPv6Unspecified()
+}
+
+// Trigger asks for a pass over the API view; calls coalesce.
+func (a *Agent) Trigger() {
+	select {
+	case a.trigger <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) loop(ctx context.Context, r client.Reader, bind netip.Addr) error {
+	tick := a.opts.Clock.NewTicker(a.opts.Resync)
+	defer tick.Stop()
+	for {
+		if a.synced.Load() {
+			a.reconcile(ctx, r, bind)
+		}
+		select {
+		case <-ctx.Done():
+			a.shutdown()
+			return nil
+		case <-a.trigger:
+		case <-tick.C():
+		}
+	}
+}
+
+// shutdown waits for every relay to drain (their contexts ended with ctx).
+func (a *Agent) shutdown() {
+	a.log.Info("draining relays", "relays", len(a.running))
+	for k, i := range a.running {
+		a.drain(k, i)
+	}
+	a.running = map[Key]*instance{}
+	a.draining.Wait()
+	a.log.Info("relays drained")
+}
+
+func (a *Agent) reconcile(ctx context.Context, r client.Reader, bind netip.Addr) {
+	in, err := read(ctx, r, a.opts.NodeName)
+	if err != nil {
+		a.log.Warn("reading the API cache failed, keeping the relays as they are", "err", err)
+		return
+	}
+	in.Bind = bind
+	want, errs := Desired(in)
+	for _, err := range errs {
+		a.log.Debug("relay skipped", "err", err)
+	}
+	a.apply(ctx, want)
+	a.leases.Set(slices.Collect(maps.Keys(a.running)))
+	a.metrics.served.Set(float64(len(a.running)))
+}
+
+func read(ctx context.Context, r client.Reader, node string) (Inputs, error) {
+	var in Inputs
+	var relays v1alpha1.RelayList
+	if err := r.List(ctx, &relays); err != nil {
+		return in, fmt.Errorf("list relays: %w", err)
+	}
+	var eps discoveryv1.EndpointSliceList
+	if err := r.List(ctx, &eps); err != nil {
+		return in, fmt.Errorf("list endpoint slices: %w", err)
+	}
+	var n corev1.Node
+	switch err := r.Get(ctx, client.ObjectKey{Name: node}, &n); {
+	case err == nil:
+		in.Node = &n
+	case !apierrors.IsNotFound(err):
+		return in, fmt.Errorf("get node %s: %w", node, err)
+	}
+	in.Relays, in.EndpointSlices = relays.Items, eps.Items
+	return in, nil
+}
+
+// apply makes the running relays match want.
+func (a *Agent) apply(ctx context.Context, want map[Key]Want) {
+	replaced := map[Key]bool{}
+	for k, i := range a.running {
+		w, ok := want[k]
+		switch {
+		case !ok:
+			a.log.Info("relay no longer served here, draining", "relay", k.String())
+			a.stop(k, i)
+		case i.exited():
+			a.log.Warn("relay stopped", "relay", k.String(), "err", i.err)
+			delete(a.running, k)
+		case !i.cfg.Equal(w.Config):
+			a.log.Info("relay changed, replacing it (the old one drains)", "relay", k.String())
+			a.stop(k, i)
+			replaced[k] = true
+		default:
+			if err := i.setBackends(w.Backends); err != nil {
+				a.log.Warn("set backends", "relay", k.String(), "err", err)
+			} else {
+				a.log.Debug("backends", "relay", k.String(), "backends", len(w.Backends))
+			}
+		}
+	}
+	for k, m := range a.relayMet {
+		if _, ok := want[k]; !ok {
+			m.unregister()
+			delete(a.relayMet, k)
+			delete(a.lastErr, k)
+		}
+	}
+	for k, w := range want {
+		if _, ok := a.running[k]; !ok {
+			a.start(ctx, k, w, replaced[k])
+		}
+	}
+}
+
+func (a *Agent) stop(k Key, i *instance) {
+	i.stop()
+	a.drain(k, i)
+	delete(a.running, k)
+}
+
+// drain waits in the background for a stopped relay to finish its flows.
+func (a *Agent) drain(k Key, i *instance) {
+	a.draining.Go(func() {
+		<-i.done
+		a.log.Debug("relay drained", "relay", k.String())
+	})
+}
+
+func (a *Agent) start(ctx context.Context, k Key, w Want, replacing bool) {
+	m, ok := a.relayMet[k]
+	if !ok {
+		m = newRelayMetrics(a.opts.Registerer, k)
+		a.relayMet[k] = m
+	}
+	retries := 1
+	if replacing {
+		retries = bindRetries
+	}
+	log := a.opts.Logger.With("relay", k.String())
+	i, err := start(ctx, w, m.m, log, a.opts.Clock, retries)
+	if err != nil {
+		a.metrics.startFailures.Inc()
+		if msg := err.Error(); a.lastErr[k] != msg {
+			a.lastErr[k] = msg
+			a.log.Warn("cannot serve relay, trying again", "relay", k.String(), "err", err)
+		}
+		return
+	}
+	delete(a.lastErr, k)
+	a.running[k] = i
+	a.log.Info("serving relay", "relay", k.String(), "listeners", len(w.Config.Listeners), "backends", len(w.Backends))
+}
+
+// runAll runs every function until ctx ends or one fails; then it stops the
+// rest and waits for them.
+func runAll(ctx context.Context, log *slog.Logger, fns ...func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(fns))
+	for i, fn := range fns {
+		wg.Go(func() {
+			if errs[i] = fn(ctx); errs[i] != nil {
+				log.Error("relay agent part stopped", "err", errs[i])
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,216 @@
+package agent
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/relay"
+)
+
+var (
+	any6    = netip.IPv6Unspecified()
+	cmpAddr = cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
+	cmpAP   = cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })
+)
+
+func calls(ns, name string, mod ...func(*v1alpha1.Relay)) v1alpha1.Relay {
+	r := v1alpha1.Relay{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       v1alpha1.RelaySpec{Backend: v1alpha1.RelayBackend{ServiceName: "media"}},
+	}
+	for _, m := range mod {
+		m(&r)
+	}
+	return r
+}
+
+type ep struct {
+	addr, hostname, target string
+	ready, terminating    *bool
+}
+
+func slice(ns, svc string, family discoveryv1.AddressType, ports []discoveryv1.EndpointPort, eps ...ep) discoveryv1.EndpointSlice {
+	es := discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: svc + "-" + string(family), Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+		AddressType: family,
+		Ports:       ports,
+	}
+	for _, e := range eps {
+		x := discoveryv1.Endpoint{Addresses: []string{e.addr}, Conditions: discoveryv1.EndpointConditions{Ready: e.ready, Terminating: e.terminating}}
+		if e.hostname != "" {
+			x.Hostname = ptr.To(e.hostname)
+		}
+		if e.target != "" {
+			x.TargetRef = &corev1.ObjectReference{Kind: "Pod", Name: e.target}
+		}
+		es.Endpoints = append(es.Endpoints, x)
+	}
+	return es
+}
+
+func port(name string, p int32) discoveryv1.EndpointPort {
+	return discoveryv1.EndpointPort{Name: ptr.To(name), Port: ptr.To(p)}
+}
+
+func TestBackends(t *testing.T) {
+	defaultPorts := map[string]uint16{"calls-tcp": 8443, "calls-udp": 16384}
+	for _, tc := range []struct {
+		name  string
+		relay v1alpha1.Relay
+		eps   []discoveryv1.EndpointSlice
+		want  []relay.Backend
+	}{{
+		name:  "names: hostname, else target, else address; sorted",
+		relay: calls("voice", "r"),
+		eps: []discoveryv1.EndpointSlice{slice("voice", "media", discoveryv1.AddressTypeIPv4, nil,
+			ep{addr: "198.18.1.3"}, ep{addr: "198.18.1.2", target: "media-0"}, ep{addr: "198.18.1.1", hostname: "srv1", target: "media-1"})},
+		want: []relay.Backend{
+			{Name: "198.18.1.3", Addr: netip.MustParseAddr("198.18.1.3"), Ports: defaultPorts},
+			{Name: "media-0", Addr: netip.MustParseAddr("198.18.1.2"), Ports: defaultPorts},
+			{Name: "srv1", Addr: netip.MustParseAddr("198.18.1.1"), Ports: defaultPorts},
+		},
+	}, {
+		name:  "ready only; terminating is not ready; other services and namespaces ignored",
+		relay: calls("voice", "r"),
+		eps: []discoveryv1.EndpointSlice{
+			slice("voice", "media", discoveryv1.AddressTypeIPv4, nil,
+				ep{addr: "198.18.1.1", ready: ptr.To(true)}, ep{addr: "198.18.1.2", ready: ptr.To(false)},
+				ep{addr: "198.18.1.3", ready: ptr.To(true), terminating: ptr.To(true)}),
+			slice("voice", "other", discoveryv1.AddressTypeIPv4, nil, ep{addr: "198.18.1.4"}),
+			slice("video", "media", discoveryv1.AddressTypeIPv4, nil, ep{addr: "198.18.1.5"}),
+			slice("voice", "media", discoveryv1.AddressTypeFQDN, nil, ep{addr: "srv.example"}),
+		},
+		want: []relay.Backend{{Name: "198.18.1.1", Addr: netip.MustParseAddr("198.18.1.1"), Ports: defaultPorts}},
+	}, {
+		name: "ports: named slice port, else target port, else port; PROXY and health port from the spec",
+		relay: calls("voice", "r", func(r *v1alpha1.Relay) {
+			r.Spec.Listeners = []v1alpha1.RelayListener{
+				{Name: "sig", Protocol: corev1.ProtocolTCP, Port: 5061},
+				{Name: "media", Protocol: corev1.ProtocolUDP, Port: 3478, TargetPort: 13478},
+				{Name: "plain", Protocol: corev1.ProtocolUDP, Port: 3479},
+			}
+			r.Spec.Backend.ProxyProtocol, r.Spec.Backend.HealthCheckPort = true, 8080
+		}),
+		eps: []discoveryv1.EndpointSlice{slice("voice", "media", discoveryv1.AddressTypeIPv4,
+			[]discoveryv1.EndpointPort{port("sig", 15061), port("other", 1)}, ep{addr: "198.18.1.1", hostname: "a"})},
+		want: []relay.Backend{{
+			Name: "a", Addr: netip.MustParseAddr("198.18.1.1"), ProxyProtocol: true, HealthPort: 8080,
+			Ports: map[string]uint16{"sig": 15061, "media": 13478, "plain": 3479},
+		}},
+	}, {
+		name:  "dual-stack Service: one backend per server, its IPv4 address",
+		relay: calls("voice", "r"),
+		eps: []discoveryv1.EndpointSlice{
+			slice("voice", "media", discoveryv1.AddressTypeIPv6, nil, ep{addr: "2001:db8:1::1", target: "media-0"}, ep{addr: "2001:db8:1::2", target: "media-1"}),
+			slice("voice", "media", discoveryv1.AddressTypeIPv4, nil, ep{addr: "198.18.1.1", target: "media-0"}),
+		},
+		want: []relay.Backend{
+			{Name: "media-0", Addr: netip.MustParseAddr("198.18.1.1"), Ports: defaultPorts},
+			{Name: "media-1", Addr: netip.MustParseAddr("2001:db8:1::2"), Ports: defaultPorts},
+		},
+	}, {
+		name:  "bad addresses are skipped",
+		relay: calls("voice", "r"),
+		eps:   []discoveryv1.EndpointSlice{slice("voice", "media", discoveryv1.AddressTypeIPv4, nil, ep{addr: "not-an-ip"})},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Backends(&tc.relay, tc.eps)
+			if diff := cmp.Diff(tc.want, got, cmpAddr, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("backends (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestDesired(t *testing.T) {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1", Labels: map[string]string{"pier.dev/calls": "yes"}}}
+	selector := func(v string) func(*v1alpha1.Relay) {
+		return func(r *v1alpha1.Relay) {
+			r.Spec.NodeSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"pier.dev/calls": v}}
+		}
+	}
+	deleting := func(r *v1alpha1.Relay) { r.DeletionTimestamp = ptr.To(metav1.Now()) }
+	badSelector := func(r *v1alpha1.Relay) {
+		r.Spec.NodeSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "x", Operator: "Bogus"}}}
+	}
+	defaults := Config{Listeners: []relay.Listener{
+		{Name: "calls-tcp", Protocol: relay.TCP, Addr: netip.AddrPortFrom(any6, 8443)},
+		{Name: "calls-udp", Protocol: relay.UDP, Addr: netip.AddrPortFrom(any6, 16384)},
+	}}
+	for _, tc := range []struct {
+		name    string
+		relays  []v1alpha1.Relay
+		node    *corev1.Node
+		want    []Key
+		errored int
+	}{
+		{name: "no selector: every node", relays: []v1alpha1.Relay{calls("a", "r")}, node: node, want: []Key{{Namespace: "a", Name: "r"}}},
+		{name: "no selector, unknown node", relays: []v1alpha1.Relay{calls("a", "r")}, want: []Key{{Namespace: "a", Name: "r"}}},
+		{name: "selector matches", relays: []v1alpha1.Relay{calls("a", "r", selector("yes"))}, node: node, want: []Key{{Namespace: "a", Name: "r"}}},
+		{name: "selector does not match", relays: []v1alpha1.Relay{calls("a", "r", selector("no"))}, node: node},
+		{name: "selector, unknown node", relays: []v1alpha1.Relay{calls("a", "r", selector("yes"))}},
+		{name: "being deleted", relays: []v1alpha1.Relay{calls("a", "r", deleting)}, node: node},
+		{name: "bad selector is skipped and named", relays: []v1alpha1.Relay{calls("a", "r", badSelector), calls("b", "r")}, node: node,
+			want: []Key{{Namespace: "b", Name: "r"}}, errored: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, errs := Desired(Inputs{Relays: tc.relays, Node: tc.node, Bind: any6})
+			var keys []Key
+			for k, w := range got {
+				keys = append(keys, k)
+				if diff := cmp.Diff(defaults, w.Config, cmpAP); diff != "" {
+					t.Errorf("%s config (-want +got):\n%s", k, diff)
+				}
+			}
+			if diff := cmp.Diff(tc.want, keys, cmpopts.EquateEmpty(), cmpopts.SortSlices(func(a, b Key) bool { return a.String() < b.String() })); diff != "" {
+				t.Errorf("served (-want +got):\n%s", diff)
+			}
+			if len(errs) != tc.errored {
+				t.Errorf("errors %v, want %d", errs, tc.errored)
+			}
+		})
+	}
+}
+
+func TestConfigOf(t *testing.T) {
+	spec := v1alpha1.RelaySpec{
+		Listeners: []v1alpha1.RelayListener{{Name: "m", Protocol: corev1.ProtocolUDP, Port: 3478}},
+		Routing:   v1alpha1.RelayRouting{Key: v1alpha1.RoutingKeyClientAddress},
+		Timeouts: v1alpha1.RelayTimeouts{
+			Connect: &metav1.Duration{Duration: time.Second}, TCPIdle: &metav1.Duration{Duration: time.Minute},
+			UDPIdle: &metav1.Duration{Duration: 20 * time.Second}, Drain: &metav1.Duration{Duration: 3 * time.Second},
+		},
+		Limits: v1alpha1.RelayLimits{MaxFlows: 1000, MaxDatagramSize: 1500},
+	}
+	want := Config{
+		Listeners:        []relay.Listener{{Name: "m", Protocol: relay.UDP, Addr: netip.MustParseAddrPort("0.0.0.0:3478")}},
+		KeyByAddressOnly: true, MaxFlows: 1000, MaxDatagramSize: 1500,
+		ConnectTimeout: time.Second, TCPIdleTimeout: time.Minute, UDPIdleTimeout: 20 * time.Second, DrainTimeout: 3 * time.Second,
+	}
+	got := ConfigOf(&spec, netip.IPv4Unspecified())
+	if diff := cmp.Diff(want, got, cmpAP); diff != "" {
+		t.Errorf("config (-want +got):\n%s", diff)
+	}
+	if !got.Equal(want) {
+		t.Error("Equal: a config differs from its copy")
+	}
+	other := want
+	other.DrainTimeout = time.Second
+	if got.Equal(other) {
+		t.Error("Equal: configs with different drain timeouts are equal")
+	}
+	other = want
+	other.Listeners = []relay.Listener{{Name: "m", Protocol: relay.UDP, Addr: netip.MustParseAddrPort("0.0.0.0:3479")}}
+	if got.Equal(other) {
+		t.Error("Equal: configs with different listener ports are equal")
+	}
+}

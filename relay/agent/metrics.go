@@ -1,0 +1,31 @@
+package agent
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the agent's own metrics; the relays' are relay.Metrics with a
+// relay label.
+type metrics struct {
+	served        prometheus.Gauge
+	startFailures prometheus.Counter
+	leaseWrites   *prometheus.CounterVec
+	apiSynced     prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		served: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pier_relay_agent_served_relays", Help: "Relays this node runs a relay for.",
+		}),
+		startFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pier_relay_agent_start_failures_total", Help: "Relays that could not open their listeners (tried again every second).",
+		}),
+		leaseWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pier_relay_agent_lease_writes_total", Help: "Lease renewals by result (ok or error).",
+		}, []string{"result"}),
+		apiSynced: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pier_relay_agent_api_synced", Help: "1 once the API caches have synced since start.",
+		}),
+	}
+	reg.MustRegister(m.served, m.startFailures, m.leaseWrites, m.apiSynced)
+	return m
+}
