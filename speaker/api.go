@@ -34,17 +34,22 @@ func (s *Speaker) refreshTargets(ctx context.Context) error {
 		return fmt.Errorf("configuration refused: %w", err)
 	}
 	in.Config = cfg
-	s.bgp = BGPPlan(in, s.opts.NodeName, s.passwords)
-	targets := Targets(in)
+	s.setBGP(BGPPlan(in, s.opts.NodeName, s.passwords))
+	s.targets = Targets(in)
 	peers := peerAddrs(in.Nodes, s.opts.NodeName, s.opts.GossipAddr.Is4())
 	if err := s.opts.Members.SetPeers(peers); err != nil {
 		s.log.Warn("memberlist peers", "err", err)
 	}
-	if reflect.DeepEqual(targets, s.targets) {
+	disk := s.bgp.forDisk()
+	st := state{Targets: s.targets, Peers: peers, BGP: &disk}
+	if reflect.DeepEqual(st, s.saved) {
 		return nil
 	}
-	s.targets = targets
-	return saveState(s.opts.StateFile, state{Targets: targets, Peers: peers})
+	if err := saveState(s.opts.StateFile, st); err != nil {
+		return err
+	}
+	s.saved = st
+	return nil
 }
 
 func (s *Speaker) readAPI(ctx context.Context) (Inputs, config.Objects, error) {

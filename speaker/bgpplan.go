@@ -2,6 +2,8 @@ package speaker
 
 import (
 	"cmp"
+	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -15,10 +17,18 @@ import (
 
 // BGPDesired is what this node announces over BGP: its sessions, its paths
 // and the Service addresses those paths carry (for the local VIP option).
+// It is saved on the node (see forDisk) without any password.
 type BGPDesired struct {
-	Peers []bgp.Peer
-	Paths []bgp.Path
-	Addrs []netip.Addr
+	Peers []bgp.Peer   `json:"peers,omitempty"`
+	Paths []bgp.Path   `json:"paths,omitempty"`
+	Addrs []netip.Addr `json:"addrs,omitempty"`
+	// Secrets names, by peer, the Secret key ("namespace/name/key") that
+	// holds the peer's TCP MD5 password.
+	Secrets map[string]string `json:"secrets,omitempty"`
+	// Waiting are the peers left out because their password is not
+	// available, with the reason. A session that needs a password never
+	// comes up without one.
+	Waiting map[string]string `json:"waiting,omitempty"`
 }
 
 // BGPPlan computes this node's BGP sessions and paths. Every eligible node
@@ -31,15 +41,69 @@ func BGPPlan(in Inputs, node string, passwords map[string]string) BGPDesired {
 	if n == nil {
 		return BGPDesired{}
 	}
-	d := BGPDesired{Peers: bgpPeers(in.Config.BGPPeers, n, passwords)}
+	var d BGPDesired
+	var names []string
+	for _, p := range in.Config.BGPPeers {
+		if !p.NodeSelectors.Matches(labels.Set(n.Labels)) {
+			continue
+		}
+		names = append(names, p.Name)
+		peer := bgpPeer(p)
+		if s := p.PasswordSecret; s != nil {
+			ref := s.Namespace + "/" + s.Name + "/" + s.Key
+			d.Secrets = setKey(d.Secrets, p.Name, ref)
+			pw, ok := passwords[ref]
+			if !ok || pw == "" {
+				d.Waiting = setKey(d.Waiting, p.Name, fmt.Sprintf("TCP MD5 password: Secret %s/%s has no key %q", s.Namespace, s.Name, s.Key))
+				continue
+			}
+			peer.Password = pw
+		}
+		d.Peers = append(d.Peers, peer)
+	}
 	if !eligible(n) {
 		return d
 	}
-	names := make([]string, len(d.Peers))
-	for i, p := range d.Peers {
-		names[i] = p.Name
-	}
+	// Paths name waiting peers too, so that a password arriving later
+	// adds a session without re-announcing to the others.
 	d.Paths, d.Addrs = bgpPaths(in, n, names)
+	return d
+}
+
+func setKey(m map[string]string, k, v string) map[string]string {
+	if m == nil {
+		m = map[string]string{}
+	}
+	m[k] = v
+	return m
+}
+
+// forDisk is d without any password: the peer keeps its Secret reference.
+func (d BGPDesired) forDisk() BGPDesired {
+	d.Peers = slices.Clone(d.Peers)
+	for i := range d.Peers {
+		d.Peers[i].Password = ""
+	}
+	return d
+}
+
+// withPasswords puts the passwords known in memory back into a saved plan;
+// a peer whose password is unknown waits (see BGPDesired.Waiting).
+func (d BGPDesired) withPasswords(passwords map[string]string) BGPDesired {
+	peers := d.Peers
+	d.Peers = nil
+	d.Waiting = maps.Clone(d.Waiting)
+	for _, p := range peers {
+		if ref, ok := d.Secrets[p.Name]; ok {
+			if passwords[ref] == "" {
+				d.Waiting = setKey(d.Waiting, p.Name, "TCP MD5 password not read yet: passwords are never stored on the node, "+
+					"and the API server has not answered since the speaker started (Secret "+ref+")")
+				continue
+			}
+			p.Password = passwords[ref]
+		}
+		d.Peers = append(d.Peers, p)
+	}
 	return d
 }
 
@@ -52,26 +116,16 @@ func findNode(nodes []corev1.Node, name string) *corev1.Node {
 	return nil
 }
 
-func bgpPeers(cfg []config.BGPPeer, n *corev1.Node, passwords map[string]string) []bgp.Peer {
-	var out []bgp.Peer
-	for _, p := range cfg {
-		if !p.NodeSelectors.Matches(labels.Set(n.Labels)) {
-			continue
-		}
-		peer := bgp.Peer{
-			Name: p.Name, Address: p.Address, Port: p.Port, MyASN: p.MyASN, PeerASN: p.PeerASN,
-			SourceAddress: p.SourceAddress, HoldTime: p.HoldTime, KeepaliveTime: p.KeepaliveTime,
-			ConnectTime: p.ConnectTime, EBGPMultiHop: p.EBGPMultiHop, GracefulRestart: p.GracefulRestart,
-		}
-		if s := p.PasswordSecret; s != nil {
-			peer.Password = passwords[s.Namespace+"/"+s.Name+"/"+s.Key]
-		}
-		for _, f := range p.Families {
-			peer.Families = append(peer.Families, familyOf(f))
-		}
-		out = append(out, peer)
+func bgpPeer(p config.BGPPeer) bgp.Peer {
+	peer := bgp.Peer{
+		Name: p.Name, Address: p.Address, Port: p.Port, MyASN: p.MyASN, PeerASN: p.PeerASN,
+		SourceAddress: p.SourceAddress, HoldTime: p.HoldTime, KeepaliveTime: p.KeepaliveTime,
+		ConnectTime: p.ConnectTime, EBGPMultiHop: p.EBGPMultiHop, GracefulRestart: p.GracefulRestart,
 	}
-	return out
+	for _, f := range p.Families {
+		peer.Families = append(peer.Families, familyOf(f))
+	}
+	return peer
 }
 
 func familyOf(f v1alpha1.AddressFamily) bgp.Family {

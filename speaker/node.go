@@ -43,6 +43,12 @@ type NodeOptions struct {
 	BindAddr  netip.Addr
 	BindPort  int
 	SecretKey []byte
+	// RouterID is the BGP identifier (an IPv4 address); default BindAddr
+	// when that is IPv4. Without either, BGP is off on this node.
+	RouterID netip.Addr
+	// BGPWarnAfter is how long a BGP session may stay down before the
+	// speaker says so (log and BGPSessionStatus); default 30s.
+	BGPWarnAfter time.Duration
 	// LocalVIP puts owned addresses on lo (see package vip).
 	LocalVIP bool
 	StateDir string
@@ -89,11 +95,7 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	if err != nil {
 		return err
 	}
-	// gobgp needs an IPv4 router ID; the node's gossip address is one.
-	if !o.BindAddr.Is4() {
-		return fmt.Errorf("speaker: --bind-addr %s: BGP needs the node's IPv4 address as router ID", o.BindAddr)
-	}
-	bgpAnn, err := bgp.New(bgp.Options{RouterID: o.BindAddr, Logger: o.Logger, Metrics: bgp.NewMetrics(o.Registry)})
+	bgpAnn, err := newBGP(o)
 	if err != nil {
 		return err
 	}
@@ -101,10 +103,14 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	sp, err := New(Options{
 		NodeName: o.NodeName, Namespace: o.Namespace, OnlyOwnClass: o.OnlyOwnClass, GossipAddr: o.BindAddr,
 		Reader: c, Synced: synced.Load, Writer: writer, Recorder: recorder(ctx, o.Config, scheme),
-		Members: mem, L2: ann, BGP: bgpAnn, StateFile: o.StateDir + "/speaker-state.json", Logger: o.Logger,
+		Members: mem, L2: ann, StateFile: o.StateDir + "/speaker-state.json", Logger: o.Logger,
 	})
 	if err != nil {
 		return err
+	}
+	bgpRun := func(context.Context) error { return nil }
+	if bgpAnn != nil {
+		sp.opts.BGP, bgpRun = bgpAnn, bgpAnn.Run
 	}
 	if o.LocalVIP {
 		if sp.opts.VIP, err = localVIP(o); err != nil {
@@ -116,11 +122,30 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	// handover has no gap.
 	left := make(chan struct{})
 	return runAll(ctx, o.Logger,
-		c.Start, sp.Run, bgpAnn.Run,
+		c.Start, sp.Run, bgpRun, sp.RunBGPStatus,
 		func(ctx context.Context) error { defer close(left); return mem.Run(ctx) },
 		func(ctx context.Context) error { return ann.Run(afterLeave(ctx, left, leaveGrace)) },
 		func(ctx context.Context) error { return watch(ctx, c, sp.Trigger, &synced, o.Logger) },
 	)
+}
+
+// newBGP is the node's BGP announcer, or nil when the node has no IPv4
+// router ID (gobgp needs one): then BGPPeers are not served on this node.
+func newBGP(o NodeOptions) (*bgp.Announcer, error) {
+	id := o.RouterID
+	if !id.IsValid() && o.BindAddr.Is4() {
+		id = o.BindAddr
+	}
+	if !id.IsValid() {
+		o.Logger.Warn("BGP off on this node: no IPv4 router ID (set --router-id when the speakers gossip over IPv6)",
+			"bind_addr", o.BindAddr)
+		return nil, nil
+	}
+	a, err := bgp.New(bgp.Options{RouterID: id, Logger: o.Logger, Metrics: bgp.NewMetrics(o.Registry), WarnAfter: o.BGPWarnAfter})
+	if err != nil {
+		return nil, fmt.Errorf("speaker: router id: %w", err)
+	}
+	return a, nil
 }
 
 // leaveGrace is how long a leaving node keeps answering after its leave
@@ -163,6 +188,7 @@ func restMapper() meta.RESTMapper {
 	add(v1alpha1.GroupVersion, "BGPPeer", "bgppeers", meta.RESTScopeNamespace)
 	add(v1alpha1.GroupVersion, "BGPAdvertisement", "bgpadvertisements", meta.RESTScopeNamespace)
 	add(corev1.SchemeGroupVersion, "Secret", "secrets", meta.RESTScopeNamespace)
+	add(v1alpha1.GroupVersion, "BGPSessionStatus", "bgpsessionstatuses", meta.RESTScopeNamespace)
 	return m
 }
 

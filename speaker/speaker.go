@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/pier-lb/pier/api/v1alpha1"
 	"github.com/pier-lb/pier/speaker/bgp"
 	"github.com/pier-lb/pier/speaker/l2"
 )
@@ -34,6 +36,10 @@ type L2Announcer interface {
 type BGPAnnouncer interface {
 	SetPeers(ctx context.Context, peers []bgp.Peer) error
 	SetPaths(ctx context.Context, paths []bgp.Path) error
+	// Status reports the sessions; Changes is closed at the next change of
+	// a session's state.
+	Status() []bgp.PeerStatus
+	Changes() <-chan struct{}
 }
 
 // VIPSetter puts owned addresses on a local interface (vip.VIPs).
@@ -62,8 +68,12 @@ type Options struct {
 	BGP        BGPAnnouncer // optional
 	VIP        VIPSetter    // optional
 	Interfaces func() ([]Iface, error)
-	// StateFile keeps the last targets and peers on the node.
+	// StateFile keeps the last targets, peers and BGP plan on the node.
 	StateFile string
+	// BGPStatusEvery is the least time between two rounds of
+	// BGPSessionStatus writes (they also follow session changes). Default
+	// 1s.
+	BGPStatusEvery time.Duration
 	// Resync bounds how long a change that raised no event (a link state)
 	// can go unnoticed. Default 1s.
 	Resync time.Duration
@@ -80,8 +90,13 @@ type Speaker struct {
 	owned     map[netip.Addr]Ownership // what this node announced last
 	targets   []Target
 	bgp       BGPDesired
-	passwords map[string]string // BGP TCP MD5 keys from Secrets
+	passwords map[string]string // BGP TCP MD5 keys from Secrets, in memory only
+	saved     state             // what the state file holds
 	meta      []byte
+
+	bgpMu    sync.Mutex
+	bgpView  BGPDesired // the plan last applied, for the status writer
+	bgpWrote map[string]v1alpha1.BGPSessionStatusStatus
 }
 
 // New validates opts.
@@ -97,6 +112,9 @@ func New(opts Options) (*Speaker, error) {
 	}
 	if opts.Resync == 0 {
 		opts.Resync = time.Second
+	}
+	if opts.BGPStatusEvery == 0 {
+		opts.BGPStatusEvery = time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -129,6 +147,9 @@ func (s *Speaker) Run(ctx context.Context) error {
 	} else {
 		s.targets = st.Targets
 		_ = s.opts.Members.SetPeers(st.Peers)
+		if st.BGP != nil {
+			s.setBGP(st.BGP.withPasswords(s.passwords))
+		}
 	}
 	tick := s.opts.Clock.NewTicker(s.opts.Resync)
 	defer tick.Stop()
@@ -198,9 +219,32 @@ func (s *Speaker) liveMembers() ([]Member, error) {
 	return out, nil
 }
 
+// setBGP takes a new BGP plan and says loudly which sessions wait for a
+// password.
+func (s *Speaker) setBGP(d BGPDesired) {
+	for name, why := range d.Waiting {
+		if s.bgp.Waiting[name] != why {
+			s.log.Error("BGP session with peer not started: it needs a TCP MD5 password, and a session with a password never comes up without it",
+				"peer", name, "reason", why)
+		}
+	}
+	for name := range s.bgp.Waiting {
+		if _, still := d.Waiting[name]; !still {
+			s.log.Info("BGP peer's password available; starting the session", "peer", name)
+		}
+	}
+	if s.opts.BGP == nil && len(d.Peers)+len(d.Waiting) > 0 && len(s.bgp.Peers)+len(s.bgp.Waiting) == 0 {
+		s.log.Warn("BGPPeers select this node but BGP is off here: no IPv4 router ID (set --router-id)")
+	}
+	s.bgp = d
+}
+
 // applyBGP hands the last BGP plan to the announcer; it keeps announcing
 // it while the API server is unreachable.
 func (s *Speaker) applyBGP(ctx context.Context) {
+	s.bgpMu.Lock()
+	s.bgpView = s.bgp
+	s.bgpMu.Unlock()
 	if s.opts.BGP == nil {
 		return
 	}

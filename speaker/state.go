@@ -8,10 +8,12 @@ import (
 )
 
 // state is what the speaker keeps on the node so that it can announce after
-// a restart while the API server is unreachable.
+// a restart while the API server is unreachable. The BGP plan is saved
+// without passwords (BGPDesired.forDisk).
 type state struct {
-	Targets []Target `json:"targets"`
-	Peers   []string `json:"peers"`
+	Targets []Target    `json:"targets"`
+	Peers   []string    `json:"peers"`
+	BGP     *BGPDesired `json:"bgp,omitempty"`
 }
 
 func loadState(path string) (state, error) {
@@ -45,7 +47,7 @@ func saveState(path string, st state) error {
 		return fmt.Errorf("write state %s: %w", path, err)
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return fmt.Errorf("write state %s: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {

@@ -1,11 +1,13 @@
 // Command pier-speaker runs on every node and announces the LoadBalancer
-// addresses this node owns (ARP/NDP), following liveness among speakers.
+// addresses this node owns (ARP/NDP), following liveness among speakers,
+// and the addresses of BGP pools to its BGP peers (embedded gobgp).
 package main
 
 import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -30,6 +32,8 @@ func main() {
 	flag.StringVar(&o.Namespace, "namespace", daemon.Env("POD_NAMESPACE", "pier-system"), "namespace of Pier's configuration")
 	flag.BoolVar(&o.OnlyOwnClass, "only-own-class", false, "serve only Services with spec.loadBalancerClass pier.dev/lb")
 	bind := flag.String("bind-addr", os.Getenv("NODE_IP"), "address the speakers gossip on (the node's IP)")
+	routerID := flag.String("router-id", "", "BGP router ID, an IPv4 address (default: --bind-addr when it is IPv4; without one BGP is off)")
+	flag.DurationVar(&o.BGPWarnAfter, "bgp-warn-after", 0, "how long a BGP session may stay down before the speaker warns (0: 30s)")
 	flag.IntVar(&o.BindPort, "bind-port", 7946, "memberlist port (TCP and UDP)")
 	keyFile := flag.String("memberlist-key-file", "/etc/pier/memberlist/key", "file holding the 16, 24 or 32 byte gossip key (a mounted Secret)")
 	flag.BoolVar(&o.LocalVIP, "local-vip", false, "put owned addresses on lo so processes on this node accept their traffic")
@@ -40,7 +44,7 @@ func main() {
 	flag.Parse()
 
 	log := daemon.Logger(*level)
-	if err := setup(&o, *kubeconfig, *bind, *keyFile); err != nil {
+	if err := setup(&o, *kubeconfig, *bind, *routerID, *keyFile); err != nil {
 		log.Error("pier-speaker", "err", err)
 		os.Exit(2)
 	}
@@ -56,7 +60,7 @@ func main() {
 	}
 }
 
-func setup(o *speaker.NodeOptions, kubeconfig, bind, keyFile string) error {
+func setup(o *speaker.NodeOptions, kubeconfig, bind, routerID, keyFile string) error {
 	var err error
 	if kubeconfig != "" {
 		o.Config, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
@@ -71,6 +75,11 @@ func setup(o *speaker.NodeOptions, kubeconfig, bind, keyFile string) error {
 	}
 	if o.BindAddr, err = netip.ParseAddr(bind); err != nil {
 		return errors.New("--bind-addr (or NODE_IP) must be this node's IP address")
+	}
+	if routerID != "" {
+		if o.RouterID, err = netip.ParseAddr(routerID); err != nil || !o.RouterID.Is4() {
+			return fmt.Errorf("--router-id %q: want an IPv4 address", routerID)
+		}
 	}
 	if o.SecretKey, err = os.ReadFile(keyFile); err != nil {
 		return err

@@ -51,7 +51,7 @@ func New(opts Options) (*Announcer, error) {
 		sets:    map[string]map[netip.Prefix]bool{},
 	}
 	a.sessions = newSessions(log, opts.Metrics)
-	a.glog = newGobgpLogger(log, a.sessions.dialError)
+	a.glog = newGobgpLogger(log, a.sessions.dialError, a.sessions.peerDown)
 	return a, nil
 }
 
@@ -87,6 +87,10 @@ func (a *Announcer) Run(ctx context.Context) error {
 	a.shutdown()
 	return nil
 }
+
+// Changes is closed at the next change of any session's state (or of its
+// last error); read it again after each change.
+func (a *Announcer) Changes() <-chan struct{} { return a.sessions.Changes() }
 
 // wait blocks until gobgp runs.
 func (a *Announcer) wait(ctx context.Context) error {

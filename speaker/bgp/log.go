@@ -17,6 +17,7 @@ import (
 type gobgpLogger struct {
 	log         *slog.Logger
 	onDialError func(addr string, err any)
+	onPeerDown  func(addr string, reason any)
 
 	mu      sync.RWMutex
 	secrets map[string]int // password -> peers using it
@@ -24,8 +25,8 @@ type gobgpLogger struct {
 
 var _ gobgplog.Logger = (*gobgpLogger)(nil)
 
-func newGobgpLogger(l *slog.Logger, onDialError func(string, any)) *gobgpLogger {
-	return &gobgpLogger{log: l.With("from", "gobgp"), onDialError: onDialError, secrets: map[string]int{}}
+func newGobgpLogger(l *slog.Logger, onDialError, onPeerDown func(string, any)) *gobgpLogger {
+	return &gobgpLogger{log: l.With("from", "gobgp"), onDialError: onDialError, onPeerDown: onPeerDown, secrets: map[string]int{}}
 }
 
 func (g *gobgpLogger) addSecret(s string) {
@@ -59,7 +60,12 @@ var keyNames = map[string]string{"Key": "peer_addr", "Topic": "topic", "Error": 
 func (g *gobgpLogger) emit(level slog.Level, msg string, fields gobgplog.Fields) {
 	if msg == "failed to connect" && g.onDialError != nil {
 		if addr, ok := fields["Key"].(string); ok {
-			g.onDialError(addr, fields["Error"])
+			g.onDialError(addr, g.redact(fmt.Sprint(fields["Error"])))
+		}
+	}
+	if msg == "Peer Down" && g.onPeerDown != nil {
+		if addr, ok := fields["Key"].(string); ok {
+			g.onPeerDown(addr, g.redact(fmt.Sprint(fields["Reason"])))
 		}
 	}
 	if !g.log.Enabled(context.Background(), level) {

@@ -32,6 +32,7 @@ type session struct {
 	up      time.Time // when it last became Established
 	warned  bool
 	dialErr string
+	lastErr string // why the session last went down or failed to come up
 }
 
 func newSessions(log *slog.Logger, m *Metrics) *sessions {
@@ -73,7 +74,24 @@ func (s *sessions) dialError(addr string, err any) {
 	defer s.mu.Unlock()
 	if ss, ok := s.byAddr[addr]; ok {
 		ss.dialErr = fmt.Sprint(err)
+		ss.lastErr = "connect: " + ss.dialErr
 	}
+}
+
+// peerDown records why gobgp closed a session.
+func (s *sessions) peerDown(addr string, reason any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss, ok := s.byAddr[addr]; ok {
+		ss.lastErr = "session closed: " + fmt.Sprint(reason)
+	}
+}
+
+// Changes is closed at the next session state change.
+func (s *sessions) Changes() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.change
 }
 
 // event handles one of gobgp's peer events.
@@ -154,6 +172,11 @@ func (s *sessions) warnStuck(after time.Duration) {
 				"(the router drops our TCP segments, so connecting times out); check the password on both sides"
 		}
 		s.log.Warn(hint, attrs...)
+		ss.lastErr = hint
+		if ss.dialErr != "" {
+			ss.lastErr += " (connect: " + ss.dialErr + ")"
+		}
+		s.notify()
 	}
 }
 

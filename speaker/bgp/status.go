@@ -17,20 +17,27 @@ type PeerStatus struct {
 	// State is the BGP FSM state: Idle, Connect, Active, OpenSent,
 	// OpenConfirm or Established.
 	State string
+	// Since is when State was entered (or the peer was added).
+	Since time.Time
 	// Uptime is how long the session has been Established (0 when not).
 	Uptime time.Duration
-	// PrefixesSent counts the prefixes gobgp sends the peer (0 when gobgp
-	// is not running).
-	PrefixesSent uint64
+	// PrefixesSent counts the prefixes gobgp sends the peer and
+	// PrefixesReceived those the peer sent (0 when gobgp is not running).
+	PrefixesSent, PrefixesReceived uint64
+	// LastError is why the session last went down or failed to come up
+	// (empty if it never did).
+	LastError string
 }
 
 // Status reports every configured peer, sorted by name.
 func (a *Announcer) Status() []PeerStatus {
-	sent := a.sentCounts()
+	counts := a.prefixCounts()
 	a.sessions.mu.Lock()
 	out := make([]PeerStatus, 0, len(a.sessions.byAddr))
 	for addr, ss := range a.sessions.byAddr {
-		st := PeerStatus{Name: ss.name, Address: ss.addr, State: stateName(ss.state), PrefixesSent: sent[addr]}
+		c := counts[addr]
+		st := PeerStatus{Name: ss.name, Address: ss.addr, State: stateName(ss.state), Since: ss.since,
+			PrefixesSent: c[0], PrefixesReceived: c[1], LastError: ss.lastErr}
 		if ss.state == api.PeerState_ESTABLISHED {
 			st.Uptime = time.Since(ss.up)
 		}
@@ -41,9 +48,10 @@ func (a *Announcer) Status() []PeerStatus {
 	return out
 }
 
-// sentCounts asks gobgp how many prefixes it sends each peer.
-func (a *Announcer) sentCounts() map[string]uint64 {
-	out := map[string]uint64{}
+// prefixCounts asks gobgp how many prefixes it sends each peer and has
+// received from it.
+func (a *Announcer) prefixCounts() map[string][2]uint64 {
+	out := map[string][2]uint64{}
 	select {
 	case <-a.ready:
 	default:
@@ -57,9 +65,12 @@ func (a *Announcer) sentCounts() map[string]uint64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = a.srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
+		c := out[p.GetConf().GetNeighborAddress()]
 		for _, af := range p.GetAfiSafis() {
-			out[p.GetConf().GetNeighborAddress()] += af.GetState().GetAdvertised()
+			c[0] += af.GetState().GetAdvertised()
+			c[1] += af.GetState().GetReceived()
 		}
+		out[p.GetConf().GetNeighborAddress()] = c
 	})
 	return out
 }

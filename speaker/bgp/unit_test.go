@@ -121,13 +121,17 @@ func TestPathAttributes(t *testing.T) {
 
 func TestLoggerRedactsPasswords(t *testing.T) {
 	var buf bytes.Buffer
-	var dialed string
+	var dialed, downReason string
 	g := newGobgpLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		func(addr string, _ any) { dialed = addr })
+		func(addr string, _ any) { dialed = addr }, func(_ string, r any) { downReason = r.(string) })
 	g.addSecret("s3cret")
 	g.Info("config s3cret", gobgplog.Fields{"Key": "198.51.100.1", "AuthPassword": "s3cret", "Conf": "{pw: s3cret}"})
 	g.Debug("failed to connect", gobgplog.Fields{"Key": "198.51.100.1", "Error": "i/o timeout"})
+	g.Info("Peer Down", gobgplog.Fields{"Key": "198.51.100.1", "Reason": "notification-received code cease, key s3cret"})
 	out := buf.String()
+	if downReason != "notification-received code cease, key <redacted>" {
+		t.Errorf("peer-down hook got %q", downReason)
+	}
 	if strings.Contains(out, "s3cret") {
 		t.Errorf("password logged:\n%s", out)
 	}
