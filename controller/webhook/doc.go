@@ -1,6 +1,6 @@
 // Package webhook is Pier's validating admission webhook for its own custom
-// resources (IPAddressPool, L2Advertisement, BGPPeer, BGPAdvertisement in
-// pier.dev/v1alpha1).
+// resources (IPAddressPool, L2Advertisement, BGPPeer, BGPAdvertisement and
+// Relay in pier.dev/v1alpha1).
 //
 // A request for CREATE or UPDATE is checked the way the controller and the
 // speakers will read it: the webhook lists the current objects of the four
@@ -9,6 +9,10 @@
 // only for the problems config.ForObject attributes to that object, each
 // message naming the field, so an older invalid object never blocks fixing
 // an unrelated one. DELETE is not registered.
+//
+// A Relay is different: it lives in an application's namespace (any
+// namespace) and refers to none of the configuration objects, so it is
+// checked alone with config.ParseRelay, with nothing listed.
 //
 // The server manages its own certificate: a Secret in Pier's namespace holds
 // the serving pair and the CA bundle, shared by every replica, and the

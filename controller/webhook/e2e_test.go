@@ -69,6 +69,8 @@ func TestAgainstAPIServer(t *testing.T) {
 	update.Spec.Addresses = append(update.Spec.Addresses, "2001:db8::/129")
 	wantDenied(t, cl.Update(ctx, update), "spec.addresses[1]", "2001:db8::/129")
 
+	checkRelays(ctx, t, kube, cl)
+
 	// With the webhook down, the failure policy lets writes through.
 	stop()
 	if err := cl.Create(ctx, pool("pool-c", "198.51.100.128/29")); err != nil {

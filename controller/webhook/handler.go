@@ -106,6 +106,9 @@ func (h *handler) review(ctx context.Context, req *admissionv1.AdmissionRequest)
 	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
 		return &admissionv1.AdmissionResponse{Allowed: true}, nil
 	}
+	if isRelay(req) {
+		return reviewRelay(req)
+	}
 	obj, err := decodeObject(req)
 	if err != nil {
 		return nil, err
@@ -218,7 +221,7 @@ func kindLabel(gvk metav1.GroupVersionKind) string {
 		return kindUnknown
 	}
 	switch gvk.Kind {
-	case "IPAddressPool", "L2Advertisement", "BGPPeer", "BGPAdvertisement":
+	case "IPAddressPool", "L2Advertisement", "BGPPeer", "BGPAdvertisement", config.KindRelay:
 		return gvk.Kind
 	}
 	return kindUnknown

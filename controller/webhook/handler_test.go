@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -36,6 +37,26 @@ func bgpAdv(name string, pools ...string) *v1alpha1.BGPAdvertisement {
 		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "BGPAdvertisement"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNS},
 		Spec:       v1alpha1.BGPAdvertisementSpec{IPAddressPools: pools},
+	}
+}
+
+func relay(ns, name string, mutate ...func(*v1alpha1.RelaySpec)) *v1alpha1.Relay {
+	r := &v1alpha1.Relay{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "Relay"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       v1alpha1.RelaySpec{Backend: v1alpha1.RelayBackend{ServiceName: "calling"}},
+	}
+	for _, m := range mutate {
+		m(&r.Spec)
+	}
+	return r
+}
+
+// duplicatePort makes two listeners on 8443/TCP.
+func duplicatePort(s *v1alpha1.RelaySpec) {
+	s.Listeners = []v1alpha1.RelayListener{
+		{Name: "a", Protocol: corev1.ProtocolTCP, Port: 8443},
+		{Name: "b", Protocol: corev1.ProtocolTCP, Port: 8443},
 	}
 }
 
@@ -138,6 +159,25 @@ func TestHandler(t *testing.T) {
 		name: "delete is allowed",
 		body: reviewFor(t, admissionv1.Delete, testNS, pool("pool-a", "198.51.100.0/25")),
 		want: outcome{Code: 200, Allowed: true, Metric: "IPAddressPool/allowed"},
+	}, {
+		name: "valid relay in an application namespace",
+		body: reviewFor(t, admissionv1.Create, "calls", relay("calls", "edge")),
+		want: outcome{Code: 200, Allowed: true, Metric: "Relay/allowed"},
+	}, {
+		name:    "relay with a duplicate port",
+		body:    reviewFor(t, admissionv1.Update, "calls", relay("calls", "edge", duplicatePort)),
+		want:    outcome{Code: 200, Fields: []string{"spec.listeners[1].port"}, Metric: "Relay/denied"},
+		wantMsg: []string{"Relay calls/edge", "spec.listeners[1].port", "8443/TCP is also spec.listeners[0]"},
+	}, {
+		name:    "relay checked without reading the configuration",
+		objects: StaticReader{Err: errors.New("must not be read")},
+		body:    reviewFor(t, admissionv1.Create, "calls", relay("calls", "edge", duplicatePort)),
+		want:    outcome{Code: 200, Fields: []string{"spec.listeners[1].port"}, Metric: "Relay/denied"},
+	}, {
+		name:       "relay does not decode",
+		body:       bytes.Replace(reviewFor(t, admissionv1.Create, "calls", relay("calls", "edge")), []byte(`"serviceName":"calling"`), []byte(`"serviceName":7`), 1),
+		want:       outcome{Code: 400, Metric: "Relay/error"},
+		wantStatus: "decode Relay",
 	}, {
 		name:       "not JSON",
 		body:       []byte("{not json"),

@@ -25,7 +25,7 @@ import (
 const WebhookName = "validate.pier.dev"
 
 // Resources are the resources the webhook validates.
-var Resources = []string{"ipaddresspools", "l2advertisements", "bgppeers", "bgpadvertisements"}
+var Resources = []string{"ipaddresspools", "l2advertisements", "bgppeers", "bgpadvertisements", "relays"}
 
 // shutdownTimeout bounds the wait for requests in flight when Run ends.
 const shutdownTimeout = 5 * time.Second
