@@ -65,9 +65,11 @@ var userAnnotations = []string{
 // Relays are checked alone: unlike the four configuration kinds they live
 // in the applications' namespaces and refer to nothing Parse reads.
 //
-// Rules: with exposure LoadBalancer (the default) or NodePort, the name
-// plus "-relay" (the owned Service, [RelayServiceName]) must be a DNS-1035
-// label, so names are at most 57 characters and start with a letter.
+// Rules: the name is at most 63 characters (a label value: relays label
+// their Leases with it); with exposure LoadBalancer (the default) or
+// NodePort, the name plus "-relay" (the owned Service, [RelayServiceName])
+// must be a DNS-1035 label, so names are at most 57 characters and start
+// with a letter.
 // Listeners (as written; the defaults are valid): at most 16; names 1 to 15
 // characters of a DNS-1123 label, unique; protocol TCP or UDP; port 1 to
 // 65535, each protocol/port once; targetPort 0 or 1 to 65535; nodePort
@@ -93,6 +95,10 @@ func ParseRelay(o *v1alpha1.Relay) []*Error {
 	r := refOf(KindRelay, &o.ObjectMeta)
 	if !p.checkName(r) {
 		return p.errs
+	}
+	if len(r.Name) > validation.LabelValueMaxLength {
+		p.fail(r, "metadata.name", "%d characters; at most %d, since relays label their Leases with the name",
+			len(r.Name), validation.LabelValueMaxLength)
 	}
 	s := &o.Spec
 	exp := p.relayExposure(r, s)

@@ -72,7 +72,11 @@ func TestParseRelay(t *testing.T) {
 				s.NodeSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"calls": "yes"}}
 			})},
 		{name: "UDP only without health check port", relay: relay("r", listeners(udp("media", 16384)))},
-		{name: "host network with a long dotted name", relay: relay("relay.for.calls."+strings.Repeat("x", 60), exposure(v1alpha1.ExposeHostNetwork))},
+		{name: "host network with a long dotted name", relay: relay("relay.for.calls."+strings.Repeat("x", 47), exposure(v1alpha1.ExposeHostNetwork))},
+		{name: "name longer than a label value", relay: relay("r"+strings.Repeat("x", 63), exposure(v1alpha1.ExposeHostNetwork)), want: []*Error{{
+			Kind: KindRelay, Namespace: appNS, Name: "r" + strings.Repeat("x", 63), Field: "metadata.name",
+			Message: "64 characters; at most 63, since relays label their Leases with the name",
+		}}},
 		{name: "empty name", relay: func() *v1alpha1.Relay { r := relay("r"); r.Name = ""; return r }(),
 			want: []*Error{{Kind: KindRelay, Namespace: appNS, Field: "metadata.name", Message: "must not be empty"}}},
 		{name: "service name too long", relay: relay("r" + strings.Repeat("x", 57)), want: []*Error{{
