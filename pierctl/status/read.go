@@ -1,0 +1,103 @@
+package status
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
+)
+
+// ErrNotInstalled means the API server serves no pier.dev/v1alpha1 API:
+// Pier's CRDs are not installed.
+var ErrNotInstalled = errors.New("Pier's CRDs are not installed (the API server serves no pier.dev/v1alpha1)")
+
+// Read lists what Build needs: the pools, ServiceL2Status and
+// BGPSessionStatus objects in namespace, Relays and Services in every
+// namespace. Kinds whose CRD is missing are named in Objects.Missing; with
+// none of Pier's CRDs it returns ErrNotInstalled.
+func Read(ctx context.Context, cfg *rest.Config, namespace string) (Objects, error) {
+	o := Objects{Namespace: namespace}
+	served, err := servedResources(cfg)
+	if err != nil {
+		return o, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return o, err
+	}
+	lists := []struct {
+		resource, namespace string
+		read                func(*unstructured.UnstructuredList) error
+	}{
+		{"ipaddresspools", namespace, func(l *unstructured.UnstructuredList) error { return into(l, &o.Pools) }},
+		{"servicel2statuses", namespace, func(l *unstructured.UnstructuredList) error { return into(l, &o.L2) }},
+		{"bgpsessionstatuses", namespace, func(l *unstructured.UnstructuredList) error { return into(l, &o.Sessions) }},
+		{"relays", metav1.NamespaceAll, func(l *unstructured.UnstructuredList) error { return into(l, &o.Relays) }},
+	}
+	for _, l := range lists {
+		if !served[l.resource] {
+			o.Missing = append(o.Missing, l.resource+"."+v1alpha1.GroupVersion.Group)
+			continue
+		}
+		list, err := dyn.Resource(v1alpha1.GroupVersion.WithResource(l.resource)).Namespace(l.namespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return o, fmt.Errorf("list %s: %w", l.resource, err)
+		}
+		if err := l.read(list); err != nil {
+			return o, fmt.Errorf("read %s: %w", l.resource, err)
+		}
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return o, err
+	}
+	svcs, err := kube.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return o, fmt.Errorf("list services: %w", err)
+	}
+	o.Services = svcs.Items
+	return o, nil
+}
+
+// servedResources returns the pier.dev/v1alpha1 resources the API server
+// serves.
+func servedResources(cfg *rest.Config) (map[string]bool, error) {
+	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	rl, err := disc.ServerResourcesForGroupVersion(v1alpha1.GroupVersion.String())
+	if apierrors.IsNotFound(err) {
+		return nil, ErrNotInstalled
+	}
+	if err != nil {
+		return nil, fmt.Errorf("discover %s: %w", v1alpha1.GroupVersion, err)
+	}
+	out := map[string]bool{}
+	for _, r := range rl.APIResources {
+		out[r.Name] = true
+	}
+	return out, nil
+}
+
+// into converts the items of l into *out.
+func into[T any](l *unstructured.UnstructuredList, out *[]T) error {
+	for _, it := range l.Items {
+		var v T
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(it.Object, &v); err != nil {
+			return err
+		}
+		*out = append(*out, v)
+	}
+	return nil
+}

@@ -1,0 +1,119 @@
+package status
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/duration"
+)
+
+// WriteJSON writes s as indented JSON.
+func (s Status) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(s)
+}
+
+// WriteText writes s as aligned tables; ages are relative to now.
+func (s Status) WriteText(w io.Writer, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	section(tw, "POOLS", "pools", s.Missing, len(s.Pools), "NAME\tAUTO-ASSIGN\tIPV4 USED/FREE\tIPV6 USED/FREE\tADDRESSES\tPROBLEM")
+	for _, p := range s.Pools {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, yesNo(p.AutoAssign), p.IPv4, p.IPv6, list(p.Addresses), dash(p.Problem))
+	}
+	section(tw, "SERVICES", "", nil, len(s.Services), "NAMESPACE\tNAME\tADDRESSES\tPOOL\tL2 ANNOUNCED BY")
+	for _, svc := range s.Services {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", svc.Namespace, svc.Name, pending(svc.Addresses), dash(svc.Pool), announcers(svc))
+	}
+	section(tw, "BGP SESSIONS", "bgpsessionstatuses", s.Missing, len(s.BGPSessions), "NODE\tPEER\tADDRESS\tSTATE\tSINCE\tSENT\tRECEIVED\tLAST ERROR")
+	for _, b := range s.BGPSessions {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", b.Node, b.Peer, b.PeerAddress, dash(b.State), age(b.Since, now),
+			b.PrefixesSent, b.PrefixesReceived, dash(b.LastError))
+	}
+	section(tw, "RELAYS", "relays", s.Missing, len(s.Relays), "NAMESPACE\tNAME\tEXPOSURE\tADDRESSES\tREADY BACKENDS\tREADY RELAYS\tREADY")
+	for _, r := range s.Relays {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", r.Namespace, r.Name, r.Exposure, pending(r.Addresses), r.ReadyBackends, r.ReadyRelays, dash(r.Ready))
+	}
+	return tw.Flush()
+}
+
+// section starts a table; it says so when the section's CRD is missing or
+// it has no rows. The blank line before every section but the first
+// goes through the tabwriter so columns stay aligned per section.
+func section(tw *tabwriter.Writer, title, resource string, missing []string, rows int, header string) {
+	if title != "POOLS" {
+		tw.Flush()
+		fmt.Fprintln(tw)
+	}
+	fmt.Fprintln(tw, title)
+	for _, m := range missing {
+		if resource != "" && strings.HasPrefix(m, resource+".") {
+			fmt.Fprintf(tw, "(CRD %s not installed)\n", m)
+			return
+		}
+	}
+	if rows == 0 {
+		fmt.Fprintln(tw, "(none)")
+		return
+	}
+	fmt.Fprintln(tw, header)
+}
+
+func (u Usage) String() string {
+	if u.Assigned == "" && u.Available == "" {
+		return "-"
+	}
+	return dash(u.Assigned) + "/" + dash(u.Available)
+}
+
+func announcers(svc Service) string {
+	if len(svc.Announcers) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(svc.Announcers))
+	for i, a := range svc.Announcers {
+		s := a.Node
+		if len(a.Interfaces) > 0 {
+			s += " (" + list(a.Interfaces) + ")"
+		}
+		if list(a.Addresses) != list(svc.Addresses) {
+			s += " for " + list(a.Addresses)
+		}
+		parts[i] = s
+	}
+	return strings.Join(parts, "; ")
+}
+
+func age(t *time.Time, now time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return duration.HumanDuration(now.Sub(*t))
+}
+
+func list(s []string) string { return strings.Join(s, ",") }
+
+func pending(s []string) string {
+	if len(s) == 0 {
+		return "<pending>"
+	}
+	return list(s)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
