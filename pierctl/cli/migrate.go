@@ -157,4 +157,3 @@ func (f *migrateFlags) convert(in []unstructured.Unstructured, stdio IO) int {
 	}
 	return ExitOK
 }
-

@@ -138,4 +138,3 @@ func annotatedServices(ctx context.Context, dyn dynamic.Interface) ([]unstructur
 	}
 	return out, nil
 }
-
