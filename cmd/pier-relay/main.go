@@ -19,6 +19,7 @@ import (
 	"flag"
 	"log/slog"
 	"net/http"
+	_ "net/http/pprof" // served only on --pprof-addr (DefaultServeMux)
 	"os"
 	"os/signal"
 	"strings"
@@ -57,6 +58,7 @@ func main() {
 	flag.StringVar(&ao.Namespace, "namespace", daemon.Env("POD_NAMESPACE", "pier-system"), "Kubernetes mode: Pier's namespace (relay Leases)")
 	metricsAddr := flag.String("metrics-addr", ":7474", `metrics and /healthz listen address ("0": off)`)
 	level := flag.String("log-level", "info", "debug, info, warn or error")
+	pprofAddr := flag.String("pprof-addr", "", "Go profiling (net/http/pprof) listen address (default off)")
 	flag.Parse()
 
 	log := daemon.Logger(*level)
@@ -66,6 +68,9 @@ func main() {
 	defer stop()
 	if *metricsAddr != "0" {
 		go serveMetrics(*metricsAddr, reg, log)
+	}
+	if *pprofAddr != "" {
+		go func() { log.Error("pprof server", "err", http.ListenAndServe(*pprofAddr, nil)) }()
 	}
 	if len(listens) == 0 && len(backends) == 0 {
 		ao.Logger, ao.Registerer = log, reg
