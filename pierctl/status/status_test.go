@@ -1,0 +1,105 @@
+package status
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func lbService(ns, name, pool string, ips ...string) corev1.Service {
+	s := corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer},
+	}
+	if pool != "" {
+		s.Annotations = map[string]string{v1alpha1.AnnotationAllocatedFromPool: pool}
+	}
+	for _, ip := range ips {
+		s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ip})
+	}
+	return s
+}
+
+func l2Status(ns, svc, node string, addrs ...string) v1alpha1.ServiceL2Status {
+	return v1alpha1.ServiceL2Status{
+		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{v1alpha1.LabelServiceName: svc, v1alpha1.LabelServiceNamespace: ns}},
+		Status:     v1alpha1.ServiceL2StatusStatus{Node: node, Addresses: addrs, Interfaces: []string{"eth1"}},
+	}
+}
+
+func TestBuildAndText(t *testing.T) {
+	off := false
+	since := metav1.NewTime(t0.Add(-90 * time.Second))
+	objs := Objects{
+		Namespace: "pier-system",
+		Pools: []v1alpha1.IPAddressPool{
+			{ObjectMeta: metav1.ObjectMeta{Name: "reserved"}, Spec: v1alpha1.IPAddressPoolSpec{Addresses: []string{"203.0.113.0/30"}, AutoAssign: &off}},
+			{ObjectMeta: metav1.ObjectMeta{Name: "default"},
+				Spec:   v1alpha1.IPAddressPoolSpec{Addresses: []string{"198.51.100.200-198.51.100.250", "2001:db8:100::/120"}},
+				Status: v1alpha1.IPAddressPoolStatus{AssignedIPv4: "1", AvailableIPv4: "50", AssignedIPv6: "1", AvailableIPv6: "255"}},
+		},
+		Services: []corev1.Service{
+			lbService("default", "calls", "default", "198.51.100.200", "2001:db8:100::1"),
+			lbService("default", "waiting", ""),
+			{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "cluster-only"}},
+		},
+		L2: []v1alpha1.ServiceL2Status{
+			l2Status("default", "calls", "node2", "2001:db8:100::1"),
+			l2Status("default", "calls", "node1", "198.51.100.200"),
+		},
+		Sessions: []v1alpha1.BGPSessionStatus{
+			{Status: v1alpha1.BGPSessionStatusStatus{Node: "node2", Peer: "router", PeerAddress: "198.51.100.1", State: "Active", LastError: "connection refused"}},
+			{Status: v1alpha1.BGPSessionStatusStatus{Node: "node1", Peer: "router", PeerAddress: "198.51.100.1", State: "Established", Since: &since, PrefixesSent: 2}},
+		},
+		Missing: []string{"relays.pier.dev"},
+	}
+	var out bytes.Buffer
+	if err := Build(objs).WriteText(&out, t0); err != nil {
+		t.Fatal(err)
+	}
+	want := `POOLS
+NAME      AUTO-ASSIGN  IPV4 USED/FREE  IPV6 USED/FREE  ADDRESSES                                         PROBLEM
+default   yes          1/50            1/255           198.51.100.200-198.51.100.250,2001:db8:100::/120  -
+reserved  no           -               -               203.0.113.0/30                                    -
+
+SERVICES
+NAMESPACE  NAME     ADDRESSES                       POOL     L2 ANNOUNCED BY
+default    calls    198.51.100.200,2001:db8:100::1  default  node1 (eth1) for 198.51.100.200; node2 (eth1) for 2001:db8:100::1
+default    waiting  <pending>                       -        -
+
+BGP SESSIONS
+NODE   PEER    ADDRESS       STATE        SINCE  SENT  RECEIVED  LAST ERROR
+node1  router  198.51.100.1  Established  90s    2     0         -
+node2  router  198.51.100.1  Active       -      0     0         connection refused
+
+RELAYS
+(CRD relays.pier.dev not installed)
+`
+	if diff := cmp.Diff(want, out.String()); diff != "" {
+		t.Errorf("text (-want +got):\n%s", diff)
+	}
+}
+
+func TestBuildEmpty(t *testing.T) {
+	got := Build(Objects{Namespace: "pier-system"})
+	want := Status{Namespace: "pier-system", Pools: []Pool{}, Services: []Service{}, BGPSessions: []BGPSession{}, Relays: []Relay{}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	var out bytes.Buffer
+	if err := got.WriteJSON(&out); err != nil {
+		t.Fatal(err)
+	}
+	wantJSON := "{\n  \"namespace\": \"pier-system\",\n  \"pools\": [],\n  \"services\": [],\n  \"bgpSessions\": [],\n  \"relays\": []\n}\n"
+	if diff := cmp.Diff(wantJSON, out.String()); diff != "" {
+		t.Errorf("JSON (-want +got):\n%s", diff)
+	}
+}
