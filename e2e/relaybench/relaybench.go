@@ -20,8 +20,10 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pier-lb/pier/e2e/lab"
@@ -343,4 +345,38 @@ func (b *Bench) Iperf3(ctx context.Context, target netip.AddrPort, d time.Durati
 		return 0, fmt.Errorf("relaybench: iperf3 %v: %w", args, err)
 	}
 	return r.End.SumReceived.BitsPerSecond / 8 / 1e6, nil
+}
+
+// userHZ is the unit of /proc/<pid>/stat CPU times (USER_HZ, 100 on every
+// Linux architecture Pier runs on).
+const userHZ = 100
+
+// RelayCPU is the CPU time used so far by every process on the relay host
+// (all relays; only the one under load is busy), including children they
+// have reaped (socat's forks). Kernel work done in their system calls counts
+// as theirs; softirq work done elsewhere does not.
+func (b *Bench) RelayCPU(ctx context.Context) (time.Duration, error) {
+	out, err := exec.CommandContext(ctx, "ip", "netns", "pids", b.Relay.NS).Output()
+	if err != nil {
+		return 0, fmt.Errorf("relaybench: pids on the relay host: %w", err)
+	}
+	var ticks int64
+	for _, pid := range strings.Fields(string(out)) {
+		data, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			continue // exited
+		}
+		// Fields after the command name (which may hold spaces): state is
+		// field 3; utime, stime, cutime, cstime are fields 14 to 17.
+		s := string(data)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 15 {
+			continue
+		}
+		for _, v := range f[11:15] {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
 }
