@@ -8,7 +8,10 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -83,6 +86,9 @@ func NewManager(opts ManagerOptions) (manager.Manager, *Controller, error) {
 	if err := c.SetupWithManager(mgr); err != nil {
 		return nil, nil, err
 	}
+	if err := addRelayController(mgr, opts); err != nil {
+		return nil, nil, err
+	}
 	if err := addWebhook(mgr, opts); err != nil {
 		return nil, nil, err
 	}
@@ -98,6 +104,22 @@ func NewManager(opts ManagerOptions) (manager.Manager, *Controller, error) {
 		return nil, nil, err
 	}
 	return mgr, c, nil
+}
+
+// addRelayController runs the Relay controller beside the Service
+// controller, on the leader only.
+func addRelayController(mgr manager.Manager, opts ManagerOptions) error {
+	rc, err := NewRelayController(RelayOptions{
+		Client:    mgr.GetClient(),
+		Namespace: opts.Namespace,
+		Recorder:  mgr.GetEventRecorder("pier-controller"),
+		Metrics:   NewRelayMetrics(opts.Registerer),
+		Logger:    opts.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	return rc.SetupWithManager(mgr)
 }
 
 // addWebhook runs the validating webhook in the manager. It reads Pier's
@@ -143,6 +165,15 @@ func (o *ManagerOptions) defaults() {
 	}
 }
 
+// relayLeases selects the Leases relays renew for the Relays they serve.
+var relayLeases = func() labels.Selector {
+	r, err := labels.NewRequirement(v1alpha1.LabelRelayName, selection.Exists, nil)
+	if err != nil {
+		panic(err)
+	}
+	return labels.NewSelector().Add(*r)
+}()
+
 func managerOptions(o ManagerOptions, scheme *runtime.Scheme) manager.Options {
 	return manager.Options{
 		Scheme: scheme,
@@ -150,6 +181,9 @@ func managerOptions(o ManagerOptions, scheme *runtime.Scheme) manager.Options {
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			// Pier's configuration is read from its own namespace only.
 			&v1alpha1.IPAddressPool{}: {Namespaces: map[string]cache.Config{o.Namespace: {}}},
+			// Relays renew their Leases in Pier's namespace; only those are
+			// cached (leader election reads its own Lease directly).
+			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{o.Namespace: {}}, Label: relayLeases},
 		}},
 		LeaderElection:                o.LeaderElection,
 		LeaderElectionID:              o.LeaderElectionID,
