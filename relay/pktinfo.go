@@ -19,12 +19,14 @@ func enablePktinfo(c *net.UDPConn) error {
 }
 
 // pktinfoSrc marshals the control message that makes a reply leave from src.
-// Built once per flow.
+// Built once per flow. An IPv4 source on a dual-stack IPv6 socket takes
+// IP_PKTINFO: Linux does not apply a v4-mapped IPV6_PKTINFO source to a
+// datagram sent to an IPv4 client.
 func pktinfoSrc(src netip.Addr, sock6 bool) []byte {
-	if sock6 {
+	if sock6 && !src.Unmap().Is4() {
 		return (&ipv6.ControlMessage{Src: net.IP(netip.AddrFrom16(src.As16()).AsSlice())}).Marshal()
 	}
-	return (&ipv4.ControlMessage{Src: net.IP(src.AsSlice())}).Marshal()
+	return (&ipv4.ControlMessage{Src: net.IP(src.Unmap().AsSlice())}).Marshal()
 }
 
 // pktinfoDst finds the destination address in received control messages

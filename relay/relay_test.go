@@ -50,10 +50,12 @@ func TestUDPStickyAndRepliesFromDestination(t *testing.T) {
 		{Name: "udp6", Protocol: UDP, Addr: netip.MustParseAddrPort("[::]:0")},
 	}})
 	// Connected client sockets accept replies only from the address they
-	// sent to: 127.0.0.2 is not the relay's primary loopback address.
+	// sent to: 127.0.0.2 is not the relay's primary loopback address. The
+	// IPv6 wildcard listener is dual-stack: it takes IPv4 clients too.
 	for _, dst := range []netip.AddrPort{
 		netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), r.Addr("udp").Port()),
 		netip.AddrPortFrom(netip.MustParseAddr("::1"), r.Addr("udp6").Port()),
+		netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), r.Addr("udp6").Port()),
 	} {
 		c := dialUDP(t, dst)
 		first := udpAsk(t, c, "ping")

@@ -18,7 +18,7 @@ import (
 	"github.com/pier-lb/pier/e2e/lab"
 )
 
-const usage = `usage: pier-lab demo [-nodes N] | clean [-all] | echo [-tcp ADDR] [-udp ADDR]`
+const usage = `usage: pier-lab demo [-nodes N] | clean [-all] | echo [-tcp ADDR] [-udp ADDR] [-name NAME [-proxy]]`
 
 func main() {
 	if len(os.Args) < 2 {
@@ -110,6 +110,8 @@ func serveEcho(ctx context.Context, log *slog.Logger, args []string) error {
 	opts := echo.Options{Logger: log}
 	fs.StringVar(&opts.TCP, "tcp", ":7007", "TCP listen address (empty: none)")
 	fs.StringVar(&opts.UDP, "udp", ":7007", "UDP listen address (empty: none)")
+	fs.StringVar(&opts.Name, "name", "", "answer with this name and the client seen (a calling-server stand-in)")
+	fs.BoolVar(&opts.ProxyProtocol, "proxy", false, "with -name: read PROXY protocol v2 headers and report their client")
 	fs.Parse(args)
 	return echo.Serve(ctx, opts, os.Stdout)
 }

@@ -21,7 +21,14 @@ const Ready = "echo: ready"
 // Options says where to listen; an empty address disables that protocol.
 type Options struct {
 	TCP, UDP string
-	Logger   *slog.Logger
+	// Name, when set, makes the server say who it is and whom it sees
+	// instead of echoing plainly (see whoami.go): a calling-server stand-in.
+	Name string
+	// ProxyProtocol expects a PROXY protocol v2 header before the TCP
+	// stream and in front of every UDP datagram, and reports the client it
+	// names (with Name only).
+	ProxyProtocol bool
+	Logger        *slog.Logger
 }
 
 // Serve echoes until ctx ends. It writes Ready to out once listening.
@@ -41,7 +48,7 @@ func Serve(ctx context.Context, opts Options, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("echo: %w", err)
 		}
-		wg.Go(func() { serveTCP(ctx, l, opts.Logger) })
+		wg.Go(func() { serveTCP(ctx, l, opts) })
 	}
 	if opts.UDP != "" {
 		conns, err := listenUDP(opts.UDP)
@@ -49,7 +56,7 @@ func Serve(ctx context.Context, opts Options, out io.Writer) error {
 			return fmt.Errorf("echo: %w", err)
 		}
 		for _, c := range conns {
-			wg.Go(func() { serveUDP(ctx, c) })
+			wg.Go(func() { serveUDP(ctx, c, opts) })
 		}
 	}
 	fmt.Fprintln(out, Ready)
@@ -57,7 +64,7 @@ func Serve(ctx context.Context, opts Options, out io.Writer) error {
 	return nil
 }
 
-func serveTCP(ctx context.Context, l net.Listener, log *slog.Logger) {
+func serveTCP(ctx context.Context, l net.Listener, opts Options) {
 	go func() { <-ctx.Done(); l.Close() }()
 	for {
 		c, err := l.Accept()
@@ -68,8 +75,8 @@ func serveTCP(ctx context.Context, l net.Listener, log *slog.Logger) {
 			defer c.Close()
 			stop := context.AfterFunc(ctx, func() { c.Close() })
 			defer stop()
-			if _, err := io.Copy(c, c); err != nil {
-				log.Debug("echo tcp", "err", err)
+			if err := echoTCP(c, opts); err != nil {
+				opts.Logger.Debug("echo tcp", "err", err)
 			}
 		}()
 	}
@@ -145,7 +152,7 @@ func listenUDP(addr string) ([]udpConn, error) {
 	return out, nil
 }
 
-func serveUDP(ctx context.Context, c udpConn) {
+func serveUDP(ctx context.Context, c udpConn, opts Options) {
 	go func() { <-ctx.Done(); c.Close() }()
 	buf := make([]byte, 64<<10)
 	for {
@@ -153,6 +160,12 @@ func serveUDP(ctx context.Context, c udpConn) {
 		if err != nil {
 			return
 		}
-		_ = c.reply(buf[:n], from, dst)
+		reply, ok := buf[:n], true
+		if opts.Name != "" {
+			reply, ok = whoamiUDP(opts, buf[:n], from)
+		}
+		if ok {
+			_ = c.reply(reply, from, dst)
+		}
 	}
 }

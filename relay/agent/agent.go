@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/relay"
 )
 
 // Defaults for zero Options fields.
@@ -239,10 +240,12 @@ func (a *Agent) apply(ctx context.Context, want map[Key]Want) {
 			a.stop(k, i)
 			replaced[k] = true
 		default:
-			if err := i.setBackends(w.Backends); err != nil {
+			changed, err := i.setBackends(w.Backends)
+			switch {
+			case err != nil:
 				a.log.Warn("set backends", "relay", k.String(), "err", err)
-			} else {
-				a.log.Debug("backends", "relay", k.String(), "backends", len(w.Backends))
+			case changed:
+				a.log.Info("backends changed", "relay", k.String(), "backends", backendNames(w.Backends))
 			}
 		}
 	}
@@ -258,6 +261,14 @@ func (a *Agent) apply(ctx context.Context, want map[Key]Want) {
 			a.start(ctx, k, w, replaced[k])
 		}
 	}
+}
+
+func backendNames(bs []relay.Backend) []string {
+	out := make([]string, len(bs))
+	for i, b := range bs {
+		out[i] = b.Name
+	}
+	return out
 }
 
 func (a *Agent) stop(k Key, i *instance) {
@@ -296,7 +307,7 @@ func (a *Agent) start(ctx context.Context, k Key, w Want, replacing bool) {
 	}
 	delete(a.lastErr, k)
 	a.running[k] = i
-	a.log.Info("serving relay", "relay", k.String(), "listeners", len(w.Config.Listeners), "backends", len(w.Backends))
+	a.log.Info("serving relay", "relay", k.String(), "listeners", len(w.Config.Listeners), "backends", backendNames(w.Backends))
 }
 
 // runAll runs every function until ctx ends or one fails; then it stops the

@@ -110,16 +110,17 @@ func startOnce(ctx context.Context, want Want, metrics *relay.Metrics, log *slog
 	}
 }
 
-// setBackends hands a changed backend set to the running relay.
-func (i *instance) setBackends(bs []relay.Backend) error {
+// setBackends hands a changed backend set to the running relay and reports
+// whether it changed.
+func (i *instance) setBackends(bs []relay.Backend) (bool, error) {
 	if slices.EqualFunc(bs, i.backends, sameBackend) {
-		return nil
+		return false, nil
 	}
 	if err := i.r.SetBackends(bs); err != nil {
-		return err
+		return false, err
 	}
 	i.backends = bs
-	return nil
+	return true, nil
 }
 
 func sameBackend(a, b relay.Backend) bool {

@@ -1,0 +1,280 @@
+package relaymode
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/config"
+	"github.com/pier-lb/pier/e2e/kubelab"
+	"github.com/pier-lb/pier/e2e/lab"
+	"github.com/pier-lb/pier/e2e/prereq"
+)
+
+// The lab's calling service: namespace voice, backend Service "media" with
+// three servers srv1..srv3 (hostnames, so the relays name them alike), each
+// running a plain stand-in on 9443/TCP and 9384/UDP and a PROXY v2 one on
+// 9444/TCP and 9385/UDP.
+const (
+	ns          = "voice"
+	backendSvc  = "media"
+	backendTCP  = 9443
+	backendUDP  = 9384
+	proxyTCP    = 9444
+	proxyUDP    = 9385
+	ppListenTCP = 8444
+	ppListenUDP = 16385
+)
+
+var servers = []string{"srv1", "srv2", "srv3"}
+
+// site is the running lab with its relays.
+type site struct {
+	env    *kubelab.Env
+	relays []*lab.Process // pier-relay by node
+	// Addresses of the Relays "calls" (dual-stack: IPv4 then IPv6) and
+	// "calls-pp" (PROXY v2 towards the backends).
+	calls, callsPP []netip.Addr
+}
+
+// Relays: "calls" with the default listeners (8443/TCP, 16384/UDP; the
+// backend ports come from the slice's named ports) and "calls-pp" with
+// PROXY v2 (backend ports from the listeners' target ports).
+func callsRelay() *v1alpha1.Relay {
+	return &v1alpha1.Relay{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "calls"},
+		Spec: v1alpha1.RelaySpec{
+			Backend: v1alpha1.RelayBackend{ServiceName: backendSvc},
+			Exposure: v1alpha1.RelayExposure{
+				Type: v1alpha1.ExposeLoadBalancer, IPFamilyPolicy: ptr.To(corev1.IPFamilyPolicyPreferDualStack),
+			},
+		},
+	}
+}
+
+func callsPPRelay() *v1alpha1.Relay {
+	return &v1alpha1.Relay{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "calls-pp"},
+		Spec: v1alpha1.RelaySpec{
+			Listeners: []v1alpha1.RelayListener{
+				{Name: "pp-tcp", Protocol: corev1.ProtocolTCP, Port: ppListenTCP, TargetPort: proxyTCP},
+				{Name: "pp-udp", Protocol: corev1.ProtocolUDP, Port: ppListenUDP, TargetPort: proxyUDP},
+			},
+			Backend:  v1alpha1.RelayBackend{ServiceName: backendSvc, ProxyProtocol: true},
+			Exposure: v1alpha1.RelayExposure{Type: v1alpha1.ExposeLoadBalancer},
+		},
+	}
+}
+
+// up builds the lab: control plane, controller, speakers with --local-vip,
+// three backend hosts, the Relays, their Services and a relay on every node.
+func up(t *testing.T) *site {
+	t.Helper()
+	prereq.Root(t)
+	prereq.Tools(t, "arping")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	env, err := kubelab.Up(ctx, kubelab.Options{
+		Nodes: 3, ControllerBinary: binary(t, "pier-controller"), SpeakerBinary: binary(t, "pier-speaker"),
+		SpeakerArgs: []string{"--local-vip", "--metrics-addr", "0"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &site{env: env, relays: make([]*lab.Process, len(env.Site.Nodes))}
+	t.Cleanup(func() { s.close(t) })
+	s.startBackends(t, ctx)
+	if _, err := env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s.writeEndpoints(t, map[string]bool{"srv1": true, "srv2": true, "srv3": true})
+	for _, r := range []*v1alpha1.Relay{callsRelay(), callsPPRelay()} {
+		if err := env.Pier.Create(ctx, r); err != nil {
+			t.Fatalf("create relay %s: %v", r.Name, err)
+		}
+	}
+	s.calls = s.relayAddrs(t, callsRelay())
+	s.callsPP = s.relayAddrs(t, callsPPRelay())
+	for i := range env.Site.Nodes {
+		s.startRelay(t, i)
+	}
+	for _, r := range []string{"calls", "calls-pp"} {
+		s.waitLeases(t, r, len(env.Site.Nodes))
+	}
+	return s
+}
+
+func (s *site) close(t *testing.T) {
+	if t.Failed() {
+		for i, p := range s.relays {
+			if p != nil {
+				t.Logf("relay node%d output (tail):\n%s", i+1, p.OutputTail(30))
+			}
+		}
+		t.Logf("controller output (tail):\n%s", s.env.ControllerProcess().OutputTail(20))
+	}
+	if err := s.env.Close(); err != nil {
+		t.Error(err)
+	}
+}
+
+func (s *site) startBackends(t *testing.T, ctx context.Context) {
+	t.Helper()
+	for i, name := range servers {
+		h, err := s.env.AddBackendHost(i + 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range []struct {
+			tcp, udp int
+			proxy    bool
+		}{{backendTCP, backendUDP, false}, {proxyTCP, proxyUDP, true}} {
+			if _, err := kubelab.StartBackend(ctx, h, binary(t, "pier-lab"), name,
+				fmt.Sprintf(":%d", b.tcp), fmt.Sprintf(":%d", b.udp), b.proxy); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// startRelay (re)starts pier-relay on node i.
+func (s *site) startRelay(t *testing.T, i int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := s.env.StartRelay(ctx, i, binary(t, "pier-relay"), "--log-level", "debug")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.relays[i] = p
+}
+
+// writeEndpoints writes the backend Service's EndpointSlice (there is no
+// endpoints controller in the lab): the servers in ready, with their ready
+// condition; servers not in it are not listed.
+func (s *site) writeEndpoints(t *testing.T, ready map[string]bool) {
+	t.Helper()
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: backendSvc + "-lab", Labels: map[string]string{
+			discoveryv1.LabelServiceName: backendSvc, discoveryv1.LabelManagedBy: "relaymode-test",
+		}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports: []discoveryv1.EndpointPort{
+			{Name: ptr.To("calls-tcp"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(int32(backendTCP))},
+			{Name: ptr.To("calls-udp"), Protocol: ptr.To(corev1.ProtocolUDP), Port: ptr.To(int32(backendUDP))},
+		},
+	}
+	for i, name := range servers {
+		r, ok := ready[name]
+		if !ok {
+			continue
+		}
+		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
+			Addresses:  []string{kubelab.BackendAddr(i + 1).Addr().String()},
+			Hostname:   ptr.To(name),
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(r)},
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	old := &discoveryv1.EndpointSlice{}
+	switch err := s.env.Pier.Get(ctx, client.ObjectKeyFromObject(es), old); {
+	case apierrors.IsNotFound(err):
+		err = s.env.Pier.Create(ctx, es)
+		if err != nil {
+			t.Fatal(err)
+		}
+	case err != nil:
+		t.Fatal(err)
+	default:
+		es.ResourceVersion = old.ResourceVersion
+		if err := s.env.Pier.Update(ctx, es); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// relayAddrs returns the Relay's addresses: those of the LoadBalancer
+// Service the controller owns for it. Until the controller creates it, the
+// test creates the Service in the same shape (a port per listener).
+func (s *site) relayAddrs(t *testing.T, r *v1alpha1.Relay) []netip.Addr {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: config.RelayServiceName(r.Name)},
+		Spec: corev1.ServiceSpec{
+			Type:           corev1.ServiceTypeLoadBalancer,
+			IPFamilyPolicy: r.Spec.Exposure.IPFamilyPolicy,
+		},
+	}
+	for _, l := range r.Spec.ListenersOrDefault() {
+		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{
+			Name: l.Name, Protocol: l.Protocol, Port: l.Port, TargetPort: intstr.FromInt32(l.Port),
+		})
+	}
+	if err := s.env.Pier.Create(ctx, svc); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	var addrs []netip.Addr
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		if err := s.env.Pier.Get(ctx, client.ObjectKeyFromObject(svc), svc); err != nil {
+			return false, err
+		}
+		addrs = config.IngressAddrs(svc)
+		return len(addrs) > 0, nil
+	})
+	if err != nil {
+		t.Fatalf("relay %s got no address: %v", r.Name, err)
+	}
+	t.Logf("relay %s/%s: %v", r.Namespace, r.Name, addrs)
+	return addrs
+}
+
+// leases lists the Leases of a Relay, by holder.
+func (s *site) leases(t *testing.T, relay string) map[string]coordinationv1.Lease {
+	t.Helper()
+	var list coordinationv1.LeaseList
+	err := s.env.Pier.List(context.Background(), &list, client.InNamespace(kubelab.PierNamespace),
+		client.MatchingLabels{v1alpha1.LabelRelayNamespace: ns, v1alpha1.LabelRelayName: relay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]coordinationv1.Lease{}
+	for _, l := range list.Items {
+		out[ptr.Deref(l.Spec.HolderIdentity, "")] = l
+	}
+	return out
+}
+
+// waitLeases waits until n relays hold a Lease for the Relay.
+func (s *site) waitLeases(t *testing.T, relay string, n int) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return len(s.leases(t, relay)) == n, nil
+	})
+	if err != nil {
+		t.Fatalf("relay %s: leases held by %v, want %d", relay, keys(s.leases(t, relay)), n)
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
