@@ -222,4 +222,3 @@ func clientLike(a netip.Addr) netip.Addr {
 	}
 	return v6
 }
-

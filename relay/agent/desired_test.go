@@ -35,7 +35,7 @@ func calls(ns, name string, mod ...func(*v1alpha1.Relay)) v1alpha1.Relay {
 
 type ep struct {
 	addr, hostname, target string
-	ready, terminating    *bool
+	ready, terminating     *bool
 }
 
 func slice(ns, svc string, family discoveryv1.AddressType, ports []discoveryv1.EndpointPort, eps ...ep) discoveryv1.EndpointSlice {
