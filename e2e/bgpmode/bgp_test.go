@@ -2,205 +2,376 @@ package bgpmode
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/e2e/echo"
 	"github.com/pier-lb/pier/e2e/kubelab"
-	"github.com/pier-lb/pier/e2e/lab"
-	"github.com/pier-lb/pier/e2e/prereq"
 )
 
-const (
-	routerASN = 64512
-	nodeASN   = 64513
-)
+// TestBGPMode runs the whole BGP mode in one site (its steps build on each
+// other): real pier-controller and pier-speakers on three nodes, FRR on the
+// router (eBGP over IPv4, iBGP over IPv6) and BIRD 2 on the segment (iBGP
+// with a TCP MD5 password from a Secret).
+func TestBGPMode(t *testing.T) {
+	w := newWorld(t, true)
+	w.configure(true)
+	w.env.StartEcho(t, binary(t, "pier-lab"), ":8443", ":8443")
+	addr := w.createService("calls", "bgp", false)
+	agg := w.createService("agg", "agg", false)
+	addr6 := w.createService("calls6", "bgp6", true)
+	calls := netip.PrefixFrom(addr, 32)
 
-// Every node advertises the Service address to FRR, which installs an ECMP
-// route; the client behind the router reaches servers on the nodes through
-// it over TCP and UDP.
-func TestBGPServiceReachable(t *testing.T) {
-	prereq.Root(t)
-	prereq.Tools(t, "vtysh")
-	for _, d := range []string{"/usr/lib/frr/bgpd", "/usr/lib/frr/zebra"} {
-		if _, err := os.Stat(d); err != nil {
-			prereq.Missing(t, "needs %s (hack/deps.sh installs frr)", d)
+	t.Run("ECMP at FRR and BIRD, client reaches TCP and UDP", func(t *testing.T) {
+		w.t = t
+		w.wantNextHops(calls, allNodes(), 60*time.Second)
+		poll(t, "BIRD routes "+addr.String()+" via every node", 30*time.Second, func() error {
+			out, err := w.bird.Birdc("show", "route", "for", addr.String())
+			for i := 1; err == nil && i <= 3; i++ {
+				if !strings.Contains(out, "via "+nodeAddr(i)+" ") {
+					err = fmt.Errorf("no route via node%d:\n%s", i, out)
+				}
+			}
+			return err
+		})
+		for _, network := range []string{"tcp", "udp"} {
+			kubelab.Reach(t, w.env.Site.Client, network, netip.AddrPortFrom(addr, 8443))
 		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	env, err := kubelab.Up(ctx, kubelab.Options{
-		Nodes: 3, ControllerBinary: binary(t, "pier-controller"), SpeakerBinary: binary(t, "pier-speaker"),
-		SpeakerArgs: []string{"--local-vip"},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i, p := range env.Speakers {
-				t.Logf("speaker node%d output (tail):\n%s", i+1, p.OutputTail(30))
+
+	t.Run("attributes and aggregation", func(t *testing.T) {
+		w.t = t
+		aggPrefix := netip.PrefixFrom(agg, 28).Masked()
+		poll(t, "FRR route "+aggPrefix.String(), 30*time.Second, func() error {
+			paths, err := w.frr.Route(aggPrefix)
+			if err != nil {
+				return err
+			}
+			if len(paths) != 3 {
+				return fmt.Errorf("%d paths, want 3", len(paths))
+			}
+			for _, p := range paths {
+				if p.Community == nil || p.Community.String != "65000:100" || p.LargeCommunity == nil || p.LargeCommunity.String != "65000:1:2" {
+					return fmt.Errorf("attributes %+v %+v", p.Community, p.LargeCommunity)
+				}
+			}
+			return nil
+		})
+		if paths, _ := w.frr.Route(netip.PrefixFrom(agg, 32)); len(paths) != 0 {
+			t.Errorf("FRR also has the /32 of an aggregated address: %+v", paths)
+		}
+		// Local preference travels over iBGP only: FRR's IPv6 session and BIRD.
+		poll(t, "FRR (iBGP, IPv6) route "+addr6.String()+" with local preference 200", 30*time.Second, func() error {
+			paths, err := w.frr.Route(netip.PrefixFrom(addr6, 128))
+			if err == nil && len(paths) != 3 {
+				err = fmt.Errorf("%d paths, want 3", len(paths))
+			}
+			for _, p := range paths {
+				if err == nil && (p.LocPrf == nil || *p.LocPrf != 200 || p.LargeCommunity == nil) {
+					err = fmt.Errorf("path %+v", p)
+				}
+			}
+			return err
+		})
+		poll(t, "BIRD route "+aggPrefix.String()+" with local preference 200", 30*time.Second, func() error {
+			out, err := w.bird.Birdc("show", "route", "for", aggPrefix.String(), "all")
+			for _, want := range []string{"BGP.local_pref: 200", "(65000,100)", "(65000, 1, 2)"} {
+				if err == nil && !strings.Contains(out, want) {
+					err = fmt.Errorf("no %q in:\n%s", want, out)
+				}
+			}
+			return err
+		})
+		must(t, w.env.Site.Client.AddRoute(pool6, routerAddr6Client))
+		for _, network := range []string{"tcp", "udp"} {
+			kubelab.Reach(t, w.env.Site.Client, network, netip.AddrPortFrom(addr6, 8443))
+		}
+	})
+
+	t.Run("BGPSessionStatus and metrics", func(t *testing.T) {
+		w.t = t
+		sent := map[string]int32{"frr": 2, "bird": 2, "frr6": 1}
+		for peer, n := range sent {
+			for i := 1; i <= 3; i++ {
+				poll(t, fmt.Sprintf("BGPSessionStatus %s-node%d", peer, i), 30*time.Second, func() error {
+					st, err := w.sessionStatus(peer, i)
+					if err == nil && (st.Status.State != "Established" || st.Status.PrefixesSent != n || st.Status.Since == nil ||
+						st.Labels[v1alpha1.LabelBGPPeer] != peer || st.Labels[v1alpha1.LabelNode] != fmt.Sprintf("node%d", i)) {
+						err = fmt.Errorf("%+v %v, want Established with %d sent", st.Status, st.Labels, n)
+					}
+					return err
+				})
 			}
 		}
-		env.Close()
-	})
-	frr := startFRR(t, env)
-	configureBGP(t, env)
-	env.StartEcho(t, binary(t, "pier-lab"), ":8443", ":8443")
-
-	addr := createService(t, env, "bgp-calls")
-	prefix := netip.PrefixFrom(addr, 32)
-	var paths int
-	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
-		paths = frr.pathCount(prefix)
-		return paths == 3, nil
-	})
-	if err != nil {
-		t.Fatalf("FRR has %d paths for %s, want one per node (3)\n%s", paths, prefix, frr.vtysh("show bgp summary"))
-	}
-	for _, network := range []string{"tcp", "udp"} {
-		kubelab.Reach(t, env.Site.Client, network, netip.AddrPortFrom(addr, 8443))
-	}
-}
-
-type frr struct {
-	t    *testing.T
-	name string
-}
-
-// startFRR runs zebra and bgpd in the router namespace: AS 64512, every
-// node a passive eBGP neighbour, multipath on.
-func startFRR(t *testing.T, env *kubelab.Env) *frr {
-	t.Helper()
-	f := &frr{t: t, name: env.Lab.Prefix + "r"}
-	dir := t.TempDir()
-	must(t, os.Chmod(dir, 0o755))
-	must(t, os.Chmod(filepath.Dir(dir), 0o755))
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "frr defaults traditional\nhostname %s\n!\nrouter bgp %d\n bgp router-id 198.51.100.1\n", f.name, routerASN)
-	sb.WriteString(" no bgp ebgp-requires-policy\n bgp bestpath as-path multipath-relax\n")
-	for i := 1; i <= len(env.Site.Nodes); i++ {
-		v4, _ := lab.NodeAddrs(i)
-		fmt.Fprintf(&sb, " neighbor %s remote-as %d\n neighbor %s passive\n", v4.Addr(), nodeASN, v4.Addr())
-	}
-	sb.WriteString(" address-family ipv4 unicast\n  maximum-paths 8\n exit-address-family\n!\n")
-	conf := filepath.Join(dir, "frr.conf")
-	must(t, os.WriteFile(conf, []byte(sb.String()), 0o644))
-	run := filepath.Join("/var/run/frr", f.name)
-	must(t, os.MkdirAll(run, 0o755))
-	t.Cleanup(func() { os.RemoveAll(run) })
-	if out, err := exec.Command("chown", "frr:frr", run).CombinedOutput(); err != nil {
-		t.Fatalf("chown %s: %v: %s", run, err, out)
-	}
-	for _, d := range []string{"zebra", "bgpd"} {
-		if _, err := env.Site.Router.Start("/usr/lib/frr/"+d, "-N", f.name, "-f", conf, "-i", filepath.Join(run, d+".pid")); err != nil {
-			t.Fatal(err)
+		m, err := w.metrics(1)
+		must(t, err)
+		for k, want := range map[string]string{`pier_bgp_session_up{peer="frr"}`: "1", `pier_bgp_session_up{peer="bird"}`: "1",
+			`pier_bgp_session_up{peer="frr6"}`: "1", "pier_bgp_announced_prefixes": "3"} {
+			if m[k] != want {
+				t.Errorf("metric %s = %q, want %s", k, m[k], want)
+			}
 		}
-	}
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		_, err := f.run("show bgp summary json")
-		return err == nil, nil
 	})
-	if err != nil {
-		t.Fatalf("FRR %s never answered vtysh", f.name)
-	}
-	return f
-}
 
-func (f *frr) run(cmd string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "vtysh", "-N", f.name, "-c", cmd).Output()
-	return string(out), err
-}
-
-func (f *frr) vtysh(cmd string) string {
-	out, err := f.run(cmd)
-	if err != nil {
-		return fmt.Sprintf("vtysh %q: %v", cmd, err)
-	}
-	return out
-}
-
-// pathCount is the number of paths FRR has for prefix.
-func (f *frr) pathCount(prefix netip.Prefix) int {
-	out, err := f.run("show bgp ipv4 unicast " + prefix.String() + " json")
-	if err != nil {
-		return 0
-	}
-	var r struct {
-		Paths []json.RawMessage `json:"paths"`
-	}
-	if json.Unmarshal([]byte(out), &r) != nil {
-		return 0
-	}
-	return len(r.Paths)
-}
-
-// configureBGP adds a pool in the BGP range, a BGPPeer for the router and
-// a BGPAdvertisement of the pool.
-func configureBGP(t *testing.T, env *kubelab.Env) {
-	ctx := context.Background()
-	ns := kubelab.PierNamespace
-	must(t, env.Pier.Create(ctx, &v1alpha1.IPAddressPool{
-		ObjectMeta: metav1.ObjectMeta{Name: "bgp", Namespace: ns},
-		Spec:       v1alpha1.IPAddressPoolSpec{Addresses: []string{"203.0.113.0/24"}, AutoAssign: ptrBool(false)},
-	}))
-	must(t, env.Pier.Create(ctx, &v1alpha1.BGPPeer{
-		ObjectMeta: metav1.ObjectMeta{Name: "frr", Namespace: ns},
-		Spec:       v1alpha1.BGPPeerSpec{MyASN: nodeASN, PeerASN: routerASN, PeerAddress: "198.51.100.1"},
-	}))
-	must(t, env.Pier.Create(ctx, &v1alpha1.BGPAdvertisement{
-		ObjectMeta: metav1.ObjectMeta{Name: "bgp", Namespace: ns},
-		Spec:       v1alpha1.BGPAdvertisementSpec{IPAddressPools: []string{"bgp"}},
-	}))
-}
-
-func ptrBool(b bool) *bool { return &b }
-
-func createService(t *testing.T, env *kubelab.Env, name string) netip.Addr {
-	t.Helper()
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Annotations: map[string]string{v1alpha1.AnnotationAddressPool: "bgp"}},
-		Spec: corev1.ServiceSpec{
-			Type: corev1.ServiceTypeLoadBalancer,
-			Ports: []corev1.ServicePort{
-				{Name: "tcp", Protocol: corev1.ProtocolTCP, Port: 8443, TargetPort: intstr.FromInt32(8443)},
-				{Name: "udp", Protocol: corev1.ProtocolUDP, Port: 8443, TargetPort: intstr.FromInt32(8443)},
-			},
-		},
-	}
-	must(t, env.Pier.Create(context.Background(), svc))
-	var addr netip.Addr
-	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		if err := env.Pier.Get(ctx, client.ObjectKeyFromObject(svc), svc); err != nil || len(svc.Status.LoadBalancer.Ingress) == 0 {
-			return false, err
+	t.Run("200 Services created and deleted reset no session", func(t *testing.T) {
+		w.t = t
+		before, err := w.frr.Neighbors()
+		must(t, err)
+		birdBefore, err := w.bird.Birdc("show", "protocols")
+		must(t, err)
+		must(t, w.createMany("churn", "bulk", 200))
+		w.waitPrefixes(202, 90*time.Second)
+		must(t, w.deleteMany("churn", 200))
+		w.waitPrefixes(2, 90*time.Second)
+		after, err := w.frr.Neighbors()
+		must(t, err)
+		for i := 1; i <= 3; i++ {
+			for _, a := range []string{nodeAddr(i), nodeAddr6(i)} {
+				if b, a2 := before[a], after[a]; a2.BGPState != "Established" || b.ConnectionsEstablished != a2.ConnectionsEstablished ||
+					b.ConnectionsDropped != a2.ConnectionsDropped {
+					t.Errorf("FRR neighbor %s: before %+v, after %+v", a, b, a2)
+				}
+			}
 		}
-		addr = netip.MustParseAddr(svc.Status.LoadBalancer.Ingress[0].IP)
-		return true, nil
+		birdAfter, err := w.bird.Birdc("show", "protocols")
+		must(t, err)
+		if birdAfter != birdBefore {
+			t.Errorf("BIRD sessions changed (state or since):\nbefore:\n%s\nafter:\n%s", birdBefore, birdAfter)
+		}
 	})
-	if err != nil {
-		t.Fatalf("service %s got no address", name)
-	}
-	return addr
+
+	t.Run("SIGTERM withdraws, SIGKILL and a hung speaker", func(t *testing.T) {
+		w.t = t
+		must(t, w.env.Speakers[2].Signal(syscall.SIGTERM))
+		t.Logf("SIGTERM: node3 gone from FRR after %s", w.waitGone(calls, nodeAddr(3), 10*time.Second).Round(time.Millisecond))
+		w.restartSpeaker(3)
+		w.wantNextHops(calls, allNodes(), 30*time.Second)
+
+		must(t, w.env.Speakers[2].Signal(syscall.SIGKILL))
+		t.Logf("SIGKILL: node3 gone from FRR after %s (the kernel closes the TCP session at once)",
+			w.waitGone(calls, nodeAddr(3), 10*time.Second).Round(time.Millisecond))
+		w.restartSpeaker(3)
+		w.wantNextHops(calls, allNodes(), 30*time.Second)
+
+		// A stopped process keeps its sockets open: only the hold time (3 s) ends the session.
+		must(t, w.env.Speakers[2].Signal(syscall.SIGSTOP))
+		gone := w.waitGone(calls, nodeAddr(3), 15*time.Second)
+		must(t, w.env.Speakers[2].Signal(syscall.SIGCONT))
+		t.Logf("SIGSTOP: node3 gone from FRR after %s (hold time 3 s)", gone.Round(time.Millisecond))
+		if gone < 2*time.Second {
+			t.Errorf("node3 gone %s after SIGSTOP, before the 3 s hold time could expire", gone)
+		}
+		w.wantNextHops(calls, allNodes(), 30*time.Second)
+	})
+
+	t.Run("restart during an API outage announces from saved state, MD5 peer waits", func(t *testing.T) {
+		w.t = t
+		node3 := w.env.Site.Nodes[2]
+		must(t, node3.SetLink("mgmt0", false))
+		defer node3.SetLink("mgmt0", true)
+		must(t, w.env.Speakers[2].Signal(syscall.SIGKILL))
+		w.waitGone(calls, nodeAddr(3), 10*time.Second)
+		w.restartSpeaker(3)
+		w.wantNextHops(calls, allNodes(), 30*time.Second)
+		if err := w.env.Speakers[2].WaitOutput(ctxFor(t, 10*time.Second), "needs a TCP MD5 password"); err != nil {
+			t.Errorf("no loud line about the waiting MD5 peer: %v", err)
+		}
+		if out, _ := w.bird.Birdc("show", "protocols", "node3"); strings.Contains(out, "Established") {
+			t.Errorf("BIRD session with node3 up without the password from the API:\n%s", out)
+		}
+		must(t, node3.SetLink("mgmt0", true))
+		w.waitBIRD(3, true, 60*time.Second)
+	})
+
+	t.Run("wrong MD5 password stays down, said in log and status", func(t *testing.T) {
+		w.t = t
+		var sec corev1.Secret
+		must(t, w.env.Pier.Get(context.Background(), client.ObjectKey{Namespace: kubelab.PierNamespace, Name: "bird-md5"}, &sec))
+		sec.Data["password"] = []byte("wrong-password")
+		must(t, w.env.Pier.Update(context.Background(), &sec))
+		w.waitBIRD(1, false, 30*time.Second)
+		if err := w.env.Speakers[0].WaitOutput(ctxFor(t, 30*time.Second), "a TCP MD5 password is set"); err != nil {
+			t.Errorf("no MD5 hint in node1's log: %v", err)
+		}
+		poll(t, "BGPSessionStatus bird-node1 says so", 30*time.Second, func() error {
+			st, err := w.sessionStatus("bird", 1)
+			if err == nil && (st.Status.State == "Established" || !strings.Contains(st.Status.LastError, "MD5")) {
+				err = fmt.Errorf("%+v", st.Status)
+			}
+			return err
+		})
+		if out, _ := w.bird.Birdc("show", "protocols", "node1"); strings.Contains(out, "Established") {
+			t.Errorf("BIRD session up with a wrong password:\n%s", out)
+		}
+	})
+
+	t.Run("graceful restart keeps routes and traffic across a speaker restart", func(t *testing.T) {
+		w.t = t
+		var peer v1alpha1.BGPPeer
+		must(t, w.env.Pier.Get(context.Background(), client.ObjectKey{Namespace: kubelab.PierNamespace, Name: "frr"}, &peer))
+		peer.Spec.EnableGracefulRestart = true
+		must(t, w.env.Pier.Update(context.Background(), &peer))
+		w.waitFRRGracefulRestart(30 * time.Second)
+		w.wantNextHops(calls, allNodes(), 30*time.Second)
+		stream := startStream(t, w.env, netip.AddrPortFrom(addr, 8443))
+		time.Sleep(300 * time.Millisecond) // some traffic before the restart
+		must(t, w.env.Speakers[2].Signal(syscall.SIGKILL))
+		poll(t, "FRR keeps node3's path, stale", 10*time.Second, func() error {
+			paths, err := w.frr.Route(calls)
+			for _, p := range paths {
+				if len(p.Nexthops) > 0 && p.Nexthops[0].IP == nodeAddr(3) && p.Stale {
+					return nil
+				}
+			}
+			return errors.Join(err, fmt.Errorf("no stale path via node3: %+v", paths))
+		})
+		w.restartSpeaker(3)
+		poll(t, "node3's path fresh again", 30*time.Second, func() error {
+			paths, err := w.frr.Route(calls)
+			for _, p := range paths {
+				if p.Stale {
+					return fmt.Errorf("stale: %+v", p)
+				}
+			}
+			if err == nil && len(paths) != 3 {
+				err = fmt.Errorf("%d paths", len(paths))
+			}
+			return err
+		})
+		time.Sleep(300 * time.Millisecond) // some traffic after it
+		sent, got, gap := stream.stop()
+		t.Logf("UDP stream through the restart: %d sent, %d echoed, longest gap %s", sent, got, gap.Round(time.Millisecond))
+		if got < sent*9/10 {
+			t.Errorf("stream lost %d of %d datagrams", sent-got, sent)
+		}
+	})
 }
 
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
+// The client reaches the router's IPv6 side here.
+var routerAddr6Client = netip.MustParseAddr("2001:db8:18::1")
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// waitPrefixes waits until FRR has n IPv4 prefixes from every node.
+func (w *world) waitPrefixes(n int, d time.Duration) {
+	w.t.Helper()
+	poll(w.t, fmt.Sprintf("%d prefixes from every node", n), d, func() error {
+		got, err := w.frr.PrefixesFrom()
+		for i := 1; err == nil && i <= 3; i++ {
+			if got[nodeAddr(i)] != n {
+				err = fmt.Errorf("%v", got)
+			}
+		}
+		return err
+	})
+}
+
+// waitBIRD waits until BIRD's session with node i is Established (up) or
+// not.
+func (w *world) waitBIRD(i int, up bool, d time.Duration) {
+	w.t.Helper()
+	poll(w.t, fmt.Sprintf("BIRD session with node%d established: %v", i, up), d, func() error {
+		out, err := w.bird.Birdc("show", "protocols", fmt.Sprintf("node%d", i))
+		if err == nil && strings.Contains(out, "Established") != up {
+			err = fmt.Errorf("%s", out)
+		}
+		return err
+	})
+}
+
+// waitFRRGracefulRestart waits until every IPv4 node session negotiated
+// graceful restart.
+func (w *world) waitFRRGracefulRestart(d time.Duration) {
+	w.t.Helper()
+	poll(w.t, "graceful restart negotiated with every node", d, func() error {
+		for i := 1; i <= 3; i++ {
+			var n map[string]struct {
+				GracefulRestartInfo struct {
+					RemoteGrMode string `json:"remoteGrMode"`
+				} `json:"gracefulRestartInfo"`
+			}
+			if err := w.frr.JSON("show bgp neighbors "+nodeAddr(i)+" json", &n); err != nil {
+				return err
+			}
+			if m := n[nodeAddr(i)].GracefulRestartInfo.RemoteGrMode; m != "Restart" {
+				return fmt.Errorf("node%d: remote mode %q", i, m)
+			}
+		}
+		return nil
+	})
+}
+
+// stream sends a UDP datagram every 10 ms from the client and counts the
+// echoes.
+type stream struct {
+	cancel func()
+	done   chan struct{}
+	sent   int
+	got    int
+	gap    time.Duration
+}
+
+func startStream(t *testing.T, env *kubelab.Env, to netip.AddrPort) *stream {
+	conn, err := env.Site.Client.Dial(context.Background(), "udp", to.String())
+	must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &stream{cancel: cancel, done: make(chan struct{})}
+	recv := make(chan time.Time, 1024)
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			if _, err := conn.Read(buf); err != nil {
+				close(recv)
+				return
+			}
+			recv <- time.Now()
+		}
+	}()
+	go func() {
+		defer close(s.done)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				time.Sleep(200 * time.Millisecond) // late echoes
+				conn.Close()
+				for at := range recv {
+					s.got++
+					s.gap = max(s.gap, at.Sub(last))
+					last = at
+				}
+				return
+			case at := <-recv:
+				s.got++
+				s.gap = max(s.gap, at.Sub(last))
+				last = at
+			case <-tick.C:
+				if _, err := conn.Write([]byte(echo.Ready)); err == nil {
+					s.sent++
+				}
+			}
+		}
+	}()
+	return s
+}
+
+func (s *stream) stop() (sent, got int, gap time.Duration) {
+	s.cancel()
+	<-s.done
+	return s.sent, s.got, s.gap
 }

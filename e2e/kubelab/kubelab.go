@@ -59,6 +59,7 @@ type Env struct {
 	Pier       client.Client
 	mu         sync.Mutex
 	controller *lab.Process // see ControllerProcess
+	paused     bool         // see PauseController
 	// Speakers are the pier-speaker processes, by node.
 	Speakers    []*lab.Process
 	speakerArgs []string

@@ -69,12 +69,42 @@ func (e *Env) superviseController(bin string, args []string) {
 			return
 		case <-time.After(time.Second):
 		}
+		for e.controllerPaused() {
+			select {
+			case <-e.closing:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
 		p, err := e.Site.Nodes[0].Start(bin, args...)
 		if err != nil {
 			return // the lab is closing
 		}
 		e.setController(p)
 	}
+}
+
+// PauseController stops pier-controller and keeps it stopped until
+// ResumeController (for backlog measurements).
+func (e *Env) PauseController() error {
+	e.mu.Lock()
+	e.paused = true
+	e.mu.Unlock()
+	return e.ControllerProcess().Stop()
+}
+
+// ResumeController lets the supervisor start pier-controller again (within
+// about 20 ms).
+func (e *Env) ResumeController() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.paused = false
+}
+
+func (e *Env) controllerPaused() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.paused
 }
 
 func (e *Env) setController(p *lab.Process) {

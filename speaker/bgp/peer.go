@@ -130,7 +130,13 @@ func (p *Peer) apiPeer() *api.Peer {
 		ap.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: 120}
 	}
 	for _, f := range p.Families {
-		ap.AfiSafis = append(ap.AfiSafis, &api.AfiSafi{Config: &api.AfiSafiConfig{Family: apiFamily(f), Enabled: true}})
+		af := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: apiFamily(f), Enabled: true}}
+		if p.GracefulRestart {
+			// Without this, the capability lists no family and the router
+			// keeps nothing when the session drops.
+			af.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+		}
+		ap.AfiSafis = append(ap.AfiSafis, af)
 	}
 	return ap
 }
