@@ -289,7 +289,9 @@ func (w *world) restartSpeaker(i int) {
 func (w *world) metrics(i int) (map[string]string, error) {
 	node := w.env.Site.Nodes[i-1]
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) { return node.Dial(ctx, network, addr) },
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return node.Dial(ctx, network, addr)
+		},
 	}}
 	resp, err := hc.Get("http://" + net.JoinHostPort(nodeAddr(i), "7572") + "/metrics")
 	if err != nil {
