@@ -4,10 +4,12 @@ SHELL := /bin/bash
 GO ?= go
 GOTESTFLAGS ?= -race -count=1 -timeout 30m
 CONTROLPLANE_DIR = $(shell bash hack/controlplane.sh)
+TOOLS_DIR = $(shell bash hack/tools.sh)
+IMAGE ?= ghcr.io/pier-lb/pier:v0.1.0
 
 CONTROLLER_GEN = $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 
-.PHONY: all build deps controlplane demo test lint generate verify-generated lab-clean
+.PHONY: all build deps controlplane tools image demo test lint generate verify-generated lab-clean
 
 all: build
 
@@ -20,6 +22,14 @@ deps:
 controlplane:
 	@bash hack/controlplane.sh >/dev/null
 
+# helm for the install tests (kustomize is kubectl's).
+tools:
+	@bash hack/tools.sh >/dev/null
+
+# The image as a tarball (docker load, kind load image-archive), no Docker engine needed.
+image:
+	$(GO) run ./hack/image --tag $(IMAGE) --out bin/pier-image.tar
+
 demo: deps controlplane build
 	PIER_CONTROLPLANE_DIR=$(CONTROLPLANE_DIR) ./bin/pier-lab demo
 
@@ -27,6 +37,7 @@ demo: deps controlplane build
 generate:
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:dir=./manifests/crd
+	bash hack/sync-crds.sh
 
 # Fails when the committed generated files differ from what api/ generates.
 verify-generated:
@@ -40,8 +51,8 @@ lint: verify-generated
 	@unformatted="$$(gofmt -l .)"; if [[ -n "$$unformatted" ]]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
-test: deps controlplane lint
-	PIER_CONTROLPLANE_DIR=$(CONTROLPLANE_DIR) $(GO) test $(GOTESTFLAGS) ./...
+test: deps controlplane tools lint
+	PIER_CONTROLPLANE_DIR=$(CONTROLPLANE_DIR) PIER_TOOLS_DIR=$(TOOLS_DIR) $(GO) test $(GOTESTFLAGS) ./...
 
 lab-clean:
 	$(GO) run ./cmd/pier-lab clean

@@ -7,6 +7,7 @@ PACKAGES=(
 	arping ndisc6 tcpdump                 # L2 probes
 	frr bird2                             # real BGP routers
 	socat iperf3 nginx-light libnginx-mod-stream # reference relays and traffic
+	shellcheck                            # lints e2e/kind/lab.sh (e2e/install)
 )
 
 missing=()

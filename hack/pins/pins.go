@@ -6,9 +6,6 @@
 package pins
 
 import (
-	_ "github.com/google/go-containerregistry/pkg/v1/layout"
-	_ "github.com/google/go-containerregistry/pkg/v1/mutate"
-	_ "github.com/google/go-containerregistry/pkg/v1/tarball"
 	_ "github.com/hashicorp/memberlist"
 	_ "github.com/mdlayher/arp"
 	_ "github.com/mdlayher/ndp"
