@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
 )
 
 // The pier-controller binary serves the webhook next to the controller (an
@@ -39,17 +42,30 @@ func TestControllerProcessEndpoints(t *testing.T) {
 	e.create(service("default", "web"))
 	e.waitAssigned("default", "web")
 
+	// Relays are checked in their own namespace, and the process runs the
+	// Relay controller too.
+	bad := &v1alpha1.Relay{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "bad"}, Spec: v1alpha1.RelaySpec{
+		Backend: v1alpha1.RelayBackend{ServiceName: "calling"}, Timeouts: v1alpha1.RelayTimeouts{UDPIdle: &metav1.Duration{}},
+	}}
+	if err := e.c.Create(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "spec.timeouts.udpIdle") {
+		t.Errorf("invalid Relay: %v, want a refusal naming spec.timeouts.udpIdle", err)
+	}
+	bad.Name, bad.Spec.Timeouts = "edge", v1alpha1.RelayTimeouts{}
+	e.create(bad)
+	e.waitAssigned("default", "edge-relay")
+
 	for _, path := range []string{"/healthz", "/readyz"} {
 		if body := httpGet(t, "http://"+health+path); !strings.Contains(body, "ok") {
 			t.Errorf("%s: %q", path, body)
 		}
 	}
-	want := `pier_allocator_addresses_in_use{family="IPv4",pool="good"} 1`
-	err = wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		return strings.Contains(httpGet(t, "http://"+metrics+"/metrics"), want), nil
-	})
-	if err != nil {
-		t.Errorf("/metrics never showed %s", want)
+	for _, want := range []string{`pier_allocator_addresses_in_use{family="IPv4",pool="good"} 2`, `pier_controller_relays{state="not_ready"} 1`} {
+		err = wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+			return strings.Contains(httpGet(t, "http://"+metrics+"/metrics"), want), nil
+		})
+		if err != nil {
+			t.Errorf("/metrics never showed %s", want)
+		}
 	}
 }
 
