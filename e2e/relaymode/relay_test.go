@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/e2e/kubelab"
 	"github.com/pier-lb/pier/e2e/lab"
@@ -38,7 +41,7 @@ func nodeAddr(i int) netip.Addr { v4, _ := lab.NodeAddrs(i + 1); return v4.Addr(
 
 func TestRelay(t *testing.T) {
 	s := up(t)
-	client := s.env.Site.Client
+	cl := s.env.Site.Client
 	cv4, _ := clientAddrs()
 	src := &ports{next: 20000}
 
@@ -52,14 +55,14 @@ func TestRelay(t *testing.T) {
 		}
 		relayNodes := []netip.Addr{nodeAddr(0), nodeAddr(1), nodeAddr(2)}
 		for _, a := range s.calls {
-			w, local := mustTCP(t, client, netip.AddrPortFrom(a, 8443))
+			w, local := mustTCP(t, cl, netip.AddrPortFrom(a, 8443))
 			if want := owner(t, local, servers...); w.Name != want {
 				t.Errorf("tcp %s from %s: reached %s, want the Maglev owner %s", a, local, w.Name, want)
 			}
 			if !slices.Contains(relayNodes, w.Client.Addr()) {
 				t.Errorf("tcp %s: the backend saw %s, want a relay node's address", a, w.Client)
 			}
-			f := newFlow(t, client, netip.AddrPortFrom(clientLike(a), 0))
+			f := newFlow(t, cl, netip.AddrPortFrom(clientLike(a), 0))
 			first := f.mustAsk(t, netip.AddrPortFrom(a, 16384), "hello")
 			if want := owner(t, f.src, servers...); first.Name != want {
 				t.Errorf("udp %s from %s: reached %s, want the Maglev owner %s", a, f.src, first.Name, want)
@@ -78,7 +81,7 @@ func TestRelay(t *testing.T) {
 	t.Run("Maglev agreement between nodes", func(t *testing.T) {
 		seen := map[string]int{}
 		for range 200 {
-			f := newFlow(t, client, netip.AddrPortFrom(cv4, src.take()))
+			f := newFlow(t, cl, netip.AddrPortFrom(cv4, src.take()))
 			want := owner(t, f.src, servers...)
 			for _, n := range []int{0, 1} {
 				w := f.mustAsk(t, netip.AddrPortFrom(nodeAddr(n), 16384), "agree?")
@@ -98,11 +101,11 @@ func TestRelay(t *testing.T) {
 	// (3) PROXY v2 towards the backends: they see the client's real address.
 	t.Run("PROXY v2 carries the client address", func(t *testing.T) {
 		a := s.callsPP[0]
-		w, local := mustTCP(t, client, netip.AddrPortFrom(a, ppListenTCP))
+		w, local := mustTCP(t, cl, netip.AddrPortFrom(a, ppListenTCP))
 		if w.Client != local {
 			t.Errorf("tcp: backend %s saw client %s, want %s", w.Name, w.Client, local)
 		}
-		f := newFlow(t, client, netip.AddrPortFrom(cv4, 0))
+		f := newFlow(t, cl, netip.AddrPortFrom(cv4, 0))
 		if u := f.mustAsk(t, netip.AddrPortFrom(a, ppListenUDP), "who am i"); u.Client != f.src {
 			t.Errorf("udp: backend %s saw client %s, want %s", u.Name, u.Client, f.src)
 		}
@@ -113,11 +116,11 @@ func TestRelay(t *testing.T) {
 	t.Run("direct mode", func(t *testing.T) {
 		for i, name := range servers {
 			a := kubelab.BackendAddr(i + 1).Addr()
-			w, local := mustTCP(t, client, netip.AddrPortFrom(a, backendTCP))
+			w, local := mustTCP(t, cl, netip.AddrPortFrom(a, backendTCP))
 			if w.Name != name || w.Client != local {
 				t.Errorf("tcp direct to %s: %+v, want %s seeing %s", a, w, name, local)
 			}
-			f := newFlow(t, client, netip.AddrPortFrom(cv4, 0))
+			f := newFlow(t, cl, netip.AddrPortFrom(cv4, 0))
 			if u := f.mustAsk(t, netip.AddrPortFrom(a, backendUDP), "direct"); u.Name != name || u.Client != f.src {
 				t.Errorf("udp direct to %s: %+v, want %s seeing %s", a, u, name, f.src)
 			}
@@ -137,6 +140,43 @@ func TestRelay(t *testing.T) {
 		}
 	})
 
+	// A listener change replaces the relays (the new port answers, the old
+	// one no longer does); a node selector that leaves a node out stops its
+	// relay and removes its Lease.
+	t.Run("Relay spec changes", func(t *testing.T) {
+		r := callsPPRelay()
+		if err := s.env.Pier.Get(context.Background(), client.ObjectKeyFromObject(r), r); err != nil {
+			t.Fatal(err)
+		}
+		r.Spec.Listeners[1].Port = ppListenUDP + 1
+		r.Spec.NodeSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+			{Key: corev1.LabelHostname, Operator: metav1.LabelSelectorOpNotIn, Values: []string{s.env.Site.Nodes[2].Name}},
+		}}
+		if err := s.env.Pier.Update(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		s.waitLeases(t, "calls-pp", 2)
+		if _, held := s.leases(t, "calls-pp")[s.env.Site.Nodes[2].Name]; held {
+			t.Errorf("node3 left out by the node selector still holds a Lease")
+		}
+		f := newFlow(t, cl, netip.AddrPortFrom(cv4, 0))
+		if w := f.mustAsk(t, netip.AddrPortFrom(nodeAddr(0), ppListenUDP+1), "moved"); w.Client != f.src {
+			t.Errorf("new port: backend %s saw %s, want %s", w.Name, w.Client, f.src)
+		}
+		for _, dst := range []netip.AddrPort{
+			netip.AddrPortFrom(nodeAddr(0), ppListenUDP),   // the old port
+			netip.AddrPortFrom(nodeAddr(2), ppListenUDP+1), // a node left out
+		} {
+			err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
+				_, err := f.ask(dst, "anyone?", 2)
+				return err != nil, nil
+			})
+			if err != nil {
+				t.Errorf("%s still answers", dst)
+			}
+		}
+	})
+
 	// (5) A server whose endpoint turns not ready, or is removed, takes no
 	// new flows (flows already on it stay); a restarted relay reads the
 	// current endpoints and serves again.
@@ -144,7 +184,7 @@ func TestRelay(t *testing.T) {
 		dst := netip.AddrPortFrom(s.calls[0], 16384)
 		var onSrv2 *udpFlow
 		for onSrv2 == nil {
-			f := newFlow(t, client, netip.AddrPortFrom(cv4, src.take()))
+			f := newFlow(t, cl, netip.AddrPortFrom(cv4, src.take()))
 			if owner(t, f.src, servers...) == "srv2" {
 				onSrv2 = f
 			}
@@ -154,13 +194,13 @@ func TestRelay(t *testing.T) {
 		}
 
 		s.writeEndpoints(t, map[string]bool{"srv1": true, "srv2": false, "srv3": true})
-		newFlowsReach(t, client, src, dst, "srv1", "srv3")
+		newFlowsReach(t, cl, src, dst, "srv1", "srv3")
 		if w := onSrv2.mustAsk(t, dst, "still there?"); w.Name != "srv2" {
 			t.Errorf("the flow placed on srv2 moved to %s when srv2 turned not ready", w.Name)
 		}
 
 		s.writeEndpoints(t, map[string]bool{"srv1": true, "srv2": false})
-		newFlowsReach(t, client, src, dst, "srv1")
+		newFlowsReach(t, cl, src, dst, "srv1")
 
 		node, _, err := s.env.WhoAnswers(context.Background(), s.calls[0])
 		if err != nil {
@@ -180,10 +220,10 @@ func TestRelay(t *testing.T) {
 		}
 		s.startRelay(t, i)
 		s.waitLeases(t, "calls", len(s.env.Site.Nodes))
-		newFlowsReach(t, client, src, dst, "srv1")
+		newFlowsReach(t, cl, src, dst, "srv1")
 
 		s.writeEndpoints(t, map[string]bool{"srv1": true, "srv2": true, "srv3": true})
-		newFlowsReach(t, client, src, dst, servers...)
+		newFlowsReach(t, cl, src, dst, servers...)
 	})
 }
 
