@@ -218,8 +218,10 @@ func TestRelay(t *testing.T) {
 		if _, held := s.leases(t, "calls")[node]; held {
 			t.Errorf("the relay on %s stopped but its Lease for calls is still there", node)
 		}
+		s.waitStatus(t, "calls", int32(len(s.env.Site.Nodes)-1), 1)
 		s.startRelay(t, i)
 		s.waitLeases(t, "calls", len(s.env.Site.Nodes))
+		s.waitStatus(t, "calls", int32(len(s.env.Site.Nodes)), 1)
 		newFlowsReach(t, cl, src, dst, "srv1")
 
 		s.writeEndpoints(t, map[string]bool{"srv1": true, "srv2": true, "srv3": true})

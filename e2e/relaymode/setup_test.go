@@ -12,7 +12,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -80,7 +79,8 @@ func callsPPRelay() *v1alpha1.Relay {
 }
 
 // up builds the lab: control plane, controller, speakers with --local-vip,
-// three backend hosts, the Relays, their Services and a relay on every node.
+// three backend hosts, the Relays (pier-controller gives each a
+// LoadBalancer Service and so an address) and a relay on every node.
 func up(t *testing.T) *site {
 	t.Helper()
 	prereq.Root(t)
@@ -113,6 +113,7 @@ func up(t *testing.T) *site {
 	}
 	for _, r := range []string{"calls", "calls-pp"} {
 		s.waitLeases(t, r, len(env.Site.Nodes))
+		s.waitStatus(t, r, int32(len(env.Site.Nodes)), int32(len(servers)))
 	}
 	return s
 }
@@ -207,41 +208,47 @@ func (s *site) writeEndpoints(t *testing.T, ready map[string]bool) {
 	}
 }
 
-// relayAddrs returns the Relay's addresses: those of the LoadBalancer
-// Service the controller owns for it. Until the controller creates it, the
-// test creates the Service in the same shape (a port per listener).
+// relayAddrs waits for the addresses pier-controller gives the Relay (its
+// status, from the LoadBalancer Service it owns for it).
 func (s *site) relayAddrs(t *testing.T, r *v1alpha1.Relay) []netip.Addr {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: config.RelayServiceName(r.Name)},
-		Spec: corev1.ServiceSpec{
-			Type:           corev1.ServiceTypeLoadBalancer,
-			IPFamilyPolicy: r.Spec.Exposure.IPFamilyPolicy,
-		},
-	}
-	for _, l := range r.Spec.ListenersOrDefault() {
-		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{
-			Name: l.Name, Protocol: l.Protocol, Port: l.Port, TargetPort: intstr.FromInt32(l.Port),
-		})
-	}
-	if err := s.env.Pier.Create(ctx, svc); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
 	var addrs []netip.Addr
-	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		if err := s.env.Pier.Get(ctx, client.ObjectKeyFromObject(svc), svc); err != nil {
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		if err := s.env.Pier.Get(ctx, client.ObjectKeyFromObject(r), r); err != nil {
 			return false, err
 		}
-		addrs = config.IngressAddrs(svc)
+		addrs = addrs[:0]
+		for _, a := range r.Status.Addresses {
+			if ip, err := netip.ParseAddr(a); err == nil {
+				addrs = append(addrs, ip)
+			}
+		}
 		return len(addrs) > 0, nil
 	})
 	if err != nil {
-		t.Fatalf("relay %s got no address: %v", r.Name, err)
+		t.Fatalf("relay %s got no address: %v (status %+v)", r.Name, err, r.Status)
 	}
-	t.Logf("relay %s/%s: %v", r.Namespace, r.Name, addrs)
+	var svc corev1.Service
+	if err := s.env.Pier.Get(context.Background(), client.ObjectKey{Namespace: r.Namespace, Name: config.RelayServiceName(r.Name)}, &svc); err != nil {
+		t.Fatalf("the Service pier-controller owns for relay %s: %v", r.Name, err)
+	}
+	t.Logf("relay %s/%s: %v (Service %s)", r.Namespace, r.Name, addrs, svc.Name)
 	return addrs
+}
+
+// waitStatus waits until the controller counts the relays and backends.
+func (s *site) waitStatus(t *testing.T, name string, relays, backends int32) {
+	t.Helper()
+	r := &v1alpha1.Relay{}
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		if err := s.env.Pier.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, r); err != nil {
+			return false, err
+		}
+		return r.Status.ReadyRelays == relays && r.Status.ReadyBackends == backends, nil
+	})
+	if err != nil {
+		t.Fatalf("relay %s: status %d relays, %d backends, want %d and %d", name, r.Status.ReadyRelays, r.Status.ReadyBackends, relays, backends)
+	}
 }
 
 // leases lists the Leases of a Relay, by holder.
