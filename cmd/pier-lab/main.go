@@ -18,7 +18,7 @@ import (
 	"github.com/pier-lb/pier/e2e/lab"
 )
 
-const usage = `usage: pier-lab demo [-nodes N] | clean [-all] | echo [-tcp ADDR] [-udp ADDR] [-name NAME [-proxy]]`
+const usage = `usage: pier-lab demo [-nodes N] [-mode l2|bgp] | clean [-all] | echo [-tcp ADDR] [-udp ADDR] [-name NAME [-proxy]]`
 
 func main() {
 	if len(os.Args) < 2 {
@@ -50,7 +50,11 @@ func demo(ctx context.Context, log *slog.Logger, args []string) error {
 	nodes := fs.Int("nodes", 3, "node namespaces")
 	controller := fs.String("controller", siblingBinary("pier-controller"), `pier-controller executable ("": none)`)
 	speaker := fs.String("speaker", siblingBinary("pier-speaker"), `pier-speaker executable ("": none)`)
+	mode := fs.String("mode", "l2", `"l2" (ARP/NDP) or "bgp" (FRR on the router peers with the nodes)`)
 	fs.Parse(args)
+	if *mode != "l2" && *mode != "bgp" || *mode == "bgp" && (*controller == "" || *speaker == "") {
+		return fmt.Errorf("demo -mode %q: want l2, or bgp with the controller and speaker", *mode)
+	}
 	env, err := kubelab.Up(ctx, kubelab.Options{
 		Nodes: *nodes, ControllerBinary: *controller, SpeakerBinary: *speaker, Logger: log,
 		SpeakerArgs: []string{"--local-vip", "--metrics-addr", "0"},
@@ -61,6 +65,9 @@ func demo(ctx context.Context, log *slog.Logger, args []string) error {
 	defer env.Close()
 	if err := env.Describe(os.Stdout); err != nil {
 		return err
+	}
+	if *mode == "bgp" {
+		return demoBGP(ctx, env)
 	}
 	if *controller != "" {
 		addrs, err := env.CreateDemoService(ctx, "calls")
