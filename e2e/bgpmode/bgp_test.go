@@ -271,8 +271,8 @@ func (w *world) waitPrefixes(n int, d time.Duration) {
 	poll(w.t, fmt.Sprintf("%d prefixes from every node", n), d, func() error {
 		got, err := w.frr.PrefixesFrom()
 		for i := 1; err == nil && i <= 3; i++ {
-			if got[nodeAddr(i)] != n {
-				err = fmt.Errorf("%v", got)
+			if have, up := got[nodeAddr(i)]; !up || have != n {
+				err = fmt.Errorf("%v (established sessions only)", got)
 			}
 		}
 		return err
