@@ -181,10 +181,29 @@ func (l *leases) delete(ctx context.Context, k Key) error {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
 	err := l.client.Delete(ctx, l.name(k), metav1.DeleteOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case apierrors.IsForbidden(err):
+		return l.expire(ctx, k) // RBAC without delete: leave it expired
+	}
+	return wrapLease("delete", l.name(k), err)
+}
+
+// expire moves the Lease's renew time back past its duration, so it no
+// longer counts as a serving relay.
+func (l *leases) expire(ctx context.Context, k Key) error {
+	lease, err := l.client.Get(ctx, l.name(k), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
-	return wrapLease("delete", l.name(k), err)
+	if err != nil {
+		return wrapLease("get", l.name(k), err)
+	}
+	past := metav1.NewMicroTime(l.clock.Now().Add(-2 * l.duration))
+	lease.Spec.RenewTime = &past
+	_, err = l.client.Update(ctx, lease, metav1.UpdateOptions{})
+	return wrapLease("expire", lease.Name, err)
 }
 
 func wrapLease(op, name string, err error) error {
