@@ -97,6 +97,11 @@ func (c *RelayController) Reconcile(ctx context.Context, req reconcile.Request) 
 	if err := c.observe(ctx, &relay, obs); err != nil {
 		return reconcile.Result{}, err
 	}
+	if obs.svc != nil && obs.invalid == "" {
+		if err := c.syncSlices(ctx, &relay, obs.svc, obs.nodes); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
 	if err := c.writeStatus(ctx, &relay, obs); err != nil {
 		return reconcile.Result{}, err
 	}

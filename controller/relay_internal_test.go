@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -285,5 +287,44 @@ func TestExposedForNodePort(t *testing.T) {
 	want := exposedCond{ok: true, reason: "NodePortsAllocated", msg: "Service np-relay: node ports 30001/TCP, 30002/UDP"}
 	if got := exposedFor(v1alpha1.ExposeNodePort, svc); got != want {
 		t.Errorf("exposedFor = %+v, want %+v", got, want)
+	}
+}
+
+func TestDesiredSlices(t *testing.T) {
+	relay := testRelay(func(r *v1alpha1.Relay) {
+		r.Spec.Listeners = []v1alpha1.RelayListener{{Name: "media", Protocol: corev1.ProtocolUDP, Port: 16384}}
+	})
+	svc := apiDefaults(desiredService(relay))
+	svc.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv6Protocol, corev1.IPv4Protocol}
+	nodes := []relayNode{
+		{name: "node1", addrs: []netip.Addr{netip.MustParseAddr("198.51.100.11"), netip.MustParseAddr("2001:db8:100::11")}},
+		{name: "node2", addrs: []netip.Addr{netip.MustParseAddr("198.51.100.12")}},
+	}
+	summary := func(es *discoveryv1.EndpointSlice) string {
+		s := es.Name + " " + string(es.AddressType) + ":"
+		for _, ep := range es.Endpoints {
+			s += " " + *ep.NodeName + "=" + ep.Addresses[0]
+		}
+		for _, p := range es.Ports {
+			s += fmt.Sprintf(" port %s %d/%s", *p.Name, *p.Port, *p.Protocol)
+		}
+		return s + " service=" + es.Labels[discoveryv1.LabelServiceName] + " by=" + es.Labels[discoveryv1.LabelManagedBy]
+	}
+	var got []string
+	for _, es := range desiredSlices(relay, svc, nodes) {
+		got = append(got, summary(es))
+		if ref := metav1.GetControllerOf(es); ref == nil || ref.UID != relay.UID {
+			t.Errorf("%s: controller %+v", es.Name, ref)
+		}
+	}
+	want := []string{
+		"edge-relay-ipv6 IPv6: node1=2001:db8:100::11 port media 16384/UDP service=edge-relay by=" + SliceManager,
+		"edge-relay-ipv4 IPv4: node1=198.51.100.11 node2=198.51.100.12 port media 16384/UDP service=edge-relay by=" + SliceManager,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("slices (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"198.51.100.11", "198.51.100.12", "2001:db8:100::11"}, nodeAddrs(nodes)); diff != "" {
+		t.Errorf("nodeAddrs (-want +got):\n%s", diff)
 	}
 }

@@ -19,13 +19,10 @@ import (
 	"github.com/pier-lb/pier/config"
 )
 
-// Labels of the Services Pier owns for Relays, and the selector of the
-// relay DaemonSet's pods they send traffic to.
+// Labels of the Services and EndpointSlices Pier owns for Relays.
 const (
 	LabelManagedBy      = "app.kubernetes.io/managed-by"
 	ManagedByPier       = "pier-controller"
-	LabelAppName        = "app.kubernetes.io/name"
-	RelayPodAppName     = "pier-relay"
 	annotationCopiedKey = "pier.dev/relay-annotations"
 )
 
@@ -104,10 +101,13 @@ func (c *RelayController) serviceEvent(relay *v1alpha1.Relay, reason string, err
 	c.opts.Recorder.Eventf(relay, nil, corev1.EventTypeWarning, reason, "Reconcile", "%v", err)
 }
 
-// deleteService deletes the Service owned by the Relay namespace/name, if
-// any: the Relay is gone (relay nil) or no longer needs one. No garbage
-// collector is assumed to run.
+// deleteService deletes the Service owned by the Relay namespace/name and
+// its EndpointSlices, if any: the Relay is gone (relay nil) or no longer
+// needs one. No garbage collector is assumed to run.
 func (c *RelayController) deleteService(ctx context.Context, namespace, name string, relay *v1alpha1.Relay) error {
+	if err := c.deleteSlices(ctx, namespace, config.RelayServiceName(name)); err != nil {
+		return err
+	}
 	var svc corev1.Service
 	key := client.ObjectKey{Namespace: namespace, Name: config.RelayServiceName(name)}
 	if err := c.opts.Client.Get(ctx, key, &svc); err != nil {
@@ -170,8 +170,9 @@ func desiredService(relay *v1alpha1.Relay) *corev1.Service {
 				v1alpha1.GroupVersion.WithKind(config.KindRelay))},
 		},
 		Spec: corev1.ServiceSpec{
-			Type:                  typ,
-			Selector:              map[string]string{LabelAppName: RelayPodAppName},
+			Type: typ,
+			// No selector: the relay pods are in Pier's namespace; the
+			// controller writes the EndpointSlices (relay_endpoints.go).
 			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyCluster,
 			IPFamilyPolicy:        ptr.To(corev1.IPFamilyPolicySingleStack),
 			IPFamilies:            slices.Clone(relay.Spec.Exposure.IPFamilies),

@@ -44,9 +44,14 @@ func (c *RelayController) SetupWithManager(mgr manager.Manager) error {
 }
 
 // sliceChanged maps an EndpointSlice to the Relays whose backend is its
-// Service.
+// Service, or one Pier writes to its Relay.
 func (c *RelayController) sliceChanged(ctx context.Context, obj client.Object) []reconcile.Request {
-	svc := obj.GetLabels()[discoveryv1.LabelServiceName]
+	l := obj.GetLabels()
+	if l[discoveryv1.LabelManagedBy] == SliceManager && l[v1alpha1.LabelRelayName] != "" {
+		// One of the slices Pier writes: its Relay puts it right.
+		return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: obj.GetNamespace(), Name: l[v1alpha1.LabelRelayName]}}}
+	}
+	svc := l[discoveryv1.LabelServiceName]
 	if svc == "" {
 		return nil
 	}

@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -40,8 +39,10 @@ type observation struct {
 	exposed  exposedCond
 	retry    bool // a refused Service write is tried again later
 	backends int
-	// relays are the nodes holding a live Lease for the Relay, sorted.
+	// relays are the nodes holding a live Lease for the Relay, sorted;
+	// nodes those of them that exist, with their addresses.
 	relays    []string
+	nodes     []relayNode
 	addresses []string
 	// nextExpiry is the time until the first live Lease expires (0: none).
 	nextExpiry time.Duration
@@ -96,13 +97,19 @@ func (c *RelayController) observe(ctx context.Context, relay *v1alpha1.Relay, ob
 		return fmt.Errorf("list relay Leases in %s: %w", c.opts.Namespace, err)
 	}
 	obs.relays, obs.nextExpiry = liveLeases(leases.Items, c.opts.Clock.Now())
-	if obs.svc != nil && obs.exposure == v1alpha1.ExposeLoadBalancer {
-		obs.addresses = ingressIPs(obs.svc)
+	nodes, err := c.relayNodes(ctx, obs.relays)
+	if err != nil {
+		return err
+	}
+	obs.nodes = nodes
+	if obs.exposure == v1alpha1.ExposeLoadBalancer {
+		if obs.svc != nil {
+			obs.addresses = ingressIPs(obs.svc)
+		}
 		return nil
 	}
-	addrs, err := c.nodeAddresses(ctx, obs.relays)
-	obs.addresses = addrs
-	return err
+	obs.addresses = nodeAddrs(nodes)
+	return nil
 }
 
 // readyEndpoints counts the ready endpoints of a Service's EndpointSlices,
@@ -167,33 +174,6 @@ func liveLeases(leases []coordinationv1.Lease, now time.Time) ([]string, time.Du
 		next += expiryMargin
 	}
 	return slices.Compact(live), next
-}
-
-// nodeAddresses returns the InternalIPs of the named nodes (those whose
-// relays serve the Relay), IPv4 first, each once; unknown nodes are
-// skipped.
-func (c *RelayController) nodeAddresses(ctx context.Context, nodes []string) ([]string, error) {
-	var addrs []netip.Addr
-	for _, name := range nodes {
-		var node corev1.Node
-		if err := c.opts.Client.Get(ctx, client.ObjectKey{Name: name}, &node); err != nil {
-			if client.IgnoreNotFound(err) == nil {
-				continue
-			}
-			return nil, fmt.Errorf("get node %s: %w", name, err)
-		}
-		for _, a := range node.Status.Addresses {
-			if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == corev1.NodeInternalIP {
-				addrs = append(addrs, ip.Unmap())
-			}
-		}
-	}
-	slices.SortFunc(addrs, netip.Addr.Compare)
-	var out []string
-	for _, a := range slices.Compact(addrs) {
-		out = append(out, a.String())
-	}
-	return out, nil
 }
 
 // statusFor is the status relay should show for obs. Conditions keep their

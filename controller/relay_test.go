@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -176,7 +177,11 @@ func TestRelayLoadBalancer(t *testing.T) {
 	}
 
 	// Relays: two live Leases (one about to expire), one expired, one of
-	// another Relay.
+	// another Relay. The owned Service's EndpointSlice lists the nodes of
+	// the live ones.
+	e.create(node("node1", "198.51.100.11", "2001:db8:100::11"))
+	e.create(node("node2", "198.51.100.12"))
+	e.create(node("node3", "198.51.100.13"))
 	now := time.Now()
 	e.create(lease("edge", "node1", now, 3600))
 	e.create(lease("edge", "node2", now, 4))
@@ -186,9 +191,19 @@ func TestRelayLoadBalancer(t *testing.T) {
 	if c := condition(got, controller.CondReady); c != "True/Ready" {
 		t.Errorf("Ready %s with 2 relays and 2 backends", c)
 	}
-	got = e.waitRelay("edge", "noticed node2's Lease expire", func(r *v1alpha1.Relay) bool { return r.Status.ReadyRelays == 1 })
+	e.waitSlice("edge-relay-ipv4", []string{"node1 198.51.100.11", "node2 198.51.100.12"})
+	e.waitRelay("edge", "noticed node2's Lease expire", func(r *v1alpha1.Relay) bool { return r.Status.ReadyRelays == 1 })
 	if time.Since(now) < 4*time.Second {
 		t.Errorf("readyRelays dropped to 1 after %v, before the 4 s Lease expired", time.Since(now))
+	}
+	es := e.waitSlice("edge-relay-ipv4", []string{"node1 198.51.100.11"})
+	wantPorts := []string{"calls-tcp 8443/TCP", "calls-udp 16384/UDP"}
+	if diff := cmp.Diff(wantPorts, slicePorts(es)); diff != "" {
+		t.Errorf("EndpointSlice ports (-want +got):\n%s", diff)
+	}
+	if es.AddressType != discoveryv1.AddressTypeIPv4 || es.Labels[discoveryv1.LabelServiceName] != "edge-relay" ||
+		es.Labels[discoveryv1.LabelManagedBy] != controller.SliceManager {
+		t.Errorf("EndpointSlice %s labels %v", es.AddressType, es.Labels)
 	}
 
 	// Drift: someone changes the owned Service's port.
@@ -202,12 +217,11 @@ func TestRelayLoadBalancer(t *testing.T) {
 	})
 	e.waitEvent(appNS, "edge", "ServiceUpdated")
 
-	// HostNetwork: the Service goes; the addresses are those of the nodes
-	// whose relays hold a live Lease (node1).
-	e.create(node("node1", "198.51.100.11", "2001:db8:100::11"))
-	e.create(node("node3", "198.51.100.13"))
+	// HostNetwork: the Service and its EndpointSlice go; the addresses are
+	// those of the nodes whose relays hold a live Lease (node1).
 	e.updateRelay("edge", func(s *v1alpha1.RelaySpec) { s.Exposure.Type = v1alpha1.ExposeHostNetwork })
 	e.waitGone(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: appNS, Name: "edge-relay"}}, "the owned Service (HostNetwork)")
+	e.waitGone(&discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: appNS, Name: "edge-relay-ipv4"}}, "the owned EndpointSlice (HostNetwork)")
 	got = e.waitRelay("edge", "showed node1's addresses", func(r *v1alpha1.Relay) bool {
 		return slices.Equal(r.Status.Addresses, []string{"198.51.100.11", "2001:db8:100::11"})
 	})
@@ -223,6 +237,41 @@ func TestRelayLoadBalancer(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitGone(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: appNS, Name: "edge-relay"}}, "the owned Service (Relay deleted)")
+	e.waitGone(&discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: appNS, Name: "edge-relay-ipv4"}}, "the owned EndpointSlice (Relay deleted)")
+}
+
+// waitSlice waits until the EndpointSlice lists exactly the ready
+// endpoints want ("node address").
+func (e *env) waitSlice(name string, want []string) *discoveryv1.EndpointSlice {
+	e.t.Helper()
+	var (
+		es  discoveryv1.EndpointSlice
+		got []string
+	)
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 45*time.Second, true, func(ctx context.Context) (bool, error) {
+		if err := e.c.Get(ctx, client.ObjectKey{Namespace: appNS, Name: name}, &es); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		got = nil
+		for _, ep := range es.Endpoints {
+			if ptr.Deref(ep.Conditions.Ready, false) {
+				got = append(got, ptr.Deref(ep.NodeName, "")+" "+strings.Join(ep.Addresses, ","))
+			}
+		}
+		return slices.Equal(got, want), nil
+	})
+	if err != nil {
+		e.t.Fatalf("EndpointSlice %s never listed %v; last %v", name, want, got)
+	}
+	return &es
+}
+
+func slicePorts(es *discoveryv1.EndpointSlice) []string {
+	var out []string
+	for _, p := range es.Ports {
+		out = append(out, fmt.Sprintf("%s %d/%s", ptr.Deref(p.Name, ""), ptr.Deref(p.Port, 0), ptr.Deref(p.Protocol, "")))
+	}
+	return out
 }
 
 // checkOwnedService checks what every owned Service carries.
@@ -232,8 +281,8 @@ func checkOwnedService(t *testing.T, svc *corev1.Service, r *v1alpha1.Relay) {
 	if ref == nil || ref.Kind != "Relay" || ref.Name != r.Name || ref.UID != r.UID || ref.APIVersion != v1alpha1.GroupVersion.String() {
 		t.Errorf("controller reference %+v, want Relay %s (%s)", ref, r.Name, r.UID)
 	}
-	if diff := cmp.Diff(map[string]string{controller.LabelAppName: controller.RelayPodAppName}, svc.Spec.Selector); diff != "" {
-		t.Errorf("selector (-want +got):\n%s", diff)
+	if len(svc.Spec.Selector) > 0 {
+		t.Errorf("selector %v: the relay pods are in another namespace; Pier writes the EndpointSlices", svc.Spec.Selector)
 	}
 	if svc.Labels[controller.LabelManagedBy] != controller.ManagedByPier || svc.Labels[v1alpha1.LabelRelayName] != r.Name {
 		t.Errorf("labels %v", svc.Labels)
@@ -270,6 +319,7 @@ func TestRelayNodePort(t *testing.T) {
 		t.Errorf("annotations %v", svc.Annotations)
 	}
 	allocated := svc.Spec.Ports[1].NodePort
+	e.waitSlice("np-relay-ipv4", nil) // no relay yet: no endpoint
 	got := e.waitRelay("np", "exposed", func(r *v1alpha1.Relay) bool { return condition(r, controller.CondExposed) == "True/NodePortsAllocated" })
 	if got.Status.ServiceName != "np-relay" {
 		t.Errorf("serviceName %q", got.Status.ServiceName)
@@ -291,6 +341,7 @@ func TestRelayNodePort(t *testing.T) {
 	}
 	e.startController()
 	e.waitGone(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: appNS, Name: "np-relay"}}, "the Service of the Relay deleted while the controller was down")
+	e.waitGone(&discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: appNS, Name: "np-relay-ipv4"}}, "the EndpointSlice of the Relay deleted while the controller was down")
 }
 
 // The controller refuses to take over a Service it does not own, and
