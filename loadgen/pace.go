@@ -44,6 +44,7 @@ func (g *Generator) pacedSend(ctx context.Context, start time.Time, flows int, s
 			next = (next + 1) % flows
 		}
 	}
+	p.Finish(end)
 	g.missed = uint64(p.Missed())
 }
 

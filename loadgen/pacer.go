@@ -61,5 +61,19 @@ func (p *Pacer) Next(now time.Time) time.Time {
 	return p.start.Add(time.Duration(math.Ceil(float64(p.sent) * p.interval)))
 }
 
+// Finish writes off every send due before end that was not handed out (the
+// caller stopped, or was not scheduled, before it could take them), so that
+// handed-out plus Missed is exactly the schedule's count up to end.
+func (p *Pacer) Finish(end time.Time) {
+	if p.interval == 0 {
+		return
+	}
+	due := int64(math.Ceil(float64(end.Sub(p.start)) / p.interval))
+	if due > p.sent {
+		p.missed += due - p.sent
+		p.sent = due
+	}
+}
+
 // Missed is the number of sends written off because the caller fell behind.
 func (p *Pacer) Missed() int64 { return p.missed }

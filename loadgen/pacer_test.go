@@ -71,3 +71,20 @@ func TestPacerRateOverASecond(t *testing.T) {
 		t.Errorf("sent %d in a second at 48,000/s (missed %d)", total, p.Missed())
 	}
 }
+
+// TestPacerFinish: what a stalled caller never took is written off, so
+// sends plus misses match the schedule.
+func TestPacerFinish(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	p := NewPacer(2000, 32, t0) // one per 500 us
+	got := p.Due(t0.Add(100 * time.Millisecond))
+	got += p.Due(t0.Add(200 * time.Millisecond))
+	p.Finish(t0.Add(300 * time.Millisecond)) // sends at 0, 0.5, ..., 299.5 ms
+	if total := int64(got) + p.Missed(); total != 600 {
+		t.Errorf("handed out %d + missed %d = %d, want 600", got, p.Missed(), total)
+	}
+	p.Finish(t0.Add(300 * time.Millisecond))
+	if total := int64(got) + p.Missed(); total != 600 {
+		t.Errorf("second Finish: total %d, want 600", total)
+	}
+}
