@@ -1,0 +1,331 @@
+package install
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
+
+	"github.com/pier-lb/pier/e2e/cluster"
+	"github.com/pier-lb/pier/e2e/kubelab"
+)
+
+// access is one question to the API server's authorizer: may the component
+// do verb on resource (optionally /subresource and a name) in namespace
+// ("" with all: every namespace; "" alone: cluster-scoped)?
+type access struct {
+	verb, resource, sub, ns string
+	all                     bool
+}
+
+func (a access) args(sa string) []string {
+	args := []string{"auth", "can-i", a.verb, a.resource, "--as=system:serviceaccount:pier-system:" + sa}
+	if a.sub != "" {
+		args = append(args, "--subresource="+a.sub)
+	}
+	switch {
+	case a.all:
+		args = append(args, "--all-namespaces")
+	case a.ns != "":
+		args = append(args, "--namespace="+a.ns)
+	}
+	return args
+}
+
+func (a access) String() string {
+	where := a.ns
+	if a.all {
+		where = "all namespaces"
+	}
+	r := a.resource
+	if a.sub != "" {
+		r += "/" + a.sub
+	}
+	return fmt.Sprintf("%s %s in %q", a.verb, r, where)
+}
+
+const sys = "pier-system"
+
+// needs is what each component does (grep of the client calls, caches,
+// event recorders, leader election and webhook certificate handling).
+var needs = map[string][]access{
+	"pier-controller": {
+		{verb: "watch", resource: "services", all: true},
+		{verb: "patch", resource: "services", sub: "status", ns: "default"},
+		{verb: "patch", resource: "services", ns: "default"},
+		{verb: "create", resource: "services", ns: "calls"},
+		{verb: "delete", resource: "services", ns: "calls"},
+		{verb: "list", resource: "namespaces"},
+		{verb: "watch", resource: "relays.pier.dev", all: true},
+		{verb: "update", resource: "relays.pier.dev", sub: "status", ns: "calls"},
+		{verb: "list", resource: "endpointslices.discovery.k8s.io", all: true},
+		{verb: "create", resource: "events.events.k8s.io", ns: "default"},
+		{verb: "create", resource: "validatingwebhookconfigurations"},
+		{verb: "update", resource: "validatingwebhookconfigurations/pier-validating"},
+		{verb: "watch", resource: "validatingwebhookconfigurations/pier-validating"},
+		{verb: "watch", resource: "ipaddresspools.pier.dev", ns: sys},
+		{verb: "patch", resource: "ipaddresspools.pier.dev", sub: "status", ns: sys},
+		{verb: "list", resource: "l2advertisements.pier.dev", ns: sys},
+		{verb: "list", resource: "bgppeers.pier.dev", ns: sys},
+		{verb: "list", resource: "bgpadvertisements.pier.dev", ns: sys},
+		{verb: "create", resource: "leases", ns: sys},
+		{verb: "update", resource: "leases/pier-controller", ns: sys},
+		{verb: "watch", resource: "leases", ns: sys},
+		{verb: "create", resource: "secrets", ns: sys},
+		{verb: "get", resource: "secrets/pier-webhook-cert", ns: sys},
+		{verb: "update", resource: "secrets/pier-webhook-cert", ns: sys},
+		{verb: "create", resource: "events", ns: sys},
+	},
+	"pier-speaker": {
+		{verb: "watch", resource: "services", all: true},
+		{verb: "list", resource: "nodes"},
+		{verb: "watch", resource: "endpointslices.discovery.k8s.io", all: true},
+		{verb: "create", resource: "events.events.k8s.io", ns: "default"},
+		{verb: "watch", resource: "ipaddresspools.pier.dev", ns: sys},
+		{verb: "watch", resource: "l2advertisements.pier.dev", ns: sys},
+		{verb: "watch", resource: "bgppeers.pier.dev", ns: sys},
+		{verb: "watch", resource: "bgpadvertisements.pier.dev", ns: sys},
+		{verb: "create", resource: "servicel2statuses.pier.dev", ns: sys},
+		{verb: "delete", resource: "servicel2statuses.pier.dev", ns: sys},
+		{verb: "update", resource: "servicel2statuses.pier.dev", sub: "status", ns: sys},
+		{verb: "create", resource: "bgpsessionstatuses.pier.dev", ns: sys},
+		{verb: "patch", resource: "bgpsessionstatuses.pier.dev", ns: sys},
+		{verb: "delete", resource: "bgpsessionstatuses.pier.dev", ns: sys},
+		{verb: "watch", resource: "bgpsessionstatuses.pier.dev", ns: sys},
+		{verb: "update", resource: "bgpsessionstatuses.pier.dev", sub: "status", ns: sys},
+		{verb: "watch", resource: "secrets", ns: sys},
+	},
+	"pier-relay": {
+		{verb: "watch", resource: "relays.pier.dev", all: true},
+		{verb: "watch", resource: "endpointslices.discovery.k8s.io", all: true},
+		{verb: "watch", resource: "services", all: true},
+		{verb: "list", resource: "nodes"},
+		{verb: "create", resource: "leases", ns: sys},
+		{verb: "get", resource: "leases", ns: sys},
+		{verb: "update", resource: "leases", ns: sys},
+		{verb: "create", resource: "events", ns: "calls"},
+		{verb: "create", resource: "events.events.k8s.io", ns: "calls"},
+	},
+}
+
+// refused is what each component must not be able to do.
+var refused = map[string][]access{
+	"pier-controller": {
+		{verb: "delete", resource: "nodes"},
+		{verb: "list", resource: "secrets", ns: sys}, // only its own Secret, by name
+		{verb: "get", resource: "secrets/pier-memberlist", ns: sys},
+		{verb: "get", resource: "secrets", ns: "default"},
+		{verb: "update", resource: "validatingwebhookconfigurations/someone-elses"},
+		{verb: "create", resource: "mutatingwebhookconfigurations"},
+		{verb: "update", resource: "leases/someone-elses", ns: sys},
+		{verb: "create", resource: "leases", ns: "default"},
+		{verb: "update", resource: "ipaddresspools.pier.dev", ns: sys},
+		{verb: "list", resource: "ipaddresspools.pier.dev", ns: "default"},
+		{verb: "delete", resource: "relays.pier.dev", ns: "calls"},
+		{verb: "create", resource: "pods", ns: sys},
+		{verb: "create", resource: "clusterrolebindings"},
+	},
+	"pier-speaker": {
+		{verb: "update", resource: "services", ns: "default"},
+		{verb: "patch", resource: "services", sub: "status", ns: "default"},
+		{verb: "get", resource: "secrets", ns: "default"},
+		{verb: "update", resource: "nodes"},
+		{verb: "create", resource: "ipaddresspools.pier.dev", ns: sys},
+		{verb: "update", resource: "l2advertisements.pier.dev", ns: sys},
+		{verb: "create", resource: "servicel2statuses.pier.dev", ns: "default"},
+		{verb: "create", resource: "leases", ns: sys},
+		{verb: "list", resource: "relays.pier.dev", all: true},
+		{verb: "create", resource: "pods", ns: sys},
+	},
+	"pier-relay": {
+		{verb: "get", resource: "secrets", ns: sys},
+		{verb: "update", resource: "services", ns: "calls"},
+		{verb: "create", resource: "leases", ns: "default"},
+		{verb: "delete", resource: "leases", ns: sys},
+		{verb: "update", resource: "relays.pier.dev", sub: "status", ns: "calls"},
+		{verb: "list", resource: "ipaddresspools.pier.dev", ns: sys},
+		{verb: "update", resource: "nodes"},
+	},
+}
+
+// TestRBAC applies the kustomize base for real and asks the API server, as
+// each component's ServiceAccount, for what it needs and what it must not
+// have.
+func TestRBAC(t *testing.T) {
+	kubectlPath(t)
+	c := cluster.ForTest(t, cluster.Options{})
+	applyBase(t, c)
+	for sa, list := range needs {
+		for _, a := range list {
+			if !canI(t, c, sa, a) {
+				t.Errorf("%s cannot %s", sa, a)
+			}
+		}
+	}
+	for sa, list := range refused {
+		for _, a := range append(list, access{verb: "list", resource: "secrets", all: true}) {
+			if canI(t, c, sa, a) {
+				t.Errorf("%s can %s", sa, a)
+			}
+		}
+	}
+}
+
+// applyBase installs the base for real, except the webhook configuration:
+// no webhook serves it here, and the tests below create Pier objects.
+func applyBase(t *testing.T, c *cluster.Cluster) {
+	t.Helper()
+	kubectl := kubectlPath(t)
+	run(t, kustomize(t, "manifests/base"), kubectl, kubeArgs(c, "apply", "--server-side", "-f", "-")...)
+	run(t, nil, kubectl, kubeArgs(c, "delete", "validatingwebhookconfiguration", "pier-validating")...)
+}
+
+func canI(t *testing.T, c *cluster.Cluster, sa string, a access) bool {
+	t.Helper()
+	out, err := tryRun(nil, kubectlPath(t), kubeArgs(c, a.args(sa)...)...)
+	answer := strings.TrimSpace(string(out))
+	var exit *exec.ExitError
+	switch {
+	case err == nil && answer == "yes":
+		return true
+	case errors.As(err, &exit) && exit.ExitCode() == 1 && strings.HasPrefix(answer, "no"):
+		return false
+	}
+	t.Fatalf("kubectl %s: %q, %v", strings.Join(a.args(sa), " "), answer, err)
+	return false
+}
+
+// TestControllerRunsOnItsRBAC runs the real pier-controller with a token of
+// its ServiceAccount: it must win its Lease and give a LoadBalancer Service
+// an address from the pool without any request being refused. This proves
+// the Role and ClusterRole are enough, not only that can-i says yes.
+func TestControllerRunsOnItsRBAC(t *testing.T) {
+	kubectl := kubectlPath(t)
+	c := cluster.ForTest(t, cluster.Options{})
+	applyBase(t, c)
+	bins, err := kubelab.BuildBinaries(t.TempDir(), "pier-controller")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := serviceAccountKubeconfig(t, c, "pier-controller")
+	run(t, nil, kubectl, kubeArgs(c, "apply", "--server-side", "-k", filepath.Join(repo, "manifests", "overlays", "l2", "config"))...)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncBuffer
+	cmd := exec.CommandContext(ctx, bins["pier-controller"], "--kubeconfig", kubeconfig, "--namespace", sys,
+		"--webhook=false", "--metrics-addr=0", "--health-addr=0")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("pier-controller log:\n%s", logs.String())
+		}
+	})
+
+	run(t, nil, kubectl, kubeArgs(c, "create", "service", "loadbalancer", "calls", "--tcp=8443:8443", "--namespace=default")...)
+	var addr string
+	err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 90*time.Second, true, func(context.Context) (bool, error) {
+		out, err := tryRun(nil, kubectl, kubeArgs(c, "get", "service", "calls", "--namespace=default",
+			"-o", "jsonpath={.status.loadBalancer.ingress[0].ip}")...)
+		addr = strings.TrimSpace(string(out))
+		return err == nil && addr != "", nil
+	})
+	if err != nil {
+		t.Fatalf("Service got no address from a controller running on its own RBAC: %v", err)
+	}
+	ip, err := netip.ParseAddr(addr)
+	lo, hi := netip.MustParseAddr("198.51.100.200"), netip.MustParseAddr("198.51.100.250")
+	if err != nil || ip.Less(lo) || hi.Less(ip) {
+		t.Errorf("address %q is not from the l2 pool 198.51.100.200-250", addr)
+	}
+	holder := run(t, nil, kubectl, kubeArgs(c, "get", "lease", "pier-controller", "--namespace", sys, "-o", "jsonpath={.spec.holderIdentity}")...)
+	if len(holder) == 0 {
+		t.Error("Lease pier-controller has no holder")
+	}
+	// Pool status and the Service's event are written too; give them the
+	// same generous deadline, then look for any refusal in the log.
+	err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
+		out, err := tryRun(nil, kubectl, kubeArgs(c, "get", "ipaddresspool", "l2", "--namespace", sys, "-o", "jsonpath={.status.assignedIPv4}")...)
+		return err == nil && strings.TrimSpace(string(out)) == "1", nil
+	})
+	if err != nil {
+		t.Errorf("pool l2 status never counted the address: %v", err)
+	}
+	err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
+		out, err := tryRun(nil, kubectl, kubeArgs(c, "get", "events.events.k8s.io", "--namespace=default",
+			"--field-selector=reason=IPAllocated", "-o", "name")...)
+		return err == nil && len(bytes.TrimSpace(out)) > 0, nil
+	})
+	if err != nil {
+		t.Errorf("no IPAllocated event for the Service: %v", err)
+	}
+	if strings.Contains(strings.ToLower(logs.String()), "forbidden") {
+		t.Errorf("pier-controller was refused something:\n%s", logs.String())
+	}
+}
+
+// serviceAccountKubeconfig writes a kubeconfig holding a fresh token of the
+// ServiceAccount (TokenRequest), as the kubelet would mount in the Pod.
+func serviceAccountKubeconfig(t *testing.T, c *cluster.Cluster, sa string) string {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := cs.CoreV1().ServiceAccounts(sys).CreateToken(context.Background(), sa,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("token for %s: %v", sa, err)
+	}
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["pier"] = &clientcmdapi.Cluster{Server: c.Config.Host, CertificateAuthorityData: c.Config.CAData}
+	kc.AuthInfos[sa] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
+	kc.Contexts["pier"] = &clientcmdapi.Context{Cluster: "pier", AuthInfo: sa, Namespace: sys}
+	kc.CurrentContext = "pier"
+	path := filepath.Join(t.TempDir(), sa+".kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// syncBuffer collects a process's output written from two pipes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
