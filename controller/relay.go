@@ -36,8 +36,25 @@ type RelayOptions struct {
 
 // RelayController keeps, for every Relay, the Service Pier owns for it
 // (exposure LoadBalancer or NodePort) and its status: addresses, ready
-// backends, ready relays and conditions. See relay_service.go and
-// relay_status.go.
+// backends, ready relays and conditions. It runs on the leader only.
+//
+// The owned Service is named config.RelayServiceName (the Relay's name +
+// "-relay"), in the Relay's namespace, with a controller reference to the
+// Relay. A LoadBalancer always gets spec.loadBalancerClass pier.dev/lb, so
+// Pier serves it with or without --only-own-class and no other load
+// balancer implementation takes it. It has no selector; the controller
+// writes its EndpointSlices (relay_endpoints.go). Edits to the fields
+// Pier manages are undone; the Service and its slices are deleted
+// explicitly when the exposure becomes HostNetwork or the Relay goes (no
+// garbage collector is assumed, and no finalizer holds the Relay back: an
+// owned Service found without its Relay, at start for example, is
+// deleted). An invalid Relay (the webhook may have been down) keeps its
+// Service as it was and reports Ready False, reason InvalidSpec.
+//
+// status.addresses are the Service's ingress IPs for LoadBalancer, and the
+// InternalIPs of the nodes whose relays hold a live Lease for NodePort and
+// HostNetwork. readyRelays counts those Leases; the Relay is looked at
+// again when the first of them expires.
 type RelayController struct {
 	opts RelayOptions
 	log  *slog.Logger
