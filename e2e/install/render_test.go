@@ -101,6 +101,19 @@ func TestManifestsAcceptedByAPIServer(t *testing.T) {
 			}
 		})
 	}
+	// The kind lab's own objects (it applies the base and the l2-bgp
+	// overlay above, then these).
+	t.Run("kind/workload", func(t *testing.T) {
+		data, err := os.ReadFile(filepath.Join(repo, "e2e", "kind", "workload.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dryRun(t, c, data)
+		svc := find(t, parse(t, data), "Service", "calls-bgp")
+		if svc.GetAnnotations()["pier.dev/address-pool"] != "bgp" {
+			t.Errorf("calls-bgp does not ask for the bgp pool: %v", svc.GetAnnotations())
+		}
+	})
 }
 
 // installCRDs applies Pier's CRDs (and stand-ins for the Prometheus
