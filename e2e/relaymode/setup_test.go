@@ -44,6 +44,9 @@ var servers = []string{"srv1", "srv2", "srv3"}
 type site struct {
 	env    *kubelab.Env
 	relays []*lab.Process // pier-relay by node
+	// hosts and stand-ins (plain, then PROXY v2) of the servers, by name.
+	hosts  map[string]*lab.Host
+	echoes map[string][]*lab.Process
 	// Addresses of the Relays "calls" (dual-stack: IPv4 then IPv6) and
 	// "calls-pp" (PROXY v2 towards the backends).
 	calls, callsPP []netip.Addr
@@ -81,7 +84,7 @@ func callsPPRelay() *v1alpha1.Relay {
 // up builds the lab: control plane, controller, speakers with --local-vip,
 // three backend hosts, the Relays (pier-controller gives each a
 // LoadBalancer Service and so an address) and a relay on every node.
-func up(t *testing.T) *site {
+func up(t testing.TB) *site {
 	t.Helper()
 	prereq.Root(t)
 	prereq.Tools(t, "arping")
@@ -94,7 +97,8 @@ func up(t *testing.T) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &site{env: env, relays: make([]*lab.Process, len(env.Site.Nodes))}
+	s := &site{env: env, relays: make([]*lab.Process, len(env.Site.Nodes)),
+		hosts: map[string]*lab.Host{}, echoes: map[string][]*lab.Process{}}
 	t.Cleanup(func() { s.close(t) })
 	s.startBackends(t, ctx)
 	if _, err := env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
@@ -118,7 +122,7 @@ func up(t *testing.T) *site {
 	return s
 }
 
-func (s *site) close(t *testing.T) {
+func (s *site) close(t testing.TB) {
 	if t.Failed() {
 		for i, p := range s.relays {
 			if p != nil {
@@ -132,27 +136,44 @@ func (s *site) close(t *testing.T) {
 	}
 }
 
-func (s *site) startBackends(t *testing.T, ctx context.Context) {
+func (s *site) startBackends(t testing.TB, ctx context.Context) {
 	t.Helper()
-	for i, name := range servers {
-		h, err := s.env.AddBackendHost(i + 1)
+	for i := range servers {
+		s.addServer(t, ctx, i+1)
+	}
+}
+
+// addServer adds backend host srv<i> (1-based, at kubelab.BackendAddr(i))
+// with its plain and PROXY v2 stand-ins.
+func (s *site) addServer(t testing.TB, ctx context.Context, i int) {
+	t.Helper()
+	h, err := s.env.AddBackendHost(i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.hosts[h.Name] = h
+	s.startEchoes(t, ctx, h.Name)
+}
+
+// startEchoes (re)starts the plain and PROXY v2 stand-ins of server name.
+func (s *site) startEchoes(t testing.TB, ctx context.Context, name string) {
+	t.Helper()
+	s.echoes[name] = nil
+	for _, b := range []struct {
+		tcp, udp int
+		proxy    bool
+	}{{backendTCP, backendUDP, false}, {proxyTCP, proxyUDP, true}} {
+		p, err := kubelab.StartBackend(ctx, s.hosts[name], binary(t, "pier-lab"), name,
+			fmt.Sprintf(":%d", b.tcp), fmt.Sprintf(":%d", b.udp), b.proxy)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, b := range []struct {
-			tcp, udp int
-			proxy    bool
-		}{{backendTCP, backendUDP, false}, {proxyTCP, proxyUDP, true}} {
-			if _, err := kubelab.StartBackend(ctx, h, binary(t, "pier-lab"), name,
-				fmt.Sprintf(":%d", b.tcp), fmt.Sprintf(":%d", b.udp), b.proxy); err != nil {
-				t.Fatal(err)
-			}
-		}
+		s.echoes[name] = append(s.echoes[name], p)
 	}
 }
 
 // startRelay (re)starts pier-relay on node i.
-func (s *site) startRelay(t *testing.T, i int) {
+func (s *site) startRelay(t testing.TB, i int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -165,8 +186,9 @@ func (s *site) startRelay(t *testing.T, i int) {
 
 // writeEndpoints writes the backend Service's EndpointSlice (there is no
 // endpoints controller in the lab): the servers in ready, with their ready
-// condition; servers not in it are not listed.
-func (s *site) writeEndpoints(t *testing.T, ready map[string]bool) {
+// condition (srv1 to srv9, at kubelab.BackendAddr); servers not in it are
+// not listed.
+func (s *site) writeEndpoints(t testing.TB, ready map[string]bool) {
 	t.Helper()
 	es := &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: backendSvc + "-lab", Labels: map[string]string{
@@ -178,7 +200,8 @@ func (s *site) writeEndpoints(t *testing.T, ready map[string]bool) {
 			{Name: ptr.To("calls-udp"), Protocol: ptr.To(corev1.ProtocolUDP), Port: ptr.To(int32(backendUDP))},
 		},
 	}
-	for i, name := range servers {
+	for i := range 9 {
+		name := fmt.Sprintf("srv%d", i+1)
 		r, ok := ready[name]
 		if !ok {
 			continue
@@ -210,7 +233,7 @@ func (s *site) writeEndpoints(t *testing.T, ready map[string]bool) {
 
 // relayAddrs waits for the addresses pier-controller gives the Relay (its
 // status, from the LoadBalancer Service it owns for it).
-func (s *site) relayAddrs(t *testing.T, r *v1alpha1.Relay) []netip.Addr {
+func (s *site) relayAddrs(t testing.TB, r *v1alpha1.Relay) []netip.Addr {
 	t.Helper()
 	var addrs []netip.Addr
 	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
@@ -237,7 +260,7 @@ func (s *site) relayAddrs(t *testing.T, r *v1alpha1.Relay) []netip.Addr {
 }
 
 // waitStatus waits until the controller counts the relays and backends.
-func (s *site) waitStatus(t *testing.T, name string, relays, backends int32) {
+func (s *site) waitStatus(t testing.TB, name string, relays, backends int32) {
 	t.Helper()
 	r := &v1alpha1.Relay{}
 	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
@@ -252,7 +275,7 @@ func (s *site) waitStatus(t *testing.T, name string, relays, backends int32) {
 }
 
 // leases lists the Leases of a Relay, by holder.
-func (s *site) leases(t *testing.T, relay string) map[string]coordinationv1.Lease {
+func (s *site) leases(t testing.TB, relay string) map[string]coordinationv1.Lease {
 	t.Helper()
 	var list coordinationv1.LeaseList
 	err := s.env.Pier.List(context.Background(), &list, client.InNamespace(kubelab.PierNamespace),
@@ -268,7 +291,7 @@ func (s *site) leases(t *testing.T, relay string) map[string]coordinationv1.Leas
 }
 
 // waitLeases waits until n relays hold a Lease for the Relay.
-func (s *site) waitLeases(t *testing.T, relay string, n int) {
+func (s *site) waitLeases(t testing.TB, relay string, n int) {
 	t.Helper()
 	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		return len(s.leases(t, relay)) == n, nil
