@@ -2,12 +2,9 @@ package speaker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,16 +13,16 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/internal/apicache"
+	"github.com/pier-lb/pier/internal/daemon"
 	"github.com/pier-lb/pier/speaker/bgp"
 	"github.com/pier-lb/pier/speaker/l2"
 	"github.com/pier-lb/pier/speaker/members"
@@ -121,11 +118,18 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	// what it owned until the others have had time to take over: the
 	// handover has no gap.
 	left := make(chan struct{})
-	return runAll(ctx, o.Logger,
+	return daemon.RunAll(ctx, o.Logger,
 		c.Start, sp.Run, bgpRun, sp.RunBGPStatus,
 		func(ctx context.Context) error { defer close(left); return mem.Run(ctx) },
 		func(ctx context.Context) error { return ann.Run(afterLeave(ctx, left, leaveGrace)) },
-		func(ctx context.Context) error { return watch(ctx, c, sp.Trigger, &synced, o.Logger) },
+		func(ctx context.Context) error {
+			if apicache.Watch(ctx, c, watched, sp.Trigger, o.Logger, "API unreachable, announcing from saved state") {
+				synced.Store(true)
+				sp.Trigger()
+				o.Logger.Info("API view synced")
+			}
+			return nil
+		},
 	)
 }
 
@@ -169,27 +173,27 @@ func afterLeave(ctx context.Context, left <-chan struct{}, grace time.Duration) 
 	return out
 }
 
+// watched are the kinds whose changes trigger a pass.
+var watched = []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{},
+	&v1alpha1.IPAddressPool{}, &v1alpha1.L2Advertisement{}, &v1alpha1.ServiceL2Status{},
+	&v1alpha1.BGPPeer{}, &v1alpha1.BGPAdvertisement{}, &corev1.Secret{}}
+
 // restMapper knows every kind the speaker reads, so that nothing needs API
 // discovery: a speaker must start while the API server is unreachable.
 func restMapper() meta.RESTMapper {
-	m := meta.NewDefaultRESTMapper(nil)
-	add := func(gv schema.GroupVersion, kind, plural string, scope meta.RESTScope) {
-		res := gv.WithResource(plural)
-		single := gv.WithResource(strings.ToLower(kind))
-		m.AddSpecific(gv.WithKind(kind), res, single, scope)
-		m.AddSpecific(gv.WithKind(kind+"List"), res, single, scope)
-	}
-	add(corev1.SchemeGroupVersion, "Service", "services", meta.RESTScopeNamespace)
-	add(corev1.SchemeGroupVersion, "Node", "nodes", meta.RESTScopeRoot)
-	add(discoveryv1.SchemeGroupVersion, "EndpointSlice", "endpointslices", meta.RESTScopeNamespace)
-	add(v1alpha1.GroupVersion, "IPAddressPool", "ipaddresspools", meta.RESTScopeNamespace)
-	add(v1alpha1.GroupVersion, "L2Advertisement", "l2advertisements", meta.RESTScopeNamespace)
-	add(v1alpha1.GroupVersion, "ServiceL2Status", "servicel2statuses", meta.RESTScopeNamespace)
-	add(v1alpha1.GroupVersion, "BGPPeer", "bgppeers", meta.RESTScopeNamespace)
-	add(v1alpha1.GroupVersion, "BGPAdvertisement", "bgpadvertisements", meta.RESTScopeNamespace)
-	add(corev1.SchemeGroupVersion, "Secret", "secrets", meta.RESTScopeNamespace)
-	add(v1alpha1.GroupVersion, "BGPSessionStatus", "bgpsessionstatuses", meta.RESTScopeNamespace)
-	return m
+	core, disc, pier := corev1.SchemeGroupVersion, discoveryv1.SchemeGroupVersion, v1alpha1.GroupVersion
+	return apicache.Mapper(
+		apicache.Kind{GroupVersion: core, Kind: "Service", Plural: "services", Namespaced: true},
+		apicache.Kind{GroupVersion: core, Kind: "Node", Plural: "nodes"},
+		apicache.Kind{GroupVersion: core, Kind: "Secret", Plural: "secrets", Namespaced: true},
+		apicache.Kind{GroupVersion: disc, Kind: "EndpointSlice", Plural: "endpointslices", Namespaced: true},
+		apicache.Kind{GroupVersion: pier, Kind: "IPAddressPool", Plural: "ipaddresspools", Namespaced: true},
+		apicache.Kind{GroupVersion: pier, Kind: "L2Advertisement", Plural: "l2advertisements", Namespaced: true},
+		apicache.Kind{GroupVersion: pier, Kind: "ServiceL2Status", Plural: "servicel2statuses", Namespaced: true},
+		apicache.Kind{GroupVersion: pier, Kind: "BGPPeer", Plural: "bgppeers", Namespaced: true},
+		apicache.Kind{GroupVersion: pier, Kind: "BGPAdvertisement", Plural: "bgpadvertisements", Namespaced: true},
+		apicache.Kind{GroupVersion: pier, Kind: "BGPSessionStatus", Plural: "bgpsessionstatuses", Namespaced: true},
+	)
 }
 
 func localVIP(o NodeOptions) (*vip.VIPs, error) {
@@ -208,60 +212,4 @@ func recorder(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme) Eve
 	b := events.NewBroadcaster(&events.EventSinkImpl{Interface: cs.EventsV1()})
 	b.StartRecordingToSink(ctx.Done())
 	return b.NewRecorder(scheme, "pier-speaker")
-}
-
-// watch registers the speaker on every informer it reads, retrying while
-// the API server is unreachable, then marks the view synced.
-func watch(ctx context.Context, c cache.Cache, trigger func(), synced *atomic.Bool, log *slog.Logger) error {
-	handler := toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { trigger() },
-		UpdateFunc: func(any, any) { trigger() },
-		DeleteFunc: func(any) { trigger() },
-	}
-	kinds := []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{},
-		&v1alpha1.IPAddressPool{}, &v1alpha1.L2Advertisement{}, &v1alpha1.ServiceL2Status{},
-		&v1alpha1.BGPPeer{}, &v1alpha1.BGPAdvertisement{}, &corev1.Secret{}}
-	for _, k := range kinds {
-		for {
-			inf, err := c.GetInformer(ctx, k, cache.BlockUntilSynced(false))
-			if err == nil {
-				_, err = inf.AddEventHandler(handler)
-			}
-			if err == nil {
-				break
-			}
-			log.Warn("API unreachable, announcing from saved state", "kind", fmt.Sprintf("%T", k), "err", err)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(time.Second):
-			}
-		}
-	}
-	if !c.WaitForCacheSync(ctx) {
-		return nil
-	}
-	synced.Store(true)
-	trigger()
-	log.Info("API view synced")
-	return nil
-}
-
-// runAll runs every function until ctx ends or one fails; then it stops the
-// rest and waits for them.
-func runAll(ctx context.Context, log *slog.Logger, fns ...func(context.Context) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make([]error, len(fns))
-	for i, fn := range fns {
-		wg.Go(func() {
-			if errs[i] = fn(ctx); errs[i] != nil {
-				log.Error("speaker part stopped", "err", errs[i])
-				cancel()
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }

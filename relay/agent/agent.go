@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/internal/daemon"
 	"github.com/pier-lb/pier/relay"
 )
 
@@ -131,7 +132,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		bind = wildcard()
 	}
 	a.log.Info("relay agent starting", "bind", bind)
-	return runAll(ctx, a.log,
+	return daemon.RunAll(ctx, a.log,
 		c.Start,
 		func(ctx context.Context) error { return watch(ctx, c, a.Trigger, &a.synced, a.metrics, a.log) },
 		func(ctx context.Context) error { return a.loop(ctx, c, bind) },
@@ -308,23 +309,4 @@ func (a *Agent) start(ctx context.Context, k Key, w Want, replacing bool) {
 	delete(a.lastErr, k)
 	a.running[k] = i
 	a.log.Info("serving relay", "relay", k.String(), "listeners", len(w.Config.Listeners), "backends", backendNames(w.Backends))
-}
-
-// runAll runs every function until ctx ends or one fails; then it stops the
-// rest and waits for them.
-func runAll(ctx context.Context, log *slog.Logger, fns ...func(context.Context) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make([]error, len(fns))
-	for i, fn := range fns {
-		wg.Go(func() {
-			if errs[i] = fn(ctx); errs[i] != nil {
-				log.Error("relay agent part stopped", "err", errs[i])
-				cancel()
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }

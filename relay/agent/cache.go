@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync/atomic"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -14,15 +12,14 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/internal/apicache"
 )
 
 // newCache is the agent's view of the API: every Relay, the EndpointSlices
@@ -52,45 +49,18 @@ func newCache(cfg *rest.Config, node string) (cache.Cache, error) {
 
 // restMapper knows every kind the agent reads.
 func restMapper() meta.RESTMapper {
-	m := meta.NewDefaultRESTMapper(nil)
-	add := func(gv schema.GroupVersion, kind, plural string, scope meta.RESTScope) {
-		res := gv.WithResource(plural)
-		single := gv.WithResource(strings.ToLower(kind))
-		m.AddSpecific(gv.WithKind(kind), res, single, scope)
-		m.AddSpecific(gv.WithKind(kind+"List"), res, single, scope)
-	}
-	add(corev1.SchemeGroupVersion, "Node", "nodes", meta.RESTScopeRoot)
-	add(discoveryv1.SchemeGroupVersion, "EndpointSlice", "endpointslices", meta.RESTScopeNamespace)
-	add(v1alpha1.GroupVersion, "Relay", "relays", meta.RESTScopeNamespace)
-	return m
+	return apicache.Mapper(
+		apicache.Kind{GroupVersion: corev1.SchemeGroupVersion, Kind: "Node", Plural: "nodes"},
+		apicache.Kind{GroupVersion: discoveryv1.SchemeGroupVersion, Kind: "EndpointSlice", Plural: "endpointslices", Namespaced: true},
+		apicache.Kind{GroupVersion: v1alpha1.GroupVersion, Kind: "Relay", Plural: "relays", Namespaced: true},
+	)
 }
 
 // watch registers trigger on every informer the agent reads, retrying while
 // the API server is unreachable, then marks the view synced.
 func watch(ctx context.Context, c cache.Cache, trigger func(), synced *atomic.Bool, m *metrics, log *slog.Logger) error {
-	handler := toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { trigger() },
-		UpdateFunc: func(any, any) { trigger() },
-		DeleteFunc: func(any) { trigger() },
-	}
-	for _, k := range []client.Object{&v1alpha1.Relay{}, &discoveryv1.EndpointSlice{}, &corev1.Node{}} {
-		for {
-			inf, err := c.GetInformer(ctx, k, cache.BlockUntilSynced(false))
-			if err == nil {
-				_, err = inf.AddEventHandler(handler)
-			}
-			if err == nil {
-				break
-			}
-			log.Warn("API unreachable, no relays until it answers", "kind", fmt.Sprintf("%T", k), "err", err)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(time.Second):
-			}
-		}
-	}
-	if !c.WaitForCacheSync(ctx) {
+	kinds := []client.Object{&v1alpha1.Relay{}, &discoveryv1.EndpointSlice{}, &corev1.Node{}}
+	if !apicache.Watch(ctx, c, kinds, trigger, log, "API unreachable, no relays until it answers") {
 		return nil
 	}
 	synced.Store(true)
