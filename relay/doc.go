@@ -49,9 +49,19 @@
 //
 // Health (health.go): a TCP connect failure or ICMP port unreachable (seen as
 // ECONNREFUSED on a connected UDP socket) marks a backend down and rebuilds
-// the tables at once; an active TCP connect check every
-// Options.HealthInterval brings it back. UDP flows on a down backend are
-// placed again on their next datagram.
+// the tables at once. The active check connects to every backend's health
+// port (Backend.HealthPort, else its port of the first TCP listener) every
+// Options.HealthInterval with a timeout of one interval: an up backend that
+// fails is marked down (a host gone silent, with no RST and no ICMP, is out
+// within two intervals, one second by default), a down one that passes is
+// marked up. UDP flows on a down backend are placed again on their next
+// datagram. A backend with no TCP port to check (UDP listeners only and no
+// health port) has the passive check only: a dead process is noticed by
+// its ICMP port unreachable, but a host that goes silent is not (Linux
+// hands ICMP host unreachable to a UDP socket only with IP_RECVERR) until
+// its endpoint leaves the EndpointSlice; set Backend.HealthPort
+// (spec.backend.healthCheckPort) for such backends. A down backend without
+// a health port is tried again 10 intervals after it went down.
 //
 // Drain: when Run's context ends the relay stops accepting, closes UDP flows,
 // lets TCP connections finish for up to Options.DrainTimeout and then closes

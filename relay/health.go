@@ -31,7 +31,7 @@ func (r *Relay) markUp(b *backend) {
 	r.rebuildLocked()
 }
 
-// healthLoop checks the down backends every HealthInterval until ctx ends.
+// healthLoop checks the backends every HealthInterval until ctx ends.
 func (r *Relay) healthLoop(ctx context.Context) {
 	t := r.clock.NewTicker(r.opts.HealthInterval)
 	defer t.Stop()
@@ -40,48 +40,66 @@ func (r *Relay) healthLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C():
-			r.checkDown(ctx)
+			r.checkAll(ctx)
 		}
 	}
 }
 
-func (r *Relay) checkDown(ctx context.Context) {
+// checkAll probes every backend at once (active health): an up backend that
+// fails its check is marked down, a down one that passes is marked up. Up
+// backends without a TCP port to check are left to the passive checks.
+func (r *Relay) checkAll(ctx context.Context) {
 	r.mu.Lock()
-	var down []*backend
+	bs := make([]*backend, 0, len(r.backends))
 	for _, b := range r.backends {
-		if !b.up.Load() {
-			down = append(down, b)
-		}
+		bs = append(bs, b)
 	}
 	r.mu.Unlock()
 	var wg sync.WaitGroup
-	for _, b := range down {
+	for _, b := range bs {
 		wg.Go(func() {
-			if r.probe(ctx, b) {
-				r.markUp(b)
+			up := b.up.Load()
+			if !up {
+				if r.probeDown(ctx, b) {
+					r.markUp(b)
+				}
+				return
+			}
+			target, ok := r.healthTarget(b)
+			if !ok {
+				return
+			}
+			if err := r.connect(ctx, target); err != nil && ctx.Err() == nil {
+				r.markDown(b, "active check", err)
 			}
 		})
 	}
 	wg.Wait()
 }
 
-// probe reports whether b looks alive: a TCP connect to its health port, or,
-// with no TCP port to try, the passing of 10 health intervals.
-func (r *Relay) probe(ctx context.Context, b *backend) bool {
+// probeDown reports whether a down backend looks alive again: a TCP connect
+// to its health port, or, with no TCP port to try, the passing of 10 health
+// intervals.
+func (r *Relay) probeDown(ctx context.Context, b *backend) bool {
 	target, ok := r.healthTarget(b)
 	if !ok {
 		hold := 10 * r.opts.HealthInterval
 		return r.clock.Since(time.Unix(0, b.downedAt.Load())) >= hold
 	}
-	timeout := min(r.opts.ConnectTimeout, 2*r.opts.HealthInterval)
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	return r.connect(ctx, target) == nil
+}
+
+// connect is one active check: a TCP connect within a health interval (at
+// most ConnectTimeout), so that a server gone silent (a host down, no RST
+// and no ICMP) is out of the tables within two intervals of going.
+func (r *Relay) connect(ctx context.Context, target netip.AddrPort) error {
+	ctx, cancel := context.WithTimeout(ctx, min(r.opts.ConnectTimeout, r.opts.HealthInterval))
 	defer cancel()
 	c, err := (&net.Dialer{}).DialContext(ctx, "tcp", target.String())
 	if err != nil {
-		return false
+		return err
 	}
-	_ = c.Close()
-	return true
+	return c.Close()
 }
 
 func (r *Relay) healthTarget(b *backend) (netip.AddrPort, bool) {

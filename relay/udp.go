@@ -135,11 +135,11 @@ func (s *udpServer) forward(client, dst netip.AddrPort, buf []byte, n int) {
 			s.m.bytesIn.Add(float64(n))
 			return
 		}
-		if !errors.Is(err, syscall.ECONNREFUSED) {
+		if !unreachable(err) {
 			s.m.drop(dropUpstream)
 			return
 		}
-		s.r.markDown(f.Value.b, "udp port unreachable", err)
+		s.r.markDown(f.Value.b, "udp unreachable", err)
 		s.closeFlow(client, f)
 	}
 	s.m.drop(dropUpstream)
@@ -201,6 +201,16 @@ func (s *udpServer) dial(client, dst netip.AddrPort) (*udpFlow, error) {
 	return uf, nil
 }
 
+// unreachable reports an error on a connected UDP socket that says the
+// backend cannot be reached: ICMP port unreachable (ECONNREFUSED), or no
+// route or host unreachable returned by a send. (Linux reports ICMP host
+// unreachable, including its own after a failed ARP/NDP resolution, to a
+// socket only with IP_RECVERR, which the relay does not set.)
+func unreachable(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) ||
+		errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTDOWN)
+}
+
 func (s *udpServer) closeFlow(client netip.AddrPort, f *Flow[*udpFlow]) {
 	if s.flows.Delete(client, f) {
 		_ = f.Value.up.Close()
@@ -216,8 +226,8 @@ func (s *udpServer) replies(f *Flow[*udpFlow]) {
 	for {
 		n, _, flags, _, err := uf.up.ReadMsgUDPAddrPort(buf, nil)
 		switch {
-		case errors.Is(err, syscall.ECONNREFUSED):
-			s.r.markDown(uf.b, "udp port unreachable", err)
+		case unreachable(err):
+			s.r.markDown(uf.b, "udp unreachable", err)
 			continue
 		case err != nil:
 			return

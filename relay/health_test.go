@@ -1,0 +1,24 @@
+package relay
+
+import (
+	"testing"
+	"time"
+)
+
+// The active check takes an up backend whose health port stops answering
+// out of the tables without any traffic to it.
+func TestActiveCheckMarksUpBackendDown(t *testing.T) {
+	live := startBackend(t, "live", "127.0.0.1", false)
+	gone := startBackend(t, "gone", "127.0.0.1", false)
+	gone.HealthPort = closedPort(t)
+	r := startRelay(t, Options{Backends: backends(live, gone), HealthInterval: 20 * time.Millisecond})
+	eventually(t, "gone marked down by the active check", func() bool {
+		return r.counter(r.metrics.backendUp.WithLabelValues("gone")) == 0
+	})
+	if got := r.tables["udp"].Load().Backends(); len(got) != 1 || got[0] != "live" {
+		t.Errorf("udp table %v, want only live", got)
+	}
+	if up := r.counter(r.metrics.backendUp.WithLabelValues("live")); up != 1 {
+		t.Errorf("live backend up=%v", up)
+	}
+}
