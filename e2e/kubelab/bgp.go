@@ -2,7 +2,6 @@ package kubelab
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -111,30 +110,10 @@ func frrConfig(name string, asn uint32, neighbors []Neighbor) string {
 }
 
 // VTYSH runs one vtysh command against the instance.
-func (f *FRR) VTYSH(cmd string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var stderr strings.Builder
-	c := exec.CommandContext(ctx, "vtysh", "-N", f.Name, "-c", cmd)
-	c.Stderr = &stderr
-	out, err := c.Output()
-	if err != nil {
-		return "", fmt.Errorf("vtysh -c %q: %v: %s%s", cmd, err, out, stderr.String())
-	}
-	return string(out), nil
-}
+func (f *FRR) VTYSH(cmd string) (string, error) { return lab.VTYSH(f.Name, cmd) }
 
 // JSON runs a vtysh command that prints JSON and decodes it into v.
-func (f *FRR) JSON(cmd string, v any) error {
-	out, err := f.VTYSH(cmd)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal([]byte(out), v); err != nil {
-		return fmt.Errorf("vtysh -c %q: %w: %.300s", cmd, err, out)
-	}
-	return nil
-}
+func (f *FRR) JSON(cmd string, v any) error { return lab.VTYSHJSON(f.Name, cmd, v) }
 
 // FRRPath is one path of a route as FRR shows it.
 type FRRPath struct {

@@ -170,29 +170,9 @@ func (b *bgpLab) startBIRD(nodes int) {
 	})
 }
 
-func (b *bgpLab) vtysh(cmd string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var stderr strings.Builder
-	c := exec.CommandContext(ctx, "vtysh", "-N", b.frrName, "-c", cmd)
-	c.Stderr = &stderr // a warning about the missing vtysh.conf
-	out, err := c.Output()
-	if err != nil {
-		return "", fmt.Errorf("vtysh -c %q: %v: %s%s", cmd, err, out, stderr.String())
-	}
-	return string(out), nil
-}
+func (b *bgpLab) vtysh(cmd string) (string, error) { return lab.VTYSH(b.frrName, cmd) }
 
-func (b *bgpLab) vtyshJSON(cmd string, v any) error {
-	out, err := b.vtysh(cmd)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal([]byte(out), v); err != nil {
-		return fmt.Errorf("vtysh -c %q: %w: %.300s", cmd, err, out)
-	}
-	return nil
-}
+func (b *bgpLab) vtyshJSON(cmd string, v any) error { return lab.VTYSHJSON(b.frrName, cmd, v) }
 
 func (b *bgpLab) birdc(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
