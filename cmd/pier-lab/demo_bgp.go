@@ -71,7 +71,7 @@ func demoBGP(ctx context.Context, env *kubelab.Env) error {
 	slices.Sort(hops)
 	route, _ := frr.VTYSH("show ip route " + prefix.String())
 	fmt.Printf("BGP mode: FRR (AS %d) on %s peers with every node (AS %d).\n", demoRouterASN, env.Site.Router.NS, demoNodeASN)
-	fmt.Printf("Service default/calls-bgp (8443/TCP, 16384/UDP) got %s from pool bgp (203.0.113.0/24); FRR routes it over %v (ECMP):\n\n%s\n",
+	fmt.Printf("Service default/calls-bgp (8443/TCP, 16384/UDP) got %s from pool bgp (203.0.113.0/24, .0 and .255 skipped); FRR routes it over %v (ECMP):\n\n%s\n",
 		addr, hops, route)
 	fmt.Printf("Try:\n  vtysh -N %s -c 'show bgp ipv4 unicast %s'\n  vtysh -N %s -c 'show bgp summary'\n", frr.Name, prefix, frr.Name)
 	fmt.Printf("  %s --kubeconfig %s get bgpsessionstatuses -n %s\n\n", filepath.Join(cluster.DefaultBinDir(), "kubectl"),
@@ -84,7 +84,7 @@ func createBGPConfig(ctx context.Context, c client.Client) error {
 	ns := kubelab.PierNamespace
 	objs := []client.Object{
 		&v1alpha1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "bgp", Namespace: ns},
-			Spec: v1alpha1.IPAddressPoolSpec{Addresses: []string{"203.0.113.0/24"}, AutoAssign: ptr.To(false)}},
+			Spec: v1alpha1.IPAddressPoolSpec{Addresses: []string{"203.0.113.0/24"}, AutoAssign: ptr.To(false), AvoidBuggyIPs: true}},
 		&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router", Namespace: ns},
 			Spec: v1alpha1.BGPPeerSpec{MyASN: demoNodeASN, PeerASN: demoRouterASN, PeerAddress: "198.51.100.1"}},
 		&v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "bgp", Namespace: ns},
