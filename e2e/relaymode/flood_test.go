@@ -1,0 +1,143 @@
+package relaymode
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/e2e/lab"
+)
+
+const (
+	floodPort     = 16390
+	floodMaxFlows = 2000
+	floodFlows    = 20000
+	// perFlow is relay/doc.go's documented user memory of one UDP flow.
+	perFlow = 11 << 10
+)
+
+// floodRelay is a Relay for 2,000 UDP flows whose idle flows expire after
+// 5 s.
+func floodRelay() *v1alpha1.Relay {
+	return &v1alpha1.Relay{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "flood"},
+		Spec: v1alpha1.RelaySpec{
+			Listeners: []v1alpha1.RelayListener{{Name: "calls-udp", Protocol: corev1.ProtocolUDP, Port: floodPort}},
+			Backend:   v1alpha1.RelayBackend{ServiceName: backendSvc, HealthCheckPort: backendTCP},
+			Exposure:  v1alpha1.RelayExposure{Type: v1alpha1.ExposeLoadBalancer},
+			Timeouts:  v1alpha1.RelayTimeouts{UDPIdle: &metav1.Duration{Duration: 5 * time.Second}},
+			Limits:    v1alpha1.RelayLimits{MaxFlows: floodMaxFlows},
+		},
+	}
+}
+
+// TestFlood: 20,000 new UDP flows (one datagram from each of 20,000 client
+// ports) against a Relay limited to 2,000 flows. The relay's memory stays
+// bounded (at most three times the documented 11 KiB per flow for the
+// 2,000 it takes), the calls already placed keep working throughout, the
+// refused flows are counted as table-full drops, and once the flood's flows
+// have idled out new flows are taken again.
+func TestFlood(t *testing.T) {
+	s := up(t)
+	cl := s.env.Site.Client
+	addr := s.createRelay(t, floodRelay())[0]
+	dst := netip.AddrPortFrom(addr, floodPort)
+	o := s.ownerNode(t, addr)
+	src := &ports{next: 30000} // above the flood's ports
+	calls := openFlows(t, cl, src, dst, 20, servers...)
+	pid := s.relays[o].Pid()
+	before := vmRSS(t, pid)
+	series := func(name string, labels string) string {
+		return name + `{` + labels + `relay="voice/flood"}`
+	}
+	active := series("pier_relay_active_flows", `proto="udp",`)
+	full := series("pier_relay_drops_total", `proto="udp",reason="table-full",`)
+
+	// The calls go on during the flood, a datagram every 20 ms round the 20.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var callErrs []error
+	asked := 0
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			f := calls[i%len(calls)]
+			w, err := f.ask(dst, fmt.Sprintf("during %d", i), 10)
+			asked++
+			if err == nil && w.Name != f.server {
+				err = fmt.Errorf("flow %s was on %s, reached %s during the flood", f.src, f.server, w.Name)
+			}
+			if err != nil {
+				callErrs = append(callErrs, err)
+			}
+		}
+	})
+	start := time.Now()
+	flood(t, cl, dst, 2000, floodFlows)
+	took := time.Since(start)
+	peak := vmRSS(t, pid)
+	n := s.relayMetric(t, o, active)
+	time.Sleep(time.Second) // the calls keep going a moment after the flood
+	close(stop)
+	wg.Wait()
+	for _, err := range callErrs {
+		t.Error(err)
+	}
+	drops := s.relayMetric(t, o, full)
+	t.Logf("flood of %d flows in %v: %v active flows (limit %d), %v table-full drops; relay RSS %s before, %s after (%s more); %d datagrams of the calls answered during the flood",
+		floodFlows, took.Round(time.Millisecond), n, floodMaxFlows, drops, mib(before), mib(peak), mib(peak-before), asked-len(callErrs))
+	if n > floodMaxFlows {
+		t.Errorf("%v active flows, limit %d", n, floodMaxFlows)
+	}
+	if drops < floodFlows/2 {
+		t.Errorf("%v table-full drops, want most of the %d flows beyond the limit", drops, floodFlows-floodMaxFlows)
+	}
+	if bound := int64(3 * floodMaxFlows * perFlow); peak-before > bound {
+		t.Errorf("relay RSS grew by %s during the flood, bound %s (3 x 11 KiB x %d flows)", mib(peak-before), mib(bound), floodMaxFlows)
+	}
+
+	took = waitNewFlows(t, cl, src, dst, 30*time.Second, servers...)
+	t.Logf("new flows taken again %v after the flood", took.Round(time.Millisecond))
+}
+
+// flood sends one datagram to dst from each of n client ports from first
+// on, four senders in parallel.
+func flood(t testing.TB, h *lab.Host, dst netip.AddrPort, first, n int) {
+	t.Helper()
+	cv4, _ := clientAddrs()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := range 4 {
+		wg.Go(func() {
+			for p := first + w; p < first+n; p += 4 {
+				pc, err := h.ListenPacket("udp4", netip.AddrPortFrom(cv4, uint16(p)).String())
+				if err != nil {
+					errs <- err
+					return
+				}
+				_, err = pc.WriteTo([]byte("flood"), net.UDPAddrFromAddrPort(dst))
+				pc.Close()
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("flood: %v", err)
+	}
+}
