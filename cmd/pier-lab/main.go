@@ -18,7 +18,7 @@ import (
 	"github.com/pier-lb/pier/e2e/lab"
 )
 
-const usage = `usage: pier-lab demo [-nodes N] [-mode l2|bgp] | clean [-all] | echo [-tcp ADDR] [-udp ADDR] [-name NAME [-proxy]]`
+const usage = `usage: pier-lab demo [-nodes N] [-mode l2|bgp] [-relay PATH] | clean [-all] | echo [-tcp ADDR] [-udp ADDR] [-name NAME [-proxy]]`
 
 func main() {
 	if len(os.Args) < 2 {
@@ -50,6 +50,7 @@ func demo(ctx context.Context, log *slog.Logger, args []string) error {
 	nodes := fs.Int("nodes", 3, "node namespaces")
 	controller := fs.String("controller", siblingBinary("pier-controller"), `pier-controller executable ("": none)`)
 	speaker := fs.String("speaker", siblingBinary("pier-speaker"), `pier-speaker executable ("": none)`)
+	relayBin := fs.String("relay", siblingBinary("pier-relay"), `pier-relay executable for the relay section of the L2 demo ("": none)`)
 	mode := fs.String("mode", "l2", `"l2" (ARP/NDP) or "bgp" (FRR on the router peers with the nodes)`)
 	fs.Parse(args)
 	if *mode != "l2" && *mode != "bgp" || *mode == "bgp" && (*controller == "" || *speaker == "") {
@@ -84,6 +85,11 @@ func demo(ctx context.Context, log *slog.Logger, args []string) error {
 				addrs[0], node, mac, env.Site.Router.NS, addrs[0])
 		}
 		fmt.Println()
+	}
+	if *controller != "" && *speaker != "" && *relayBin != "" {
+		if err := demoRelay(ctx, env, *relayBin); err != nil {
+			return err
+		}
 	}
 	<-ctx.Done()
 	log.Info("tearing down")
