@@ -2,6 +2,7 @@ package relaymode
 
 import (
 	"context"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"slices"
@@ -61,6 +62,10 @@ func BenchmarkServerFailure(b *testing.B) {
 			var took []time.Duration
 			for range benchRounds() {
 				waitNewFlows(b, s.env.Site.Client, src, c.dst, 30*time.Second, servers...)
+				// srv3 came back at a tick of the relays' health checks:
+				// kill it at a random phase of their interval, not always at
+				// the same one.
+				time.Sleep(rand.N(time.Second))
 				killed := time.Now()
 				c.fail.kill(b, s, "srv3")
 				took = append(took, firstMoved(b, s.env.Site.Client, src, c.dst, killed))
