@@ -35,16 +35,14 @@ func TestPeerErrors(t *testing.T) {
 				perr(B, "d", "spec.peerAddress", `"0.0.0.0" is not a unicast address`),
 				perr(B, "e", "spec.peerAddress", `"ff02::1" is not a unicast address`),
 			}},
-		{name: "source and router id", objs: peers(
-			mod("a", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) { s.SourceAddress, s.RouterID = "2001:db8::2", "2001:db8::3" }),
-			mod("b", "192.0.2.2", func(s *v1alpha1.BGPPeerSpec) { s.SourceAddress, s.RouterID = "x", "0.0.0.0" }),
-			mod("c", "2001:db8::1", func(s *v1alpha1.BGPPeerSpec) { s.SourceAddress, s.RouterID = "2001:db8::2", "192.0.2.9" }),
+		{name: "source address", objs: peers(
+			mod("a", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) { s.SourceAddress = "2001:db8::2" }),
+			mod("b", "192.0.2.2", func(s *v1alpha1.BGPPeerSpec) { s.SourceAddress = "x" }),
+			mod("c", "2001:db8::1", func(s *v1alpha1.BGPPeerSpec) { s.SourceAddress = "2001:db8::2" }),
 		),
 			want: []*Error{
 				perr(B, "a", "spec.sourceAddress", "2001:db8::2 and the peer address 192.0.2.1 are of different IP families"),
-				perr(B, "a", "spec.routerID", `"2001:db8::3" is not a router ID: want a non-zero IPv4 address`),
 				perr(B, "b", "spec.sourceAddress", `"x" is not an IP address`),
-				perr(B, "b", "spec.routerID", `"0.0.0.0" is not a router ID: want a non-zero IPv4 address`),
 			}},
 		{name: "timers", objs: peers(
 			mod("a", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) { s.HoldTime, s.KeepaliveTime = dur(2*time.Second), dur(time.Second) }),

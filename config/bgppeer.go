@@ -35,9 +35,6 @@ type BGPPeer struct {
 	// SourceAddress, when valid, is the local address of the session; it
 	// has the family of Address.
 	SourceAddress netip.Addr
-	// RouterID, when valid, is an IPv4 address; else the node's IPv4
-	// address is used.
-	RouterID netip.Addr
 	// HoldTime is 0 (no keepalives, no hold timer) or 3s to 65535s, whole
 	// seconds; default 90s. KeepaliveTime defaults to a third of HoldTime,
 	// rounded down to whole seconds. ConnectTime (default 10s) is the retry
@@ -104,9 +101,6 @@ func (p *parser) parsePeer(r Ref, s *v1alpha1.BGPPeerSpec) BGPPeer {
 	if s.SourceAddress != "" {
 		b.SourceAddress = p.sourceAddr(r, s.SourceAddress, b.Address)
 	}
-	if s.RouterID != "" {
-		b.RouterID = p.routerID(r, s.RouterID)
-	}
 	p.timers(r, s, &b)
 	b.PasswordSecret = p.secret(r, s.PasswordSecret)
 	b.Families = p.families(r, s.AddressFamilies, b.Address)
@@ -158,15 +152,6 @@ func (p *parser) sourceAddr(r Ref, s string, peer netip.Addr) netip.Addr {
 	a := p.addr(r, "spec.sourceAddress", s)
 	if a.IsValid() && peer.IsValid() && a.Is4() != peer.Is4() {
 		p.fail(r, "spec.sourceAddress", "%s and the peer address %s are of different IP families", a, peer)
-		return netip.Addr{}
-	}
-	return a
-}
-
-func (p *parser) routerID(r Ref, s string) netip.Addr {
-	a, err := netip.ParseAddr(s)
-	if err != nil || !a.Is4() || a.IsUnspecified() {
-		p.fail(r, "spec.routerID", "%q is not a router ID: want a non-zero IPv4 address", s)
 		return netip.Addr{}
 	}
 	return a

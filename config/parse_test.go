@@ -24,7 +24,7 @@ func fullObjects() Objects {
 	r2 := peer("r2", "2001:db8::1")
 	r2.Spec.PeerPort = 1179
 	r2.Spec.HoldTime, r2.Spec.KeepaliveTime, r2.Spec.ConnectTime = dur(30*time.Second), dur(5*time.Second), dur(time.Minute)
-	r2.Spec.SourceAddress, r2.Spec.RouterID = "2001:db8::10", "192.0.2.10"
+	r2.Spec.SourceAddress = "2001:db8::10"
 	r2.Spec.PasswordSecret = &v1alpha1.SecretKeyRef{Name: "bgp-auth"}
 	r2.Spec.EBGPMultiHop, r2.Spec.EnableGracefulRestart = true, true
 	r2.Spec.AddressFamilies = []v1alpha1.AddressFamily{v1alpha1.IPv6Unicast, v1alpha1.IPv4Unicast}
@@ -81,7 +81,7 @@ func TestParseFull(t *testing.T) {
 			{
 				Namespace: ns, Name: "r2", MyASN: 64512, PeerASN: 64513,
 				Address: netip.MustParseAddr("2001:db8::1"), Port: 1179,
-				SourceAddress: netip.MustParseAddr("2001:db8::10"), RouterID: netip.MustParseAddr("192.0.2.10"),
+				SourceAddress: netip.MustParseAddr("2001:db8::10"),
 				HoldTime: 30 * time.Second, KeepaliveTime: 5 * time.Second, ConnectTime: time.Minute,
 				EBGPMultiHop: true, GracefulRestart: true,
 				PasswordSecret: &SecretRef{Namespace: ns, Name: "bgp-auth", Key: "password"},

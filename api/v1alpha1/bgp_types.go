@@ -39,9 +39,6 @@ type BGPPeerSpec struct {
 	PeerPort uint16 `json:"peerPort,omitempty"`
 	// +optional
 	SourceAddress string `json:"sourceAddress,omitempty"`
-	// RouterID defaults to the node's IPv4 address.
-	// +optional
-	RouterID string `json:"routerID,omitempty"`
 	// HoldTime: 0 or at least 3s. Default 90s.
 	// +optional
 	HoldTime *metav1.Duration `json:"holdTime,omitempty"`

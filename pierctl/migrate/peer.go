@@ -24,7 +24,6 @@ func (c *converter) peer(u *unstructured.Unstructured, r reporter) {
 		PeerASN:               s.PeerASN,
 		PeerAddress:           s.PeerAddress,
 		SourceAddress:         s.SourceAddress,
-		RouterID:              s.RouterID,
 		HoldTime:              s.HoldTime,
 		KeepaliveTime:         s.KeepaliveTime,
 		ConnectTime:           s.ConnectTime,
@@ -45,6 +44,9 @@ func (c *converter) peer(u *unstructured.Unstructured, r reporter) {
 	}
 	if s.DynamicASN != "" {
 		r.drop("spec.dynamicASN", "%q: not supported, dropped (the session expects spec.peerASN)", s.DynamicASN)
+	}
+	if s.RouterID != "" {
+		r.drop("spec.routerID", "%q: per-peer router IDs are not supported, dropped (one BGP identifier per node: pier-speaker --router-id, default its IPv4 address)", s.RouterID)
 	}
 	if s.BFDProfile != "" {
 		r.drop("spec.bfdProfile", "%q: BFD is not supported, dropped (failures are detected by the hold time)", s.BFDProfile)
