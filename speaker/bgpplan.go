@@ -49,6 +49,7 @@ func BGPPlan(in Inputs, node string, passwords map[string]string) BGPDesired {
 		}
 		names = append(names, p.Name)
 		peer := bgpPeer(p)
+		setCrossNextHops(&peer, n)
 		if s := p.PasswordSecret; s != nil {
 			ref := s.Namespace + "/" + s.Name + "/" + s.Key
 			d.Secrets = setKey(d.Secrets, p.Name, ref)
@@ -126,6 +127,41 @@ func bgpPeer(p config.BGPPeer) bgp.Peer {
 		peer.Families = append(peer.Families, familyOf(f))
 	}
 	return peer
+}
+
+// setCrossNextHops gives a peer that carries a family other than its
+// session's a next hop of that family: the node's own address of that
+// family (its first global InternalIP, else ExternalIP). IPv6 paths sent
+// over an IPv4 session would otherwise carry the session's IPv4 address as
+// next hop, which a router cannot use for IPv6. Without such an address
+// the announcer sends no paths of that family to the peer (and says so).
+func setCrossNextHops(peer *bgp.Peer, n *corev1.Node) {
+	for _, f := range peer.Families {
+		v6 := f == bgp.IPv6Unicast
+		if v6 == peer.Address.Is6() {
+			continue
+		}
+		nh := nodeAddr(n, v6)
+		if v6 {
+			peer.NextHop6 = nh
+		} else {
+			peer.NextHop4 = nh
+		}
+	}
+}
+
+// nodeAddr is the node's first global unicast address of the family
+// among its InternalIPs, else among its ExternalIPs; zero when it has none.
+func nodeAddr(n *corev1.Node, v6 bool) netip.Addr {
+	for _, typ := range []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeExternalIP} {
+		for _, a := range n.Status.Addresses {
+			ip, err := netip.ParseAddr(a.Address)
+			if a.Type == typ && err == nil && ip.Is6() == v6 && !ip.Is4In6() && ip.IsGlobalUnicast() {
+				return ip
+			}
+		}
+	}
+	return netip.Addr{}
 }
 
 func familyOf(f v1alpha1.AddressFamily) bgp.Family {

@@ -2,6 +2,7 @@ package speaker
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -97,3 +98,80 @@ func localService(name, addr string) corev1.Service {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+func TestCrossFamilyNextHops(t *testing.T) {
+	v4, v6 := bgp.IPv4Unicast, bgp.IPv6Unicast
+	peer4, peer6 := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("2001:db8:100::1")
+	addrs := func(as ...string) corev1.Node {
+		var n corev1.Node
+		for _, a := range as {
+			typ, ip, _ := strings.Cut(a, "=")
+			n.Status.Addresses = append(n.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeAddressType(typ), Address: ip})
+		}
+		return n
+	}
+	dual := addrs("Hostname=node1", "InternalIP=fe80::1", "InternalIP=198.51.100.11", "InternalIP=::ffff:198.51.100.12",
+		"InternalIP=2001:db8:100::11", "InternalIP=2001:db8:100::99")
+	tests := []struct {
+		name         string
+		addr         netip.Addr
+		families     []bgp.Family
+		node         corev1.Node
+		wantV4, want string
+	}{
+		{"IPv4 session, IPv4 only: none", peer4, []bgp.Family{v4}, dual, "", ""},
+		{"IPv6 session, IPv6 only: none", peer6, []bgp.Family{v6}, dual, "", ""},
+		{"IPv6 over IPv4: the first global IPv6 InternalIP", peer4, []bgp.Family{v4, v6}, dual, "", "2001:db8:100::11"},
+		{"IPv4 over IPv6: the first IPv4 InternalIP", peer6, []bgp.Family{v6, v4}, dual, "198.51.100.11", ""},
+		{"ExternalIP when no InternalIP of the family", peer4, []bgp.Family{v4, v6},
+			addrs("ExternalIP=2001:db8:200::5", "InternalIP=198.51.100.11"), "", "2001:db8:200::5"},
+		{"IPv4-only node: no IPv6 next hop", peer4, []bgp.Family{v4, v6},
+			addrs("InternalIP=198.51.100.11", "InternalIP=fe80::1"), "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := bgp.Peer{Name: "r", Address: tc.addr, Families: tc.families}
+			setCrossNextHops(&p, &tc.node)
+			got := [2]string{str(p.NextHop4), str(p.NextHop6)}
+			if diff := cmp.Diff([2]string{tc.wantV4, tc.want}, got); diff != "" {
+				t.Errorf("next hops v4, v6 (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func str(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// TestBGPPlanIPv6OverIPv4 goes through the CRD parsing: a BGPPeer with an
+// IPv4 address and both families gets the node's IPv6 address as next hop
+// of its IPv6 paths.
+func TestBGPPlanIPv6OverIPv4(t *testing.T) {
+	objs := config.Objects{
+		Pools: []v1alpha1.IPAddressPool{{ObjectMeta: metav1.ObjectMeta{Name: "v6", Namespace: "pier-system"},
+			Spec: v1alpha1.IPAddressPoolSpec{Addresses: []string{"2001:db8:203::/120"}}}},
+		BGPPeers: []v1alpha1.BGPPeer{{ObjectMeta: metav1.ObjectMeta{Name: "r1", Namespace: "pier-system"},
+			Spec: v1alpha1.BGPPeerSpec{MyASN: 64513, PeerASN: 64512, PeerAddress: "198.51.100.1",
+				AddressFamilies: []v1alpha1.AddressFamily{v1alpha1.IPv4Unicast, v1alpha1.IPv6Unicast}}}},
+		BGPAdvertisements: []v1alpha1.BGPAdvertisement{{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "pier-system"}}},
+	}
+	cfg, err := config.Parse(objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := node("node1", nil)
+	n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "198.51.100.11"},
+		{Type: corev1.NodeInternalIP, Address: "2001:db8:100::11"}}
+	in := Inputs{Config: cfg, Nodes: []corev1.Node{n}, Services: []corev1.Service{lbService("web", "2001:db8:203::5")}}
+	got := BGPPlan(in, "node1", nil)
+	if len(got.Peers) != 1 || got.Peers[0].NextHop6 != netip.MustParseAddr("2001:db8:100::11") || got.Peers[0].NextHop4.IsValid() {
+		t.Fatalf("peers %+v, want r1 with IPv6 next hop 2001:db8:100::11 and none for IPv4", got.Peers)
+	}
+	if len(got.Paths) != 1 || got.Paths[0].Prefix != netip.MustParsePrefix("2001:db8:203::5/128") {
+		t.Errorf("paths %+v, want the /128", got.Paths)
+	}
+}

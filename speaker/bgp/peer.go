@@ -37,6 +37,13 @@ type Peer struct {
 	GracefulRestart bool
 	// Families default to the family of Address.
 	Families []Family
+	// NextHop4 and NextHop6 are the next hops of the IPv4 and IPv6 paths
+	// sent to this peer; zero means the session's local address. A family
+	// other than the session's own needs one (IPv6 paths over an IPv4
+	// session, or the reverse): the session's local address is of the
+	// wrong family there, so without it no path of that family goes to
+	// the peer (see ExportNextHop).
+	NextHop4, NextHop6 netip.Addr
 }
 
 // LogValue keeps the password out of any log line that prints a Peer.
@@ -55,6 +62,10 @@ func (p *Peer) normalize() error {
 		return fmt.Errorf("peer %s: AS numbers must be non-zero: %w", p.Name, ErrInvalid)
 	case p.SourceAddress.IsValid() && p.SourceAddress.Is4() != p.Address.Is4():
 		return fmt.Errorf("peer %s: source %s and address %s differ in family: %w", p.Name, p.SourceAddress, p.Address, ErrInvalid)
+	case !validNextHop(p.NextHop4, true):
+		return fmt.Errorf("peer %s: IPv4 next hop %s: %w", p.Name, p.NextHop4, ErrInvalid)
+	case !validNextHop(p.NextHop6, false):
+		return fmt.Errorf("peer %s: IPv6 next hop %s: want a global unicast IPv6 address: %w", p.Name, p.NextHop6, ErrInvalid)
 	case p.HoldTime != 0 && p.HoldTime < 3*time.Second:
 		return fmt.Errorf("peer %s: hold time %s below 3s: %w", p.Name, p.HoldTime, ErrInvalid)
 	case p.HoldTime != 0 && p.KeepaliveTime > p.HoldTime:
@@ -86,6 +97,33 @@ func (p *Peer) normalize() error {
 	p.Families = slices.Compact(p.Families)
 	return nil
 }
+
+// validNextHop accepts zero (none) or a unicast address of the family;
+// an IPv6 next hop must be global (a link-local one needs the 32-byte form
+// with a global address beside it).
+func validNextHop(a netip.Addr, v4 bool) bool {
+	if !a.IsValid() {
+		return true
+	}
+	return a.Is4() == v4 && !a.Is4In6() && !a.IsUnspecified() && !a.IsMulticast() &&
+		!a.IsLoopback() && (v4 || !a.IsLinkLocalUnicast())
+}
+
+// ExportNextHop is the next hop of the peer's paths of one family (v6 for
+// IPv6): the configured one, or zero for the session's local address.
+// send is false for a family other than the session's without a next hop
+// configured: the local address (of the session's family) would be a next
+// hop the router cannot use, so those paths are not sent.
+func (p *Peer) ExportNextHop(v6 bool) (nh netip.Addr, send bool) {
+	nh = p.NextHop4
+	if v6 {
+		nh = p.NextHop6
+	}
+	return nh, nh.IsValid() || p.Address.Is6() == v6
+}
+
+// carries reports whether the session carries family f.
+func (p *Peer) carries(f Family) bool { return slices.Contains(p.Families, f) }
 
 func familyOf(a netip.Addr) Family {
 	if a.Is4() {
@@ -148,7 +186,7 @@ func samePeer(a, b *Peer) bool {
 		a.HoldTime == b.HoldTime && a.KeepaliveTime == b.KeepaliveTime &&
 		a.ConnectTime == b.ConnectTime && a.EBGPMultiHop == b.EBGPMultiHop &&
 		a.Password == b.Password && a.GracefulRestart == b.GracefulRestart &&
-		slices.Equal(a.Families, b.Families)
+		slices.Equal(a.Families, b.Families) && a.NextHop4 == b.NextHop4 && a.NextHop6 == b.NextHop6
 }
 
 // normalizePeers validates peers and indexes them by name.

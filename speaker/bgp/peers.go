@@ -44,7 +44,7 @@ func (a *Announcer) addPeer(ctx context.Context, p *Peer) error {
 			prefixes = append(prefixes, pfx)
 		}
 	}
-	if err := addPeerPolicy(ctx, a.srv, p.Name, p.Address, prefixes); err != nil {
+	if err := addPeerPolicy(ctx, a.srv, p, prefixes); err != nil {
 		return fmt.Errorf("add peer %s: %w", p.Address, err)
 	}
 	a.glog.addSecret(p.Password)
@@ -58,8 +58,25 @@ func (a *Announcer) addPeer(ctx context.Context, p *Peer) error {
 	a.peers[p.Name] = p
 	a.sets[p.Name] = set
 	a.log.Info("peer added", "peer", p.Name, "addr", p.Address, "asn", p.PeerASN,
-		"my_asn", p.MyASN, "md5", p.Password != "", "prefixes", len(prefixes))
+		"my_asn", p.MyASN, "md5", p.Password != "", "prefixes", len(prefixes),
+		"next_hop_v4", p.NextHop4, "next_hop_v6", p.NextHop6)
+	a.warnNoNextHop(p)
 	return nil
+}
+
+// warnNoNextHop says when the peer carries a family it gets no paths of
+// for want of a next hop of that family.
+func (a *Announcer) warnNoNextHop(p *Peer) {
+	for _, v6 := range []bool{false, true} {
+		f := IPv4Unicast
+		if v6 {
+			f = IPv6Unicast
+		}
+		if _, send := p.ExportNextHop(v6); !send && p.carries(f) {
+			a.log.Warn("peer carries "+string(f)+" over a session of the other family, but no next hop of that family is set "+
+				"(the node has no such address?): no paths of that family go to it", "peer", p.Name, "addr", p.Address)
+		}
+	}
 }
 
 // removePeer deletes the session and the peer's policy; changed says the

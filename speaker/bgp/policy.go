@@ -69,28 +69,21 @@ func splitFamilies(prefixes []netip.Prefix) (v4, v6 []netip.Prefix) {
 }
 
 // addPeerPolicy creates the peer's prefix sets holding prefixes and its
-// export policy.
-func addPeerPolicy(ctx context.Context, s *server.BgpServer, peer string, addr netip.Addr, prefixes []netip.Prefix) error {
+// export policy: one statement per family, which sets the peer's next hop
+// for that family when it has one (see Peer.ExportNextHop).
+func addPeerPolicy(ctx context.Context, s *server.BgpServer, p *Peer, prefixes []netip.Prefix) error {
 	v4, v6 := splitFamilies(prefixes)
-	pol := &api.Policy{Name: policyName(peer)}
-	nbr := &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: neighborSetName(peer),
-		List: []string{netip.PrefixFrom(addr, addr.BitLen()).String()}}
+	nbr := &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: neighborSetName(p.Name),
+		List: []string{netip.PrefixFrom(p.Address, p.Address.BitLen()).String()}}
 	if err := s.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: nbr}); err != nil {
 		return fmt.Errorf("add neighbor set %s: %w", nbr.Name, err)
 	}
-	for i, set := range []*api.DefinedSet{prefixSet(setName(peer, false), v4), prefixSet(setName(peer, true), v6)} {
+	for _, set := range []*api.DefinedSet{prefixSet(setName(p.Name, false), v4), prefixSet(setName(p.Name, true), v6)} {
 		if err := s.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: set}); err != nil {
 			return fmt.Errorf("add prefix set %s: %w", set.Name, err)
 		}
-		pol.Statements = append(pol.Statements, &api.Statement{
-			Name: fmt.Sprintf("%s-%d", pol.Name, i),
-			Conditions: &api.Conditions{
-				NeighborSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: nbr.Name},
-				PrefixSet:   &api.MatchSet{Type: api.MatchSet_ANY, Name: set.Name},
-			},
-			Actions: &api.Actions{RouteAction: api.RouteAction_ACCEPT},
-		})
 	}
+	pol := exportPolicy(p)
 	if err := s.AddPolicy(ctx, &api.AddPolicyRequest{Policy: pol}); err != nil {
 		return fmt.Errorf("add policy %s: %w", pol.Name, err)
 	}
@@ -98,6 +91,33 @@ func addPeerPolicy(ctx context.Context, s *server.BgpServer, peer string, addr n
 		return fmt.Errorf("assign policy %s: %w", pol.Name, err)
 	}
 	return nil
+}
+
+// exportPolicy is the peer's export policy. gobgp applies it after its own
+// next-hop handling (which puts the session's local address on paths with
+// an unspecified next hop), so a next-hop action here has the last word,
+// for this peer only.
+func exportPolicy(p *Peer) *api.Policy {
+	pol := &api.Policy{Name: policyName(p.Name)}
+	for i, v6 := range []bool{false, true} {
+		nh, send := p.ExportNextHop(v6)
+		if !send {
+			continue
+		}
+		actions := &api.Actions{RouteAction: api.RouteAction_ACCEPT}
+		if nh.IsValid() {
+			actions.Nexthop = &api.NexthopAction{Address: nh.String()}
+		}
+		pol.Statements = append(pol.Statements, &api.Statement{
+			Name: fmt.Sprintf("%s-%d", pol.Name, i),
+			Conditions: &api.Conditions{
+				NeighborSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: neighborSetName(p.Name)},
+				PrefixSet:   &api.MatchSet{Type: api.MatchSet_ANY, Name: setName(p.Name, v6)},
+			},
+			Actions: actions,
+		})
+	}
+	return pol
 }
 
 // deletePeerPolicy removes what addPeerPolicy made; the peer must be gone.

@@ -157,3 +157,100 @@ func TestWarnStuckOncePerOutage(t *testing.T) {
 		t.Errorf("warning lacks the dial error or shows the password:\n%s", out)
 	}
 }
+
+func TestExportNextHop(t *testing.T) {
+	v4, v6 := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("2001:db8:100::1")
+	nh4, nh6 := netip.MustParseAddr("198.51.100.11"), netip.MustParseAddr("2001:db8:100::11")
+	type fam struct {
+		NextHop string
+		Send    bool
+	}
+	tests := []struct {
+		name           string
+		peer           Peer
+		wantV4, wantV6 fam
+	}{
+		{"IPv4 session: local address for IPv4, no IPv6 without a next hop", Peer{Address: v4},
+			fam{"", true}, fam{"", false}},
+		{"IPv4 session with an IPv6 next hop", Peer{Address: v4, NextHop6: nh6},
+			fam{"", true}, fam{nh6.String(), true}},
+		{"IPv6 session: local address for IPv6, no IPv4 without a next hop", Peer{Address: v6},
+			fam{"", false}, fam{"", true}},
+		{"IPv6 session with an IPv4 next hop", Peer{Address: v6, NextHop4: nh4},
+			fam{nh4.String(), true}, fam{"", true}},
+		{"same-family next hop overrides the local address", Peer{Address: v4, NextHop4: nh4},
+			fam{nh4.String(), true}, fam{"", false}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got [2]fam
+			for i, isV6 := range []bool{false, true} {
+				nh, send := tc.peer.ExportNextHop(isV6)
+				got[i] = fam{Send: send}
+				if nh.IsValid() {
+					got[i].NextHop = nh.String()
+				}
+			}
+			if diff := cmp.Diff([2]fam{tc.wantV4, tc.wantV6}, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+			// The export policy has a statement exactly for the families
+			// sent, with the next-hop action when there is one.
+			var stmts [2]*fam
+			for _, st := range exportPolicy(&tc.peer).Statements {
+				f := &fam{Send: true}
+				if a := st.Actions.Nexthop; a != nil {
+					f.NextHop = a.Address
+				}
+				stmts[boolIndex(strings.HasSuffix(st.Conditions.PrefixSet.Name, "-v6"))] = f
+			}
+			for i, want := range []fam{tc.wantV4, tc.wantV6} {
+				if (stmts[i] != nil) != want.Send || (stmts[i] != nil && *stmts[i] != want) {
+					t.Errorf("family %d: statement %+v, want %+v", i, stmts[i], want)
+				}
+			}
+		})
+	}
+}
+
+func boolIndex(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func TestNextHopValidation(t *testing.T) {
+	base := Peer{Name: "r1", Address: netip.MustParseAddr("198.51.100.1"), MyASN: 64513, PeerASN: 64512,
+		Families: []Family{IPv4Unicast, IPv6Unicast}}
+	for _, tc := range []struct {
+		v4, v6 string
+		ok     bool
+	}{
+		{"", "2001:db8:100::11", true},
+		{"198.51.100.11", "", true},
+		{"", "::ffff:198.51.100.11", false}, // the mapped form a router cannot use
+		{"", "fe80::1", false},
+		{"", "::", false},
+		{"2001:db8::1", "", false},
+		{"", "198.51.100.11", false},
+		{"0.0.0.0", "", false},
+	} {
+		p := base
+		if tc.v4 != "" {
+			p.NextHop4 = netip.MustParseAddr(tc.v4)
+		}
+		if tc.v6 != "" {
+			p.NextHop6 = netip.MustParseAddr(tc.v6)
+		}
+		_, err := normalizePeers([]Peer{p})
+		if (err == nil) != tc.ok {
+			t.Errorf("next hops %q %q: err %v, want ok %v", tc.v4, tc.v6, err, tc.ok)
+		}
+	}
+	a, b := base, base
+	b.NextHop6 = netip.MustParseAddr("2001:db8:100::11")
+	if samePeer(&a, &b) {
+		t.Error("a changed next hop must reset the peer (its export policy changes)")
+	}
+}
