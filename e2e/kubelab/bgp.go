@@ -22,6 +22,9 @@ type Neighbor struct {
 	Addr     netip.Addr
 	ASN      uint32
 	Password string // TCP MD5; empty: none
+	// BothFamilies activates IPv4 and IPv6 unicast on the session,
+	// whatever the family of Addr (FRR only).
+	BothFamilies bool
 }
 
 // NodeNeighbors are the site's nodes on the L2 segment, IPv4 (v6 false) or
@@ -47,7 +50,8 @@ type FRR struct {
 }
 
 // StartFRR runs zebra and bgpd on the site's router: AS asn, the given
-// passive neighbors (IPv4 ones in ipv4 unicast, IPv6 ones in ipv6 unicast),
+// passive neighbors (IPv4 ones in ipv4 unicast, IPv6 ones in ipv6 unicast,
+// those with BothFamilies in both),
 // ECMP over up to 8 paths (eBGP and iBGP). dir holds the configuration.
 func (e *Env) StartFRR(ctx context.Context, dir string, asn uint32, neighbors []Neighbor) (*FRR, error) {
 	f := &FRR{Name: e.Lab.Prefix + "r"}
@@ -97,7 +101,7 @@ func frrConfig(name string, asn uint32, neighbors []Neighbor) string {
 	for _, fam := range []string{"ipv4", "ipv6"} {
 		fmt.Fprintf(&sb, " address-family %s unicast\n  maximum-paths 8\n  maximum-paths ibgp 8\n", fam)
 		for _, n := range neighbors {
-			if n.Addr.Is4() == (fam == "ipv4") {
+			if n.BothFamilies || n.Addr.Is4() == (fam == "ipv4") {
 				fmt.Fprintf(&sb, "  neighbor %s activate\n", n.Addr)
 			} else {
 				fmt.Fprintf(&sb, "  no neighbor %s activate\n", n.Addr)
