@@ -21,6 +21,9 @@ import (
 // next hop (not the session's IPv4 address, nor ::ffff:a.b.c.d), be
 // installed by zebra, and carry a client's TCP and UDP through the router;
 // the IPv4 Service on the same sessions keeps the IPv4 next hops.
+// Symmetrically, an iBGP session per node over IPv6 carries both families
+// and a Service of pool "via6" advertised only to it: FRR must get that
+// IPv4 /32 with the nodes' IPv4 addresses as next hops.
 func TestIPv6OverIPv4Session(t *testing.T) {
 	requireRouters(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -47,7 +50,7 @@ func TestIPv6OverIPv4Session(t *testing.T) {
 		}
 		env.Close()
 	})
-	neighbors := env.NodeNeighbors(nodeASN, false)
+	neighbors := append(env.NodeNeighbors(nodeASN, false), env.NodeNeighbors(routerASN, true)...)
 	for i := range neighbors {
 		neighbors[i].BothFamilies = true
 	}
@@ -58,6 +61,7 @@ func TestIPv6OverIPv4Session(t *testing.T) {
 	env.StartEcho(t, binary(t, "pier-lab"), ":8443", ":8443")
 	addr4 := w.createService("calls", "bgp", false)
 	addr6 := w.createService("calls6", "bgp6", true)
+	via6 := w.createService("via6", "via6", false)
 
 	t.Run("IPv6 next hops are the nodes' IPv6 addresses", func(t *testing.T) {
 		w.t = t
@@ -92,26 +96,60 @@ func TestIPv6OverIPv4Session(t *testing.T) {
 			kubelab.Reach(t, env.Site.Client, network, netip.AddrPortFrom(addr4, 8443))
 		}
 	})
+
+	t.Run("IPv4 over an IPv6 session: the nodes' IPv4 addresses", func(t *testing.T) {
+		w.t = t
+		p := netip.PrefixFrom(via6, 32)
+		w.wantNextHops(p, allNodes(), 60*time.Second)
+		poll(t, "zebra route "+p.String(), 30*time.Second, func() error {
+			got, err := w.installedNextHops(p)
+			slices.Sort(got)
+			if want := allNodes(); err == nil && !slices.Equal(got, want) {
+				err = fmt.Errorf("installed next hops %v, want %v", got, want)
+			}
+			return err
+		})
+		for i := 1; i <= 3; i++ {
+			if sent := w.frrReceived(nodeAddr6(i)); sent != [2]int{1, 0} {
+				t.Errorf("FRR received from node%d over its IPv6 session: %d IPv4 and %d IPv6 prefixes, want 1 and 0", i, sent[0], sent[1])
+			}
+		}
+		for _, network := range []string{"tcp", "udp"} {
+			kubelab.Reach(t, env.Site.Client, network, netip.AddrPortFrom(via6, 8443))
+		}
+	})
 }
 
-// configureDualOverV4 installs pools "bgp" (203.0.113.0/25) and "bgp6"
-// (pool6), one BGPPeer "frr" over IPv4 carrying both families, and an
-// advertisement of both pools.
+// configureDualOverV4 installs pools "bgp" (203.0.113.0/25), "bgp6"
+// (pool6) and "via6" (203.0.113.128/26); BGPPeers "frr" (eBGP over IPv4)
+// and "frr6" (iBGP over IPv6), both carrying both families; "bgp" and
+// "bgp6" are advertised to frr only, "via6" to frr6 only.
 func (w *world) configureDualOverV4() {
 	t, ctx, ns := w.t, context.Background(), kubelab.PierNamespace
-	for name, cidr := range map[string]string{"bgp": "203.0.113.0/25", "bgp6": pool6.String()} {
+	pools := map[string]string{"bgp": "203.0.113.0/25", "bgp6": pool6.String(), "via6": "203.0.113.128/26"}
+	for name, cidr := range pools {
 		must(t, w.env.Pier.Create(ctx, &v1alpha1.IPAddressPool{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 			Spec:       v1alpha1.IPAddressPoolSpec{Addresses: []string{cidr}, AutoAssign: ptrBool(false)},
 		}))
 	}
-	must(t, w.env.Pier.Create(ctx, &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "frr", Namespace: ns},
-		Spec: v1alpha1.BGPPeerSpec{MyASN: nodeASN, PeerASN: routerASN, PeerAddress: "198.51.100.1",
-			AddressFamilies: []v1alpha1.AddressFamily{v1alpha1.IPv4Unicast, v1alpha1.IPv6Unicast},
-			HoldTime:        &metav1.Duration{Duration: 3 * time.Second}, KeepaliveTime: &metav1.Duration{Duration: time.Second},
-			ConnectTime: &metav1.Duration{Duration: time.Second}}}))
-	must(t, w.env.Pier.Create(ctx, &v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "both", Namespace: ns},
-		Spec: v1alpha1.BGPAdvertisementSpec{IPAddressPools: []string{"bgp", "bgp6"}}}))
+	both := []v1alpha1.AddressFamily{v1alpha1.IPv4Unicast, v1alpha1.IPv6Unicast}
+	peers := map[string]v1alpha1.BGPPeerSpec{
+		"frr":  {MyASN: nodeASN, PeerASN: routerASN, PeerAddress: "198.51.100.1", AddressFamilies: both},
+		"frr6": {MyASN: routerASN, PeerASN: routerASN, PeerAddress: routerAddr6.String(), AddressFamilies: both},
+	}
+	for name, spec := range peers {
+		spec.HoldTime, spec.KeepaliveTime = &metav1.Duration{Duration: 3 * time.Second}, &metav1.Duration{Duration: time.Second}
+		spec.ConnectTime = &metav1.Duration{Duration: time.Second}
+		must(t, w.env.Pier.Create(ctx, &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec}))
+	}
+	advs := map[string]v1alpha1.BGPAdvertisementSpec{
+		"both": {IPAddressPools: []string{"bgp", "bgp6"}, Peers: []string{"frr"}},
+		"via6": {IPAddressPools: []string{"via6"}, Peers: []string{"frr6"}},
+	}
+	for name, spec := range advs {
+		must(t, w.env.Pier.Create(ctx, &v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec}))
+	}
 }
 
 // frrReceived is how many IPv4 and IPv6 prefixes FRR has from neighbor

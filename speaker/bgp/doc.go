@@ -59,10 +59,22 @@
 // configured password from messages and fields, and the announcer's own
 // logs name only whether a password is set.
 //
+// # Families and next hops
+//
 // IPv4 paths go over sessions carrying ipv4-unicast and IPv6 paths over
-// sessions carrying ipv6-unicast (tested with IPv4 and IPv6 sessions
-// respectively). IPv6 paths over an IPv4 session (RFC 8950 extended next
-// hop) are not tested yet.
+// sessions carrying ipv6-unicast, whatever the session's own family. A
+// path's next hop is the session's local address, except for a family
+// other than the session's: there gobgp would put the session's address
+// (an IPv4 address as ::ffff:a.b.c.d for IPv6 paths), which a router
+// cannot use. So a peer carries a next hop per family (Peer.NextHop4,
+// Peer.NextHop6; the speaker gives the node's own address of that family)
+// and the peer's export policy statement for that family sets it with a
+// next-hop action: gobgp applies export policies after its own next-hop
+// handling, per receiving peer, so the same path leaves with the session's
+// address to one peer and the configured one to another. A peer that
+// carries the other family without such a next hop gets no paths of that
+// family (and the announcer logs a warning). Tested against FRR both ways:
+// IPv6 paths over an IPv4 session and IPv4 paths over an IPv6 one.
 //
 // Local preference is sent to iBGP peers only (gobgp strips it towards
 // eBGP peers, as RFC 4271 requires).
