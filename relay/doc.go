@@ -51,10 +51,12 @@
 // ECONNREFUSED on a connected UDP socket) marks a backend down and rebuilds
 // the tables at once. The active check connects to every backend's health
 // port (Backend.HealthPort, else its port of the first TCP listener) every
-// Options.HealthInterval with a timeout of one interval: an up backend that
-// fails is marked down (a host gone silent, with no RST and no ICMP, is out
-// within two intervals, one second by default), a down one that passes is
-// marked up. UDP flows on a down backend are placed again on their next
+// Options.HealthInterval (300 ms by default) with a timeout of one
+// interval: an up backend that refuses is marked down at once, one that does
+// not answer twice in a row too (a host gone silent, with no RST and no
+// ICMP, is out within three intervals, under a second by default; one slow
+// probe on a loaded node does not move a healthy server's flows), and a down
+// one that passes is marked up. UDP flows on a down backend are placed again on their next
 // datagram. A backend with no TCP port to check (UDP listeners only and no
 // health port) has the passive check only: a dead process is noticed by
 // its ICMP port unreachable, but a host that goes silent is not (Linux

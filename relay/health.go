@@ -2,9 +2,11 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -25,6 +27,7 @@ func (r *Relay) markUp(b *backend) {
 	if !b.up.CompareAndSwap(false, true) {
 		return
 	}
+	b.misses.Store(0)
 	r.log.Info("backend up", "backend", b.Name, "addr", b.Addr)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -69,12 +72,27 @@ func (r *Relay) checkAll(ctx context.Context) {
 			if !ok {
 				return
 			}
-			if err := r.connect(ctx, target); err != nil && ctx.Err() == nil {
-				r.markDown(b, "active check", err)
-			}
+			r.checkUp(ctx, b, target)
 		})
 	}
 	wg.Wait()
+}
+
+// checkUp probes an up backend. A refused connect marks it down at once; a
+// check that gets no answer must fail twice in a row, so one slow probe (a
+// loaded node) does not move every flow of a healthy server, while a server
+// gone silent is out within about three health intervals.
+func (r *Relay) checkUp(ctx context.Context, b *backend, target netip.AddrPort) {
+	err := r.connect(ctx, target)
+	switch {
+	case err == nil:
+		b.misses.Store(0)
+	case ctx.Err() != nil:
+	case errors.Is(err, syscall.ECONNREFUSED):
+		r.markDown(b, "active check", err)
+	case b.misses.Add(1) >= 2:
+		r.markDown(b, "active check", err)
+	}
 }
 
 // probeDown reports whether a down backend looks alive again: a TCP connect
@@ -91,7 +109,7 @@ func (r *Relay) probeDown(ctx context.Context, b *backend) bool {
 
 // connect is one active check: a TCP connect within a health interval (at
 // most ConnectTimeout), so that a server gone silent (a host down, no RST
-// and no ICMP) is out of the tables within two intervals of going.
+// and no ICMP) is noticed within an interval of each check.
 func (r *Relay) connect(ctx context.Context, target netip.AddrPort) error {
 	ctx, cancel := context.WithTimeout(ctx, min(r.opts.ConnectTimeout, r.opts.HealthInterval))
 	defer cancel()

@@ -32,7 +32,7 @@ const (
 	DefaultTCPIdleTimeout  = 5 * time.Minute
 	DefaultConnectTimeout  = 5 * time.Second
 	DefaultDrainTimeout    = 30 * time.Second
-	DefaultHealthInterval  = 500 * time.Millisecond
+	DefaultHealthInterval  = 300 * time.Millisecond
 	DefaultMaxDatagramSize = 2048
 )
 
@@ -104,6 +104,7 @@ type backend struct {
 	Backend
 	up       atomic.Bool
 	downedAt atomic.Int64 // unix nanoseconds
+	misses   atomic.Int32 // active checks in a row that got no answer
 }
 
 func (b *backend) addr(l Listener) netip.AddrPort {
