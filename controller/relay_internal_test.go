@@ -151,7 +151,7 @@ func TestApplyService(t *testing.T) {
 		}, wantChanged: []string{"ports"}},
 		{name: "selector, policy and labels edited", relay: base, edit: func(s *corev1.Service) {
 			s.Spec.Selector = map[string]string{"app": "other"}
-			s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+			s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyCluster
 			s.Labels["extra"] = "kept"
 			delete(s.Labels, LabelManagedBy)
 		}, wantChanged: []string{"labels", "selector", "externalTrafficPolicy"}, check: func(t *testing.T, s *corev1.Service) {

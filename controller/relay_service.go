@@ -172,8 +172,12 @@ func desiredService(relay *v1alpha1.Relay) *corev1.Service {
 		Spec: corev1.ServiceSpec{
 			Type: typ,
 			// No selector: the relay pods are in Pier's namespace; the
-			// controller writes the EndpointSlices (relay_endpoints.go).
-			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyCluster,
+			// controller writes the EndpointSlices (relay_endpoints.go),
+			// one endpoint per node with a live relay. Local: only those
+			// nodes announce the address (speakers honour it), and
+			// kube-proxy keeps the client's address, which the relay hashes
+			// and passes on in PROXY headers.
+			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
 			IPFamilyPolicy:        ptr.To(corev1.IPFamilyPolicySingleStack),
 			IPFamilies:            slices.Clone(relay.Spec.Exposure.IPFamilies),
 		},

@@ -287,7 +287,7 @@ func checkOwnedService(t *testing.T, svc *corev1.Service, r *v1alpha1.Relay) {
 	if svc.Labels[controller.LabelManagedBy] != controller.ManagedByPier || svc.Labels[v1alpha1.LabelRelayName] != r.Name {
 		t.Errorf("labels %v", svc.Labels)
 	}
-	if svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyCluster {
+	if svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
 		t.Errorf("externalTrafficPolicy %q", svc.Spec.ExternalTrafficPolicy)
 	}
 }
