@@ -82,7 +82,7 @@ func TestParseFull(t *testing.T) {
 				Namespace: ns, Name: "r2", MyASN: 64512, PeerASN: 64513,
 				Address: netip.MustParseAddr("2001:db8::1"), Port: 1179,
 				SourceAddress: netip.MustParseAddr("2001:db8::10"),
-				HoldTime: 30 * time.Second, KeepaliveTime: 5 * time.Second, ConnectTime: time.Minute,
+				HoldTime:      30 * time.Second, KeepaliveTime: 5 * time.Second, ConnectTime: time.Minute,
 				EBGPMultiHop: true, GracefulRestart: true,
 				PasswordSecret: &SecretRef{Namespace: ns, Name: "bgp-auth", Key: "password"},
 				NodeSelectors:  Selectors{sel(t, "rack=1")},
