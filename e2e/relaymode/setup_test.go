@@ -118,8 +118,40 @@ func up(t testing.TB) *site {
 	for _, r := range []string{"calls", "calls-pp"} {
 		s.waitLeases(t, r, len(env.Site.Nodes))
 		s.waitStatus(t, r, int32(len(env.Site.Nodes)), int32(len(servers)))
+		s.waitRelayEndpoints(t, r, len(env.Site.Nodes))
 	}
+	// The Relay Services have externalTrafficPolicy Local: the owner of an
+	// address is chosen among the nodes with a live relay, so it may move
+	// while the relays come up. Tests start once it holds still.
+	s.settledOwner(t)
 	return s
+}
+
+// waitRelayEndpoints waits until the EndpointSlices pier-controller writes
+// for a Relay's Service list n ready relay nodes.
+func (s *site) waitRelayEndpoints(t testing.TB, relay string, n int) {
+	t.Helper()
+	svc := config.RelayServiceName(relay)
+	ready := 0
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		var list discoveryv1.EndpointSliceList
+		if err := s.env.Pier.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: svc}); err != nil {
+			return false, err
+		}
+		nodes := map[string]bool{} // one slice per address family
+		for _, es := range list.Items {
+			for _, e := range es.Endpoints {
+				if ptr.Deref(e.Conditions.Ready, true) && e.NodeName != nil {
+					nodes[*e.NodeName] = true
+				}
+			}
+		}
+		ready = len(nodes)
+		return ready == n, nil
+	})
+	if err != nil {
+		t.Fatalf("Service %s/%s: %d ready relay endpoints, want %d", ns, svc, ready, n)
+	}
 }
 
 func (s *site) close(t testing.TB) {
