@@ -83,7 +83,7 @@ func (r *Relay) checkAll(ctx context.Context) {
 // loaded node) does not move every flow of a healthy server, while a server
 // gone silent is out within about three health intervals.
 func (r *Relay) checkUp(ctx context.Context, b *backend, target netip.AddrPort) {
-	err := r.connect(ctx, target)
+	err := r.connect(ctx, b, target)
 	switch {
 	case err == nil:
 		b.misses.Store(0)
@@ -104,18 +104,24 @@ func (r *Relay) probeDown(ctx context.Context, b *backend) bool {
 		hold := 10 * r.opts.HealthInterval
 		return r.clock.Since(time.Unix(0, b.downedAt.Load())) >= hold
 	}
-	return r.connect(ctx, target) == nil
+	return r.connect(ctx, b, target) == nil
 }
 
 // connect is one active check: a TCP connect within a health interval (at
 // most ConnectTimeout), so that a server gone silent (a host down, no RST
-// and no ICMP) is noticed within an interval of each check.
-func (r *Relay) connect(ctx context.Context, target netip.AddrPort) error {
+// and no ICMP) is noticed within an interval of each check. A check on a
+// backend's PROXY protocol port first sends a LOCAL header.
+func (r *Relay) connect(ctx context.Context, b *backend, target netip.AddrPort) error {
 	ctx, cancel := context.WithTimeout(ctx, min(r.opts.ConnectTimeout, r.opts.HealthInterval))
 	defer cancel()
 	c, err := (&net.Dialer{}).DialContext(ctx, "tcp", target.String())
 	if err != nil {
 		return err
+	}
+	if b.ProxyProtocol && b.HealthPort == 0 {
+		// Best effort: the connect answered, which is the check.
+		_ = c.SetWriteDeadline(time.Now().Add(r.opts.HealthInterval))
+		_, _ = c.Write(localHeader)
 	}
 	return c.Close()
 }

@@ -22,3 +22,18 @@ func TestActiveCheckMarksUpBackendDown(t *testing.T) {
 		t.Errorf("live backend up=%v", up)
 	}
 }
+
+// The active check on a PROXY protocol backend's own port sends a v2 LOCAL
+// header, so the backend reads a valid header rather than an error.
+func TestActiveCheckSendsProxyLocalHeader(t *testing.T) {
+	pp := startBackend(t, "pp", "127.0.0.1", true)
+	startRelay(t, Options{Backends: backends(pp), HealthInterval: 20 * time.Millisecond})
+	eventually(t, "a LOCAL header from the health check", func() bool {
+		for _, h := range pp.seen() {
+			if h.Command.IsLocal() && h.Version == 2 {
+				return true
+			}
+		}
+		return false
+	})
+}

@@ -8,6 +8,18 @@ import (
 	"github.com/pires/go-proxyproto"
 )
 
+// localHeader is the PROXY protocol v2 LOCAL header: a connection of the
+// relay's own (the active health check), with no client to name, so that a
+// backend expecting PROXY headers reads a valid one instead of logging an
+// error every health interval.
+var localHeader = func() []byte {
+	b, err := (&proxyproto.Header{Version: 2, Command: proxyproto.LOCAL, TransportProtocol: proxyproto.UNSPEC}).Format()
+	if err != nil {
+		panic(err) // a constant header
+	}
+	return b
+}()
+
 // proxyHeader returns the PROXY protocol v2 header telling a backend that
 // client connected to dst (both of one family: the client reached dst). For
 // UDP it is sent in front of every datagram.

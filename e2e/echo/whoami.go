@@ -32,6 +32,9 @@ func echoTCP(c net.Conn, opts Options) error {
 		if err != nil {
 			return fmt.Errorf("PROXY header from %s: %w", client, err)
 		}
+		if h.Command.IsLocal() {
+			return nil // the relay's health check: no client to answer
+		}
 		client = h.SourceAddr.String()
 	}
 	if _, err := fmt.Fprintf(c, "%s %s\n", opts.Name, client); err != nil {
