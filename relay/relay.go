@@ -80,6 +80,10 @@ type Options struct {
 	Logger          *slog.Logger
 	Metrics         *Metrics // nil: a private registry
 	Clock           clock.WithTicker
+
+	// UDPSockets is the listener sockets per UDP listener, an SO_REUSEPORT
+	// group with a reader each (Linux); 0 means GOMAXPROCS.
+	UDPSockets int
 }
 
 // Relay forwards flows from its listeners to backends.
@@ -186,6 +190,9 @@ func validate(o Options) error {
 	}
 	if o.MaxFlows < 0 || o.MaxDatagramSize < 0 || o.MaxDatagramSize > 65535 {
 		return fmt.Errorf("relay: max flows %d, max datagram %d: out of range", o.MaxFlows, o.MaxDatagramSize)
+	}
+	if o.UDPSockets < 0 {
+		return fmt.Errorf("relay: udp sockets %d: out of range", o.UDPSockets)
 	}
 	seen := map[string]bool{}
 	for _, l := range o.Listeners {

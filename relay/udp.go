@@ -7,11 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // headroom is the space kept in front of a received datagram so a PROXY v2
@@ -23,8 +22,9 @@ type udpFlow struct {
 	client netip.AddrPort
 	b      *backend
 	up     *net.UDPConn
-	oob    []byte // IP_PKTINFO / IPV6_PKTINFO source for replies; nil when bound to one address
-	header []byte // PROXY v2 header, nil unless the backend wants it
+	out    *net.UDPConn // listener socket replies leave through (the one that received the flow)
+	oob    []byte       // IP_PKTINFO / IPV6_PKTINFO source for replies; nil when bound to one address
+	header []byte       // PROXY v2 header, nil unless the backend wants it
 }
 
 // udpServer relays one UDP listener.
@@ -32,30 +32,34 @@ type udpServer struct {
 	r        *Relay
 	l        Listener
 	log      *slog.Logger
-	conn     *net.UDPConn
+	conns    []*net.UDPConn // SO_REUSEPORT group, one reader each
 	local    netip.AddrPort
 	wildcard bool
 	flows    *FlowTable[*udpFlow]
 	m        protoMetrics
 	wg       sync.WaitGroup
+	batches  chan *batch // free reply batches (Linux)
 }
 
 func (r *Relay) openUDP(l Listener, log *slog.Logger) (*udpServer, error) {
-	conn, err := net.ListenUDP(network("udp", l.Addr), net.UDPAddrFromAddrPort(l.Addr))
+	conns, err := listenUDP(l.Addr, r.opts.UDPSockets)
 	if err != nil {
 		return nil, fmt.Errorf("relay: listen %s udp %s: %w", l.Name, l.Addr, err)
 	}
 	s := &udpServer{
-		r: r, l: l, log: log, conn: conn,
-		local:    conn.LocalAddr().(*net.UDPAddr).AddrPort(),
+		r: r, l: l, log: log, conns: conns,
+		local:    conns[0].LocalAddr().(*net.UDPAddr).AddrPort(),
 		wildcard: l.Addr.Addr().IsUnspecified(),
 		flows:    NewFlowTable[*udpFlow](r.opts.MaxFlows, r.opts.UDPIdleTimeout, r.clock),
 		m:        r.metrics.forProto("udp"),
+		batches:  make(chan *batch, 2*runtime.GOMAXPROCS(0)),
 	}
 	if s.wildcard {
-		if err := enablePktinfo(conn); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("relay: listen %s udp %s: %w", l.Name, l.Addr, err)
+		for _, c := range conns {
+			if err := enablePktinfo(c); err != nil {
+				s.close()
+				return nil, fmt.Errorf("relay: listen %s udp %s: %w", l.Name, l.Addr, err)
+			}
 		}
 	}
 	r.setAddr(l.Name, s.local)
@@ -72,38 +76,28 @@ func network(base string, a netip.AddrPort) string {
 	return base
 }
 
-func (s *udpServer) close() { _ = s.conn.Close() }
+func (s *udpServer) close() {
+	for _, c := range s.conns {
+		_ = c.Close()
+	}
+}
 
+// serve runs one reader per listener socket until ctx ends.
 func (s *udpServer) serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, s.close)
 	defer stop()
 	s.wg.Go(func() { s.expireLoop(ctx) })
 	defer s.shutdown()
-	buf := make([]byte, headroom+s.r.opts.MaxDatagramSize)
-	oob := make([]byte, 128)
-	for {
-		n, oobn, flags, from, err := s.conn.ReadMsgUDPAddrPort(buf[headroom:], oob)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("relay: read %s: %w", s.l.Name, err)
-			}
-			continue
-		}
-		if flags&unix.MSG_TRUNC != 0 {
-			s.m.drop(dropTooBig)
-			continue
-		}
-		dst := s.local.Addr()
-		if s.wildcard {
-			if d, ok := pktinfoDst(oob[:oobn]); ok {
-				dst = d
-			}
-		}
-		s.forward(from, netip.AddrPortFrom(dst, s.local.Port()), buf, n)
+	errs := make([]error, len(s.conns))
+	var readers sync.WaitGroup
+	for i, c := range s.conns {
+		readers.Go(func() {
+			errs[i] = s.read(ctx, c)
+			s.close() // one reader failing stops the listener
+		})
 	}
+	readers.Wait()
+	return errors.Join(errs...)
 }
 
 // shutdown closes every flow and waits for their readers.
@@ -118,9 +112,9 @@ func (s *udpServer) shutdown() {
 // forward sends buf[headroom:headroom+n] from client to its flow's backend,
 // placing the flow first if needed. A backend that refuses is marked down and
 // the datagram goes to the next owner.
-func (s *udpServer) forward(client, dst netip.AddrPort, buf []byte, n int) {
+func (s *udpServer) forward(conn *net.UDPConn, client, dst netip.AddrPort, buf []byte, n int) {
 	for range 2 {
-		f, ok := s.flow(client, dst)
+		f, ok := s.flow(conn, client, dst)
 		if !ok {
 			return
 		}
@@ -147,7 +141,7 @@ func (s *udpServer) forward(client, dst netip.AddrPort, buf []byte, n int) {
 
 // flow returns client's flow, placing a new one when there is none or its
 // backend is down.
-func (s *udpServer) flow(client, dst netip.AddrPort) (*Flow[*udpFlow], bool) {
+func (s *udpServer) flow(conn *net.UDPConn, client, dst netip.AddrPort) (*Flow[*udpFlow], bool) {
 	f, ok := s.flows.Get(client)
 	if ok && f.Value.b.up.Load() {
 		return f, true
@@ -159,7 +153,7 @@ func (s *udpServer) flow(client, dst netip.AddrPort) (*Flow[*udpFlow], bool) {
 		s.m.drop(dropTableFull)
 		return nil, false
 	}
-	uf, err := s.dial(client, dst)
+	uf, err := s.dial(conn, client, dst)
 	if err != nil {
 		s.m.drop(dropReason(err))
 		s.log.Debug("no upstream", "client", client, "err", err)
@@ -179,7 +173,7 @@ func (s *udpServer) flow(client, dst netip.AddrPort) (*Flow[*udpFlow], bool) {
 	return f, true
 }
 
-func (s *udpServer) dial(client, dst netip.AddrPort) (*udpFlow, error) {
+func (s *udpServer) dial(conn *net.UDPConn, client, dst netip.AddrPort) (*udpFlow, error) {
 	b, err := s.r.pick(s.l, client)
 	if err != nil {
 		return nil, err
@@ -188,7 +182,7 @@ func (s *udpServer) dial(client, dst netip.AddrPort) (*udpFlow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", b.Name, err)
 	}
-	uf := &udpFlow{client: client, b: b, up: up}
+	uf := &udpFlow{client: client, b: b, up: up, out: conn}
 	if s.wildcard {
 		uf.oob = pktinfoSrc(dst.Addr(), s.local.Addr().Is6())
 	}
@@ -212,36 +206,10 @@ func unreachable(err error) bool {
 }
 
 func (s *udpServer) closeFlow(client netip.AddrPort, f *Flow[*udpFlow]) {
+
 	if s.flows.Delete(client, f) {
 		_ = f.Value.up.Close()
 		s.m.active.Dec()
-	}
-}
-
-// replies sends the backend's datagrams back to the client, from the address
-// the client sent to. It ends when the flow's socket is closed.
-func (s *udpServer) replies(f *Flow[*udpFlow]) {
-	uf := f.Value
-	buf := make([]byte, s.r.opts.MaxDatagramSize)
-	for {
-		n, _, flags, _, err := uf.up.ReadMsgUDPAddrPort(buf, nil)
-		switch {
-		case unreachable(err):
-			s.r.markDown(uf.b, "udp unreachable", err)
-			continue
-		case err != nil:
-			return
-		case flags&unix.MSG_TRUNC != 0:
-			s.m.drop(dropTooBig)
-			continue
-		}
-		f.Touch(s.r.clock.Now())
-		if _, _, err := s.conn.WriteMsgUDPAddrPort(buf[:n], uf.oob, uf.client); err != nil {
-			s.m.drop(dropUpstream)
-			continue
-		}
-		s.m.packetsOut.Inc()
-		s.m.bytesOut.Add(float64(n))
 	}
 }
 
