@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -16,6 +15,11 @@ import (
 // headroom is the space kept in front of a received datagram so a PROXY v2
 // header (at most 52 bytes for IPv6 without TLVs) is prepended in place.
 const headroom = 64
+
+// maxFreeBatches bounds a listener's free reply batches (32 KiB each with
+// the default MaxDatagramSize). Flows waiting for the listener socket's
+// write lock hold theirs, so with fewer, a burst over many flows allocates.
+const maxFreeBatches = 64
 
 // udpFlow is one client's flow: a socket connected to its backend.
 type udpFlow struct {
@@ -52,7 +56,7 @@ func (r *Relay) openUDP(l Listener, log *slog.Logger) (*udpServer, error) {
 		wildcard: l.Addr.Addr().IsUnspecified(),
 		flows:    NewFlowTable[*udpFlow](r.opts.MaxFlows, r.opts.UDPIdleTimeout, r.clock),
 		m:        r.metrics.forProto("udp"),
-		batches:  make(chan *batch, 2*runtime.GOMAXPROCS(0)),
+		batches:  make(chan *batch, maxFreeBatches),
 	}
 	if s.wildcard {
 		for _, c := range conns {
