@@ -4,7 +4,6 @@
 package bgpmode
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -12,30 +11,10 @@ import (
 )
 
 // bins holds the binaries built once for the package's tests.
-var bins map[string]string
+var bins kubelab.Binaries
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(kubelab.RunWithBinaries(m, &bins, "pier-controller", "pier-speaker", "pier-lab"))
 }
 
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "pier-bgpmode-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if bins, err = kubelab.BuildBinaries(dir, "pier-controller", "pier-speaker", "pier-lab"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
-}
-
-func binary(t testing.TB, name string) string {
-	t.Helper()
-	if bins[name] == "" {
-		t.Fatalf("%s not built", name)
-	}
-	return bins[name]
-}
+func binary(t testing.TB, name string) string { return bins.Path(t, name) }

@@ -2,8 +2,10 @@ package kubelab
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"testing"
 )
 
 // BuildBinaries builds Pier's commands (names under cmd/) into dir, for
@@ -19,4 +21,35 @@ func BuildBinaries(dir string, names ...string) (map[string]string, error) {
 		paths[name] = path
 	}
 	return paths, nil
+}
+
+// Binaries are commands built once for all the tests of a package.
+type Binaries map[string]string
+
+// RunWithBinaries is a TestMain body: it builds the named commands into a
+// temporary directory, stores their paths in *into, runs the tests and
+// removes the directory. It returns the exit code for os.Exit.
+func RunWithBinaries(m *testing.M, into *Binaries, names ...string) int {
+	dir, err := os.MkdirTemp("", "pier-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	paths, err := BuildBinaries(dir, names...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	*into = paths
+	return m.Run()
+}
+
+// Path is the built command name; it fails t when name was not built.
+func (b Binaries) Path(t testing.TB, name string) string {
+	t.Helper()
+	if b[name] == "" {
+		t.Fatalf("%s not built", name)
+	}
+	return b[name]
 }

@@ -6,7 +6,6 @@
 package relaymode
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -17,31 +16,11 @@ import (
 )
 
 // bins holds the binaries built once for the package's tests.
-var bins map[string]string
+var bins kubelab.Binaries
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
 	ctrllog.SetLogger(logr.Discard()) // the test's API clients log nothing worth reading
-	dir, err := os.MkdirTemp("", "pier-relaymode-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if bins, err = kubelab.BuildBinaries(dir, "pier-controller", "pier-speaker", "pier-relay", "pier-lab"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(kubelab.RunWithBinaries(m, &bins, "pier-controller", "pier-speaker", "pier-relay", "pier-lab"))
 }
 
-func binary(t testing.TB, name string) string {
-	t.Helper()
-	if bins[name] == "" {
-		t.Fatalf("%s not built", name)
-	}
-	return bins[name]
-}
+func binary(t testing.TB, name string) string { return bins.Path(t, name) }
