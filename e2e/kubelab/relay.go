@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"time"
 
 	"github.com/pier-lb/pier/e2e/echo"
@@ -22,6 +23,7 @@ func (e *Env) StartRelay(ctx context.Context, i int, relayBin string, extra ...s
 	args := append([]string{
 		"--kubeconfig", e.NodeKubeconfig, "--namespace", PierNamespace, "--node-name", n.Name,
 		"--metrics-addr", fmt.Sprintf(":%d", RelayMetricsPort),
+		"--state-dir", e.RelayStateDir(i),
 	}, extra...)
 	p, err := n.Start(relayBin, args...)
 	if err != nil {
@@ -32,6 +34,11 @@ func (e *Env) StartRelay(ctx context.Context, i int, relayBin string, extra ...s
 		return nil, fmt.Errorf("pier-relay on %s: %w", n.Name, err)
 	}
 	return p, nil
+}
+
+// RelayStateDir is the --state-dir StartRelay gives node i's pier-relay.
+func (e *Env) RelayStateDir(i int) string {
+	return filepath.Join(e.Cluster.Dir, "relay-"+e.Site.Nodes[i].Name)
 }
 
 // BackendAddr is the address of backend host i (1-based) on the L2 segment:

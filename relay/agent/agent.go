@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -50,7 +52,11 @@ type Options struct {
 	RenewInterval time.Duration
 	// Resync is how often the agent looks at the cached API view even
 	// without an event (it retries relays whose ports were busy).
-	Resync     time.Duration
+	Resync time.Duration
+	// StateDir is where the agent saves the relays it runs, to serve them
+	// after a restart while the API server is unreachable; "" saves
+	// nothing.
+	StateDir   string
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // nil: a private registry
 	Clock      clock.WithTicker
@@ -70,6 +76,7 @@ type Agent struct {
 	lastErr  map[Key]string
 	leases   *leases
 	draining sync.WaitGroup
+	saved    []byte // the state file's content, as last written
 }
 
 // New validates opts; it starts nothing.
@@ -162,9 +169,15 @@ func (a *Agent) Trigger() {
 func (a *Agent) loop(ctx context.Context, r client.Reader, bind netip.Addr) error {
 	tick := a.opts.Clock.NewTicker(a.opts.Resync)
 	defer tick.Stop()
+	saved := a.loadSaved()
 	for {
-		if a.synced.Load() {
+		switch {
+		case a.synced.Load():
+			saved = nil
 			a.reconcile(ctx, r, bind)
+		case saved != nil:
+			a.apply(ctx, saved) // until the API view replaces it
+			a.metrics.served.Set(float64(len(a.running)))
 		}
 		select {
 		case <-ctx.Done():
@@ -198,6 +211,7 @@ func (a *Agent) reconcile(ctx context.Context, r client.Reader, bind netip.Addr)
 	for _, err := range errs {
 		a.log.Debug("relay skipped", "err", err)
 	}
+	a.save(want)
 	a.apply(ctx, want)
 	a.leases.Set(slices.Collect(maps.Keys(a.running)))
 	a.metrics.served.Set(float64(len(a.running)))
@@ -309,4 +323,53 @@ func (a *Agent) start(ctx context.Context, k Key, w Want, replacing bool) {
 	delete(a.lastErr, k)
 	a.running[k] = i
 	a.log.Info("serving relay", "relay", k.String(), "listeners", len(w.Config.Listeners), "backends", backendNames(w.Backends))
+}
+
+func (a *Agent) statePath() string {
+	if a.opts.StateDir == "" {
+		return ""
+	}
+	return filepath.Join(a.opts.StateDir, StateFile)
+}
+
+// loadSaved is the desired set saved by a previous run, or nil when there
+// is none to serve (no state dir, or a file that cannot be read).
+func (a *Agent) loadSaved() map[Key]Want {
+	path := a.statePath()
+	if path == "" {
+		return nil
+	}
+	want, err := loadState(path)
+	if err != nil {
+		a.log.Warn("ignoring saved state", "err", err)
+		return nil
+	}
+	if a.synced.Load() {
+		return nil
+	}
+	a.log.Info(fmt.Sprintf("API unreachable, serving %d relays from saved state", len(want)), "relays", len(want), "file", path)
+	return want
+}
+
+// save writes want to the state file when it changed.
+func (a *Agent) save(want map[Key]Want) {
+	path := a.statePath()
+	if path == "" {
+		return
+	}
+	data, err := encodeState(want)
+	if err != nil {
+		a.log.Warn("encode state", "err", err)
+		return
+	}
+	if bytes.Equal(data, a.saved) {
+		return
+	}
+	if err := writeState(path, data); err != nil {
+		a.metrics.stateWriteFailures.Inc()
+		a.log.Warn("cannot save the relays to serve after a restart", "err", err)
+		return
+	}
+	a.saved = data
+	a.log.Debug("state saved", "relays", len(want), "file", path)
 }

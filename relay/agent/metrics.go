@@ -9,6 +9,8 @@ type metrics struct {
 	startFailures prometheus.Counter
 	leaseWrites   *prometheus.CounterVec
 	apiSynced     prometheus.Gauge
+	// stateWriteFailures counts state files that could not be written.
+	stateWriteFailures prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -25,7 +27,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		apiSynced: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pier_relay_agent_api_synced", Help: "1 once the API caches have synced since start.",
 		}),
+		stateWriteFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pier_relay_agent_state_write_failures_total", Help: "Failed writes of the state file (the relays served after a restart while the API is unreachable).",
+		}),
 	}
-	reg.MustRegister(m.served, m.startFailures, m.leaseWrites, m.apiSynced)
+	reg.MustRegister(m.served, m.startFailures, m.leaseWrites, m.apiSynced, m.stateWriteFailures)
 	return m
 }

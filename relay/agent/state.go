@@ -1,0 +1,95 @@
+package agent
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// StateFile is the name of the file the agent keeps in Options.StateDir.
+const StateFile = "relays.json"
+
+// savedRelay is one Relay of the saved desired set.
+type savedRelay struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Want      Want   `json:"want"`
+}
+
+// savedState is what the agent keeps on the node so that, restarted while
+// the API server is unreachable, it serves what it served before.
+type savedState struct {
+	Relays []savedRelay `json:"relays"`
+}
+
+// encodeState is the saved form of want, sorted by key so that an unchanged
+// set encodes alike.
+func encodeState(want map[Key]Want) ([]byte, error) {
+	st := savedState{Relays: []savedRelay{}}
+	for k, w := range want {
+		st.Relays = append(st.Relays, savedRelay{Namespace: k.Namespace, Name: k.Name, Want: w})
+	}
+	slices.SortFunc(st.Relays, func(a, b savedRelay) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	return json.Marshal(st)
+}
+
+// loadState reads the saved desired set; no file is an empty set, not an
+// error.
+func loadState(path string) (map[Key]Want, error) {
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return map[Key]Want{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state %s: %w", path, err)
+	}
+	var st savedState
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
+		return nil, fmt.Errorf("read state %s: %w", path, err)
+	}
+	out := make(map[Key]Want, len(st.Relays))
+	for _, r := range st.Relays {
+		if r.Namespace == "" || r.Name == "" || len(r.Want.Config.Listeners) == 0 {
+			return nil, fmt.Errorf("read state %s: relay %q/%q without a name or listeners", path, r.Namespace, r.Name)
+		}
+		out[Key{Namespace: r.Namespace, Name: r.Name}] = r.Want
+	}
+	return out, nil
+}
+
+// writeState writes data atomically (a temporary file in the same
+// directory, then a rename): a crash leaves the old file or the new one.
+func writeState(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	return nil
+}

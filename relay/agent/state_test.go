@@ -1,0 +1,132 @@
+package agent
+
+import (
+	"bytes"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/client-go/rest"
+
+	"github.com/pier-lb/pier/relay"
+)
+
+func sampleWant() map[Key]Want {
+	bind := netip.IPv6Unspecified()
+	return map[Key]Want{
+		{Namespace: "voice", Name: "calls"}: {
+			Config: Config{
+				Listeners: []relay.Listener{
+					{Name: "calls-tcp", Protocol: relay.TCP, Addr: netip.AddrPortFrom(bind, 8443)},
+					{Name: "calls-udp", Protocol: relay.UDP, Addr: netip.AddrPortFrom(bind, 16384)},
+				},
+				KeyByAddressOnly: true, MaxFlows: 1000, UDPIdleTimeout: 90 * time.Second,
+			},
+			Backends: []relay.Backend{
+				{Name: "srv1", Addr: netip.MustParseAddr("198.51.100.21"), Ports: map[string]uint16{"calls-tcp": 9443, "calls-udp": 9384}},
+				{Name: "srv2", Addr: netip.MustParseAddr("2001:db8::22"), ProxyProtocol: true, HealthPort: 9444},
+			},
+		},
+		{Namespace: "voice", Name: "empty"}: {
+			Config: Config{Listeners: []relay.Listener{{Name: "u", Protocol: relay.UDP, Addr: netip.AddrPortFrom(bind, 16385)}}},
+		},
+	}
+}
+
+func newTestAgent(t *testing.T, dir string) (*Agent, *bytes.Buffer) {
+	t.Helper()
+	var logs bytes.Buffer
+	a, err := New(Options{
+		Config: &rest.Config{Host: "https://192.0.2.1:6443"}, NodeName: "node1", Namespace: "pier-system",
+		StateDir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, &logs
+}
+
+func TestStateRoundTrip(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	a, logs := newTestAgent(t, dir)
+	want := sampleWant()
+	a.save(want)
+	info, err := os.Stat(filepath.Join(dir, StateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := info.Mode().Perm(); perm != 0o600 {
+		t.Errorf("state file mode %v, want 0600", perm)
+	}
+	b, logs2 := newTestAgent(t, dir)
+	got := b.loadSaved()
+	if diff := cmp.Diff(want, got, cmpAddr, cmpAP); diff != "" {
+		t.Errorf("loaded state (-saved +loaded):\n%s", diff)
+	}
+	if !strings.Contains(logs2.String(), "serving 2 relays from saved state") {
+		t.Errorf("no saved-state log line:\n%s", logs2)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Errorf("state dir holds %d files, want the state file only", len(entries))
+	}
+	// An unchanged set is not written again; an empty one is.
+	if err := os.Remove(filepath.Join(dir, StateFile)); err != nil {
+		t.Fatal(err)
+	}
+	a.save(sampleWant())
+	if _, err := os.Stat(filepath.Join(dir, StateFile)); !os.IsNotExist(err) {
+		t.Errorf("unchanged set written again (stat: %v)", err)
+	}
+	a.save(map[Key]Want{})
+	if got := b.loadSaved(); got == nil || len(got) != 0 {
+		t.Errorf("after saving an empty set, loaded %v, want an empty set", got)
+	}
+	if strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("warnings while saving:\n%s", logs)
+	}
+}
+
+func TestStateCorruptIgnored(t *testing.T) {
+	for name, content := range map[string]string{
+		"truncated":     `{"relays":[{"namespace":"voice","name":"calls","want":{"Config":`,
+		"not json":      "\x00\x01garbage",
+		"unknown field": `{"relays":[],"extra":1}`,
+		"no listeners":  `{"relays":[{"namespace":"voice","name":"calls","want":{"Config":{"Listeners":[]}}}]}`,
+		"bad address":   `{"relays":[{"namespace":"voice","name":"calls","want":{"Config":{"Listeners":[{"Name":"a","Protocol":"TCP","Addr":"nowhere"}]}}}]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, StateFile), []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			a, logs := newTestAgent(t, dir)
+			if got := a.loadSaved(); got != nil {
+				t.Errorf("corrupt state loaded as %v, want nothing", got)
+			}
+			if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "ignoring saved state") {
+				t.Errorf("no warning for a corrupt state file:\n%s", logs)
+			}
+		})
+	}
+}
+
+func TestStateMissingAndOff(t *testing.T) {
+	a, _ := newTestAgent(t, t.TempDir())
+	if got := a.loadSaved(); got == nil || len(got) != 0 {
+		t.Errorf("no state file: loaded %v, want an empty set", got)
+	}
+	off, _ := newTestAgent(t, "")
+	if got := off.loadSaved(); got != nil {
+		t.Errorf("no state dir: loaded %v, want nothing", got)
+	}
+	off.save(sampleWant()) // writes nothing, fails nothing
+}
