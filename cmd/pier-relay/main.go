@@ -57,12 +57,20 @@ func main() {
 	flag.StringVar(&ao.NodeName, "node-name", os.Getenv("NODE_NAME"), "Kubernetes mode: this node's name")
 	flag.StringVar(&ao.Namespace, "namespace", daemon.Env("POD_NAMESPACE", "pier-system"), "Kubernetes mode: Pier's namespace (relay Leases)")
 	flag.StringVar(&ao.StateDir, "state-dir", "/var/lib/pier-relay", `Kubernetes mode: where the relays served are saved, to serve them after a restart while the API server is unreachable ("": off)`)
+	prepare := flag.String("prepare-state-dir", "", "uid:gid: create --state-dir owned by uid:gid, then exit (an init container run as root)")
 	metricsAddr := flag.String("metrics-addr", ":7474", `metrics and /healthz listen address ("0": off)`)
 	level := flag.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := flag.String("pprof-addr", "", "Go profiling (net/http/pprof) listen address (default off)")
 	flag.Parse()
 
 	log := daemon.Logger(*level)
+	if *prepare != "" {
+		if err := agent.PrepareStateDir(ao.StateDir, *prepare); err != nil {
+			log.Error("prepare state dir", "err", err)
+			os.Exit(1)
+		}
+		return
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

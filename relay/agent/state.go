@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 )
 
 // StateFile is the name of the file the agent keeps in Options.StateDir.
@@ -90,6 +93,31 @@ func writeState(path string, data []byte) error {
 	if err != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	return nil
+}
+
+// PrepareStateDir creates dir (mode 0700) and gives it to owner ("uid:gid"):
+// an init container running as root prepares a hostPath state dir for a
+// relay that runs without root.
+func PrepareStateDir(dir, owner string) error {
+	uidS, gidS, ok := strings.Cut(owner, ":")
+	uid, uerr := strconv.ParseUint(uidS, 10, 31)
+	gid, gerr := strconv.ParseUint(gidS, 10, 31)
+	if !ok || uerr != nil || gerr != nil {
+		return fmt.Errorf("state dir owner %q: want uid:gid", owner)
+	}
+	if dir == "" {
+		return errors.New("prepare state dir: no --state-dir")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("prepare state dir %s: %w", dir, err)
+	}
+	if err := os.Chown(dir, int(uid), int(gid)); err != nil {
+		return fmt.Errorf("prepare state dir %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("prepare state dir %s: %w", dir, err)
 	}
 	return nil
 }

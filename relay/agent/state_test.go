@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -129,4 +130,27 @@ func TestStateMissingAndOff(t *testing.T) {
 		t.Errorf("no state dir: loaded %v, want nothing", got)
 	}
 	off.save(sampleWant()) // writes nothing, fails nothing
+}
+
+func TestPrepareStateDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pier-relay")
+	owner := fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())
+	if err := PrepareStateDir(dir, owner); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.IsDir() || info.Mode().Perm() != 0o700 {
+		t.Errorf("state dir mode %v, want a 0700 directory", info.Mode())
+	}
+	if err := PrepareStateDir(dir, owner); err != nil {
+		t.Errorf("again: %v", err)
+	}
+	for _, bad := range []string{"", "65532", "a:b", "-1:0", "65532:"} {
+		if err := PrepareStateDir(dir, bad); err == nil {
+			t.Errorf("owner %q accepted", bad)
+		}
+	}
 }
