@@ -60,7 +60,7 @@ func restMapper() meta.RESTMapper {
 // the API server is unreachable, then marks the view synced.
 func watch(ctx context.Context, c cache.Cache, trigger func(), synced *atomic.Bool, m *metrics, log *slog.Logger) error {
 	kinds := []client.Object{&v1alpha1.Relay{}, &discoveryv1.EndpointSlice{}, &corev1.Node{}}
-	if !apicache.Watch(ctx, c, kinds, trigger, log, "API unreachable, no relays until it answers") {
+	if !apicache.Watch(ctx, c, kinds, trigger, log, "API unreachable, only saved relays until it answers") {
 		return nil
 	}
 	synced.Store(true)
