@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sync/atomic"
 	"time"
 )
 
@@ -201,6 +202,33 @@ func (g *Generator) result(d time.Duration) Result {
 		r.Size = o.Size
 	}
 	return r
+}
+
+// tally is what one UDP flow or TCP connection counts.
+type tally struct {
+	sent, recv atomic.Uint64
+	// Written only by the flow's receiving (inRun, invalid) or sending
+	// (errs) goroutine; read once the run is over.
+	inRun, invalid, errs uint64
+	hist                 *Histogram
+}
+
+// summarize sums the flows' tallies into the run's Result.
+func (g *Generator) summarize(ts []*tally) Result {
+	res := g.result(g.opts.Duration)
+	h := NewHistogram()
+	var inRun uint64
+	for _, t := range ts {
+		res.Sent += t.sent.Load()
+		res.Received += t.recv.Load()
+		res.Invalid += t.invalid
+		res.SendErrors += t.errs
+		inRun += t.inRun
+		h.Merge(t.hist)
+	}
+	res.Missed = g.missed
+	res.finish(h, inRun)
+	return res
 }
 
 // finish fills in the derived figures.

@@ -96,16 +96,11 @@ func bulkConn(c *net.TCPConn, chunk int, end time.Time) (int64, error) {
 
 // rrConn is one request/response connection.
 type rrConn struct {
-	id      uint32
-	c       *net.TCPConn
-	out     []byte
-	seq     uint64
-	sent    atomic.Uint64
-	recv    atomic.Uint64
-	inRun   uint64
-	invalid uint64
-	errs    uint64
-	hist    *Histogram
+	tally
+	id  uint32
+	c   *net.TCPConn
+	out []byte
+	seq uint64
 }
 
 func (r *rrConn) send(k int, start time.Time) int {
@@ -154,7 +149,8 @@ func (g *Generator) runRR(ctx context.Context) (Result, error) {
 	rr := make([]*rrConn, len(conns))
 	for i, c := range conns {
 		_ = c.SetNoDelay(true)
-		rr[i] = &rrConn{id: uint32(i), c: c, out: make([]byte, g.opts.Size), hist: NewHistogram()}
+		rr[i] = &rrConn{id: uint32(i), c: c, out: make([]byte, g.opts.Size)}
+		rr[i].hist = NewHistogram()
 	}
 	start := time.Now()
 	if g.opts.Rate > 0 {
@@ -162,20 +158,11 @@ func (g *Generator) runRR(ctx context.Context) (Result, error) {
 	} else {
 		g.rrClosed(ctx, rr, start)
 	}
-	res := g.result(g.opts.Duration)
-	h := NewHistogram()
-	var inRun uint64
-	for _, r := range rr {
-		res.Sent += r.sent.Load()
-		res.Received += r.recv.Load()
-		res.Invalid += r.invalid
-		res.SendErrors += r.errs
-		inRun += r.inRun
-		h.Merge(r.hist)
+	ts := make([]*tally, len(rr))
+	for i, r := range rr {
+		ts[i] = &r.tally
 	}
-	res.Missed = g.missed
-	res.finish(h, inRun)
-	return res, ctx.Err()
+	return g.summarize(ts), ctx.Err()
 }
 
 func (g *Generator) rrOpen(ctx context.Context, rr []*rrConn, start time.Time) {

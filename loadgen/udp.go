@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,20 +24,13 @@ type batchConn interface {
 // udpFlow is one source port. In the closed loop one goroutine owns it; in
 // the open loop the sender owns out/seq/sent and the receiver the rest.
 type udpFlow struct {
+	tally
 	id   uint32
 	conn *net.UDPConn
 	bc   batchConn
-
 	out  []ipv4.Message
 	seq  uint64
-	sent atomic.Uint64
-	errs uint64
-
-	in      []ipv4.Message
-	recv    atomic.Uint64
-	inRun   uint64
-	invalid uint64
-	hist    *Histogram
+	in   []ipv4.Message
 }
 
 func (g *Generator) openUDP(id int) (*udpFlow, error) {
@@ -48,7 +40,8 @@ func (g *Generator) openUDP(id int) (*udpFlow, error) {
 	}
 	_ = c.SetReadBuffer(4 << 20)
 	_ = c.SetWriteBuffer(4 << 20)
-	f := &udpFlow{id: uint32(id), conn: c, hist: NewHistogram()}
+	f := &udpFlow{id: uint32(id), conn: c}
+	f.hist = NewHistogram()
 	if g.opts.Target.Addr().Is4() {
 		f.bc = ipv4.NewPacketConn(c)
 	} else {
@@ -162,20 +155,11 @@ func (g *Generator) runUDP(ctx context.Context) (Result, error) {
 	} else {
 		g.openLoop(ctx, flows, start)
 	}
-	res := g.result(g.opts.Duration)
-	h := NewHistogram()
-	var inRun uint64
-	for _, f := range flows {
-		res.Sent += f.sent.Load()
-		res.Received += f.recv.Load()
-		res.Invalid += f.invalid
-		res.SendErrors += f.errs
-		inRun += f.inRun
-		h.Merge(f.hist)
+	ts := make([]*tally, len(flows))
+	for i, f := range flows {
+		ts[i] = &f.tally
 	}
-	res.Missed = g.missed
-	res.finish(h, inRun)
-	return res, ctx.Err()
+	return g.summarize(ts), ctx.Err()
 }
 
 // closedLoop keeps each flow's share of the window in flight until the end,
