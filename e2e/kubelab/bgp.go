@@ -159,18 +159,8 @@ func (f *FRR) NextHops(p netip.Prefix) ([]string, error) {
 	return out, err
 }
 
-// FRRNeighbor is a session as `show bgp neighbors json` reports it.
-type FRRNeighbor struct {
-	BGPState               string `json:"bgpState"`
-	ConnectionsEstablished int    `json:"connectionsEstablished"`
-	ConnectionsDropped     int    `json:"connectionsDropped"`
-}
-
 // Neighbors reports FRR's sessions by neighbor address.
-func (f *FRR) Neighbors() (map[string]FRRNeighbor, error) {
-	var n map[string]FRRNeighbor
-	return n, f.JSON("show bgp neighbors json", &n)
-}
+func (f *FRR) Neighbors() (map[string]lab.FRRNeighbor, error) { return lab.FRRNeighbors(f.Name) }
 
 // PrefixesFrom counts the IPv4 prefixes FRR has received from each
 // neighbor, by address (0 for a session that is down).

@@ -35,3 +35,16 @@ func VTYSHJSON(instance, cmd string, v any) error {
 	}
 	return nil
 }
+
+// FRRNeighbor is a BGP session as `show bgp neighbors json` reports it.
+type FRRNeighbor struct {
+	BGPState               string `json:"bgpState"`
+	ConnectionsEstablished int    `json:"connectionsEstablished"`
+	ConnectionsDropped     int    `json:"connectionsDropped"`
+}
+
+// FRRNeighbors reports the FRR instance's BGP sessions by neighbor address.
+func FRRNeighbors(instance string) (map[string]FRRNeighbor, error) {
+	var n map[string]FRRNeighbor
+	return n, VTYSHJSON(instance, "show bgp neighbors json", &n)
+}

@@ -243,15 +243,8 @@ func (b *bgpLab) configure(i int, peers []bgp.Peer, paths []bgp.Path) {
 	}
 }
 
-type frrNeighbor struct {
-	BGPState               string `json:"bgpState"`
-	ConnectionsEstablished int    `json:"connectionsEstablished"`
-	ConnectionsDropped     int    `json:"connectionsDropped"`
-}
-
-func (b *bgpLab) frrNeighbors() (map[string]frrNeighbor, error) {
-	var n map[string]frrNeighbor
-	return n, b.vtyshJSON("show bgp neighbors json", &n)
+func (b *bgpLab) frrNeighbors() (map[string]lab.FRRNeighbor, error) {
+	return lab.FRRNeighbors(b.frrName)
 }
 
 func (b *bgpLab) waitFRREstablished(addrs ...netip.Addr) {
