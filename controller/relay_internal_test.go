@@ -3,6 +3,7 @@ package controller
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,11 +54,20 @@ func TestReadyEndpoints(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			relay := &v1alpha1.Relay{ObjectMeta: metav1.ObjectMeta{Namespace: "calls", Name: "r"},
+				Spec: v1alpha1.RelaySpec{Backend: v1alpha1.RelayBackend{ServiceName: "media"}}}
 			var in []discoveryv1.EndpointSlice
 			for _, eps := range tc.slices {
-				in = append(in, discoveryv1.EndpointSlice{Endpoints: eps})
+				family := discoveryv1.AddressTypeIPv4
+				if len(eps) > 0 && len(eps[0].Addresses) > 0 && strings.Contains(eps[0].Addresses[0], ":") {
+					family = discoveryv1.AddressTypeIPv6
+				}
+				in = append(in, discoveryv1.EndpointSlice{
+					ObjectMeta: metav1.ObjectMeta{Namespace: "calls", Labels: map[string]string{discoveryv1.LabelServiceName: "media"}},
+					AddressType: family, Endpoints: eps,
+				})
 			}
-			if got := readyEndpoints(in); got != tc.want {
+			if got := readyEndpoints(relay, in); got != tc.want {
 				t.Errorf("readyEndpoints = %d, want %d", got, tc.want)
 			}
 		})

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/relay/agent"
 	"github.com/pier-lb/pier/config"
 )
 
@@ -89,7 +90,7 @@ func (c *RelayController) observe(ctx context.Context, relay *v1alpha1.Relay, ob
 		client.MatchingLabels{discoveryv1.LabelServiceName: relay.Spec.Backend.ServiceName}); err != nil {
 		return fmt.Errorf("list EndpointSlices of %s/%s: %w", relay.Namespace, relay.Spec.Backend.ServiceName, err)
 	}
-	obs.backends = readyEndpoints(eps.Items)
+	obs.backends = readyEndpoints(relay, eps.Items)
 	var leases coordinationv1.LeaseList
 	if err := c.opts.Client.List(ctx, &leases, client.InNamespace(c.opts.Namespace), client.MatchingLabels{
 		v1alpha1.LabelRelayNamespace: relay.Namespace, v1alpha1.LabelRelayName: relay.Name,
@@ -112,36 +113,11 @@ func (c *RelayController) observe(ctx context.Context, relay *v1alpha1.Relay, ob
 	return nil
 }
 
-// readyEndpoints counts the ready endpoints of a Service's EndpointSlices,
-// each once even when it is listed in an IPv4 and an IPv6 slice: by its
-// target (a pod), else its hostname, else its first address. An unknown
-// readiness counts as ready, as the EndpointSlice API advises.
-func readyEndpoints(eps []discoveryv1.EndpointSlice) int {
-	seen := map[string]bool{}
-	for _, s := range eps {
-		for _, ep := range s.Endpoints {
-			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
-				continue
-			}
-			if key := endpointKey(&ep); key != "" {
-				seen[key] = true
-			}
-		}
-	}
-	return len(seen)
-}
-
-func endpointKey(ep *discoveryv1.Endpoint) string {
-	switch {
-	case ep.TargetRef != nil && ep.TargetRef.Name != "":
-		r := ep.TargetRef
-		return "ref/" + r.Kind + "/" + r.Namespace + "/" + r.Name
-	case ep.Hostname != nil && *ep.Hostname != "":
-		return "host/" + *ep.Hostname
-	case len(ep.Addresses) > 0:
-		return "addr/" + ep.Addresses[0]
-	}
-	return ""
+// readyEndpoints counts the backends the relays use: agent.Backends, the
+// same ready endpoints under the same names (an endpoint listed in an IPv4
+// and an IPv6 slice once), so status.readyBackends is what the relays see.
+func readyEndpoints(relay *v1alpha1.Relay, eps []discoveryv1.EndpointSlice) int {
+	return len(agent.Backends(relay, eps))
 }
 
 // liveLeases returns the holders (or names) of the Leases whose renewTime
