@@ -63,7 +63,7 @@ func TestReadyEndpoints(t *testing.T) {
 					family = discoveryv1.AddressTypeIPv6
 				}
 				in = append(in, discoveryv1.EndpointSlice{
-					ObjectMeta: metav1.ObjectMeta{Namespace: "calls", Labels: map[string]string{discoveryv1.LabelServiceName: "media"}},
+					ObjectMeta:  metav1.ObjectMeta{Namespace: "calls", Labels: map[string]string{discoveryv1.LabelServiceName: "media"}},
 					AddressType: family, Endpoints: eps,
 				})
 			}

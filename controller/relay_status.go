@@ -15,8 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
-	"github.com/pier-lb/pier/relay/agent"
 	"github.com/pier-lb/pier/config"
+	"github.com/pier-lb/pier/relay/agent"
 )
 
 // Condition types and reasons of a Relay's status.
