@@ -84,6 +84,10 @@ type Options struct {
 	// UDPSockets is the listener sockets per UDP listener, an SO_REUSEPORT
 	// group with a reader each (Linux); 0 means GOMAXPROCS.
 	UDPSockets int
+
+	// Kernel hands new UDP flows to the kernel's NAT where it can
+	// (kernel.go); the rest stay on the relay's sockets.
+	Kernel KernelOptions
 }
 
 // Relay forwards flows from its listeners to backends.
