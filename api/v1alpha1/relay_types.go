@@ -28,6 +28,19 @@ const (
 	RoutingKeyClientAddress     RelayRoutingKey = "ClientAddress"
 )
 
+// RelayDataPath says what carries a Relay's UDP flows between clients and
+// backends.
+// +kubebuilder:validation:Enum=Userspace;Kernel
+type RelayDataPath string
+
+const (
+	// DataPathUserspace: every flow passes through the relay process.
+	DataPathUserspace RelayDataPath = "Userspace"
+	// DataPathKernel: new UDP flows are translated (DNAT) by the node's
+	// kernel instead; see RelaySpec.DataPath.
+	DataPathKernel RelayDataPath = "Kernel"
+)
+
 // RelayListener is one frontend port of the Relay.
 type RelayListener struct {
 	// Name is unique in the Relay; the backend port is the EndpointSlice
@@ -145,6 +158,23 @@ type RelaySpec struct {
 	Timeouts RelayTimeouts `json:"timeouts,omitempty"`
 	// +optional
 	Limits RelayLimits `json:"limits,omitempty"`
+	// DataPath is Userspace (default: every flow passes through the relay
+	// process) or Kernel. Kernel applies to UDP listeners only: a new UDP
+	// flow whose Maglev owner has an address of the client's family is
+	// translated (DNAT) by the node's kernel (nftables and conntrack)
+	// instead of passing through the relay process; other flows, and all
+	// TCP, stay in the relay. It needs NET_ADMIN for pier-relay (Helm value
+	// relay.kernelDataPath, kustomize overlay relay-kernel) and cannot be
+	// combined with backend.proxyProtocol (the kernel adds no header). A
+	// flow keeps its backend while that backend is up, also across relay
+	// restarts, since the NAT state lives in conntrack. timeouts.udpIdle
+	// applies through a conntrack timeout policy, limits.maxFlows through a
+	// conntrack count. The kernel path cannot see a dead UDP server's ICMP
+	// port unreachable, so the Relay needs an active check: a TCP listener
+	// or backend.healthCheckPort.
+	// +kubebuilder:default:=Userspace
+	// +optional
+	DataPath RelayDataPath `json:"dataPath,omitempty"`
 }
 
 // RelayStatus is written by Pier's controller.
