@@ -46,6 +46,14 @@ func RelayExposure(spec *v1alpha1.RelaySpec) v1alpha1.RelayExposureType {
 	return spec.Exposure.Type
 }
 
+// RelayDataPath is the data path of spec, Userspace when unset.
+func RelayDataPath(spec *v1alpha1.RelaySpec) v1alpha1.RelayDataPath {
+	if spec.DataPath == "" {
+		return v1alpha1.DataPathUserspace
+	}
+	return spec.DataPath
+}
+
 // NeedsService reports whether the exposure is served through a Service
 // Pier owns (LoadBalancer, NodePort).
 func NeedsService(t v1alpha1.RelayExposureType) bool {
@@ -76,9 +84,10 @@ var userAnnotations = []string{
 // only with exposure NodePort, 30000 to 32767, each protocol/nodePort once.
 // backend.serviceName is a Service name (DNS-1035 label);
 // backend.healthCheckPort 0 or 1 to 65535. A Relay whose listeners are all
-// UDP and that names no healthCheckPort is accepted: its relays have no
-// port to check actively and rely on EndpointSlice readiness and passive
-// checks (ICMP unreachable), as the relay does for any backend without a
+// UDP and that names no healthCheckPort is accepted with the Userspace data
+// path: its relays have no port to check actively and rely on
+// EndpointSlice readiness and passive checks (ICMP unreachable), as the
+// relay does for any backend without a
 // TCP port. With exposure HostNetwork, serviceAnnotations, ipFamilyPolicy
 // and ipFamilies are refused, since no Service would carry them. Otherwise
 // ipFamilies are IPv4 or IPv6, each once, at most two, and two need
@@ -89,7 +98,11 @@ var userAnnotations = []string{
 // are copied as they are. Timeouts, when set, are above 0: connect at most
 // 5m; tcpIdle 1s to 24h; udpIdle 1s to 1h; drain at most 1h. maxFlows is
 // not negative; maxDatagramSize 0 or 512 to 65535. nodeSelector parses;
-// routing.key is ClientAddressPort or ClientAddress.
+// routing.key is ClientAddressPort or ClientAddress. dataPath is Userspace
+// or Kernel; Kernel refuses backend.proxyProtocol (the kernel adds no
+// header) and needs an active check, a TCP listener (the defaults have one)
+// or backend.healthCheckPort, since the kernel path cannot see a dead UDP
+// server's ICMP port unreachable.
 func ParseRelay(o *v1alpha1.Relay) []*Error {
 	p := &parser{}
 	r := refOf(KindRelay, &o.ObjectMeta)
@@ -128,6 +141,7 @@ func ParseRelay(o *v1alpha1.Relay) []*Error {
 	}
 	p.relayTimeouts(r, &s.Timeouts)
 	p.relayLimits(r, &s.Limits)
+	p.relayDataPath(r, s)
 	return p.errs
 }
 
@@ -329,5 +343,28 @@ func (p *parser) relayLimits(r Ref, l *v1alpha1.RelayLimits) {
 	}
 	if l.MaxDatagramSize != 0 && (l.MaxDatagramSize < MinDatagramSize || l.MaxDatagramSize > 65535) {
 		p.fail(r, "spec.limits.maxDatagramSize", "%d out of range; want %d to 65535", l.MaxDatagramSize, MinDatagramSize)
+	}
+}
+
+// relayDataPath checks what the kernel data path cannot do.
+func (p *parser) relayDataPath(r Ref, s *v1alpha1.RelaySpec) {
+	const path = "spec.dataPath"
+	switch RelayDataPath(s) {
+	case v1alpha1.DataPathUserspace:
+		return
+	case v1alpha1.DataPathKernel:
+	default:
+		p.fail(r, path, "%q is not Userspace or Kernel", s.DataPath)
+		return
+	}
+	if s.Backend.ProxyProtocol {
+		p.fail(r, path, "Kernel cannot be combined with spec.backend.proxyProtocol: the kernel path adds no PROXY protocol header")
+	}
+	hasTCP := slices.ContainsFunc(s.ListenersOrDefault(), func(l v1alpha1.RelayListener) bool {
+		return l.Protocol == corev1.ProtocolTCP
+	})
+	if !hasTCP && s.Backend.HealthCheckPort == 0 {
+		p.fail(r, path, "Kernel needs an active TCP check (a TCP listener or spec.backend.healthCheckPort): "+
+			"the kernel path cannot see a dead UDP server's ICMP port unreachable")
 	}
 }

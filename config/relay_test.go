@@ -33,6 +33,10 @@ func exposure(t v1alpha1.RelayExposureType) func(*v1alpha1.RelaySpec) {
 	return func(s *v1alpha1.RelaySpec) { s.Exposure.Type = t }
 }
 
+func dataPath(d v1alpha1.RelayDataPath) func(*v1alpha1.RelaySpec) {
+	return func(s *v1alpha1.RelaySpec) { s.DataPath = d }
+}
+
 func tcp(name string, port int32) v1alpha1.RelayListener {
 	return v1alpha1.RelayListener{Name: name, Protocol: corev1.ProtocolTCP, Port: port}
 }
@@ -198,6 +202,21 @@ func TestParseRelay(t *testing.T) {
 			rerr("spec.limits.maxFlows", "-1: must be at least 1 (0 or unset for the default)"),
 			rerr("spec.limits.maxDatagramSize", "511 out of range; want 512 to 65535"),
 		}},
+		{name: "kernel with the default listeners", relay: relay("r", dataPath(v1alpha1.DataPathKernel))},
+		{name: "kernel, UDP only with a health check port", relay: relay("r", dataPath(v1alpha1.DataPathKernel), listeners(udp("media", 16384)),
+			func(s *v1alpha1.RelaySpec) { s.Backend.HealthCheckPort = 8080 })},
+		{name: "userspace with PROXY protocol", relay: relay("r", dataPath(v1alpha1.DataPathUserspace),
+			func(s *v1alpha1.RelaySpec) { s.Backend.ProxyProtocol = true })},
+		{name: "kernel with PROXY protocol", relay: relay("r", dataPath(v1alpha1.DataPathKernel),
+			func(s *v1alpha1.RelaySpec) { s.Backend.ProxyProtocol = true }), want: []*Error{
+			rerr("spec.dataPath", "Kernel cannot be combined with spec.backend.proxyProtocol: the kernel path adds no PROXY protocol header"),
+		}},
+		{name: "kernel, UDP only without a health check port", relay: relay("r", dataPath(v1alpha1.DataPathKernel), listeners(udp("media", 16384))), want: []*Error{
+			rerr("spec.dataPath", "Kernel needs an active TCP check (a TCP listener or spec.backend.healthCheckPort): the kernel path cannot see a dead UDP server's ICMP port unreachable"),
+		}},
+		{name: "unknown data path", relay: relay("r", dataPath("eBPF"), func(s *v1alpha1.RelaySpec) { s.Backend.ProxyProtocol = true }), want: []*Error{
+			rerr("spec.dataPath", `"eBPF" is not Userspace or Kernel`),
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -228,6 +247,13 @@ func TestRelayServiceName(t *testing.T) {
 		spec := v1alpha1.RelaySpec{Exposure: v1alpha1.RelayExposure{Type: exp}}
 		if got := NeedsService(RelayExposure(&spec)); got != want {
 			t.Errorf("NeedsService(%q) = %v, want %v", exp, got, want)
+		}
+	}
+	for d, want := range map[v1alpha1.RelayDataPath]v1alpha1.RelayDataPath{
+		"": v1alpha1.DataPathUserspace, v1alpha1.DataPathUserspace: v1alpha1.DataPathUserspace, v1alpha1.DataPathKernel: v1alpha1.DataPathKernel,
+	} {
+		if got := RelayDataPath(&v1alpha1.RelaySpec{DataPath: d}); got != want {
+			t.Errorf("RelayDataPath(%q) = %q, want %q", d, got, want)
 		}
 	}
 }
