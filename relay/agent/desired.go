@@ -31,6 +31,9 @@ type Config struct {
 	TCPIdleTimeout   time.Duration
 	UDPIdleTimeout   time.Duration
 	DrainTimeout     time.Duration
+	// Kernel turns on the kernel data path for the UDP listeners
+	// (spec.dataPath Kernel).
+	Kernel bool
 }
 
 // Equal reports whether two configs run the same relay.
@@ -38,7 +41,8 @@ func (c Config) Equal(o Config) bool {
 	return slices.Equal(c.Listeners, o.Listeners) && c.KeyByAddressOnly == o.KeyByAddressOnly &&
 		c.MaxFlows == o.MaxFlows && c.MaxDatagramSize == o.MaxDatagramSize &&
 		c.ConnectTimeout == o.ConnectTimeout && c.TCPIdleTimeout == o.TCPIdleTimeout &&
-		c.UDPIdleTimeout == o.UDPIdleTimeout && c.DrainTimeout == o.DrainTimeout
+		c.UDPIdleTimeout == o.UDPIdleTimeout && c.DrainTimeout == o.DrainTimeout &&
+		c.Kernel == o.Kernel
 }
 
 // options are the relay options of c (zero values take the relay's
@@ -49,6 +53,7 @@ func (c Config) options(backends []relay.Backend) relay.Options {
 		MaxFlows: c.MaxFlows, MaxDatagramSize: c.MaxDatagramSize,
 		ConnectTimeout: c.ConnectTimeout, TCPIdleTimeout: c.TCPIdleTimeout,
 		UDPIdleTimeout: c.UDPIdleTimeout, DrainTimeout: c.DrainTimeout,
+		Kernel: relay.KernelOptions{Enabled: c.Kernel},
 	}
 }
 
@@ -119,6 +124,7 @@ func ConfigOf(spec *v1alpha1.RelaySpec, bind netip.Addr) Config {
 		TCPIdleTimeout:   duration(spec.Timeouts.TCPIdle),
 		UDPIdleTimeout:   duration(spec.Timeouts.UDPIdle),
 		DrainTimeout:     duration(spec.Timeouts.Drain),
+		Kernel:           spec.DataPath == v1alpha1.DataPathKernel,
 	}
 	for _, l := range spec.ListenersOrDefault() {
 		c.Listeners = append(c.Listeners, relay.Listener{

@@ -182,35 +182,68 @@ func TestDesired(t *testing.T) {
 }
 
 func TestConfigOf(t *testing.T) {
-	spec := v1alpha1.RelaySpec{
-		Listeners: []v1alpha1.RelayListener{{Name: "m", Protocol: corev1.ProtocolUDP, Port: 3478}},
-		Routing:   v1alpha1.RelayRouting{Key: v1alpha1.RoutingKeyClientAddress},
-		Timeouts: v1alpha1.RelayTimeouts{
-			Connect: &metav1.Duration{Duration: time.Second}, TCPIdle: &metav1.Duration{Duration: time.Minute},
-			UDPIdle: &metav1.Duration{Duration: 20 * time.Second}, Drain: &metav1.Duration{Duration: 3 * time.Second},
-		},
-		Limits: v1alpha1.RelayLimits{MaxFlows: 1000, MaxDatagramSize: 1500},
+	udp := []v1alpha1.RelayListener{{Name: "m", Protocol: corev1.ProtocolUDP, Port: 3478}}
+	udpWant := []relay.Listener{{Name: "m", Protocol: relay.UDP, Addr: netip.MustParseAddrPort("0.0.0.0:3478")}}
+	cases := []struct {
+		name string
+		spec v1alpha1.RelaySpec
+		want Config
+	}{
+		{name: "everything set", spec: v1alpha1.RelaySpec{
+			Listeners: udp,
+			Routing:   v1alpha1.RelayRouting{Key: v1alpha1.RoutingKeyClientAddress},
+			Timeouts: v1alpha1.RelayTimeouts{
+				Connect: &metav1.Duration{Duration: time.Second}, TCPIdle: &metav1.Duration{Duration: time.Minute},
+				UDPIdle: &metav1.Duration{Duration: 20 * time.Second}, Drain: &metav1.Duration{Duration: 3 * time.Second},
+			},
+			Limits: v1alpha1.RelayLimits{MaxFlows: 1000, MaxDatagramSize: 1500},
+		}, want: Config{
+			Listeners: udpWant, KeyByAddressOnly: true, MaxFlows: 1000, MaxDatagramSize: 1500,
+			ConnectTimeout: time.Second, TCPIdleTimeout: time.Minute, UDPIdleTimeout: 20 * time.Second, DrainTimeout: 3 * time.Second,
+		}},
+		{name: "kernel data path", spec: v1alpha1.RelaySpec{Listeners: udp, DataPath: v1alpha1.DataPathKernel},
+			want: Config{Listeners: udpWant, Kernel: true}},
+		{name: "userspace data path", spec: v1alpha1.RelaySpec{Listeners: udp, DataPath: v1alpha1.DataPathUserspace},
+			want: Config{Listeners: udpWant}},
 	}
-	want := Config{
-		Listeners:        []relay.Listener{{Name: "m", Protocol: relay.UDP, Addr: netip.MustParseAddrPort("0.0.0.0:3478")}},
-		KeyByAddressOnly: true, MaxFlows: 1000, MaxDatagramSize: 1500,
-		ConnectTimeout: time.Second, TCPIdleTimeout: time.Minute, UDPIdleTimeout: 20 * time.Second, DrainTimeout: 3 * time.Second,
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := ConfigOf(&tc.spec, netip.IPv4Unspecified())
+			if diff := cmp.Diff(tc.want, got, cmpAP); diff != "" {
+				t.Errorf("config (-want +got):\n%s", diff)
+			}
+			if !got.Equal(tc.want) {
+				t.Error("Equal: a config differs from its copy")
+			}
+			if k := got.options(nil).Kernel; k.Enabled != tc.want.Kernel {
+				t.Errorf("relay options: kernel data path %+v, want enabled %v", k, tc.want.Kernel)
+			}
+		})
 	}
-	got := ConfigOf(&spec, netip.IPv4Unspecified())
-	if diff := cmp.Diff(want, got, cmpAP); diff != "" {
-		t.Errorf("config (-want +got):\n%s", diff)
+}
+
+func TestConfigEqual(t *testing.T) {
+	base := Config{
+		Listeners:      []relay.Listener{{Name: "m", Protocol: relay.UDP, Addr: netip.MustParseAddrPort("0.0.0.0:3478")}},
+		UDPIdleTimeout: time.Minute, DrainTimeout: 3 * time.Second,
 	}
-	if !got.Equal(want) {
-		t.Error("Equal: a config differs from its copy")
+	cases := []struct {
+		name   string
+		change func(*Config)
+	}{
+		{name: "drain timeout", change: func(c *Config) { c.DrainTimeout = time.Second }},
+		{name: "listener port", change: func(c *Config) {
+			c.Listeners = []relay.Listener{{Name: "m", Protocol: relay.UDP, Addr: netip.MustParseAddrPort("0.0.0.0:3479")}}
+		}},
+		{name: "data path", change: func(c *Config) { c.Kernel = true }},
 	}
-	other := want
-	other.DrainTimeout = time.Second
-	if got.Equal(other) {
-		t.Error("Equal: configs with different drain timeouts are equal")
-	}
-	other = want
-	other.Listeners = []relay.Listener{{Name: "m", Protocol: relay.UDP, Addr: netip.MustParseAddrPort("0.0.0.0:3479")}}
-	if got.Equal(other) {
-		t.Error("Equal: configs with different listener ports are equal")
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			other := base
+			tc.change(&other)
+			if base.Equal(other) || other.Equal(base) {
+				t.Errorf("Equal: configs with a different %s are equal", tc.name)
+			}
+		})
 	}
 }

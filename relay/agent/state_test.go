@@ -34,7 +34,7 @@ func sampleWant() map[Key]Want {
 			},
 		},
 		{Namespace: "voice", Name: "empty"}: {
-			Config: Config{Listeners: []relay.Listener{{Name: "u", Protocol: relay.UDP, Addr: netip.AddrPortFrom(bind, 16385)}}},
+			Config: Config{Listeners: []relay.Listener{{Name: "u", Protocol: relay.UDP, Addr: netip.AddrPortFrom(bind, 16385)}}, Kernel: true},
 		},
 	}
 }
@@ -117,6 +117,23 @@ func TestStateCorruptIgnored(t *testing.T) {
 				t.Errorf("no warning for a corrupt state file:\n%s", logs)
 			}
 		})
+	}
+}
+
+// TestStateBeforeDataPath: a state file written before the data path was
+// saved loads with the userspace path.
+func TestStateBeforeDataPath(t *testing.T) {
+	dir := t.TempDir()
+	content := `{"relays":[{"namespace":"voice","name":"calls","want":{"Config":{"Listeners":[{"Name":"u","Protocol":"UDP","Addr":"[::]:16384"}],"MaxFlows":10},"Backends":null}}]}`
+	if err := os.WriteFile(filepath.Join(dir, StateFile), []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := newTestAgent(t, dir)
+	want := map[Key]Want{{Namespace: "voice", Name: "calls"}: {Config: Config{
+		Listeners: []relay.Listener{{Name: "u", Protocol: relay.UDP, Addr: netip.MustParseAddrPort("[::]:16384")}}, MaxFlows: 10,
+	}}}
+	if diff := cmp.Diff(want, a.loadSaved(), cmpAddr, cmpAP); diff != "" {
+		t.Errorf("loaded state (-want +got):\n%s", diff)
 	}
 }
 
