@@ -7,6 +7,10 @@
 //
 //	pier-relay --node-name "$NODE_NAME" --namespace pier-system
 //
+// At start it removes the nftables tables of the kernel data path (Relay
+// spec.dataPath Kernel) that an earlier pier-relay left; without NET_ADMIN
+// that fails with a warning and Relays on the userspace path still work.
+//
 // Standalone mode (no Kubernetes), chosen when --listen or --backend is
 // given, takes its listeners and backends from flags:
 //
@@ -131,6 +135,10 @@ func runAgent(ctx context.Context, o agent.Options, kubeconfig string, log *slog
 	if err != nil {
 		log.Error("set up relay agent", "err", err)
 		os.Exit(2)
+	}
+	// The kernel data path tables an earlier relay process left behind.
+	if err := relay.RemoveKernelTables(relay.DefaultKernelTablePrefix); err != nil {
+		log.Warn("cannot remove kernel data path tables left by an earlier relay (the kernel data path needs NET_ADMIN; the userspace path works without it)", "err", err)
 	}
 	if err := a.Run(ctx); err != nil {
 		log.Error("relay agent stopped", "err", err)
