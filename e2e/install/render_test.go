@@ -23,10 +23,11 @@ const defaultImage = "ghcr.io/pier-lb/pier:v0.1.0"
 type rendering struct {
 	name     string
 	data     []byte
-	image    string            // every container's image
-	replicas int32             // controller replicas
-	relay    map[string]string // relay DaemonSet's nodeSelector; nil: no relay
-	crs      map[string]int    // Pier custom resources by kind
+	image    string              // every container's image
+	replicas int32               // controller replicas
+	relay    map[string]string   // relay DaemonSet's nodeSelector; nil: no relay
+	relayCap []corev1.Capability // capabilities the relay container adds
+	crs      map[string]int      // Pier custom resources by kind
 }
 
 func renderings(t *testing.T) []rendering {
@@ -38,6 +39,11 @@ func renderings(t *testing.T) []rendering {
 	if err != nil {
 		t.Fatal(err)
 	}
+	kernel, err := filepath.Abs("testdata/values-relay-kernel.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	netAdmin := []corev1.Capability{"NET_ADMIN"}
 	return []rendering{
 		{name: "kustomize/base", data: kustomize(t, "manifests/base"), image: defaultImage, replicas: 2, relay: relay, crs: map[string]int{}},
 		{name: "kustomize/l2", data: kustomize(t, "manifests/overlays/l2"), image: defaultImage, replicas: 2, relay: relay, crs: l2},
@@ -45,7 +51,11 @@ func renderings(t *testing.T) []rendering {
 		{name: "kustomize/l2-bgp", data: kustomize(t, "manifests/overlays/l2-bgp"), image: defaultImage, replicas: 2, relay: relay, crs: both},
 		{name: "kustomize/private-registry", data: kustomize(t, privateRegistryOverlay(t)),
 			image: "registry.example.internal/pier/pier:v0.1.0-site", replicas: 2, relay: relay, crs: both},
+		{name: "kustomize/relay-kernel", data: kustomize(t, "manifests/overlays/relay-kernel"), image: defaultImage, replicas: 2,
+			relay: relay, relayCap: netAdmin, crs: map[string]int{}},
 		{name: "helm/default", data: helmTemplate(t), image: defaultImage, replicas: 2, crs: map[string]int{}},
+		{name: "helm/relay-kernel", data: helmTemplate(t, kernel), image: defaultImage, replicas: 2,
+			relay: relay, relayCap: netAdmin, crs: map[string]int{}},
 		{name: "helm/site", data: helmTemplate(t, site), image: "registry.example.internal/pier/pier:v0.1.0-site", replicas: 3,
 			relay: map[string]string{"example.internal/calling": "true"}, crs: both},
 	}
@@ -89,7 +99,7 @@ func TestManifestsAcceptedByAPIServer(t *testing.T) {
 			checkImages(t, objs, r.image)
 			checkController(t, objs, r.replicas)
 			checkSpeaker(t, objs)
-			checkRelay(t, objs, r.relay)
+			checkRelay(t, objs, r.relay, r.relayCap)
 			got := map[string]int{}
 			for _, o := range objs {
 				if strings.HasPrefix(o.GetAPIVersion(), "pier.dev/") {
@@ -255,7 +265,7 @@ func checkSpeaker(t *testing.T, objs []*unstructured.Unstructured) {
 	}
 }
 
-func checkRelay(t *testing.T, objs []*unstructured.Unstructured, selector map[string]string) {
+func checkRelay(t *testing.T, objs []*unstructured.Unstructured, selector map[string]string, add []corev1.Capability) {
 	t.Helper()
 	if selector == nil {
 		for _, o := range objs {
@@ -274,7 +284,7 @@ func checkRelay(t *testing.T, objs []*unstructured.Unstructured, selector map[st
 	if diff := cmp.Diff(selector, s.NodeSelector); diff != "" {
 		t.Errorf("relay nodeSelector (-want +got):\n%s", diff)
 	}
-	checkContainerSecurity(t, "relay", s, nil)
+	checkContainerSecurity(t, "relay", s, add)
 	for _, a := range []string{"--node-name=$(NODE_NAME)", "--namespace=$(POD_NAMESPACE)", "--metrics-addr=:7474"} {
 		if !slices.Contains(s.Containers[0].Args, a) {
 			t.Errorf("relay args %v lack %s", s.Containers[0].Args, a)
