@@ -1,0 +1,306 @@
+package kernelpath
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Path is the kernel data path of one relay: its nftables table.
+type Path struct {
+	opts  Options
+	nft   *nftables.Conn
+	ct    *netlink.Handle
+	table *nftables.Table
+	// installed is what the table holds, by listener name; nil before the
+	// first Apply.
+	installed map[string]Listener
+}
+
+// New validates opts and opens netlink sockets in the calling thread's
+// network namespace. It writes nothing until Apply.
+func New(opts Options) (*Path, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	nft, err := nftables.New(nftables.AsLasting())
+	if err != nil {
+		return nil, fmt.Errorf("kernelpath: nftables: %w", err)
+	}
+	ct, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
+	if err != nil {
+		nft.CloseLasting()
+		return nil, fmt.Errorf("kernelpath: conntrack: %w", err)
+	}
+	return &Path{opts: opts, nft: nft, ct: ct,
+		table: &nftables.Table{Name: opts.Table, Family: nftables.TableFamilyINet}}, nil
+}
+
+// Apply makes the table match ls: the first call and a change of listeners
+// write the whole table in one transaction; a change of buckets only
+// replaces the map elements that changed. Either way no existing flow
+// moves.
+func (p *Path) Apply(ls []Listener) error {
+	if err := validateListeners(ls, p.opts.TableSize); err != nil {
+		return err
+	}
+	if p.installed != nil && sameListeners(p.installed, ls) {
+		return p.update(ls)
+	}
+	return p.rebuild(ls)
+}
+
+func sameListeners(have map[string]Listener, ls []Listener) bool {
+	if len(have) != len(ls) {
+		return false
+	}
+	for _, l := range ls {
+		h, ok := have[l.Name]
+		if !ok || h.Addr != l.Addr || h.Port != l.Port {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *Path) rebuild(ls []Listener) error {
+	if p.installed != nil {
+		p.nft.DelTable(p.table)
+	}
+	p.nft.AddTable(p.table)
+	chains := p.addChains()
+	for _, l := range ls {
+		if err := p.addListener(chains, l); err != nil {
+			return err
+		}
+	}
+	p.nft.AddRule(&nftables.Rule{Table: p.table, Chain: chains.snat, Exprs: masqRule(p.opts.CtMark)})
+	if err := p.nft.Flush(); err != nil {
+		return fmt.Errorf("kernelpath: write table %s: %w", p.opts.Table, err)
+	}
+	p.remember(ls)
+	return nil
+}
+
+func (p *Path) remember(ls []Listener) {
+	p.installed = make(map[string]Listener, len(ls))
+	for _, l := range ls {
+		l.Buckets = slices.Clone(l.Buckets)
+		p.installed[l.Name] = l
+	}
+}
+
+type chains struct{ dnat, count, snat *nftables.Chain }
+
+func (p *Path) addChains() chains {
+	add := func(name string, t nftables.ChainType, hook *nftables.ChainHook, prio int32) *nftables.Chain {
+		return p.nft.AddChain(&nftables.Chain{Name: name, Table: p.table, Type: t, Hooknum: hook,
+			Priority: nftables.ChainPriorityRef(nftables.ChainPriority(prio))})
+	}
+	return chains{
+		dnat:  add("dnat", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, -110),
+		count: add("count", nftables.ChainTypeFilter, nftables.ChainHookForward, 0),
+		snat:  add("snat", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, 110),
+	}
+}
+
+func (p *Path) addListener(c chains, l Listener) error {
+	for _, kind := range []string{"in", "out", "new", "refused"} {
+		p.nft.AddObj(&nftables.NamedObj{Table: p.table, Name: counterName(kind, l.Name),
+			Type: nftables.ObjTypeCounter, Obj: &expr.Counter{}})
+	}
+	rule := func(ch *nftables.Chain, e []expr.Any) {
+		p.nft.AddRule(&nftables.Rule{Table: p.table, Chain: ch, Exprs: e})
+	}
+	for _, f := range families(l.Addr) {
+		if p.opts.IdleTimeout > 0 {
+			p.nft.AddObj(p.idleObj(f, l))
+			rule(c.dnat, idleRule(f, l))
+		}
+	}
+	if p.opts.MaxFlows > 0 {
+		rule(c.dnat, refuseRule(l, p.opts.MaxFlows))
+	}
+	for _, f := range families(l.Addr) {
+		set := p.mapOf(f, l)
+		if err := p.nft.AddSet(set, elements(f, l.Buckets, nil)); err != nil {
+			return fmt.Errorf("kernelpath: map %s: %w", set.Name, err)
+		}
+		rule(c.dnat, dnatRule(f, l, p.opts))
+	}
+	rule(c.count, countRule(l, p.opts.CtMark, 0, "in"))
+	rule(c.count, countRule(l, p.opts.CtMark, 1, "out"))
+	return nil
+}
+
+func (p *Path) idleObj(f family, l Listener) *nftables.NamedObj {
+	s := uint32(max(1, p.opts.IdleTimeout.Seconds()))
+	return &nftables.NamedObj{Table: p.table, Name: f.idleName(l.Name), Type: nftables.ObjTypeCtTimeout,
+		Obj: &expr.CtTimeout{L3Proto: uint16(f.nfproto), L4Proto: unix.IPPROTO_UDP,
+			Policy: expr.CtStatePolicyTimeout{expr.CtStateUDPUNREPLIED: s, expr.CtStateUDPREPLIED: s}}}
+}
+
+func (p *Path) mapOf(f family, l Listener) *nftables.Set {
+	return &nftables.Set{Table: p.table, Name: f.mapName(l.Name), IsMap: true,
+		KeyType: nftables.TypeMark, KeyByteOrder: binaryutil.NativeEndian,
+		DataType: nftables.MustConcatSetType(f.addrType, nftables.TypeInetService)}
+}
+
+// elements are the map elements of family f for buckets whose backend
+// differs from old (all of them when old is nil).
+func elements(f family, buckets, old []netip.AddrPort) []nftables.SetElement {
+	var out []nftables.SetElement
+	for i, b := range buckets {
+		if old != nil && old[i] == b || !b.IsValid() || familyOf(b.Addr()) != f.nfproto {
+			continue
+		}
+		out = append(out, nftables.SetElement{Key: native32(uint32(i)), Val: value(b)})
+	}
+	return out
+}
+
+// gone are the elements of family f in old whose bucket changed in buckets.
+func gone(f family, buckets, old []netip.AddrPort) []nftables.SetElement {
+	var out []nftables.SetElement
+	for i, b := range old {
+		if buckets[i] == b || !b.IsValid() || familyOf(b.Addr()) != f.nfproto {
+			continue
+		}
+		out = append(out, nftables.SetElement{Key: native32(uint32(i))})
+	}
+	return out
+}
+
+func familyOf(a netip.Addr) byte {
+	if a.Unmap().Is4() {
+		return unix.NFPROTO_IPV4
+	}
+	return unix.NFPROTO_IPV6
+}
+
+// value is a map value: the address, then the port in network order padded
+// to a register.
+func value(b netip.AddrPort) []byte {
+	v := b.Addr().Unmap().AsSlice()
+	return append(v, byte(b.Port()>>8), byte(b.Port()), 0, 0)
+}
+
+func (p *Path) update(ls []Listener) error {
+	changed := false
+	for _, l := range ls {
+		old := p.installed[l.Name].Buckets
+		for _, f := range families(l.Addr) {
+			set := p.mapOf(f, l)
+			del, add := gone(f, l.Buckets, old), elements(f, l.Buckets, old)
+			if len(del) > 0 {
+				if err := p.nft.SetDeleteElements(set, del); err != nil {
+					return fmt.Errorf("kernelpath: map %s: %w", set.Name, err)
+				}
+			}
+			if len(add) > 0 {
+				if err := p.nft.SetAddElements(set, add); err != nil {
+					return fmt.Errorf("kernelpath: map %s: %w", set.Name, err)
+				}
+			}
+			changed = changed || len(del)+len(add) > 0
+		}
+	}
+	if !changed {
+		return nil
+	}
+	if err := p.nft.Flush(); err != nil {
+		return fmt.Errorf("kernelpath: update table %s: %w", p.opts.Table, err)
+	}
+	p.remember(ls)
+	return nil
+}
+
+// Counters reads every listener's counters.
+func (p *Path) Counters() (map[string]Counters, error) {
+	out := map[string]Counters{}
+	for name := range p.installed {
+		var c Counters
+		for _, f := range []struct {
+			kind           string
+			packets, bytes *uint64
+		}{
+			{"in", &c.PacketsIn, &c.BytesIn}, {"out", &c.PacketsOut, &c.BytesOut},
+			{"new", &c.NewFlows, nil}, {"refused", &c.Refused, nil},
+		} {
+			v, err := p.counter(counterName(f.kind, name))
+			if err != nil {
+				return nil, err
+			}
+			*f.packets = v.Packets
+			if f.bytes != nil {
+				*f.bytes = v.Bytes
+			}
+		}
+		out[name] = c
+	}
+	return out, nil
+}
+
+func (p *Path) counter(name string) (*expr.Counter, error) {
+	o, err := p.nft.GetObject(&nftables.NamedObj{Table: p.table, Name: name, Type: nftables.ObjTypeCounter})
+	if err != nil {
+		return nil, fmt.Errorf("kernelpath: read counter %s of %s: %w", name, p.opts.Table, err)
+	}
+	if n, ok := o.(*nftables.NamedObj); ok {
+		if c, ok := n.Obj.(*expr.Counter); ok {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("kernelpath: counter %s of %s: unexpected object %T", name, p.opts.Table, o)
+}
+
+// Close deletes the table and closes the sockets. Flows already placed go
+// on (their NAT is in conntrack) until they idle out or Forget ends them.
+func (p *Path) Close() error {
+	var err error
+	if p.installed != nil {
+		p.nft.DelTable(p.table)
+		if err = p.nft.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+			err = fmt.Errorf("kernelpath: delete table %s: %w", p.opts.Table, err)
+		} else {
+			err = nil // already gone (RemoveTables)
+		}
+	}
+	p.ct.Close()
+	return errors.Join(err, p.nft.CloseLasting())
+}
+
+// RemoveTables deletes every inet table whose name starts with prefix, in
+// the calling thread's network namespace.
+func RemoveTables(prefix string) error {
+	nft, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("kernelpath: nftables: %w", err)
+	}
+	tables, err := nft.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return fmt.Errorf("kernelpath: list tables: %w", err)
+	}
+	n := 0
+	for _, t := range tables {
+		if strings.HasPrefix(t.Name, prefix) {
+			nft.DelTable(t)
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := nft.Flush(); err != nil {
+		return fmt.Errorf("kernelpath: delete %d tables named %s*: %w", n, prefix, err)
+	}
+	return nil
+}
