@@ -491,7 +491,7 @@ func (e *env) status(ctx context.Context, t *testing.T) {
 				State: state, Since: &since, PrefixesSent: sent}}
 	}
 	relay := &v1alpha1.Relay{ObjectMeta: metav1.ObjectMeta{Name: "calls", Namespace: "default"},
-		Spec: v1alpha1.RelaySpec{Backend: v1alpha1.RelayBackend{ServiceName: "calls-backend"}},
+		Spec: v1alpha1.RelaySpec{Backend: v1alpha1.RelayBackend{ServiceName: "calls-backend"}, DataPath: v1alpha1.DataPathKernel},
 		Status: v1alpha1.RelayStatus{Addresses: []string{"198.51.100.201"}, ReadyBackends: 2, ReadyRelays: 3,
 			Conditions: []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue, Reason: "Serving", Message: "ok", LastTransitionTime: since}}}}
 	withStatus := []client.Object{l2("node1", "198.51.100.200"), l2("node2", "2001:db8:100::200"),

@@ -93,6 +93,7 @@ type Relay struct {
 	Namespace     string   `json:"namespace"`
 	Name          string   `json:"name"`
 	Exposure      string   `json:"exposure"`
+	DataPath      string   `json:"dataPath"`
 	Addresses     []string `json:"addresses"`
 	ReadyBackends int32    `json:"readyBackends"`
 	ReadyRelays   int32    `json:"readyRelays"`
@@ -200,6 +201,7 @@ func relay(r v1alpha1.Relay) Relay {
 	out := Relay{
 		Namespace: r.Namespace, Name: r.Name,
 		Exposure:  string(cmp.Or(r.Spec.Exposure.Type, v1alpha1.ExposeLoadBalancer)),
+		DataPath:  string(cmp.Or(r.Spec.DataPath, v1alpha1.DataPathUserspace)),
 		Addresses: r.Status.Addresses, ReadyBackends: r.Status.ReadyBackends, ReadyRelays: r.Status.ReadyRelays,
 	}
 	if out.Addresses == nil {

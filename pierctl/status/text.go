@@ -34,9 +34,9 @@ func (s Status) WriteText(w io.Writer, now time.Time) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", b.Node, b.Peer, b.PeerAddress, dash(b.State), age(b.Since, now),
 			b.PrefixesSent, b.PrefixesReceived, dash(b.LastError))
 	}
-	section(tw, "RELAYS", "relays", s.Missing, len(s.Relays), "NAMESPACE\tNAME\tEXPOSURE\tADDRESSES\tREADY BACKENDS\tREADY RELAYS\tREADY")
+	section(tw, "RELAYS", "relays", s.Missing, len(s.Relays), "NAMESPACE\tNAME\tEXPOSURE\tDATA PATH\tADDRESSES\tREADY BACKENDS\tREADY RELAYS\tREADY")
 	for _, r := range s.Relays {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", r.Namespace, r.Name, r.Exposure, pending(r.Addresses), r.ReadyBackends, r.ReadyRelays, dash(r.Ready))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", r.Namespace, r.Name, r.Exposure, r.DataPath, pending(r.Addresses), r.ReadyBackends, r.ReadyRelays, dash(r.Ready))
 	}
 	return tw.Flush()
 }
