@@ -87,8 +87,7 @@ var userAnnotations = []string{
 // UDP and that names no healthCheckPort is accepted with the Userspace data
 // path: its relays have no port to check actively and rely on
 // EndpointSlice readiness and passive checks (ICMP unreachable), as the
-// relay does for any backend without a
-// TCP port. With exposure HostNetwork, serviceAnnotations, ipFamilyPolicy
+// relay does for any backend without a TCP port. With exposure HostNetwork, serviceAnnotations, ipFamilyPolicy
 // and ipFamilies are refused, since no Service would carry them. Otherwise
 // ipFamilies are IPv4 or IPv6, each once, at most two, and two need
 // PreferDualStack or RequireDualStack (SingleStack is the default).
