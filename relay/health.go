@@ -19,8 +19,9 @@ func (r *Relay) markDown(b *backend, reason string, err error) {
 	b.downedAt.Store(r.clock.Now().UnixNano())
 	r.log.Warn("backend down", "backend", b.Name, "addr", b.Addr, "reason", reason, "err", err)
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.rebuildLocked()
+	r.mu.Unlock()
+	r.forgetKernel(b)
 }
 
 func (r *Relay) markUp(b *backend) {

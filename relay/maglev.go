@@ -1,11 +1,12 @@
 package relay
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
+
+	"github.com/pier-lb/pier/relay/kernelpath"
 )
 
 // DefaultTableSize is the default Maglev table size, a prime well above 100
@@ -73,13 +74,23 @@ func (t *Table) populate() {
 	}
 }
 
-// Lookup returns the backend owning hash, or "" for an empty table.
+// Lookup returns the backend owning hash (a HashKey), or "" for an empty
+// table. The bucket is the kernel's (kernelpath.Bucket), so that the
+// kernel data path and the relay agree.
 func (t *Table) Lookup(hash uint64) string {
+	return t.owner(int(kernelpath.Bucket(uint32(hash), uint32(len(t.entries)))))
+}
+
+// owner returns the backend owning bucket i, or "" for an empty table.
+func (t *Table) owner(i int) string {
 	if len(t.names) == 0 {
 		return ""
 	}
-	return t.names[t.entries[hash%uint64(len(t.entries))]]
+	return t.names[t.entries[i]]
 }
+
+// size is the number of buckets.
+func (t *Table) size() int { return len(t.entries) }
 
 // Backends returns the names in the table, sorted.
 func (t *Table) Backends() []string { return slices.Clone(t.names) }
@@ -112,24 +123,12 @@ func hashString(s string, seed uint64) uint64 {
 	return mix(h)
 }
 
-// HashKey hashes a client key: its address (16-byte form, so 192.0.2.1 and
-// ::ffff:192.0.2.1 agree) and, unless addrOnly, its port.
+// HashKey hashes a client key: its address (IPv4-mapped IPv6 addresses as
+// IPv4, so 192.0.2.1 and ::ffff:192.0.2.1 agree) and, unless addrOnly, its
+// port. It is the kernel's jhash over what the kernel data path's rule
+// loads (kernelpath.Hash), so both pick the same bucket.
 func HashKey(client netip.AddrPort, addrOnly bool) uint64 {
-	a := client.Addr().Unmap().As16()
-	h := uint64(fnvOffset)
-	for _, b := range a {
-		h ^= uint64(b)
-		h *= fnvPrime
-	}
-	if !addrOnly {
-		var p [2]byte
-		binary.BigEndian.PutUint16(p[:], client.Port())
-		for _, b := range p {
-			h ^= uint64(b)
-			h *= fnvPrime
-		}
-	}
-	return mix(h)
+	return uint64(kernelpath.Hash(client, addrOnly))
 }
 
 // mix is the splitmix64 finalizer.

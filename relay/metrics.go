@@ -12,6 +12,7 @@ type Metrics struct {
 	drops       *prometheus.CounterVec
 	backendUp   *prometheus.GaugeVec
 	rebuilds    prometheus.Counter
+	kernel      *kernelCollector
 }
 
 // Drop reasons.
@@ -50,13 +51,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		rebuilds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pier_relay_table_rebuilds_total", Help: "Maglev table rebuilds.",
 		}),
+		kernel: newKernelCollector(),
 	}
 	reg.MustRegister(m.collectors()...)
 	return m
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.activeFlows, m.packets, m.bytes, m.drops, m.backendUp, m.rebuilds}
+	return []prometheus.Collector{m.activeFlows, m.packets, m.bytes, m.drops, m.backendUp, m.rebuilds, m.kernel}
 }
 
 // Unregister removes the metrics from reg, the registerer NewMetrics was

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 	"k8s.io/utils/clock"
+
+	"github.com/pier-lb/pier/relay/kernelpath"
 )
 
 // Protocol is a listener's transport.
@@ -101,6 +103,8 @@ type Relay struct {
 	backends map[string]*backend
 	tables   map[string]*atomic.Pointer[Table] // by listener name
 
+	kernel *kernelpath.Path // nil when off; guarded by mu
+
 	ready   chan struct{}
 	addrsMu sync.Mutex
 	addrs   map[string]netip.AddrPort
@@ -182,6 +186,12 @@ func withDefaults(o Options) Options {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
+	if o.Kernel.TablePrefix == "" {
+		o.Kernel.TablePrefix = DefaultKernelTablePrefix
+	}
+	if o.Kernel.CtMark == 0 {
+		o.Kernel.CtMark = DefaultKernelCtMark
+	}
 	return o
 }
 
@@ -194,6 +204,9 @@ func validate(o Options) error {
 	}
 	if o.MaxFlows < 0 || o.MaxDatagramSize < 0 || o.MaxDatagramSize > 65535 {
 		return fmt.Errorf("relay: max flows %d, max datagram %d: out of range", o.MaxFlows, o.MaxDatagramSize)
+	}
+	if m := o.Kernel.CtMark; m&(m-1) != 0 {
+		return fmt.Errorf("relay: kernel conntrack mark %#x: want a single bit", m)
 	}
 	if o.UDPSockets < 0 {
 		return fmt.Errorf("relay: udp sockets %d: out of range", o.UDPSockets)
@@ -286,6 +299,7 @@ func (r *Relay) rebuildLocked() {
 		r.metrics.backendUp.WithLabelValues(name).Set(boolGauge(b.up.Load()))
 	}
 	r.metrics.rebuilds.Inc()
+	r.applyKernelLocked()
 }
 
 func boolGauge(b bool) float64 {
@@ -350,10 +364,14 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		servers = append(servers, s)
 	}
+	if err := r.openKernel(); err != nil {
+		r.log.Warn("kernel data path off: relaying every UDP flow in user space", "err", err)
+	}
 	close(r.ready)
 	r.warnFileLimit()
 	var wg sync.WaitGroup
 	wg.Go(func() { r.healthLoop(ctx) })
+	wg.Go(func() { <-ctx.Done(); r.closeKernel() }) // stop taking new flows first
 	errs := make([]error, len(servers))
 	for i, s := range servers {
 		wg.Go(func() { errs[i] = s.serve(ctx) })

@@ -36,6 +36,8 @@ func inetFamily(a netip.Addr) netlink.InetFamily {
 // Forget ends the kernel's flows to backend (one that went down): their
 // next datagram is a new flow, placed again.
 func (p *Path) Forget(backend netip.AddrPort) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	n, err := p.ct.ConntrackDeleteFilters(netlink.ConntrackTable, inetFamily(backend.Addr()),
 		flowFilter{mark: p.opts.CtMark, backend: backend})
 	if err != nil {
@@ -46,6 +48,8 @@ func (p *Path) Forget(backend netip.AddrPort) (int, error) {
 
 // Flows counts the kernel's flows by listener port (both families).
 func (p *Path) Flows() (map[uint16]int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	out := map[uint16]int{}
 	all := flowFilter{mark: p.opts.CtMark}
 	for _, fam := range []netlink.InetFamily{unix.AF_INET, unix.AF_INET6} {

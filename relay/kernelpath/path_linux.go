@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -15,7 +16,9 @@ import (
 )
 
 // Path is the kernel data path of one relay: its nftables table.
+// Its methods are safe for concurrent use.
 type Path struct {
+	mu    sync.Mutex // one request at a time on the netlink sockets
 	opts  Options
 	nft   *nftables.Conn
 	ct    *netlink.Handle
@@ -52,6 +55,8 @@ func (p *Path) Apply(ls []Listener) error {
 	if err := validateListeners(ls, p.opts.TableSize); err != nil {
 		return err
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.installed != nil && sameListeners(p.installed, ls) {
 		return p.update(ls)
 	}
@@ -225,6 +230,8 @@ func (p *Path) update(ls []Listener) error {
 
 // Counters reads every listener's counters.
 func (p *Path) Counters() (map[string]Counters, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	out := map[string]Counters{}
 	for name := range p.installed {
 		var c Counters
@@ -265,6 +272,8 @@ func (p *Path) counter(name string) (*expr.Counter, error) {
 // Close deletes the table and closes the sockets. Flows already placed go
 // on (their NAT is in conntrack) until they idle out or Forget ends them.
 func (p *Path) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	var err error
 	if p.installed != nil {
 		p.nft.DelTable(p.table)
