@@ -56,6 +56,7 @@ func main() {
 	flag.IntVar(&opts.MaxFlows, "max-flows", relay.DefaultMaxFlows, "standalone: UDP flows per listener")
 	flag.DurationVar(&opts.UDPIdleTimeout, "udp-idle", relay.DefaultUDPIdleTimeout, "standalone: UDP flow idle timeout")
 	flag.DurationVar(&opts.DrainTimeout, "drain", relay.DefaultDrainTimeout, "standalone: how long TCP flows may finish after SIGTERM")
+	flag.BoolVar(&opts.Kernel.Enabled, "kernel", false, "standalone: UDP flows through the kernel data path (nftables DNAT; needs NET_ADMIN)")
 	var ao agent.Options
 	kubeconfig := flag.String("kubeconfig", "", "Kubernetes mode: kubeconfig file (default: in-cluster)")
 	flag.StringVar(&ao.NodeName, "node-name", os.Getenv("NODE_NAME"), "Kubernetes mode: this node's name")
@@ -113,6 +114,9 @@ func main() {
 		log.Error("set up relay", "err", err)
 		os.Exit(2)
 	}
+	if opts.Kernel.Enabled {
+		removeKernelTables(log)
+	}
 	if err := r.Run(ctx); err != nil {
 		log.Error("relay stopped", "err", err)
 		os.Exit(1)
@@ -136,13 +140,18 @@ func runAgent(ctx context.Context, o agent.Options, kubeconfig string, log *slog
 		log.Error("set up relay agent", "err", err)
 		os.Exit(2)
 	}
-	// The kernel data path tables an earlier relay process left behind.
-	if err := relay.RemoveKernelTables(relay.DefaultKernelTablePrefix); err != nil {
-		log.Warn("cannot remove kernel data path tables left by an earlier relay (the kernel data path needs NET_ADMIN; the userspace path works without it)", "err", err)
-	}
+	removeKernelTables(log)
 	if err := a.Run(ctx); err != nil {
 		log.Error("relay agent stopped", "err", err)
 		os.Exit(1)
+	}
+}
+
+// removeKernelTables deletes the kernel data path tables an earlier
+// pier-relay left behind (one pier-relay per network namespace).
+func removeKernelTables(log *slog.Logger) {
+	if err := relay.RemoveKernelTables(relay.DefaultKernelTablePrefix); err != nil {
+		log.Warn("cannot remove kernel data path tables left by an earlier relay (the kernel data path needs NET_ADMIN; the userspace path works without it)", "err", err)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -37,15 +38,21 @@ type Kind string
 const (
 	Direct Kind = "direct" // kernel forwarding on the relay host, no relay
 	Pier   Kind = "pier"
-	Nginx  Kind = "nginx"
-	Socat  Kind = "socat"
+	// PierKernel is pier-relay with the kernel data path (--kernel): its
+	// UDP flows are placed by nftables DNAT; TCP is the same as Pier's.
+	PierKernel Kind = "pier-kernel"
+	Nginx      Kind = "nginx"
+	Socat      Kind = "socat"
 )
 
 // Kinds lists every path, baseline first.
-var Kinds = []Kind{Direct, Pier, Nginx, Socat}
+var Kinds = []Kind{Direct, Pier, PierKernel, Nginx, Socat}
+
+// TCPKinds leaves out PierKernel, whose TCP path is Pier's.
+var TCPKinds = []Kind{Direct, Pier, Nginx, Socat}
 
 // Relays lists the relays.
-var Relays = []Kind{Pier, Nginx, Socat}
+var Relays = []Kind{Pier, PierKernel, Nginx, Socat}
 
 // Service is one thing the backend serves.
 type Service int
@@ -67,6 +74,8 @@ var portOffset = map[Kind]uint16{Direct: 0, Pier: 0, Nginx: 1000, Socat: 2000}
 var (
 	ClientAddr      = netip.MustParsePrefix("198.18.10.2/24")
 	RelayClientAddr = netip.MustParsePrefix("198.18.10.1/24")
+	// RelayKernelAddr is PierKernel's address, on the backend's ports.
+	RelayKernelAddr = netip.MustParsePrefix("198.18.10.3/24")
 	RelayServerAddr = netip.MustParsePrefix("198.18.11.1/24")
 	BackendAddr     = netip.MustParsePrefix("198.18.11.2/24")
 )
@@ -95,8 +104,11 @@ type Bench struct {
 
 // Target is where the client sends to reach svc over kind.
 func Target(kind Kind, svc Service) netip.AddrPort {
-	if kind == Direct {
+	switch kind {
+	case Direct:
 		return netip.AddrPortFrom(BackendAddr.Addr(), uint16(svc))
+	case PierKernel:
+		return netip.AddrPortFrom(RelayKernelAddr.Addr(), uint16(svc))
 	}
 	return netip.AddrPortFrom(RelayClientAddr.Addr(), uint16(svc)+portOffset[kind])
 }
@@ -113,15 +125,19 @@ func Build(ctx context.Context, l *lab.Lab, opts Options) (*Bench, error) {
 	if err := b.startBackend(ctx); err != nil {
 		return nil, err
 	}
-	for _, start := range []func() error{b.startPier, b.startNginx, b.startSocat} {
+	startKernel := func() error { return b.startPier(PierKernel) }
+	for _, start := range []func() error{func() error { return b.startPier(Pier) }, startKernel, b.startNginx, b.startSocat} {
 		if err := start(); err != nil {
 			return nil, err
 		}
 	}
-	for _, k := range Kinds {
+	for _, k := range TCPKinds {
 		if err := b.waitTCP(ctx, Target(k, TCPEcho)); err != nil {
 			return nil, fmt.Errorf("relaybench: %s not answering: %w%s", k, err, b.output(k))
 		}
+	}
+	if err := b.waitUDP(ctx, Target(PierKernel, UDPEcho)); err != nil {
+		return nil, fmt.Errorf("relaybench: %s not answering: %w%s", PierKernel, err, b.output(PierKernel))
 	}
 	return b, nil
 }
@@ -142,6 +158,7 @@ func (b *Bench) topology(l *lab.Lab) error {
 		func() error { return l.ConnectHosts(b.Relay, "eth1", b.Backend, "eth0") },
 		func() error { return b.Client.AddAddr("eth0", ClientAddr) },
 		func() error { return b.Relay.AddAddr("eth0", RelayClientAddr) },
+		func() error { return b.Relay.AddAddr("eth0", RelayKernelAddr) },
 		func() error { return b.Relay.AddAddr("eth1", RelayServerAddr) },
 		func() error { return b.Backend.AddAddr("eth0", BackendAddr) },
 		func() error { return b.Relay.EnableForwarding() },
@@ -176,7 +193,9 @@ func (b *Bench) startBackend(ctx context.Context) error {
 	return nil
 }
 
-func (b *Bench) startPier() error {
+// startPier runs pier-relay for kind Pier (every service, on the wildcard
+// address) or PierKernel (--kernel, the UDP echo only, on RelayKernelAddr).
+func (b *Bench) startPier(kind Kind) error {
 	args := []string{"GOMAXPROCS=" + strconv.Itoa(b.opts.GOMAXPROCS), b.opts.Relay,
 		"--backend", "srv1=" + BackendAddr.Addr().String(), "--metrics-addr", "0", "--log-level", "warn"}
 	for _, s := range services {
@@ -184,16 +203,20 @@ func (b *Bench) startPier() error {
 		if s == UDPEcho {
 			proto = "UDP"
 		}
-		args = append(args, "--listen", fmt.Sprintf("l%d/%s/0.0.0.0:%d", s, proto, s))
+		if kind == Pier {
+			args = append(args, "--listen", fmt.Sprintf("l%d/%s/0.0.0.0:%d", s, proto, s))
+		}
 	}
-	if b.opts.PprofAddr != "" {
+	if kind == PierKernel {
+		args = append(args, "--kernel", "--listen", fmt.Sprintf("l%d/UDP/%s", UDPEcho, Target(kind, UDPEcho)))
+	} else if b.opts.PprofAddr != "" {
 		args = append(args, "--pprof-addr", b.opts.PprofAddr)
 	}
 	p, err := b.Relay.Start("env", args...)
 	if err != nil {
 		return err
 	}
-	b.procs[Pier] = []*lab.Process{p}
+	b.procs[kind] = []*lab.Process{p}
 	return nil
 }
 
@@ -275,6 +298,30 @@ func (b *Bench) waitTCP(ctx context.Context, target netip.AddrPort) error {
 		case <-ctx.Done():
 			return fmt.Errorf("dial %s: %w", target, err)
 		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// waitUDP polls until target echoes a datagram from the client.
+func (b *Bench) waitUDP(ctx context.Context, target netip.AddrPort) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	pc, err := b.Client.ListenPacket("udp4", netip.AddrPortFrom(ClientAddr.Addr(), 0).String())
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	buf := make([]byte, 64)
+	for {
+		if _, err := pc.WriteTo([]byte("ready?"), net.UDPAddrFromAddrPort(target)); err != nil {
+			return err
+		}
+		_ = pc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, _, err := pc.ReadFrom(buf); err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("no echo from %s: %w", target, ctx.Err())
 		}
 	}
 }

@@ -7,7 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
 	"github.com/pier-lb/pier/loadgen"
+	"github.com/pier-lb/pier/relay"
 )
 
 // TestEchoThroughEachPath runs a second of low-rate traffic over every path
@@ -27,6 +31,14 @@ func TestEchoThroughEachPath(t *testing.T) {
 			}
 			if u.Sent < 150 || u.Received < u.Sent*95/100 || u.Invalid != 0 {
 				t.Errorf("UDP: sent %d, received %d, invalid %d", u.Sent, u.Received, u.Invalid)
+			}
+			if k == PierKernel {
+				// Its TCP is Pier's; what matters is that the kernel, not
+				// the relay's socket, carried the datagrams.
+				if n := kernelFlows(t, b); n < 4 {
+					t.Errorf("UDP: %d flows in conntrack with the kernel data path's mark, want the generator's 4%s", n, b.output(PierKernel))
+				}
+				return
 			}
 			rr, err := b.Loadgen(ctx, loadgen.TCPRR, Target(k, TCPEcho), "--flows", "2", "--rate", "100", "--duration", "1s", "--loss-timeout", "1s")
 			if err != nil {
@@ -77,3 +89,24 @@ func TestNothingListening(t *testing.T) {
 }
 
 func netipPort(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a, port) }
+
+// kernelFlows counts the relay host's conntrack entries that carry the
+// kernel data path's mark.
+func kernelFlows(t *testing.T, b *Bench) int {
+	t.Helper()
+	var flows []*netlink.ConntrackFlow
+	err := b.Relay.Do(func() (err error) {
+		flows, err = netlink.ConntrackTableList(netlink.ConntrackTable, unix.AF_INET)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range flows {
+		if f.Mark&relay.DefaultKernelCtMark != 0 {
+			n++
+		}
+	}
+	return n
+}

@@ -171,7 +171,9 @@ func want(src netip.AddrPort, addrOnly bool, buckets []netip.AddrPort, servers [
 	return ""
 }
 
-const size = 251
+// size is the relay's default table size: a full table takes many netlink
+// messages.
+const size = 65537
 
 func baseOptions(name string) Options {
 	return Options{Table: name, CtMark: 0x00100000, TableSize: size, IdleTimeout: 7 * time.Second}

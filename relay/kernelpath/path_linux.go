@@ -11,6 +11,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	mnetlink "github.com/mdlayher/netlink"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -34,7 +35,7 @@ func New(opts Options) (*Path, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	nft, err := nftables.New(nftables.AsLasting())
+	nft, err := nftables.New(nftables.AsLasting(), nftables.WithSockOptions(bigBuffers))
 	if err != nil {
 		return nil, fmt.Errorf("kernelpath: nftables: %w", err)
 	}
@@ -45,6 +46,30 @@ func New(opts Options) (*Path, error) {
 	}
 	return &Path{opts: opts, nft: nft, ct: ct,
 		table: &nftables.Table{Name: opts.Table, Family: nftables.TableFamilyINet}}, nil
+}
+
+// socketBuffer holds a whole table in one transaction: a Maglev map of
+// 65,537 elements is about 3 MB of netlink messages, and the kernel takes
+// one transaction in one sendmsg, bounded by the socket's send buffer.
+const socketBuffer = 32 << 20
+
+// bigBuffers sets the netlink socket's buffers past the system maximum
+// (SO_*BUFFORCE, allowed with CAP_NET_ADMIN, which nftables needs anyway).
+func bigBuffers(c *mnetlink.Conn) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = raw.Control(func(fd uintptr) {
+		serr = errors.Join(
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBuffer),
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer))
+	})
+	if err := errors.Join(err, serr); err != nil {
+		return fmt.Errorf("netlink socket buffers: %w", err)
+	}
+	return nil
 }
 
 // Apply makes the table match ls: the first call and a change of listeners
@@ -136,8 +161,11 @@ func (p *Path) addListener(c chains, l Listener) error {
 	}
 	for _, f := range families(l.Addr) {
 		set := p.mapOf(f, l)
-		if err := p.nft.AddSet(set, elements(f, l.Buckets, nil)); err != nil {
+		if err := p.nft.AddSet(set, nil); err != nil {
 			return fmt.Errorf("kernelpath: map %s: %w", set.Name, err)
+		}
+		if err := inChunks(set, elements(f, l.Buckets, nil), p.nft.SetAddElements); err != nil {
+			return err
 		}
 		rule(c.dnat, dnatRule(f, l, p.opts))
 	}
@@ -157,6 +185,24 @@ func (p *Path) mapOf(f family, l Listener) *nftables.Set {
 	return &nftables.Set{Table: p.table, Name: f.mapName(l.Name), IsMap: true,
 		KeyType: nftables.TypeMark, KeyByteOrder: binaryutil.NativeEndian,
 		DataType: nftables.MustConcatSetType(f.addrType, nftables.TypeInetService)}
+}
+
+// chunk is the most elements in one netlink message: the element list is
+// one attribute, whose length field has 16 bits (an IPv6 element is about
+// 50 bytes).
+const chunk = 1000
+
+// inChunks queues elems for set through op, chunk elements per message,
+// all in the pending transaction.
+func inChunks(set *nftables.Set, elems []nftables.SetElement, op func(*nftables.Set, []nftables.SetElement) error) error {
+	for len(elems) > 0 {
+		n := min(chunk, len(elems))
+		if err := op(set, elems[:n]); err != nil {
+			return fmt.Errorf("kernelpath: map %s: %w", set.Name, err)
+		}
+		elems = elems[n:]
+	}
+	return nil
 }
 
 // elements are the map elements of family f for buckets whose backend
@@ -205,15 +251,11 @@ func (p *Path) update(ls []Listener) error {
 		for _, f := range families(l.Addr) {
 			set := p.mapOf(f, l)
 			del, add := gone(f, l.Buckets, old), elements(f, l.Buckets, old)
-			if len(del) > 0 {
-				if err := p.nft.SetDeleteElements(set, del); err != nil {
-					return fmt.Errorf("kernelpath: map %s: %w", set.Name, err)
-				}
+			if err := inChunks(set, del, p.nft.SetDeleteElements); err != nil {
+				return err
 			}
-			if len(add) > 0 {
-				if err := p.nft.SetAddElements(set, add); err != nil {
-					return fmt.Errorf("kernelpath: map %s: %w", set.Name, err)
-				}
+			if err := inChunks(set, add, p.nft.SetAddElements); err != nil {
+				return err
 			}
 			changed = changed || len(del)+len(add) > 0
 		}
