@@ -3,10 +3,12 @@ package relay
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,7 +37,7 @@ func runBackendRole() {
 	if err != nil {
 		fail(err)
 	}
-	b := &testBackend{Backend: Backend{Name: name}}
+	b := &testBackend{Backend: Backend{Name: name, ProxyProtocol: os.Getenv("BACKEND_PROXY") == "1"}}
 	go serveNamedTCP(ln, b)
 	go serveNamedUDP(pc, b)
 	fmt.Println("backend: ready")
@@ -43,18 +45,27 @@ func runBackendRole() {
 }
 
 // runRelayRole relays RELAY_ADDR (TCP and UDP, one port) to RELAY_BACKENDS
-// ("name=addr,..."), on the same port.
+// ("name=addr,..."), on the same port. RELAY_KERNEL=1 turns the kernel data
+// path on (after removing tables an earlier relay left); the backends named
+// in RELAY_PROXY (comma-separated) get PROXY v2 headers.
 func runRelayRole() {
 	addr := netip.MustParseAddrPort(os.Getenv("RELAY_ADDR"))
+	proxied := strings.Split(os.Getenv("RELAY_PROXY"), ",")
 	var bs []Backend
 	for _, kv := range strings.Split(os.Getenv("RELAY_BACKENDS"), ",") {
 		name, a, _ := strings.Cut(kv, "=")
-		bs = append(bs, Backend{Name: name, Addr: netip.MustParseAddr(a)})
+		bs = append(bs, Backend{Name: name, Addr: netip.MustParseAddr(a), ProxyProtocol: slices.Contains(proxied, name)})
 	}
-	r, err := New(Options{Backends: bs, Listeners: []Listener{
+	kernel := os.Getenv("RELAY_KERNEL") == "1"
+	if kernel {
+		if err := RemoveKernelTables(DefaultKernelTablePrefix); err != nil {
+			fail(err)
+		}
+	}
+	r, err := New(Options{Backends: bs, Kernel: KernelOptions{Enabled: kernel}, Listeners: []Listener{
 		{Name: "tcp", Protocol: TCP, Addr: addr},
 		{Name: "udp", Protocol: UDP, Addr: addr},
-	}})
+	}, Logger: slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	if err != nil {
 		fail(err)
 	}
