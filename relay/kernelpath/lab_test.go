@@ -33,7 +33,7 @@ type testLab struct {
 	servers4, servers6     []netip.AddrPort // index i answers "b<i>"
 }
 
-func newLab(t *testing.T) *testLab {
+func newLab(t testing.TB) *testLab {
 	t.Helper()
 	l := lab.ForTest(t)
 	tl := &testLab{}
@@ -78,7 +78,7 @@ func newLab(t *testing.T) *testLab {
 }
 
 // serve answers every datagram to a with "name:" and the datagram.
-func (tl *testLab) serve(t *testing.T, a netip.AddrPort, name string) {
+func (tl *testLab) serve(t testing.TB, a netip.AddrPort, name string) {
 	t.Helper()
 	pc, err := tl.backend.ListenPacket("udp", a.String())
 	if err != nil {
@@ -98,7 +98,7 @@ func (tl *testLab) serve(t *testing.T, a netip.AddrPort, name string) {
 }
 
 // newPath opens a path in the relay host; closed at the end of the test.
-func (tl *testLab) newPath(t *testing.T, o Options) *Path {
+func (tl *testLab) newPath(t testing.TB, o Options) *Path {
 	t.Helper()
 	var p *Path
 	if err := tl.relay.Do(func() (err error) { p, err = New(o); return err }); err != nil {
