@@ -61,6 +61,20 @@
 // half-closes on with CloseWrite; a connection idle in both directions for
 // Options.TCPIdleTimeout is closed.
 //
+// Routing token (token.go, Options.Token): optionally a byte range of a new
+// flow's first UDP datagram or first TCP bytes names its backend (trailing
+// NUL and space bytes trimmed, matched against Backend.Name), so a client
+// that knows its call's server reaches it through any relay. A token that
+// is too short, names no backend or a down one places the flow by Maglev;
+// each placement is counted in pier_relay_token_routed_total{proto,result}.
+// Only new flows read it (a UDP flow placed again after its backend went
+// down is placed by Maglev); once placed a flow stays as any other. For TCP
+// the relay reads up to the token's end, for at most TokenOptions.Timeout,
+// before it dials, then sends those bytes first (after the PROXY header)
+// and copies the rest as usual; a server-speaks-first protocol thus waits
+// the timeout. The kernel data path places flows before any payload is
+// seen, so it stays off when a token is configured.
+//
 // PROXY protocol v2 (proxyproto.go): backends with ProxyProtocol set get a v2
 // header before the TCP stream, and in front of every UDP datagram (the v2
 // specification allows a header per datagram for SOCK_DGRAM: each datagram

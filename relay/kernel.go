@@ -3,6 +3,7 @@ package relay
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net/netip"
 
 	"github.com/pier-lb/pier/relay/kernelpath"
@@ -45,6 +46,9 @@ func (r *Relay) openKernel() error {
 	k := r.opts.Kernel
 	if !k.Enabled || !r.hasUDP() {
 		return nil
+	}
+	if r.opts.Token.enabled() {
+		return errors.New("a routing token is configured: the kernel places a flow on its first packet without reading the payload")
 	}
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)

@@ -3,8 +3,8 @@ package relay
 import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics are the relay's Prometheus metrics. Labels are bounded: proto is
-// tcp or udp, direction in or out, reason a fixed set, backend one per
-// endpoint of the Service.
+// tcp or udp, direction in or out, reason and result fixed sets, backend
+// one per endpoint of the Service.
 type Metrics struct {
 	activeFlows *prometheus.GaugeVec
 	packets     *prometheus.CounterVec
@@ -12,6 +12,7 @@ type Metrics struct {
 	drops       *prometheus.CounterVec
 	backendUp   *prometheus.GaugeVec
 	rebuilds    prometheus.Counter
+	tokens      *prometheus.CounterVec
 	kernel      *kernelCollector
 }
 
@@ -51,6 +52,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		rebuilds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pier_relay_table_rebuilds_total", Help: "Maglev table rebuilds.",
 		}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pier_relay_token_routed_total", Help: "New flows placed with a routing token, by result (routed, unknown, down, short).",
+		}, []string{"proto", "result"}),
 		kernel: newKernelCollector(),
 	}
 	reg.MustRegister(m.collectors()...)
@@ -58,7 +62,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.activeFlows, m.packets, m.bytes, m.drops, m.backendUp, m.rebuilds, m.kernel}
+	return []prometheus.Collector{m.activeFlows, m.packets, m.bytes, m.drops, m.backendUp, m.rebuilds, m.tokens, m.kernel}
 }
 
 // Unregister removes the metrics from reg, the registerer NewMetrics was
@@ -76,6 +80,7 @@ type protoMetrics struct {
 	packetsIn, packetsOut prometheus.Counter
 	bytesIn, bytesOut     prometheus.Counter
 	drops                 *prometheus.CounterVec
+	tokens                *prometheus.CounterVec
 	proto                 string
 }
 
@@ -87,6 +92,7 @@ func (m *Metrics) forProto(proto string) protoMetrics {
 		bytesIn:    m.bytes.WithLabelValues(proto, dirIn),
 		bytesOut:   m.bytes.WithLabelValues(proto, dirOut),
 		drops:      m.drops,
+		tokens:     m.tokens,
 		proto:      proto,
 	}
 }

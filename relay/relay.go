@@ -90,6 +90,10 @@ type Options struct {
 	// Kernel hands new UDP flows to the kernel's NAT where it can
 	// (kernel.go); the rest stay on the relay's sockets.
 	Kernel KernelOptions
+
+	// Token routes a new flow to the backend its first bytes name
+	// (token.go); off when Length is 0.
+	Token TokenOptions
 }
 
 // Relay forwards flows from its listeners to backends.
@@ -168,6 +172,7 @@ func withDefaults(o Options) Options {
 	def(&o.ConnectTimeout, DefaultConnectTimeout)
 	def(&o.DrainTimeout, DefaultDrainTimeout)
 	def(&o.HealthInterval, DefaultHealthInterval)
+	def(&o.Token.Timeout, DefaultTokenTimeout)
 	if o.MaxFlows == 0 {
 		o.MaxFlows = DefaultMaxFlows
 	}
@@ -207,6 +212,9 @@ func validate(o Options) error {
 	}
 	if m := o.Kernel.CtMark; m&(m-1) != 0 {
 		return fmt.Errorf("relay: kernel conntrack mark %#x: want a single bit", m)
+	}
+	if err := o.Token.validate(); err != nil {
+		return err
 	}
 	if o.UDPSockets < 0 {
 		return fmt.Errorf("relay: udp sockets %d: out of range", o.UDPSockets)

@@ -94,7 +94,7 @@ func (s *tcpServer) handle(ctx context.Context, c *net.TCPConn) {
 	defer c.Close()
 	client := c.RemoteAddr().(*net.TCPAddr).AddrPort()
 	local := c.LocalAddr().(*net.TCPAddr).AddrPort()
-	up, b, err := s.dial(ctx, client)
+	up, b, first, err := s.open(ctx, c, client)
 	if err != nil {
 		s.m.drop(dropReason(err))
 		s.log.Debug("no upstream", "client", client, "err", err)
@@ -109,6 +109,10 @@ func (s *tcpServer) handle(ctx context.Context, c *net.TCPConn) {
 			return
 		}
 	}
+	if err := s.writeFirst(up, first); err != nil {
+		s.log.Debug("first bytes", "backend", b.Name, "err", err)
+		return
+	}
 	s.m.active.Inc()
 	defer s.m.active.Dec()
 	s.pipe(c, up)
@@ -121,12 +125,13 @@ func dropReason(err error) string {
 	return dropUpstream
 }
 
-// dial connects to the backend owning client; a backend that fails to accept
-// is marked down and the next owner tried, up to three times.
-func (s *tcpServer) dial(ctx context.Context, client netip.AddrPort) (*net.TCPConn, *backend, error) {
+// dial connects to the backend owning client (or the one the token in
+// first names); a backend that fails to accept is marked down and the next
+// owner tried, up to three times.
+func (s *tcpServer) dial(ctx context.Context, client netip.AddrPort, first []byte) (*net.TCPConn, *backend, error) {
 	var errs []error
 	for range 3 {
-		b, err := s.r.pick(s.l, client)
+		b, err := s.r.place(s.l, client, first, s.m)
 		if err != nil {
 			return nil, nil, errors.Join(append(errs, err)...)
 		}

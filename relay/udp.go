@@ -118,7 +118,7 @@ func (s *udpServer) shutdown() {
 // the datagram goes to the next owner.
 func (s *udpServer) forward(conn *net.UDPConn, client, dst netip.AddrPort, buf []byte, n int) {
 	for range 2 {
-		f, ok := s.flow(conn, client, dst)
+		f, ok := s.flow(conn, client, dst, buf[headroom:headroom+n])
 		if !ok {
 			return
 		}
@@ -144,20 +144,21 @@ func (s *udpServer) forward(conn *net.UDPConn, client, dst netip.AddrPort, buf [
 }
 
 // flow returns client's flow, placing a new one when there is none or its
-// backend is down.
-func (s *udpServer) flow(conn *net.UDPConn, client, dst netip.AddrPort) (*Flow[*udpFlow], bool) {
+// backend is down; p is the datagram, read for the token of a new flow.
+func (s *udpServer) flow(conn *net.UDPConn, client, dst netip.AddrPort, p []byte) (*Flow[*udpFlow], bool) {
 	f, ok := s.flows.Get(client)
 	if ok && f.Value.b.up.Load() {
 		return f, true
 	}
 	if ok {
 		s.closeFlow(client, f)
+		p = nil // not a new flow: placed again by Maglev
 	}
 	if s.flows.Len() >= s.r.opts.MaxFlows {
 		s.m.drop(dropTableFull)
 		return nil, false
 	}
-	uf, err := s.dial(conn, client, dst)
+	uf, err := s.dial(conn, client, dst, p)
 	if err != nil {
 		s.m.drop(dropReason(err))
 		s.log.Debug("no upstream", "client", client, "err", err)
@@ -177,8 +178,8 @@ func (s *udpServer) flow(conn *net.UDPConn, client, dst netip.AddrPort) (*Flow[*
 	return f, true
 }
 
-func (s *udpServer) dial(conn *net.UDPConn, client, dst netip.AddrPort) (*udpFlow, error) {
-	b, err := s.r.pick(s.l, client)
+func (s *udpServer) dial(conn *net.UDPConn, client, dst netip.AddrPort, first []byte) (*udpFlow, error) {
+	b, err := s.r.place(s.l, client, first, s.m)
 	if err != nil {
 		return nil, err
 	}
