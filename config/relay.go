@@ -29,6 +29,8 @@ const (
 	MaxDrainTimeout    = time.Hour
 	MinIdleTimeout     = time.Second
 	MinDatagramSize    = 512
+	MaxTokenOffset     = 1024
+	MaxTokenLength     = 63 // a backend name as long as a DNS label
 	maxListenerNameLen = 15
 	// relayServiceSuffix names the Service Pier owns for a Relay.
 	relayServiceSuffix = "-relay"
@@ -97,9 +99,11 @@ var userAnnotations = []string{
 // are copied as they are. Timeouts, when set, are above 0: connect at most
 // 5m; tcpIdle 1s to 24h; udpIdle 1s to 1h; drain at most 1h. maxFlows is
 // not negative; maxDatagramSize 0 or 512 to 65535. nodeSelector parses;
-// routing.key is ClientAddressPort or ClientAddress. dataPath is Userspace
-// or Kernel; Kernel refuses backend.proxyProtocol (the kernel adds no
-// header) and needs an active check, a TCP listener (the defaults have one)
+// routing.key is ClientAddressPort or ClientAddress; routing.token, when
+// set, has offset 0 to 1024 and length 1 to 63. dataPath is Userspace or
+// Kernel; Kernel refuses backend.proxyProtocol (the kernel adds no header)
+// and routing.token (the kernel places a flow before the relay reads any
+// payload), and needs an active check, a TCP listener (the defaults have one)
 // or backend.healthCheckPort, since the kernel path cannot see a dead UDP
 // server's ICMP port unreachable.
 func ParseRelay(o *v1alpha1.Relay) []*Error {
@@ -138,6 +142,7 @@ func ParseRelay(o *v1alpha1.Relay) []*Error {
 	default:
 		p.fail(r, "spec.routing.key", "%q is not ClientAddressPort or ClientAddress", s.Routing.Key)
 	}
+	p.relayToken(r, s.Routing.Token)
 	p.relayTimeouts(r, &s.Timeouts)
 	p.relayLimits(r, &s.Limits)
 	p.relayDataPath(r, s)
@@ -345,6 +350,19 @@ func (p *parser) relayLimits(r Ref, l *v1alpha1.RelayLimits) {
 	}
 }
 
+// relayToken checks the routing token's byte range.
+func (p *parser) relayToken(r Ref, t *v1alpha1.RelayRoutingToken) {
+	if t == nil {
+		return
+	}
+	if t.Offset < 0 || t.Offset > MaxTokenOffset {
+		p.fail(r, "spec.routing.token.offset", "%d out of range; want 0 to %d", t.Offset, MaxTokenOffset)
+	}
+	if t.Length < 1 || t.Length > MaxTokenLength {
+		p.fail(r, "spec.routing.token.length", "%d out of range; want 1 to %d", t.Length, MaxTokenLength)
+	}
+}
+
 // relayDataPath checks what the kernel data path cannot do.
 func (p *parser) relayDataPath(r Ref, s *v1alpha1.RelaySpec) {
 	const path = "spec.dataPath"
@@ -358,6 +376,9 @@ func (p *parser) relayDataPath(r Ref, s *v1alpha1.RelaySpec) {
 	}
 	if s.Backend.ProxyProtocol {
 		p.fail(r, path, "Kernel cannot be combined with spec.backend.proxyProtocol: the kernel path adds no PROXY protocol header")
+	}
+	if s.Routing.Token != nil {
+		p.fail(r, path, "Kernel cannot be combined with spec.routing.token: the kernel places a flow on its first packet without reading its payload")
 	}
 	hasTCP := slices.ContainsFunc(s.ListenersOrDefault(), func(l v1alpha1.RelayListener) bool {
 		return l.Protocol == corev1.ProtocolTCP

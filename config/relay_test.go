@@ -202,6 +202,32 @@ func TestParseRelay(t *testing.T) {
 			rerr("spec.limits.maxFlows", "-1: must be at least 1 (0 or unset for the default)"),
 			rerr("spec.limits.maxDatagramSize", "511 out of range; want 512 to 65535"),
 		}},
+		{name: "token at the limits", relay: relay("r", func(s *v1alpha1.RelaySpec) {
+			s.Routing.Token = &v1alpha1.RelayRoutingToken{Offset: 1024, Length: 63}
+		})},
+		{name: "token at offset 0, one byte", relay: relay("r", func(s *v1alpha1.RelaySpec) {
+			s.Routing.Token = &v1alpha1.RelayRoutingToken{Length: 1}
+		})},
+		{name: "token out of range", relay: relay("r", func(s *v1alpha1.RelaySpec) {
+			s.Routing.Token = &v1alpha1.RelayRoutingToken{Offset: 1025, Length: 64}
+		}), want: []*Error{
+			rerr("spec.routing.token.offset", "1025 out of range; want 0 to 1024"),
+			rerr("spec.routing.token.length", "64 out of range; want 1 to 63"),
+		}},
+		{name: "token with negative offset and no length", relay: relay("r", func(s *v1alpha1.RelaySpec) {
+			s.Routing.Token = &v1alpha1.RelayRoutingToken{Offset: -1}
+		}), want: []*Error{
+			rerr("spec.routing.token.offset", "-1 out of range; want 0 to 1024"),
+			rerr("spec.routing.token.length", "0 out of range; want 1 to 63"),
+		}},
+		{name: "userspace with a token", relay: relay("r", dataPath(v1alpha1.DataPathUserspace), func(s *v1alpha1.RelaySpec) {
+			s.Routing.Token = &v1alpha1.RelayRoutingToken{Offset: 4, Length: 16}
+		})},
+		{name: "kernel with a token", relay: relay("r", dataPath(v1alpha1.DataPathKernel), func(s *v1alpha1.RelaySpec) {
+			s.Routing.Token = &v1alpha1.RelayRoutingToken{Offset: 4, Length: 16}
+		}), want: []*Error{
+			rerr("spec.dataPath", "Kernel cannot be combined with spec.routing.token: the kernel places a flow on its first packet without reading its payload"),
+		}},
 		{name: "kernel with the default listeners", relay: relay("r", dataPath(v1alpha1.DataPathKernel))},
 		{name: "kernel, UDP only with a health check port", relay: relay("r", dataPath(v1alpha1.DataPathKernel), listeners(udp("media", 16384)),
 			func(s *v1alpha1.RelaySpec) { s.Backend.HealthCheckPort = 8080 })},

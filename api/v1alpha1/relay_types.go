@@ -105,6 +105,29 @@ type RelayRouting struct {
 	// +kubebuilder:default:=ClientAddressPort
 	// +optional
 	Key RelayRoutingKey `json:"key,omitempty"`
+	// Token, when set, lets a new flow name its server: bytes
+	// [offset, offset+length) of its first UDP datagram or first TCP bytes,
+	// trailing NUL and space bytes trimmed, are matched against the
+	// backends' names (the endpoint's hostname, else its pod name, else its
+	// address). A flow naming a ready server goes there from any relay;
+	// other flows are placed by key. TCP connections wait up to 1s for
+	// those bytes before they are placed. Not with dataPath Kernel.
+	// +optional
+	Token *RelayRoutingToken `json:"token,omitempty"`
+}
+
+// RelayRoutingToken is the byte range of a flow's first payload that names
+// its server.
+type RelayRoutingToken struct {
+	// Offset of the token in the first datagram or first TCP bytes.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1024
+	// +optional
+	Offset int32 `json:"offset,omitempty"`
+	// Length of the token in bytes.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=63
+	Length int32 `json:"length"`
 }
 
 // RelayTimeouts; unset fields take the relay's defaults.

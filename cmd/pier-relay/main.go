@@ -57,6 +57,7 @@ func main() {
 	flag.DurationVar(&opts.UDPIdleTimeout, "udp-idle", relay.DefaultUDPIdleTimeout, "standalone: UDP flow idle timeout")
 	flag.DurationVar(&opts.DrainTimeout, "drain", relay.DefaultDrainTimeout, "standalone: how long TCP flows may finish after SIGTERM")
 	flag.BoolVar(&opts.Kernel.Enabled, "kernel", false, "standalone: UDP flows through the kernel data path (nftables DNAT; needs NET_ADMIN)")
+	token := flag.String("token", "", "standalone: routing token offset:length, the bytes of a flow's first datagram or first TCP bytes naming its backend (off by default)")
 	var ao agent.Options
 	kubeconfig := flag.String("kubeconfig", "", "Kubernetes mode: kubeconfig file (default: in-cluster)")
 	flag.StringVar(&ao.NodeName, "node-name", os.Getenv("NODE_NAME"), "Kubernetes mode: this node's name")
@@ -108,6 +109,18 @@ func main() {
 		}
 		b.ProxyProtocol, b.HealthPort = *proxy, uint16(*healthPort)
 		opts.Backends = append(opts.Backends, b)
+	}
+	if *token != "" {
+		t, err := relay.ParseToken(*token)
+		if err != nil {
+			log.Error("bad --token", "err", err)
+			os.Exit(2)
+		}
+		opts.Token = t
+		if opts.Kernel.Enabled {
+			log.Error("--token and --kernel do not go together: the kernel places a flow before the relay reads its payload")
+			os.Exit(2)
+		}
 	}
 	r, err := relay.New(opts)
 	if err != nil {

@@ -34,6 +34,8 @@ type Config struct {
 	// Kernel turns on the kernel data path for the UDP listeners
 	// (spec.dataPath Kernel).
 	Kernel bool
+	// Token is the routing token (spec.routing.token); Length 0 is off.
+	Token relay.TokenOptions
 }
 
 // Equal reports whether two configs run the same relay.
@@ -42,7 +44,7 @@ func (c Config) Equal(o Config) bool {
 		c.MaxFlows == o.MaxFlows && c.MaxDatagramSize == o.MaxDatagramSize &&
 		c.ConnectTimeout == o.ConnectTimeout && c.TCPIdleTimeout == o.TCPIdleTimeout &&
 		c.UDPIdleTimeout == o.UDPIdleTimeout && c.DrainTimeout == o.DrainTimeout &&
-		c.Kernel == o.Kernel
+		c.Kernel == o.Kernel && c.Token == o.Token
 }
 
 // options are the relay options of c (zero values take the relay's
@@ -53,7 +55,7 @@ func (c Config) options(backends []relay.Backend) relay.Options {
 		MaxFlows: c.MaxFlows, MaxDatagramSize: c.MaxDatagramSize,
 		ConnectTimeout: c.ConnectTimeout, TCPIdleTimeout: c.TCPIdleTimeout,
 		UDPIdleTimeout: c.UDPIdleTimeout, DrainTimeout: c.DrainTimeout,
-		Kernel: relay.KernelOptions{Enabled: c.Kernel},
+		Kernel: relay.KernelOptions{Enabled: c.Kernel}, Token: c.Token,
 	}
 }
 
@@ -125,6 +127,9 @@ func ConfigOf(spec *v1alpha1.RelaySpec, bind netip.Addr) Config {
 		UDPIdleTimeout:   duration(spec.Timeouts.UDPIdle),
 		DrainTimeout:     duration(spec.Timeouts.Drain),
 		Kernel:           spec.DataPath == v1alpha1.DataPathKernel,
+	}
+	if t := spec.Routing.Token; t != nil {
+		c.Token = relay.TokenOptions{Offset: int(t.Offset), Length: int(t.Length)}
 	}
 	for _, l := range spec.ListenersOrDefault() {
 		c.Listeners = append(c.Listeners, relay.Listener{

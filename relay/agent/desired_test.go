@@ -205,6 +205,9 @@ func TestConfigOf(t *testing.T) {
 			want: Config{Listeners: udpWant, Kernel: true}},
 		{name: "userspace data path", spec: v1alpha1.RelaySpec{Listeners: udp, DataPath: v1alpha1.DataPathUserspace},
 			want: Config{Listeners: udpWant}},
+		{name: "routing token", spec: v1alpha1.RelaySpec{Listeners: udp,
+			Routing: v1alpha1.RelayRouting{Token: &v1alpha1.RelayRoutingToken{Offset: 4, Length: 16}}},
+			want: Config{Listeners: udpWant, Token: relay.TokenOptions{Offset: 4, Length: 16}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -217,6 +220,9 @@ func TestConfigOf(t *testing.T) {
 			}
 			if k := got.options(nil).Kernel; k.Enabled != tc.want.Kernel {
 				t.Errorf("relay options: kernel data path %+v, want enabled %v", k, tc.want.Kernel)
+			}
+			if diff := cmp.Diff(tc.want.Token, got.options(nil).Token); diff != "" {
+				t.Errorf("relay options: token (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -236,6 +242,8 @@ func TestConfigEqual(t *testing.T) {
 			c.Listeners = []relay.Listener{{Name: "m", Protocol: relay.UDP, Addr: netip.MustParseAddrPort("0.0.0.0:3479")}}
 		}},
 		{name: "data path", change: func(c *Config) { c.Kernel = true }},
+		{name: "token", change: func(c *Config) { c.Token = relay.TokenOptions{Offset: 4, Length: 16} }},
+		{name: "token offset", change: func(c *Config) { c.Token.Offset = 1 }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

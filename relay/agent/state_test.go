@@ -27,6 +27,7 @@ func sampleWant() map[Key]Want {
 					{Name: "calls-udp", Protocol: relay.UDP, Addr: netip.AddrPortFrom(bind, 16384)},
 				},
 				KeyByAddressOnly: true, MaxFlows: 1000, UDPIdleTimeout: 90 * time.Second,
+				Token: relay.TokenOptions{Offset: 4, Length: 16},
 			},
 			Backends: []relay.Backend{
 				{Name: "srv1", Addr: netip.MustParseAddr("198.51.100.21"), Ports: map[string]uint16{"calls-tcp": 9443, "calls-udp": 9384}},
