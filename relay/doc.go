@@ -56,6 +56,22 @@
 // nginx's too) is mostly the kernel's UDP send and receive work, which
 // batching does not reduce.
 //
+// Kernel data path (kernel.go, package kernelpath; Options.Kernel): the
+// datagrams of a UDP flow need not reach the relay at all. The relay
+// writes each UDP listener's Maglev table into an nftables map; the new
+// flow's first datagram is hashed by the kernel (jhash, which HashKey
+// reproduces, so the relay, the kernel and every node pick the same
+// bucket), DNATed to the bucket's backend and masqueraded, and conntrack
+// carries the rest of the flow both ways. Buckets the kernel cannot serve
+// (a backend of the other address family, one wanting PROXY headers) are
+// not in the map: their flows reach the relay's socket as before, on the
+// same backend. A backend going down rewrites the map (a quarter of a
+// 65,537-bucket map for one of four backends: 49 ms, BenchmarkApply*) and
+// deletes its conntrack entries so its flows are placed again; flows
+// survive a relay restart. Measured the same way as above: 1.67-2.20x
+// nginx's packets/s (117,000-125,000 datagrams/s each way, 87-92% of
+// plain IP forwarding on the same host).
+//
 // TCP (tcp.go): accept, pick, dial with Options.ConnectTimeout, then copy both
 // ways with io.Copy between *net.TCPConn so the kernel may splice, passing
 // half-closes on with CloseWrite; a connection idle in both directions for
