@@ -4,7 +4,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/netip"
+	"os"
+	"strings"
+	"sync/atomic"
 
 	"github.com/pier-lb/pier/relay/kernelpath"
 )
@@ -18,9 +22,9 @@ import (
 type KernelOptions struct {
 	// Enabled turns the kernel data path on for every UDP listener.
 	Enabled bool
-	// TablePrefix names the relay's nftables table; the relay appends a
-	// unique suffix. Default DefaultKernelTablePrefix. RemoveKernelTables
-	// deletes what an earlier process left behind.
+	// TablePrefix names the relay's nftables table; the relay appends this
+	// process's tag and a unique suffix. Default DefaultKernelTablePrefix.
+	// RemoveStaleKernelTables deletes what an earlier process left behind.
 	TablePrefix string
 	// CtMark is the conntrack mark bit that tags the relay's flows (for
 	// masquerading, counting and flushing); default DefaultKernelCtMark.
@@ -33,11 +37,28 @@ const (
 	DefaultKernelCtMark      = 0x00100000
 )
 
-// RemoveKernelTables deletes the nftables tables whose names start with
-// prefix: those an earlier relay process left behind (a SIGKILLed relay
-// cannot delete its own). Flows already translated keep going: their NAT
-// lives in conntrack, not in the table.
-func RemoveKernelTables(prefix string) error { return kernelpath.RemoveTables(prefix) }
+// processTag names this process's tables, so that a new pier-relay can
+// tell an earlier one's apart from its own.
+var processTag = func() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}()
+
+// tableSeq numbers the tables of this process.
+var tableSeq atomic.Uint64
+
+// RemoveStaleKernelTables deletes the nftables tables named with prefix
+// that this process did not write: those an earlier relay process left
+// behind (a SIGKILLed relay cannot delete its own). Call it once this
+// process's relays have written their tables (Ready): deleting the last
+// table that uses conntrack in a network namespace turns conntrack off
+// there until the next one is written, and the kernel's flows would fall
+// to the relay's sockets meanwhile. Flows already translated keep going:
+// their NAT lives in conntrack, not in the table.
+func RemoveStaleKernelTables(prefix string) error {
+	return kernelpath.RemoveTables(prefix+"_", prefix+"_"+processTag+"_")
+}
 
 // openKernel starts the kernel data path when Options.Kernel asks for it
 // and the relay has UDP listeners. When the kernel refuses (no
@@ -50,10 +71,12 @@ func (r *Relay) openKernel() error {
 	if r.opts.Token.enabled() {
 		return errors.New("a routing token is configured: the kernel places a flow on its first packet without reading the payload")
 	}
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
+	fwd, err := forwarding()
+	if err != nil {
+		return err
+	}
 	p, err := kernelpath.New(kernelpath.Options{
-		Table:            k.TablePrefix + "_" + hex.EncodeToString(suffix),
+		Table:            fmt.Sprintf("%s_%s_%d", k.TablePrefix, processTag, tableSeq.Add(1)),
 		CtMark:           k.CtMark,
 		TableSize:        uint32(r.opts.TableSize),
 		KeyByAddressOnly: r.opts.KeyByAddressOnly,
@@ -65,6 +88,7 @@ func (r *Relay) openKernel() error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.kernelFwd = fwd
 	if err := p.Apply(r.kernelListenersLocked()); err != nil {
 		p.Close()
 		return err
@@ -72,6 +96,39 @@ func (r *Relay) openKernel() error {
 	r.kernel = p
 	r.metrics.kernel.set(p, r.kernelPorts())
 	return nil
+}
+
+// ipFamily is 4 or 6.
+type ipFamily int
+
+func familyOf(a netip.Addr) ipFamily {
+	if a.Unmap().Is4() {
+		return 4
+	}
+	return 6
+}
+
+// forwardingKeys are the sysctls that say whether this network namespace
+// forwards IPv4 and IPv6: a translated datagram that is not forwarded is
+// dropped, so the kernel takes no flow of a family that is off.
+var forwardingKeys = map[ipFamily]string{
+	4: "/proc/sys/net/ipv4/ip_forward",
+	6: "/proc/sys/net/ipv6/conf/all/forwarding",
+}
+
+// forwarding reports the families this network namespace forwards; an
+// error when it forwards neither.
+func forwarding() (map[ipFamily]bool, error) {
+	out := map[ipFamily]bool{}
+	for f, key := range forwardingKeys {
+		v, err := os.ReadFile(key)
+		out[f] = err == nil && strings.TrimSpace(string(v)) == "1"
+	}
+	if !out[4] && !out[6] {
+		return nil, fmt.Errorf("this node forwards neither IPv4 nor IPv6 (%s, %s): the kernel would drop the datagrams it translates",
+			forwardingKeys[4], forwardingKeys[6])
+	}
+	return out, nil
 }
 
 func (r *Relay) hasUDP() bool {
@@ -95,8 +152,8 @@ func (r *Relay) kernelPorts() map[string]uint16 {
 }
 
 // kernelListenersLocked is every UDP listener with its Maglev table as the
-// kernel takes it: a bucket whose backend wants a PROXY header is left to
-// the relay.
+// kernel takes it: a bucket whose backend wants a PROXY header, or is of a
+// family the node does not forward, is left to the relay.
 func (r *Relay) kernelListenersLocked() []kernelpath.Listener {
 	var out []kernelpath.Listener
 	for _, l := range r.opts.Listeners {
@@ -106,7 +163,7 @@ func (r *Relay) kernelListenersLocked() []kernelpath.Listener {
 		t := r.tables[l.Name].Load()
 		buckets := make([]netip.AddrPort, t.size())
 		for i := range buckets {
-			if b := r.backends[t.owner(i)]; b != nil && !b.ProxyProtocol {
+			if b := r.backends[t.owner(i)]; b != nil && !b.ProxyProtocol && r.kernelFwd[familyOf(b.Addr)] {
 				buckets[i] = b.addr(l)
 			}
 		}

@@ -242,3 +242,48 @@ func kernelTables(t *testing.T, h *lab.Host) int {
 	}
 	return n
 }
+
+// TestLabKernelPathNoForwarding: on a node that forwards nothing the
+// kernel would drop what it translates, so the relay says so and relays in
+// user space.
+func TestLabKernelPathNoForwarding(t *testing.T) {
+	l := lab.ForTest(t)
+	site, err := l.BuildSite(lab.SiteOptions{Nodes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := site.Nodes[0]
+	for _, key := range []string{"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"} {
+		if err := node.Sysctl(key, "0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := l.AddHost("srv1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := netip.MustParsePrefix("198.51.100.21/24")
+	if err := site.Segment.Connect(h, "eth1", a); err != nil {
+		t.Fatal(err)
+	}
+	const port = 16384
+	startProc(t, h, "backend", "backend: ready", "BACKEND_NAME=srv1", fmt.Sprintf("BACKEND_ADDR=%s:%d", a.Addr(), port))
+	v4, _ := lab.NodeAddrs(1)
+	vip := netip.AddrPortFrom(v4.Addr(), port)
+	relay := startProc(t, node, "relay", "relay: ready", "RELAY_ADDR="+vip.String(),
+		"RELAY_BACKENDS=srv1="+a.Addr().String(), "RELAY_KERNEL=1")
+	if out := relay.Output(); !strings.Contains(out, "kernel data path off") || !strings.Contains(out, "forwards neither") {
+		t.Errorf("relay on a node without forwarding did not say its kernel data path is off:\n%s", out)
+	}
+	pc, err := site.Client.ListenPacket("udp4", "198.18.0.10:40000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if got := labAsk(t, pc, vip); got != "srv1" {
+		t.Errorf("reached %s, want srv1 through user space", got)
+	}
+	if n := kernelTables(t, node); n != 0 {
+		t.Errorf("%d kernel tables on a node without forwarding", n)
+	}
+}

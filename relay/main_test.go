@@ -46,7 +46,7 @@ func runBackendRole() {
 
 // runRelayRole relays RELAY_ADDR (TCP and UDP, one port) to RELAY_BACKENDS
 // ("name=addr,..."), on the same port. RELAY_KERNEL=1 turns the kernel data
-// path on (after removing tables an earlier relay left); the backends named
+// path on (and, once ready, removes the tables an earlier relay left); the backends named
 // in RELAY_PROXY (comma-separated) get PROXY v2 headers.
 func runRelayRole() {
 	addr := netip.MustParseAddrPort(os.Getenv("RELAY_ADDR"))
@@ -57,11 +57,6 @@ func runRelayRole() {
 		bs = append(bs, Backend{Name: name, Addr: netip.MustParseAddr(a), ProxyProtocol: slices.Contains(proxied, name)})
 	}
 	kernel := os.Getenv("RELAY_KERNEL") == "1"
-	if kernel {
-		if err := RemoveKernelTables(DefaultKernelTablePrefix); err != nil {
-			fail(err)
-		}
-	}
 	r, err := New(Options{Backends: bs, Kernel: KernelOptions{Enabled: kernel}, Listeners: []Listener{
 		{Name: "tcp", Protocol: TCP, Addr: addr},
 		{Name: "udp", Protocol: UDP, Addr: addr},
@@ -73,6 +68,11 @@ func runRelayRole() {
 	defer stop()
 	go func() {
 		<-r.Ready()
+		if kernel {
+			if err := RemoveStaleKernelTables(DefaultKernelTablePrefix); err != nil {
+				fail(err)
+			}
+		}
 		fmt.Println("relay: ready")
 	}()
 	if err := r.Run(ctx); err != nil {

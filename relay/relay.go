@@ -107,7 +107,8 @@ type Relay struct {
 	backends map[string]*backend
 	tables   map[string]*atomic.Pointer[Table] // by listener name
 
-	kernel *kernelpath.Path // nil when off; guarded by mu
+	kernel    *kernelpath.Path  // nil when off; guarded by mu
+	kernelFwd map[ipFamily]bool // families the node forwards; guarded by mu
 
 	ready   chan struct{}
 	addrsMu sync.Mutex

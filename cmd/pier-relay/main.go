@@ -128,7 +128,14 @@ func main() {
 		os.Exit(2)
 	}
 	if opts.Kernel.Enabled {
-		removeKernelTables(log)
+		// The tables an earlier pier-relay left, once this one's are
+		// written (one pier-relay per network namespace).
+		go func() {
+			<-r.Ready()
+			if err := relay.RemoveStaleKernelTables(relay.DefaultKernelTablePrefix); err != nil {
+				log.Warn("cannot remove kernel data path tables left by an earlier relay", "err", err)
+			}
+		}()
 	}
 	if err := r.Run(ctx); err != nil {
 		log.Error("relay stopped", "err", err)
@@ -153,18 +160,9 @@ func runAgent(ctx context.Context, o agent.Options, kubeconfig string, log *slog
 		log.Error("set up relay agent", "err", err)
 		os.Exit(2)
 	}
-	removeKernelTables(log)
 	if err := a.Run(ctx); err != nil {
 		log.Error("relay agent stopped", "err", err)
 		os.Exit(1)
-	}
-}
-
-// removeKernelTables deletes the kernel data path tables an earlier
-// pier-relay left behind (one pier-relay per network namespace).
-func removeKernelTables(log *slog.Logger) {
-	if err := relay.RemoveKernelTables(relay.DefaultKernelTablePrefix); err != nil {
-		log.Warn("cannot remove kernel data path tables left by an earlier relay (the kernel data path needs NET_ADMIN; the userspace path works without it)", "err", err)
 	}
 }
 

@@ -145,12 +145,11 @@ func TestKernelDataPath(t *testing.T) {
 		if deadReplies < 40 || deadGap > 200*time.Millisecond {
 			t.Errorf("with node%d's relay killed the call got %d replies in 1s (longest gap %v), want conntrack to carry it (50 at 50/s)", x+1, deadReplies, deadGap)
 		}
-		// Known: the restarted relay's removal of the stale table stops the
-		// translation of running flows until its own table is in (~160 ms
-		// in this lab, a few datagrams relayed in user space meanwhile, on
-		// the same server); the bound is loose until that is fixed.
-		if gap > time.Second || sent-got > 10 {
-			t.Errorf("call through node%d across the relay restart: longest gap %v, %d of %d datagrams unanswered", x+1, gap, sent-got, sent)
+		// The restarted relay writes its table before it removes the dead
+		// one's: conntrack never goes off, so the call never notices.
+		if gap > 300*time.Millisecond || sent-got > 2 || read != 0 {
+			t.Errorf("call through node%d across the relay restart: longest gap %v, %d of %d datagrams unanswered, %v read by the relay",
+				x+1, gap, sent-got, sent, read)
 		}
 		if got := s.kernelFlows(t, x, dst)[c.f.src]; got != serverAddr(t, server) {
 			t.Errorf("node%d conntrack after the restart: call %s translated to %v, want %s", x+1, c.f.src, got, serverAddr(t, server))

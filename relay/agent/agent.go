@@ -71,12 +71,13 @@ type Agent struct {
 	synced  atomic.Bool
 
 	// Owned by the loop goroutine.
-	running  map[Key]*instance
-	relayMet map[Key]relayMetrics
-	lastErr  map[Key]string
-	leases   *leases
-	draining sync.WaitGroup
-	saved    []byte // the state file's content, as last written
+	staleRemoved bool // removeStaleTables ran
+	running      map[Key]*instance
+	relayMet     map[Key]relayMetrics
+	lastErr      map[Key]string
+	leases       *leases
+	draining     sync.WaitGroup
+	saved        []byte // the state file's content, as last written
 }
 
 // New validates opts; it starts nothing.
@@ -175,9 +176,11 @@ func (a *Agent) loop(ctx context.Context, r client.Reader, bind netip.Addr) erro
 		case a.synced.Load():
 			saved = nil
 			a.reconcile(ctx, r, bind)
+			a.removeStaleTables()
 		case saved != nil:
 			a.apply(ctx, saved) // until the API view replaces it
 			a.metrics.served.Set(float64(len(a.running)))
+			a.removeStaleTables()
 		}
 		select {
 		case <-ctx.Done():
@@ -186,6 +189,20 @@ func (a *Agent) loop(ctx context.Context, r client.Reader, bind netip.Addr) erro
 		case <-a.trigger:
 		case <-tick.C():
 		}
+	}
+}
+
+// removeStaleTables deletes, once, the kernel data path tables an earlier
+// pier-relay left, after this one's relays have written theirs (so that
+// conntrack stays on in the node's network namespace and the kernel's
+// flows go on).
+func (a *Agent) removeStaleTables() {
+	if a.staleRemoved {
+		return
+	}
+	a.staleRemoved = true
+	if err := relay.RemoveStaleKernelTables(relay.DefaultKernelTablePrefix); err != nil {
+		a.log.Info("cannot remove kernel data path tables left by an earlier relay (the kernel data path needs NET_ADMIN; the userspace path works without it)", "err", err)
 	}
 }
 

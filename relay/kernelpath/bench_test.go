@@ -15,7 +15,7 @@ func BenchmarkApplyFull(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		p.installed = nil // force a rebuild; the old table is replaced below
-		if err := tl.relay.Do(func() error { return RemoveTables("pier_bench_full") }); err != nil {
+		if err := tl.relay.Do(func() error { return RemoveTables("pier_bench_full", "") }); err != nil {
 			b.Fatal(err)
 		}
 		if err := p.Apply(ls); err != nil {

@@ -375,7 +375,7 @@ func TestKernelLimitsAndTimeouts(t *testing.T) {
 			t.Errorf("flow %s: timeout %d s, want at most the idle timeout 7 s", f, f.TimeOut)
 		}
 	}
-	if err := tl.relay.Do(func() error { return RemoveTables("pier_test") }); err != nil {
+	if err := tl.relay.Do(func() error { return RemoveTables("pier_test", "") }); err != nil {
 		t.Fatal(err)
 	}
 	if got := tl.dial(t, netip.AddrPortFrom(clientV4.Addr(), 45000)).ask(t, vip); got != "" {

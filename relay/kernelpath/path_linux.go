@@ -329,9 +329,9 @@ func (p *Path) Close() error {
 	return errors.Join(err, p.nft.CloseLasting())
 }
 
-// RemoveTables deletes every inet table whose name starts with prefix, in
-// the calling thread's network namespace.
-func RemoveTables(prefix string) error {
+// RemoveTables deletes every inet table whose name starts with prefix but
+// not with keep ("" keeps none), in the calling thread's network namespace.
+func RemoveTables(prefix, keep string) error {
 	nft, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("kernelpath: nftables: %w", err)
@@ -342,7 +342,7 @@ func RemoveTables(prefix string) error {
 	}
 	n := 0
 	for _, t := range tables {
-		if strings.HasPrefix(t.Name, prefix) {
+		if strings.HasPrefix(t.Name, prefix) && (keep == "" || !strings.HasPrefix(t.Name, keep)) {
 			nft.DelTable(t)
 			n++
 		}

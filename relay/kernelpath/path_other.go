@@ -22,4 +22,4 @@ func (p *Path) Counters() (map[string]Counters, error) { return nil, errNotLinux
 func (p *Path) Close() error                           { return nil }
 
 // RemoveTables does nothing off Linux.
-func RemoveTables(string) error { return nil }
+func RemoveTables(prefix, keep string) error { return nil }
