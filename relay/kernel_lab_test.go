@@ -76,7 +76,7 @@ func TestLabKernelPath(t *testing.T) {
 		}
 	}
 	on := countOwners(owner)
-	if got := kernelFlows(t, node); got != on["srv1"]+on["srv3"] {
+	if got := kernelFlows(t, node, unix.AF_INET); got != on["srv1"]+on["srv3"] {
 		t.Errorf("kernel flows %d, want the %d flows of srv1 and srv3 (srv2's need PROXY headers: user space)", got, on["srv1"]+on["srv3"])
 	}
 
@@ -201,12 +201,13 @@ func askUntil(t *testing.T, pc net.PacketConn, relay netip.AddrPort, deadline ti
 	return got
 }
 
-// kernelFlows counts h's conntrack entries with the kernel data path's mark.
-func kernelFlows(t *testing.T, h *lab.Host) int {
+// kernelFlows counts h's conntrack entries of family with the kernel data
+// path's mark.
+func kernelFlows(t *testing.T, h *lab.Host, family netlink.InetFamily) int {
 	t.Helper()
 	var flows []*netlink.ConntrackFlow
 	if err := h.Do(func() (err error) {
-		flows, err = netlink.ConntrackTableList(netlink.ConntrackTable, unix.AF_INET)
+		flows, err = netlink.ConntrackTableList(netlink.ConntrackTable, family)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -285,5 +286,64 @@ func TestLabKernelPathNoForwarding(t *testing.T) {
 	}
 	if n := kernelTables(t, node); n != 0 {
 		t.Errorf("%d kernel tables on a node without forwarding", n)
+	}
+}
+
+// TestLabIPv6Backends relays an IPv6 client to IPv6 backends, in user
+// space and through the kernel: each flow on its Maglev owner, answered
+// from the address it was sent to.
+func TestLabIPv6Backends(t *testing.T) {
+	for _, kernel := range []bool{false, true} {
+		t.Run(fmt.Sprintf("kernel=%v", kernel), func(t *testing.T) {
+			l := lab.ForTest(t)
+			site, err := l.BuildSite(lab.SiteOptions{Nodes: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			node := site.Nodes[0]
+			if err := node.EnableForwarding(); err != nil {
+				t.Fatal(err)
+			}
+			const port = 16384
+			names := []string{"srv1", "srv2"}
+			var bs []string
+			for i, name := range names {
+				h, err := l.AddHost(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				a := netip.MustParsePrefix(fmt.Sprintf("2001:db8:100::%x/64", 0x21+i))
+				if err := site.Segment.Connect(h, "eth1", a); err != nil {
+					t.Fatal(err)
+				}
+				startProc(t, h, "backend", "backend: ready", "BACKEND_NAME="+name,
+					"BACKEND_ADDR="+netip.AddrPortFrom(a.Addr(), port).String())
+				bs = append(bs, name+"="+a.Addr().String())
+			}
+			_, v6 := lab.NodeAddrs(1)
+			vip := netip.AddrPortFrom(v6.Addr(), port)
+			env := []string{"RELAY_ADDR=" + netip.AddrPortFrom(netip.IPv6Unspecified(), port).String(),
+				"RELAY_BACKENDS=" + strings.Join(bs, ",")}
+			if kernel {
+				env = append(env, "RELAY_KERNEL=1")
+			}
+			startProc(t, node, "relay", "relay: ready", env...)
+			_, client := lab.ClientAddrs()
+			table := mustTable(t, names)
+			for i := range 12 {
+				src := netip.AddrPortFrom(client.Addr(), uint16(40000+i))
+				pc, err := site.Client.ListenPacket("udp6", src.String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, want := labAsk(t, pc, vip), table.Lookup(HashKey(src, false)); got != want {
+					t.Errorf("client %s reached %s, want %s", src, got, want)
+				}
+				pc.Close()
+			}
+			if got := kernelFlows(t, node, unix.AF_INET6); kernel != (got == 12) {
+				t.Errorf("kernel %v: %d IPv6 flows with the kernel data path's mark", kernel, got)
+			}
+		})
 	}
 }
