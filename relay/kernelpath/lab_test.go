@@ -382,3 +382,49 @@ func TestKernelLimitsAndTimeouts(t *testing.T) {
 		t.Errorf("after RemoveTables a new flow reached %s", got)
 	}
 }
+
+// TestKernelFlood: 3,000 new flows against MaxFlows 1,000: the kernel holds
+// exactly 1,000, counts the rest as refused, and a flow admitted before the
+// flood keeps working.
+func TestKernelFlood(t *testing.T) {
+	tl := newLab(t)
+	o := baseOptions("pier_test_flood")
+	o.MaxFlows = 1000
+	p := tl.newPath(t, o)
+	if err := p.Apply([]Listener{{Name: "u", Addr: netip.IPv6Unspecified(), Port: listen, Buckets: table(size, tl.servers4)}}); err != nil {
+		t.Fatal(err)
+	}
+	vip := netip.AddrPortFrom(frontV4.Addr(), listen)
+	call := tl.dial(t, netip.AddrPortFrom(clientV4.Addr(), 46000))
+	first := call.ask(t, vip)
+	if first == "" {
+		t.Fatal("no answer before the flood")
+	}
+	to := net.UDPAddrFromAddrPort(vip)
+	for i := range 3000 {
+		c := tl.dial(t, netip.AddrPortFrom(clientV4.Addr(), uint16(50000+i)))
+		if _, err := c.pc.WriteTo([]byte("flood"), to); err != nil {
+			t.Fatal(err)
+		}
+		c.pc.Close()
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := call.ask(t, vip); got != first {
+		t.Errorf("the call answered by %q during the flood, want %s", got, first)
+	}
+	var cs map[string]Counters
+	var fl map[uint16]int
+	err := tl.relay.Do(func() (err error) {
+		if cs, err = p.Counters(); err != nil {
+			return err
+		}
+		fl, err = p.Flows()
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fl[listen] != 1000 || cs["u"].Refused != 2001 {
+		t.Errorf("after 3,001 new flows against 1,000: %d in conntrack, %d refused; want 1,000 and 2,001", fl[listen], cs["u"].Refused)
+	}
+}
