@@ -5,11 +5,13 @@
 //
 // Each host is a network namespace joined by veth pairs. The backend runs
 // pier-loadgen's sink (UDP echo, TCP echo, TCP discard) and iperf3 -s. The
-// relay host runs all three relays at once on separate ports (idle ones cost
+// relay host runs all relays at once on separate ports (idle ones cost
 // nothing) and forwards IP between its links, so the client also reaches the
 // backend directly through the relay host's kernel: that direct path is the
-// baseline every relay is compared with. The client runs pier-loadgen and
-// iperf3 -c.
+// baseline every relay is compared with. pier-relay runs twice: in user
+// space (Pier) and with the kernel data path for UDP (PierKernel, on a
+// second address of the relay host, 198.18.10.3). The client runs
+// pier-loadgen and iperf3 -c.
 package relaybench
 
 import (
