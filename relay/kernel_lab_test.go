@@ -3,9 +3,11 @@ package relay
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,33 +26,14 @@ import (
 // to get their header), a backend's death moves its flows, and the kernel's
 // flows outlive the relay process.
 func TestLabKernelPath(t *testing.T) {
-	l := lab.ForTest(t)
-	site, err := l.BuildSite(lab.SiteOptions{Nodes: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	node := site.Nodes[0]
-	if err := node.EnableForwarding(); err != nil {
-		t.Fatal(err)
-	}
 	const port = 16384
 	names := []string{"srv1", "srv2", "srv3"}
-	var bs []string
-	procs := map[string]*lab.Process{}
-	for i, name := range names {
-		h, err := l.AddHost(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a := netip.MustParsePrefix(fmt.Sprintf("198.51.100.%d/24", 21+i))
-		if err := site.Segment.Connect(h, "eth1", a); err != nil {
-			t.Fatal(err)
-		}
-		proxy := map[bool]string{true: "1"}[name == "srv2"]
-		procs[name] = startProc(t, h, "backend", "backend: ready", "BACKEND_NAME="+name,
-			fmt.Sprintf("BACKEND_ADDR=%s:%d", a.Addr(), port), "BACKEND_PROXY="+proxy)
-		bs = append(bs, name+"="+a.Addr().String())
-	}
+	ks := newKernelSite(t, true, port, map[string]netip.Prefix{
+		"srv1": netip.MustParsePrefix("198.51.100.21/24"),
+		"srv2": netip.MustParsePrefix("198.51.100.22/24"),
+		"srv3": netip.MustParsePrefix("198.51.100.23/24"),
+	}, "srv2")
+	site, node, bs, procs := ks.site, ks.node, ks.backends, ks.procs
 	v4, _ := lab.NodeAddrs(1)
 	vip := netip.AddrPortFrom(v4.Addr(), port)
 	relayEnv := []string{"RELAY_ADDR=" + vip.String(), "RELAY_BACKENDS=" + strings.Join(bs, ","),
@@ -147,6 +130,48 @@ func TestLabKernelPath(t *testing.T) {
 	if n := kernelTables(t, node); n != 1 {
 		t.Errorf("%d kernel data path tables after the restart, want 1", n)
 	}
+}
+
+// kernelSite is a one-node lab site with backends (test processes) on its
+// segment.
+type kernelSite struct {
+	site     *lab.Site
+	node     *lab.Host
+	backends []string // name=addr, sorted by name, for RELAY_BACKENDS
+	procs    map[string]*lab.Process
+}
+
+// newKernelSite builds the site, the node forwarding IP or not, and one
+// backend per name at its address serving port; proxied wants PROXY headers.
+func newKernelSite(t *testing.T, forward bool, port uint16, addrs map[string]netip.Prefix, proxied string) *kernelSite {
+	t.Helper()
+	l := lab.ForTest(t)
+	site, err := l.BuildSite(lab.SiteOptions{Nodes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := &kernelSite{site: site, node: site.Nodes[0], procs: map[string]*lab.Process{}}
+	v := map[bool]string{true: "1", false: "0"}[forward]
+	for _, key := range []string{"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"} {
+		if err := ks.node.Sysctl(key, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(addrs)) {
+		h, err := l.AddHost(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := addrs[name]
+		if err := site.Segment.Connect(h, "eth1", a); err != nil {
+			t.Fatal(err)
+		}
+		ks.procs[name] = startProc(t, h, "backend", "backend: ready", "BACKEND_NAME="+name,
+			"BACKEND_ADDR="+netip.AddrPortFrom(a.Addr(), port).String(),
+			"BACKEND_PROXY="+map[bool]string{true: "1"}[name == proxied])
+		ks.backends = append(ks.backends, name+"="+a.Addr().String())
+	}
+	return ks
 }
 
 func startProc(t *testing.T, h *lab.Host, role, ready string, env ...string) *lab.Process {
@@ -248,31 +273,13 @@ func kernelTables(t *testing.T, h *lab.Host) int {
 // kernel would drop what it translates, so the relay says so and relays in
 // user space.
 func TestLabKernelPathNoForwarding(t *testing.T) {
-	l := lab.ForTest(t)
-	site, err := l.BuildSite(lab.SiteOptions{Nodes: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	node := site.Nodes[0]
-	for _, key := range []string{"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"} {
-		if err := node.Sysctl(key, "0"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h, err := l.AddHost("srv1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := netip.MustParsePrefix("198.51.100.21/24")
-	if err := site.Segment.Connect(h, "eth1", a); err != nil {
-		t.Fatal(err)
-	}
 	const port = 16384
-	startProc(t, h, "backend", "backend: ready", "BACKEND_NAME=srv1", fmt.Sprintf("BACKEND_ADDR=%s:%d", a.Addr(), port))
+	ks := newKernelSite(t, false, port, map[string]netip.Prefix{"srv1": netip.MustParsePrefix("198.51.100.21/24")}, "")
+	site, node := ks.site, ks.node
 	v4, _ := lab.NodeAddrs(1)
 	vip := netip.AddrPortFrom(v4.Addr(), port)
 	relay := startProc(t, node, "relay", "relay: ready", "RELAY_ADDR="+vip.String(),
-		"RELAY_BACKENDS=srv1="+a.Addr().String(), "RELAY_KERNEL=1")
+		"RELAY_BACKENDS="+strings.Join(ks.backends, ","), "RELAY_KERNEL=1")
 	if out := relay.Output(); !strings.Contains(out, "kernel data path off") || !strings.Contains(out, "forwards neither") {
 		t.Errorf("relay on a node without forwarding did not say its kernel data path is off:\n%s", out)
 	}
@@ -295,31 +302,13 @@ func TestLabKernelPathNoForwarding(t *testing.T) {
 func TestLabIPv6Backends(t *testing.T) {
 	for _, kernel := range []bool{false, true} {
 		t.Run(fmt.Sprintf("kernel=%v", kernel), func(t *testing.T) {
-			l := lab.ForTest(t)
-			site, err := l.BuildSite(lab.SiteOptions{Nodes: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			node := site.Nodes[0]
-			if err := node.EnableForwarding(); err != nil {
-				t.Fatal(err)
-			}
 			const port = 16384
 			names := []string{"srv1", "srv2"}
-			var bs []string
-			for i, name := range names {
-				h, err := l.AddHost(name)
-				if err != nil {
-					t.Fatal(err)
-				}
-				a := netip.MustParsePrefix(fmt.Sprintf("2001:db8:100::%x/64", 0x21+i))
-				if err := site.Segment.Connect(h, "eth1", a); err != nil {
-					t.Fatal(err)
-				}
-				startProc(t, h, "backend", "backend: ready", "BACKEND_NAME="+name,
-					"BACKEND_ADDR="+netip.AddrPortFrom(a.Addr(), port).String())
-				bs = append(bs, name+"="+a.Addr().String())
-			}
+			ks := newKernelSite(t, true, port, map[string]netip.Prefix{
+				"srv1": netip.MustParsePrefix("2001:db8:100::21/64"),
+				"srv2": netip.MustParsePrefix("2001:db8:100::22/64"),
+			}, "")
+			site, node, bs := ks.site, ks.node, ks.backends
 			_, v6 := lab.NodeAddrs(1)
 			vip := netip.AddrPortFrom(v6.Addr(), port)
 			env := []string{"RELAY_ADDR=" + netip.AddrPortFrom(netip.IPv6Unspecified(), port).String(),

@@ -299,7 +299,8 @@ func TestKernelFlowsStay(t *testing.T) {
 	}
 }
 
-func checkCounters(t *testing.T, tl *testLab, p *Path, flows int) {
+// stats reads p's counters and flows in the relay host.
+func stats(t *testing.T, tl *testLab, p *Path) (map[string]Counters, map[uint16]int) {
 	t.Helper()
 	var cs map[string]Counters
 	var fl map[uint16]int
@@ -313,6 +314,12 @@ func checkCounters(t *testing.T, tl *testLab, p *Path, flows int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cs, fl
+}
+
+func checkCounters(t *testing.T, tl *testLab, p *Path, flows int) {
+	t.Helper()
+	cs, fl := stats(t, tl, p)
 	c := cs["u"]
 	// Three rounds of one datagram each (and retries): at least 3 per flow.
 	if c.PacketsIn < uint64(3*flows) || c.PacketsOut < uint64(3*flows) || c.BytesIn < c.PacketsIn*(8+2) {
@@ -412,18 +419,7 @@ func TestKernelFlood(t *testing.T) {
 	if got := call.ask(t, vip); got != first {
 		t.Errorf("the call answered by %q during the flood, want %s", got, first)
 	}
-	var cs map[string]Counters
-	var fl map[uint16]int
-	err := tl.relay.Do(func() (err error) {
-		if cs, err = p.Counters(); err != nil {
-			return err
-		}
-		fl, err = p.Flows()
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs, fl := stats(t, tl, p)
 	if fl[listen] != 1000 || cs["u"].Refused != 2001 {
 		t.Errorf("after 3,001 new flows against 1,000: %d in conntrack, %d refused; want 1,000 and 2,001", fl[listen], cs["u"].Refused)
 	}
