@@ -1,11 +1,9 @@
 package relay
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -34,14 +32,14 @@ func TestLabMaglevAgreement(t *testing.T) {
 		if err := site.Segment.Connect(h, "eth1", a); err != nil {
 			t.Fatal(err)
 		}
-		start(t, h, "backend", "backend: ready", "BACKEND_NAME="+name, fmt.Sprintf("BACKEND_ADDR=%s:%d", a.Addr(), port))
+		startProc(t, h, "backend", "backend: ready", "BACKEND_NAME="+name, fmt.Sprintf("BACKEND_ADDR=%s:%d", a.Addr(), port))
 		bs = append(bs, name+"="+a.Addr().String())
 	}
 	var relays []netip.AddrPort
 	for i, node := range site.Nodes {
 		v4, _ := lab.NodeAddrs(i + 1)
 		a := netip.AddrPortFrom(v4.Addr(), port)
-		start(t, node, "relay", "relay: ready", "RELAY_ADDR="+a.String(), "RELAY_BACKENDS="+strings.Join(bs, ","))
+		startProc(t, node, "relay", "relay: ready", "RELAY_ADDR="+a.String(), "RELAY_BACKENDS="+strings.Join(bs, ","))
 		relays = append(relays, a)
 	}
 	seen := map[string]bool{}
@@ -67,20 +65,6 @@ func TestLabMaglevAgreement(t *testing.T) {
 	}
 	if len(seen) < 2 {
 		t.Errorf("12 client ports all landed on %v: hashing does not spread", seen)
-	}
-}
-
-func start(t *testing.T, h *lab.Host, role, ready string, env ...string) {
-	t.Helper()
-	args := append([]string{"PIER_RELAY_TEST_ROLE=" + role}, env...)
-	p, err := h.Start("env", append(args, os.Args[0])...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.WaitOutput(ctx, ready); err != nil {
-		t.Fatal(err)
 	}
 }
 
