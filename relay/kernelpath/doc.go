@@ -14,7 +14,11 @@
 //
 // Per listener, in one table of family inet:
 //
-//	nat prerouting (-110)  ct timeout set <the listener's idle timeout>
+//	nat prerouting (-110)  UDP to the port and a local address, or to one of
+//	                       the listener's VIPs (addresses the node does not
+//	                       have, which kube-proxy's chains at -100 would
+//	                       otherwise translate to the node first): jump to
+//	the listener's chain   ct timeout set <the listener's idle timeout>
 //	                       ct count over MaxFlows: count and drop
 //	                       jhash(saddr . sport) -> bucket -> map -> ct mark |= CtMark, dnat
 //	filter forward (0)     ct mark & CtMark: count packets and bytes each way

@@ -424,3 +424,45 @@ func TestKernelFlood(t *testing.T) {
 		t.Errorf("after 3,001 new flows against 1,000: %d in conntrack, %d refused; want 1,000 and 2,001", fl[listen], cs["u"].Refused)
 	}
 }
+
+// TestKernelVIPs: datagrams to a listener's VIP, an address the relay host
+// does not have (kube-proxy's LoadBalancer addresses), are placed like
+// those to its own addresses and answered from the VIP; a VIP taken away
+// takes no new flow.
+func TestKernelVIPs(t *testing.T) {
+	tl := newLab(t)
+	vip4, vip6 := netip.MustParseAddr("198.18.30.1"), netip.MustParseAddr("2001:db8:30::1")
+	for _, r := range []struct{ dst, via netip.Addr }{{vip4, frontV4.Addr()}, {vip6, frontV6.Addr()}} {
+		if err := tl.client.AddRoute(netip.PrefixFrom(r.dst, r.dst.BitLen()), r.via); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := tl.newPath(t, baseOptions("pier_test_vips"))
+	l := Listener{Name: "u", Addr: netip.IPv6Unspecified(), Port: listen, VIPs: []netip.Addr{vip4, vip6}}
+	for i, fam := range []struct {
+		servers     []netip.AddrPort
+		client, vip netip.Addr
+	}{{tl.servers4, clientV4.Addr(), vip4}, {tl.servers6, clientV6.Addr(), vip6}} {
+		l.Buckets = table(size, fam.servers)
+		if err := p.Apply([]Listener{l}); err != nil {
+			t.Fatal(err)
+		}
+		for j := range 8 {
+			src := netip.AddrPortFrom(fam.client, uint16(47000+100*i+j))
+			got := tl.dial(t, src).ask(t, netip.AddrPortFrom(fam.vip, listen))
+			if w := want(src, false, l.Buckets, fam.servers); got != w {
+				t.Fatalf("client %s to VIP %s reached %q, want %q", src, fam.vip, got, w)
+			}
+		}
+	}
+	l.VIPs = []netip.Addr{vip6}
+	if err := p.Apply([]Listener{l}); err != nil {
+		t.Fatal(err)
+	}
+	if got := tl.dial(t, netip.AddrPortFrom(clientV4.Addr(), 47500)).ask(t, netip.AddrPortFrom(vip4, listen)); got != "" {
+		t.Errorf("a new flow to the removed VIP %s reached %s", vip4, got)
+	}
+	if got := tl.dial(t, netip.AddrPortFrom(clientV6.Addr(), 47501)).ask(t, netip.AddrPortFrom(vip6, listen)); got == "" {
+		t.Errorf("no answer through the VIP %s that stayed", vip6)
+	}
+}

@@ -16,6 +16,12 @@ type Listener struct {
 	// (0.0.0.0 or ::) means every local address of both families.
 	Addr netip.Addr
 	Port uint16
+	// VIPs are addresses, not local to the node, that the listener also
+	// takes datagrams to: the Relay's LoadBalancer addresses, which
+	// kube-proxy would otherwise translate to the node's own address (and
+	// so to the relay's socket) first. Only families the listener takes
+	// count.
+	VIPs []netip.Addr
 	// Buckets is the Maglev table: the backend address and port owning each
 	// bucket, len Options.TableSize. An invalid entry leaves the bucket to
 	// the relay's socket.
@@ -71,6 +77,11 @@ func validateListeners(ls []Listener, size uint32) error {
 		seen[l.Name] = true
 		if !l.Addr.IsValid() || l.Port == 0 {
 			return fmt.Errorf("kernelpath: listener %s: invalid address %s port %d", l.Name, l.Addr, l.Port)
+		}
+		for _, v := range l.VIPs {
+			if !v.IsValid() || v.IsUnspecified() {
+				return fmt.Errorf("kernelpath: listener %s: invalid address %s", l.Name, v)
+			}
 		}
 		if len(l.Buckets) != int(size) {
 			return fmt.Errorf("kernelpath: listener %s: %d buckets, want %d", l.Name, len(l.Buckets), size)

@@ -123,7 +123,7 @@ func (p *Path) rebuild(ls []Listener) error {
 func (p *Path) remember(ls []Listener) {
 	p.installed = make(map[string]Listener, len(ls))
 	for _, l := range ls {
-		l.Buckets = slices.Clone(l.Buckets)
+		l.Buckets, l.VIPs = slices.Clone(l.Buckets), slices.Clone(l.VIPs)
 		p.installed[l.Name] = l
 	}
 }
@@ -142,22 +142,33 @@ func (p *Path) addChains() chains {
 	}
 }
 
+// addListener writes l's objects and rules: jumps from the NAT chain to
+// l's own chain for its datagrams (to a local address, or to one of its
+// VIPs), which sets the idle timeout, refuses flows over the limit and
+// places the rest.
 func (p *Path) addListener(c chains, l Listener) error {
 	for _, kind := range []string{"in", "out", "new", "refused"} {
 		p.nft.AddObj(&nftables.NamedObj{Table: p.table, Name: counterName(kind, l.Name),
 			Type: nftables.ObjTypeCounter, Obj: &expr.Counter{}})
 	}
-	rule := func(ch *nftables.Chain, e []expr.Any) {
+	rule := func(ch *nftables.Chain, e ...expr.Any) {
 		p.nft.AddRule(&nftables.Rule{Table: p.table, Chain: ch, Exprs: e})
 	}
+	own := p.nft.AddChain(&nftables.Chain{Name: listenerChain(l.Name), Table: p.table})
+	rule(c.dnat, append(udpTo(l), jump(own.Name))...)
 	for _, f := range families(l.Addr) {
+		vips := p.vipsOf(f, l)
+		if err := p.nft.AddSet(vips, vipElements(f, l.VIPs, nil)); err != nil {
+			return fmt.Errorf("kernelpath: set %s: %w", vips.Name, err)
+		}
+		rule(c.dnat, append(toVIPs(f, l), jump(own.Name))...)
 		if p.opts.IdleTimeout > 0 {
 			p.nft.AddObj(p.idleObj(f, l))
-			rule(c.dnat, idleRule(f, l))
+			rule(own, idleRule(f, l)...)
 		}
 	}
 	if p.opts.MaxFlows > 0 {
-		rule(c.dnat, refuseRule(l, p.opts.MaxFlows))
+		rule(own, refuseRule(l, p.opts.MaxFlows)...)
 	}
 	for _, f := range families(l.Addr) {
 		set := p.mapOf(f, l)
@@ -167,11 +178,26 @@ func (p *Path) addListener(c chains, l Listener) error {
 		if err := inChunks(set, elements(f, l.Buckets, nil), p.nft.SetAddElements); err != nil {
 			return err
 		}
-		rule(c.dnat, dnatRule(f, l, p.opts))
+		rule(own, dnatRule(f, l, p.opts)...)
 	}
-	rule(c.count, countRule(l, p.opts.CtMark, 0, "in"))
-	rule(c.count, countRule(l, p.opts.CtMark, 1, "out"))
+	rule(c.count, countRule(l, p.opts.CtMark, 0, "in")...)
+	rule(c.count, countRule(l, p.opts.CtMark, 1, "out")...)
 	return nil
+}
+
+func (p *Path) vipsOf(f family, l Listener) *nftables.Set {
+	return &nftables.Set{Table: p.table, Name: f.vipName(l.Name), KeyType: f.addrType}
+}
+
+// vipElements are the addresses of family f in vips that are not in old.
+func vipElements(f family, vips, old []netip.Addr) []nftables.SetElement {
+	var out []nftables.SetElement
+	for _, v := range vips {
+		if familyOf(v) == f.nfproto && !slices.Contains(old, v) {
+			out = append(out, nftables.SetElement{Key: v.Unmap().AsSlice()})
+		}
+	}
+	return out
 }
 
 func (p *Path) idleObj(f family, l Listener) *nftables.NamedObj {
@@ -249,6 +275,11 @@ func (p *Path) update(ls []Listener) error {
 	for _, l := range ls {
 		old := p.installed[l.Name].Buckets
 		for _, f := range families(l.Addr) {
+			n, err := p.updateVIPs(f, l, p.installed[l.Name].VIPs)
+			if err != nil {
+				return err
+			}
+			changed = changed || n > 0
 			set := p.mapOf(f, l)
 			del, add := gone(f, l.Buckets, old), elements(f, l.Buckets, old)
 			if err := inChunks(set, del, p.nft.SetDeleteElements); err != nil {
@@ -268,6 +299,24 @@ func (p *Path) update(ls []Listener) error {
 	}
 	p.remember(ls)
 	return nil
+}
+
+// updateVIPs queues the changes of l's VIPs of family f since old; it
+// returns how many.
+func (p *Path) updateVIPs(f family, l Listener, old []netip.Addr) (int, error) {
+	set := p.vipsOf(f, l)
+	add, del := vipElements(f, l.VIPs, old), vipElements(f, old, l.VIPs)
+	if len(del) > 0 {
+		if err := p.nft.SetDeleteElements(set, del); err != nil {
+			return 0, fmt.Errorf("kernelpath: set %s: %w", set.Name, err)
+		}
+	}
+	if len(add) > 0 {
+		if err := p.nft.SetAddElements(set, add); err != nil {
+			return 0, fmt.Errorf("kernelpath: set %s: %w", set.Name, err)
+		}
+	}
+	return len(add) + len(del), nil
 }
 
 // Counters reads every listener's counters.

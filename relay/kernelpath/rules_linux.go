@@ -40,6 +40,8 @@ func families(a netip.Addr) []family {
 
 func (f family) mapName(l string) string  { return "m" + f.name + "-" + l }
 func (f family) idleName(l string) string { return "idle" + f.name + "-" + l }
+func (f family) vipName(l string) string  { return "vip" + f.name + "-" + l }
+func listenerChain(l string) string       { return "l-" + l }
 func counterName(kind, l string) string   { return kind + "-" + l }
 func native32(v uint32) []byte            { return binaryutil.NativeEndian.PutUint32(v) }
 func be16(v uint16) []byte                { return binary.BigEndian.AppendUint16(nil, v) }
@@ -47,43 +49,62 @@ func cmpEq(reg uint32, data []byte) expr.Any {
 	return &expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: data}
 }
 
-// match selects datagrams of family f for listener l: UDP to its port and
-// address (every local address for a wildcard).
-func match(f family, l Listener) []expr.Any {
-	e := []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1}, cmpEq(1, []byte{f.nfproto}),
-	}
-	return append(e, udpTo(l)...)
+// isFamily selects packets of family f.
+func isFamily(f family) []expr.Any {
+	return []expr.Any{&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1}, cmpEq(1, []byte{f.nfproto})}
 }
 
-// udpTo selects UDP datagrams to l's port and address, of any family.
-func udpTo(l Listener) []expr.Any {
-	e := []expr.Any{
+// udpPort selects UDP datagrams to l's port.
+func udpPort(l Listener) []expr.Any {
+	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, cmpEq(1, []byte{unix.IPPROTO_UDP}),
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		cmpEq(1, be16(l.Port)),
 	}
+}
+
+// localDst selects packets to a local address.
+func localDst(op expr.CmpOp) []expr.Any {
+	return []expr.Any{
+		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: op, Register: 1, Data: native32(unix.RTN_LOCAL)},
+	}
+}
+
+// udpTo selects UDP datagrams to l's port and address, of any family
+// (every local address for a wildcard).
+func udpTo(l Listener) []expr.Any {
+	e := udpPort(l)
 	if l.Addr.IsUnspecified() {
-		return append(e,
-			&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
-			cmpEq(1, native32(unix.RTN_LOCAL)))
+		return append(e, localDst(expr.CmpOpEq)...)
 	}
 	f := families(l.Addr)[0]
-	a := l.Addr.Unmap()
+	e = append(e, isFamily(f)...)
 	return append(e,
-		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1}, cmpEq(1, []byte{f.nfproto}),
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: f.daddrOff, Len: f.addrLen},
-		cmpEq(1, a.AsSlice()))
+		cmpEq(1, l.Addr.Unmap().AsSlice()))
 }
+
+// toVIPs selects UDP datagrams of family f to l's port and one of its VIPs
+// that is not local (a local one is taken by udpTo already).
+func toVIPs(f family, l Listener) []expr.Any {
+	e := append(isFamily(f), udpPort(l)...)
+	e = append(e,
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: f.daddrOff, Len: f.addrLen},
+		&expr.Lookup{SourceRegister: 1, SetName: f.vipName(l.Name)})
+	return append(e, localDst(expr.CmpOpNeq)...)
+}
+
+func jump(chain string) expr.Any { return &expr.Verdict{Kind: expr.VerdictJump, Chain: chain} }
 
 // idleRule gives l's new flows of family f the idle timeout policy.
 func idleRule(f family, l Listener) []expr.Any {
-	return append(match(f, l), &expr.Objref{Type: int(nftables.ObjTypeCtTimeout), Name: f.idleName(l.Name)})
+	return append(isFamily(f), &expr.Objref{Type: int(nftables.ObjTypeCtTimeout), Name: f.idleName(l.Name)})
 }
 
 // refuseRule counts and drops l's new flows beyond max.
 func refuseRule(l Listener, max int) []expr.Any {
-	return append(udpTo(l),
+	return append([]expr.Any{},
 		&expr.Connlimit{Count: uint32(max), Flags: connlimitInvert},
 		&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: counterName("refused", l.Name)},
 		&expr.Verdict{Kind: expr.VerdictDrop})
@@ -93,7 +114,7 @@ func refuseRule(l Listener, max int) []expr.Any {
 // address (and port) picks a bucket, the map its backend.
 func dnatRule(f family, l Listener, o Options) []expr.Any {
 	const key = unix.NFT_REG32_00
-	e := append(match(f, l),
+	e := append(isFamily(f),
 		&expr.Payload{DestRegister: key, Base: expr.PayloadBaseNetworkHeader, Offset: f.saddrOff, Len: f.addrLen})
 	n := f.addrLen
 	if !o.KeyByAddressOnly {
