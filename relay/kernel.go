@@ -168,7 +168,7 @@ func (r *Relay) kernelListenersLocked() []kernelpath.Listener {
 			}
 		}
 		bound := r.Addr(l.Name)
-		out = append(out, kernelpath.Listener{Name: l.Name, Addr: bound.Addr(), Port: bound.Port(), Buckets: buckets})
+		out = append(out, kernelpath.Listener{Name: l.Name, Addr: bound.Addr(), Port: bound.Port(), Buckets: buckets, VIPs: r.vips})
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,6 +67,10 @@ type Backend struct {
 type Options struct {
 	Listeners []Listener
 	Backends  []Backend
+	// VIPs are the relay's LoadBalancer addresses. Only the kernel data path
+	// needs them (SetVIPs): where kube-proxy translates them to the node's
+	// own address, the relay's sockets get their datagrams anyway.
+	VIPs []netip.Addr
 	// KeyByAddressOnly hashes the client address only, so every port of a
 	// client lands on the same backend.
 	KeyByAddressOnly bool
@@ -108,6 +113,7 @@ type Relay struct {
 	tables   map[string]*atomic.Pointer[Table] // by listener name
 
 	kernel    *kernelpath.Path  // nil when off; guarded by mu
+	vips      []netip.Addr      // guarded by mu
 	kernelFwd map[ipFamily]bool // families the node forwards; guarded by mu
 
 	ready   chan struct{}
@@ -155,6 +161,9 @@ func New(opts Options) (*Relay, error) {
 	}
 	for _, l := range opts.Listeners {
 		r.tables[l.Name] = &atomic.Pointer[Table]{}
+	}
+	if err := r.SetVIPs(opts.VIPs); err != nil {
+		return nil, err
 	}
 	if err := r.SetBackends(opts.Backends); err != nil {
 		return nil, err
@@ -281,6 +290,23 @@ func (r *Relay) SetBackends(bs []Backend) error {
 	}
 	r.backends = next
 	r.rebuildLocked()
+	return nil
+}
+
+// SetVIPs replaces the relay's LoadBalancer addresses (see Options.VIPs).
+func (r *Relay) SetVIPs(vips []netip.Addr) error {
+	for _, v := range vips {
+		if !v.IsValid() || v.IsUnspecified() {
+			return fmt.Errorf("relay: VIP %s: invalid", v)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if slices.Equal(r.vips, vips) {
+		return nil
+	}
+	r.vips = slices.Clone(vips)
+	r.applyKernelLocked()
 	return nil
 }
 

@@ -279,6 +279,9 @@ func (a *Agent) apply(ctx context.Context, want map[Key]Want) {
 			case changed:
 				a.log.Info("backends changed", "relay", k.String(), "backends", backendNames(w.Backends))
 			}
+			if err := i.r.SetVIPs(w.VIPs); err != nil {
+				a.log.Warn("set addresses", "relay", k.String(), "err", err)
+			}
 		}
 	}
 	for k, m := range a.relayMet {

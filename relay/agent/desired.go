@@ -63,6 +63,9 @@ func (c Config) options(backends []relay.Backend) relay.Options {
 type Want struct {
 	Config   Config
 	Backends []relay.Backend // sorted by name
+	// VIPs are the Relay's addresses (status.addresses), for the kernel
+	// data path.
+	VIPs []netip.Addr `json:",omitempty"`
 }
 
 // Inputs are the API objects Desired reads.
@@ -95,9 +98,23 @@ func Desired(in Inputs) (map[Key]Want, []error) {
 		out[Key{Namespace: r.Namespace, Name: r.Name}] = Want{
 			Config:   ConfigOf(&r.Spec, in.Bind),
 			Backends: Backends(r, in.EndpointSlices),
+			VIPs:     vips(r.Status.Addresses),
 		}
 	}
 	return out, errs
+}
+
+// vips parses a Relay's status addresses, sorted; the controller writes
+// them, so one that does not parse is left out.
+func vips(addrs []string) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range addrs {
+		if a, err := netip.ParseAddr(s); err == nil {
+			out = append(out, a)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
 }
 
 // selects reports whether sel picks node; no selector picks every node, a

@@ -255,3 +255,13 @@ func TestConfigEqual(t *testing.T) {
 		})
 	}
 }
+
+func TestDesiredVIPs(t *testing.T) {
+	r := calls("a", "r")
+	r.Status.Addresses = []string{"2001:db8:100::200", "not-an-address", "198.51.100.200"}
+	got, _ := Desired(Inputs{Relays: []v1alpha1.Relay{r}, Bind: any6})
+	want := []netip.Addr{netip.MustParseAddr("198.51.100.200"), netip.MustParseAddr("2001:db8:100::200")}
+	if diff := cmp.Diff(want, got[Key{Namespace: "a", Name: "r"}].VIPs, cmpopts.EquateComparable(netip.Addr{})); diff != "" {
+		t.Errorf("VIPs (-want +got):\n%s", diff)
+	}
+}

@@ -87,7 +87,7 @@ func start(ctx context.Context, want Want, metrics *relay.Metrics, log *slog.Log
 
 func startOnce(ctx context.Context, want Want, metrics *relay.Metrics, log *slog.Logger, clk clock.WithTicker) (*instance, error) {
 	opts := want.Config.options(want.Backends)
-	opts.Metrics, opts.Logger, opts.Clock = metrics, log, clk
+	opts.Metrics, opts.Logger, opts.Clock, opts.VIPs = metrics, log, clk, want.VIPs
 	r, err := relay.New(opts)
 	if err != nil {
 		return nil, err
