@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kubectl and etcd from source through the Go module proxy, once,
+# Builds kube-apiserver, kubectl, kube-proxy and etcd from source through the Go module proxy, once,
 # into a cache directory keyed by version, and prints that directory.
-# A second run finds the binaries and does nothing.
+# A second run finds the binaries and does nothing; a cache missing one of them
+# builds only that one.
 set -euo pipefail
 
 KUBE_VERSION="${PIER_KUBE_VERSION:-v1.37.2}"
@@ -11,7 +12,16 @@ OUT="${CACHE_ROOT}/kube-${KUBE_VERSION}-etcd-${ETCD_VERSION}"
 
 log() { echo "controlplane: $*" >&2; }
 
-if [[ -x "$OUT/kube-apiserver" && -x "$OUT/kubectl" && -x "$OUT/etcd" ]]; then
+KUBE_CMDS=(kube-apiserver kubectl kube-proxy)
+
+have_kube() {
+	local cmd
+	for cmd in "${KUBE_CMDS[@]}"; do
+		[[ -x "$OUT/$cmd" ]] || return 1
+	done
+}
+
+if have_kube && [[ -x "$OUT/etcd" ]]; then
 	echo "$OUT"
 	exit 0
 fi
@@ -45,13 +55,14 @@ package tools
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 )
 GO
 	go mod tidy >/dev/null 2>&1 || go mod tidy
 	local pkg=k8s.io/component-base/version
 	local minor; minor="$(echo "$KUBE_VERSION" | cut -d. -f2)"
 	local ldflags="-s -w -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor}"
-	for cmd in kube-apiserver kubectl; do
+	for cmd in "${KUBE_CMDS[@]}"; do
 		[[ -x "$OUT/$cmd" ]] && continue
 		log "building $cmd ${KUBE_VERSION} (minutes on a cold cache)"
 		go build -trimpath -ldflags "$ldflags" -o "$OUT/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
@@ -85,5 +96,5 @@ GO
 }
 
 [[ -x "$OUT/etcd" ]] || build_etcd
-[[ -x "$OUT/kube-apiserver" && -x "$OUT/kubectl" ]] || build_kube
+have_kube || build_kube
 echo "$OUT"

@@ -46,7 +46,12 @@ type Options struct {
 	// SpeakerArgs are extra flags for every speaker.
 	SpeakerBinary string
 	SpeakerArgs   []string
-	Logger        *slog.Logger
+	// KubeProxy runs kube-proxy (nftables mode, built by
+	// hack/controlplane.sh beside kube-apiserver) on every node, so
+	// Services' NodePorts and LoadBalancer addresses are translated to
+	// their endpoints as in a real cluster.
+	KubeProxy bool
+	Logger    *slog.Logger
 }
 
 // Env is a running site with its control plane.
@@ -65,8 +70,11 @@ type Env struct {
 	speakerArgs []string
 	speakerBin  string
 	speakerKey  string
-	closing     chan struct{}
-	closeOnce   sync.Once
+	// KubeProxies are the kube-proxy processes, by node (Options.KubeProxy).
+	KubeProxies  []*lab.Process
+	kubeProxyBin string
+	closing      chan struct{}
+	closeOnce    sync.Once
 	// APIServer is the API server's address on the management network.
 	APIServer netip.AddrPort
 	// NodeKubeconfig is the kubeconfig node processes use (it reaches the
@@ -110,6 +118,11 @@ func Up(ctx context.Context, opts Options) (_ *Env, err error) {
 	}
 	if err = registerNodes(ctx, e.Client, e.Site); err != nil {
 		return nil, err
+	}
+	if opts.KubeProxy {
+		if err = e.installKubeProxies(ctx, opts.Cluster.BinDir); err != nil {
+			return nil, err
+		}
 	}
 	if opts.ControllerBinary != "" {
 		if err = e.installPier(ctx, opts.ControllerBinary); err != nil {

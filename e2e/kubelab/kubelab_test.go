@@ -2,6 +2,7 @@ package kubelab_test
 
 import (
 	"context"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,10 +11,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/pier-lb/pier/e2e/cluster"
 	"github.com/pier-lb/pier/e2e/kubelab"
+	"github.com/pier-lb/pier/e2e/lab"
 	"github.com/pier-lb/pier/e2e/prereq"
 )
 
@@ -117,4 +121,102 @@ func TestDemoServiceGetsAddress(t *testing.T) {
 	if diff := cmp.Diff([]string{"198.51.100.200", "2001:db8:100::200"}, got); diff != "" {
 		t.Errorf("addresses (-want +got):\n%s", diff)
 	}
+}
+
+// With Options.KubeProxy, kube-proxy (nftables) runs in every node: a
+// NodePort Service without selector, whose EndpointSlice lists the nodes'
+// echo servers, answers on every node's address at its NodePort, TCP and
+// UDP. Close stops the kube-proxies.
+func TestKubeProxyNodePort(t *testing.T) {
+	prereq.Root(t)
+	prereq.Tools(t, "nft")
+	if _, err := kubelab.KubeProxyBinary(""); err != nil {
+		prereq.Missing(t, "%v", err)
+	}
+	bins, err := kubelab.BuildBinaries(t.TempDir(), "pier-lab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	env, err := kubelab.Up(ctx, kubelab.Options{Nodes: 2, KubeProxy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if closed {
+			return
+		}
+		if t.Failed() {
+			for i, p := range env.KubeProxies {
+				t.Logf("kube-proxy node%d (tail):\n%s", i+1, p.OutputTail(30))
+			}
+		}
+		if err := env.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	env.StartEcho(t, bins["pier-lab"], ":8080", ":8081")
+	svc := nodePortService(t, ctx, env)
+	for i := range env.Site.Nodes {
+		v4, _ := lab.NodeAddrs(i + 1)
+		for _, p := range svc.Spec.Ports {
+			network := strings.ToLower(string(p.Protocol))
+			kubelab.Reach(t, env.Site.Client, network, netip.AddrPortFrom(v4.Addr(), uint16(p.NodePort)))
+		}
+	}
+	if err := env.Close(); err != nil {
+		t.Fatal(err)
+	}
+	closed = true
+	for i, p := range env.KubeProxies {
+		select {
+		case <-p.Done():
+		default:
+			t.Errorf("kube-proxy of node%d (pid %d) still runs after Close", i+1, p.Pid())
+		}
+	}
+}
+
+// nodePortService creates Service "echo" of type NodePort (8080/TCP,
+// 8081/UDP) without selector, and its EndpointSlice: every node's echo.
+func nodePortService(t *testing.T, ctx context.Context, env *kubelab.Env) *corev1.Service {
+	t.Helper()
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "echo", Namespace: "default"},
+		Spec: corev1.ServiceSpec{
+			Type:                  corev1.ServiceTypeNodePort,
+			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
+			Ports: []corev1.ServicePort{
+				{Name: "tcp", Protocol: corev1.ProtocolTCP, Port: 8080},
+				{Name: "udp", Protocol: corev1.ProtocolUDP, Port: 8081},
+			},
+		},
+	}
+	svc, err := env.Client.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: "echo-lab", Namespace: "default", Labels: map[string]string{
+			discoveryv1.LabelServiceName: "echo", discoveryv1.LabelManagedBy: "kubelab-test",
+		}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports: []discoveryv1.EndpointPort{
+			{Name: ptr.To("tcp"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(int32(8080))},
+			{Name: ptr.To("udp"), Protocol: ptr.To(corev1.ProtocolUDP), Port: ptr.To(int32(8081))},
+		},
+	}
+	for i, n := range env.Site.Nodes {
+		v4, _ := lab.NodeAddrs(i + 1)
+		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
+			Addresses: []string{v4.Addr().String()}, NodeName: ptr.To(n.Name),
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+		})
+	}
+	if _, err := env.Client.DiscoveryV1().EndpointSlices("default").Create(ctx, es, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return svc
 }
