@@ -86,14 +86,19 @@ func callsPPRelay() *v1alpha1.Relay {
 // LoadBalancer Service and so an address) and a relay on every node.
 func up(t testing.TB) *site {
 	t.Helper()
+	return upWith(t, kubelab.Options{SpeakerArgs: []string{"--local-vip", "--metrics-addr", "0"}})
+}
+
+// upWith is up with other lab options (speaker flags, kube-proxy); the
+// node count and the binaries are up's.
+func upWith(t testing.TB, opts kubelab.Options) *site {
+	t.Helper()
 	prereq.Root(t)
 	prereq.Tools(t, "arping")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	env, err := kubelab.Up(ctx, kubelab.Options{
-		Nodes: 3, ControllerBinary: binary(t, "pier-controller"), SpeakerBinary: binary(t, "pier-speaker"),
-		SpeakerArgs: []string{"--local-vip", "--metrics-addr", "0"},
-	})
+	opts.Nodes, opts.ControllerBinary, opts.SpeakerBinary = 3, binary(t, "pier-controller"), binary(t, "pier-speaker")
+	env, err := kubelab.Up(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
