@@ -127,12 +127,12 @@ func TestKubeProxy(t *testing.T) {
 		t.Logf("owner node%d (%s not on it): 100 UDP flows through %s: %v; TCP and IPv6 reach their owners, PROXY v2 carries the client", o+1, s.calls[0], s.calls[0], count(flows))
 	})
 
-	// (c) dataPath Kernel behind kube-proxy: flows must still reach their
-	// owners, UDP and TCP. Whether the kernel carried them (conntrack
-	// entries with the relay's mark on the owner) is measured, not asserted
-	// yet: here the Relay address is on no node, and both the kernel
-	// path's DNAT (dstnat - 10) and kube-proxy's (dstnat) may take a flow;
-	// the first one that translates it wins.
+	// (c) dataPath Kernel behind kube-proxy: flows still reach their
+	// owners, UDP and TCP, and the kernel path carried every UDP flow: the
+	// Relay address is on no node, so only the kernel path's match on the
+	// Relay's addresses (its chain at dstnat - 5, before kube-proxy's
+	// DNAT at dstnat) keeps kube-proxy from handing them to the relay's
+	// socket.
 	t.Run("dataPath Kernel behind kube-proxy", func(t *testing.T) {
 		s.useKernelPath(t)
 		vip := netip.AddrPortFrom(s.calls[0], 16384)
@@ -149,8 +149,12 @@ func TestKubeProxy(t *testing.T) {
 				carried++
 			}
 		}
+		kernelIn, userIn := s.kernelIn(t)-kernelBefore, s.userspaceUDPIn(t)-userBefore
 		t.Logf("owner node%d: %d of 100 flows through %s in conntrack with mark %#x (translated by the kernel path); pier_relay_kernel_packets_total in +%v, relays' UDP in +%v; flows by server %v",
-			o+1, carried, vip, relay.DefaultKernelCtMark, s.kernelIn(t)-kernelBefore, s.userspaceUDPIn(t)-userBefore, count(flows))
+			o+1, carried, vip, relay.DefaultKernelCtMark, kernelIn, userIn, count(flows))
+		if carried != 100 || userIn != 0 {
+			t.Errorf("behind kube-proxy the kernel path carried %d of 100 flows to the Relay address (relays' own UDP in +%v), want all", carried, userIn)
+		}
 		t.Logf("node%d netfilter base chains:\n%s", o+1, s.baseChains(t, o))
 	})
 }

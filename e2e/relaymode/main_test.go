@@ -1,8 +1,10 @@
 // Package relaymode runs Pier's relay end to end in the lab: the real
-// pier-controller, pier-speaker (--local-vip) and pier-relay binaries on
-// three nodes, a real control plane, calling-server stand-ins (`pier-lab
-// echo -name`) on backend hosts of the L2 segment, and a client behind the
-// router that reaches them through the Relay's announced address.
+// pier-controller, pier-speaker and pier-relay binaries on three nodes, a
+// real control plane, calling-server stand-ins (`pier-lab echo -name`) on
+// backend hosts of the L2 segment, and a client behind the router that
+// reaches them through the Relay's announced address. Most tests run the
+// speakers with --local-vip (the address on the announcing node, no
+// kube-proxy); kubeproxy_test.go runs real kube-proxy instead.
 package relaymode
 
 import (

@@ -14,9 +14,9 @@
 //
 // Per listener, in one table of family inet:
 //
-//	nat prerouting (-110)  UDP to the port and a local address, or to one of
+//	nat prerouting (-105)  UDP to the port and a local address, or to one of
 //	                       the listener's VIPs (addresses the node does not
-//	                       have, which kube-proxy's chains at -100 would
+//	                       have, which kube-proxy's NAT chain at -100 would
 //	                       otherwise translate to the node first): jump to
 //	the listener's chain   ct timeout set <the listener's idle timeout>
 //	                       ct count over MaxFlows: count and drop

@@ -128,6 +128,12 @@ func (p *Path) remember(ls []Listener) {
 	}
 }
 
+// dnatPriority places the DNAT chain before kube-proxy's (dstnat, -100),
+// so the Relay's addresses are translated to backends rather than to the
+// node, and after kube-proxy's pre-DNAT filter (dstnat - 10), so its checks
+// still see the address the client sent to.
+const dnatPriority = -105
+
 type chains struct{ dnat, count, snat *nftables.Chain }
 
 func (p *Path) addChains() chains {
@@ -136,7 +142,7 @@ func (p *Path) addChains() chains {
 			Priority: nftables.ChainPriorityRef(nftables.ChainPriority(prio))})
 	}
 	return chains{
-		dnat:  add("dnat", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, -110),
+		dnat:  add("dnat", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, dnatPriority),
 		count: add("count", nftables.ChainTypeFilter, nftables.ChainHookForward, 0),
 		snat:  add("snat", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, 110),
 	}
