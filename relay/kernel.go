@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/pier-lb/pier/relay/kernelpath"
@@ -45,6 +46,23 @@ var processTag = func() string {
 	return hex.EncodeToString(b)
 }()
 
+// anchored records the prefixes whose anchor table this process wrote.
+var anchored sync.Map
+
+// anchor writes, once per prefix, this process's anchor table
+// (kernelpath.Anchor): conntrack then stays in use while relays replace
+// their tables, and until the next pier-relay has written its own.
+func anchor(prefix string) error {
+	if _, done := anchored.Load(prefix); done {
+		return nil
+	}
+	if err := kernelpath.Anchor(fmt.Sprintf("%s_%s_anchor", prefix, processTag)); err != nil {
+		return err
+	}
+	anchored.Store(prefix, true)
+	return nil
+}
+
 // tableSeq numbers the tables of this process.
 var tableSeq atomic.Uint64
 
@@ -73,6 +91,9 @@ func (r *Relay) openKernel() error {
 	}
 	fwd, err := forwarding()
 	if err != nil {
+		return err
+	}
+	if err := anchor(k.TablePrefix); err != nil {
 		return err
 	}
 	p, err := kernelpath.New(kernelpath.Options{
@@ -175,7 +196,7 @@ func (r *Relay) kernelListenersLocked() []kernelpath.Listener {
 
 // applyKernelLocked writes the current tables into the kernel.
 func (r *Relay) applyKernelLocked() {
-	if r.kernel == nil {
+	if r.kernel == nil || r.kernelStopped {
 		return
 	}
 	if err := r.kernel.Apply(r.kernelListenersLocked()); err != nil {
@@ -201,6 +222,22 @@ func (r *Relay) forgetKernel(b *backend) {
 			continue
 		}
 		r.log.Info("kernel data path: flows to a down backend placed again", "backend", b.Name, "listener", l.Name, "flows", n)
+	}
+}
+
+// stopKernel makes the kernel place no new flow (they reach the draining
+// sockets) and keeps the table until closeKernel, at the end of Run: a
+// relay replacing this one has written its own by then, so conntrack stays
+// in use in the node's network namespace and the kernel's flows go on.
+func (r *Relay) stopKernel() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.kernel == nil {
+		return
+	}
+	r.kernelStopped = true
+	if err := r.kernel.Stop(); err != nil {
+		r.log.Error("kernel data path: stop", "err", err)
 	}
 }
 

@@ -127,8 +127,8 @@ func TestLabKernelPath(t *testing.T) {
 			t.Errorf("new client %s reached %s, want %s", src, got, want)
 		}
 	}
-	if n := kernelTables(t, node); n != 1 {
-		t.Errorf("%d kernel data path tables after the restart, want 1", n)
+	if n := kernelTables(t, node); n != 2 {
+		t.Errorf("%d kernel data path tables after the restart, want 2 (the new relay's and its process's anchor)", n)
 	}
 }
 

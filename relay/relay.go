@@ -112,9 +112,12 @@ type Relay struct {
 	backends map[string]*backend
 	tables   map[string]*atomic.Pointer[Table] // by listener name
 
-	kernel    *kernelpath.Path  // nil when off; guarded by mu
-	vips      []netip.Addr      // guarded by mu
-	kernelFwd map[ipFamily]bool // families the node forwards; guarded by mu
+	kernel *kernelpath.Path // nil when off; guarded by mu
+	vips   []netip.Addr     // guarded by mu
+	// kernelStopped: Run's context ended, the kernel takes no new flow;
+	// guarded by mu.
+	kernelStopped bool
+	kernelFwd     map[ipFamily]bool // families the node forwards; guarded by mu
 
 	ready   chan struct{}
 	addrsMu sync.Mutex
@@ -406,7 +409,8 @@ func (r *Relay) Run(ctx context.Context) error {
 	r.warnFileLimit()
 	var wg sync.WaitGroup
 	wg.Go(func() { r.healthLoop(ctx) })
-	wg.Go(func() { <-ctx.Done(); r.closeKernel() }) // stop taking new flows first
+	wg.Go(func() { <-ctx.Done(); r.stopKernel() }) // stop taking new flows first
+	defer r.closeKernel()
 	errs := make([]error, len(servers))
 	for i, s := range servers {
 		wg.Go(func() { errs[i] = s.serve(ctx) })

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -89,6 +90,41 @@ func TestKernelDataPath(t *testing.T) {
 		}
 		if d := s.userspaceUDPIn(t) - before; d < 1 {
 			t.Errorf("an IPv6 flow to IPv4 servers: relays' UDP in +%v, want it relayed in user space", d)
+		}
+	})
+
+	// A changed Relay spec replaces each node's relay instance (the old one
+	// drains): the new instance writes its table before the old one's goes,
+	// so a call the kernel carries never notices.
+	t.Run("relay replaced on a spec change keeps flows", func(t *testing.T) {
+		const x = 0
+		dst := netip.AddrPortFrom(nodeAddr(x), 16384)
+		c := startCall(t, cl, dst)
+		start := time.Now()
+		c.waitReplies(t, start, 25, 10*time.Second)
+		server := c.since(start)[0].server
+		series := `pier_relay_packets_total{direction="in",proto="udp",relay="voice/calls"}`
+		readBefore := s.relayMetric(t, x, series)
+		changed := time.Now()
+		r := callsRelay()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		must(t, s.env.Pier.Get(ctx, client.ObjectKeyFromObject(r), r))
+		r.Spec.Timeouts.UDPIdle = &metav1.Duration{Duration: 90 * time.Second}
+		must(t, s.env.Pier.Update(ctx, r))
+		time.Sleep(2 * time.Second) // the agents replace their relays
+		c.waitReplies(t, time.Now(), 25, 10*time.Second)
+		c.stop()
+		gap, _ := longestGap(c.since(changed))
+		read := s.relayMetric(t, x, series) - readBefore
+		for _, rp := range c.since(start) {
+			if rp.server != server {
+				t.Fatalf("call %s moved from %s to %s when the relay was replaced", c.f.src, server, rp.server)
+			}
+		}
+		t.Logf("relay replaced: call %s on %s, longest gap %v, %v of its datagrams read by a relay", c.f.src, server, gap.Round(time.Millisecond), read)
+		if gap > 300*time.Millisecond || read != 0 {
+			t.Errorf("call through node%d across the relay replacement: longest gap %v, %v datagrams through the relay", x+1, gap, read)
 		}
 	})
 

@@ -30,5 +30,11 @@
 // deletes the conntrack entries of a backend that went down so that its
 // flows are placed again on their next datagram.
 //
+// Anchor writes a table that only keeps NAT and conntrack on in the
+// network namespace: the kernel unhooks NAT when the namespace's last NAT
+// chain goes (and conntrack when its last user goes), and running flows
+// would then lose their translation and reach the relay's sockets until the
+// next table is written.
+//
 // Linux only; needs CAP_NET_ADMIN in the node's network namespace.
 package kernelpath

@@ -466,3 +466,32 @@ func TestKernelVIPs(t *testing.T) {
 		t.Errorf("no answer through the VIP %s that stayed", vip6)
 	}
 }
+
+// TestKernelStop: after Stop new flows reach the node's socket (none here:
+// unanswered) while placed flows go on; Apply brings placement back.
+func TestKernelStop(t *testing.T) {
+	tl := newLab(t)
+	p := tl.newPath(t, baseOptions("pier_test_stop"))
+	l := Listener{Name: "u", Addr: netip.IPv6Unspecified(), Port: listen, Buckets: table(size, tl.servers4)}
+	if err := p.Apply([]Listener{l}); err != nil {
+		t.Fatal(err)
+	}
+	vip := netip.AddrPortFrom(frontV4.Addr(), listen)
+	placed := tl.dial(t, netip.AddrPortFrom(clientV4.Addr(), 48000))
+	first := placed.ask(t, vip)
+	if err := tl.relay.Do(p.Stop); err != nil {
+		t.Fatal(err)
+	}
+	if got := placed.ask(t, vip); got != first || got == "" {
+		t.Errorf("placed flow answered by %q after Stop, want %s", got, first)
+	}
+	if got := tl.dial(t, netip.AddrPortFrom(clientV4.Addr(), 48001)).ask(t, vip); got != "" {
+		t.Errorf("a new flow was placed on %s after Stop", got)
+	}
+	if err := p.Apply([]Listener{l}); err != nil {
+		t.Fatal(err)
+	}
+	if got := tl.dial(t, netip.AddrPortFrom(clientV4.Addr(), 48002)).ask(t, vip); got == "" {
+		t.Error("no placement after Apply following Stop")
+	}
+}

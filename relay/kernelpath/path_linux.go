@@ -366,6 +366,34 @@ func (p *Path) counter(name string) (*expr.Counter, error) {
 	return nil, fmt.Errorf("kernelpath: counter %s of %s: unexpected object %T", name, p.opts.Table, o)
 }
 
+// Stop empties the maps and VIP sets: the kernel places no new flow (they
+// reach the relay's sockets), flows already placed go on. The table stays,
+// so conntrack stays in use in the network namespace until Close (deleting
+// the last table that uses it turns it off, and the kernel's running flows
+// would reach the sockets meanwhile). Apply after Stop writes everything
+// again.
+func (p *Path) Stop() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.installed == nil {
+		return nil
+	}
+	for _, l := range p.installed {
+		for _, f := range families(l.Addr) {
+			p.nft.FlushSet(p.mapOf(f, l))
+			p.nft.FlushSet(p.vipsOf(f, l))
+		}
+	}
+	if err := p.nft.Flush(); err != nil {
+		return fmt.Errorf("kernelpath: empty the maps of %s: %w", p.opts.Table, err)
+	}
+	for name, l := range p.installed {
+		l.Buckets, l.VIPs = make([]netip.AddrPort, len(l.Buckets)), nil
+		p.installed[name] = l
+	}
+	return nil
+}
+
 // Close deletes the table and closes the sockets. Flows already placed go
 // on (their NAT is in conntrack) until they idle out or Forget ends them.
 func (p *Path) Close() error {
@@ -382,6 +410,29 @@ func (p *Path) Close() error {
 	}
 	p.ct.Close()
 	return errors.Join(err, p.nft.CloseLasting())
+}
+
+// Anchor writes a table (named table) that keeps conntrack and NAT on in
+// the calling thread's network namespace for as long as it exists. The
+// kernel unhooks NAT in a namespace when its last NAT chain goes, and
+// conntrack when its last user goes; the flows it carries would then lose
+// their translation and reach the relay's sockets until the next table is
+// written (a relay replaced, or restarted). It holds an empty NAT chain
+// and one ct rule in a chain no packet passes through.
+func Anchor(table string) error {
+	nft, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("kernelpath: nftables: %w", err)
+	}
+	t := nft.AddTable(&nftables.Table{Name: table, Family: nftables.TableFamilyINet})
+	nft.AddChain(&nftables.Chain{Name: "nat", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(dnatPriority)})
+	c := nft.AddChain(&nftables.Chain{Name: "conntrack", Table: t})
+	nft.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: []expr.Any{&expr.Ct{Key: expr.CtKeySTATE, Register: 1}}})
+	if err := nft.Flush(); err != nil {
+		return fmt.Errorf("kernelpath: write anchor table %s: %w", table, err)
+	}
+	return nil
 }
 
 // RemoveTables deletes every inet table whose name starts with prefix but

@@ -20,6 +20,10 @@ func (p *Path) Forget(netip.AddrPort) (int, error)     { return 0, errNotLinux }
 func (p *Path) Flows() (map[uint16]int, error)         { return nil, errNotLinux }
 func (p *Path) Counters() (map[string]Counters, error) { return nil, errNotLinux }
 func (p *Path) Close() error                           { return nil }
+func (p *Path) Stop() error                            { return nil }
+
+// Anchor does nothing off Linux.
+func Anchor(string) error { return nil }
 
 // RemoveTables does nothing off Linux.
 func RemoveTables(prefix, keep string) error { return nil }
