@@ -50,7 +50,7 @@ var processTag = func() string {
 var anchored sync.Map
 
 // anchor writes, once per prefix, this process's anchor table
-// (kernelpath.Anchor): conntrack then stays in use while relays replace
+// (kernelpath.Anchor): NAT and conntrack then stay on while relays replace
 // their tables, and until the next pier-relay has written its own.
 func anchor(prefix string) error {
 	if _, done := anchored.Load(prefix); done {
@@ -69,11 +69,11 @@ var tableSeq atomic.Uint64
 // RemoveStaleKernelTables deletes the nftables tables named with prefix
 // that this process did not write: those an earlier relay process left
 // behind (a SIGKILLed relay cannot delete its own). Call it once this
-// process's relays have written their tables (Ready): deleting the last
-// table that uses conntrack in a network namespace turns conntrack off
-// there until the next one is written, and the kernel's flows would fall
-// to the relay's sockets meanwhile. Flows already translated keep going:
-// their NAT lives in conntrack, not in the table.
+// process's relays have written their tables (Ready): deleting a
+// namespace's last NAT chain unhooks NAT there until the next one is
+// written, and the kernel's flows would lose their translation and fall to
+// the relay's sockets meanwhile. Otherwise flows already translated keep
+// going: their NAT lives in conntrack, not in the table.
 func RemoveStaleKernelTables(prefix string) error {
 	return kernelpath.RemoveTables(prefix+"_", prefix+"_"+processTag+"_")
 }
@@ -227,8 +227,8 @@ func (r *Relay) forgetKernel(b *backend) {
 
 // stopKernel makes the kernel place no new flow (they reach the draining
 // sockets) and keeps the table until closeKernel, at the end of Run: a
-// relay replacing this one has written its own by then, so conntrack stays
-// in use in the node's network namespace and the kernel's flows go on.
+// relay replacing this one has written its own by then (and the process's
+// anchor table keeps NAT hooked regardless), so the kernel's flows go on.
 func (r *Relay) stopKernel() {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -194,8 +194,8 @@ func (a *Agent) loop(ctx context.Context, r client.Reader, bind netip.Addr) erro
 
 // removeStaleTables deletes, once, the kernel data path tables an earlier
 // pier-relay left, after this one's relays have written theirs (so that
-// conntrack stays on in the node's network namespace and the kernel's
-// flows go on).
+// NAT stays hooked in the node's network namespace and the kernel's flows
+// go on).
 func (a *Agent) removeStaleTables() {
 	if a.staleRemoved {
 		return

@@ -367,11 +367,9 @@ func (p *Path) counter(name string) (*expr.Counter, error) {
 }
 
 // Stop empties the maps and VIP sets: the kernel places no new flow (they
-// reach the relay's sockets), flows already placed go on. The table stays,
-// so conntrack stays in use in the network namespace until Close (deleting
-// the last table that uses it turns it off, and the kernel's running flows
-// would reach the sockets meanwhile). Apply after Stop writes everything
-// again.
+// reach the relay's sockets), flows already placed go on. The table stays
+// until Close, so its NAT chains keep NAT hooked in the network namespace
+// (see Anchor). Apply after Stop writes everything again.
 func (p *Path) Stop() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
