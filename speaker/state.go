@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
+
+	"github.com/pier-lb/pier/internal/daemon"
 )
 
 // state is what the speaker keeps on the node so that it can announce after
@@ -43,15 +44,8 @@ func saveState(path string, st state) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("write state %s: %w", path, err)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("write state %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write state %s: %w", path, err)
+	if err := daemon.WriteFileAtomic(path, data, 0o755); err != nil {
+		return fmt.Errorf("write state: %w", err)
 	}
 	return nil
 }

@@ -7,10 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/pier-lb/pier/internal/daemon"
 )
 
 // StateFile is the name of the file the agent keeps in Options.StateDir.
@@ -68,31 +69,11 @@ func loadState(path string) (map[Key]Want, error) {
 	return out, nil
 }
 
-// writeState writes data atomically (a temporary file in the same
-// directory, then a rename): a crash leaves the old file or the new one.
+// writeState writes data atomically: a crash leaves the old file or the
+// new one.
 func writeState(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("write state %s: %w", path, err)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write state %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write state %s: %w", path, err)
+	if err := daemon.WriteFileAtomic(path, data, 0o700); err != nil {
+		return fmt.Errorf("write state: %w", err)
 	}
 	return nil
 }

@@ -7,8 +7,9 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
+
+	"github.com/pier-lb/pier/internal/daemon"
 )
 
 // readState returns the addresses recorded in path; a missing file is an
@@ -39,45 +40,8 @@ func writeState(path string, addrs []netip.Addr) error {
 	if err != nil {
 		return fmt.Errorf("write state %s: %w", path, err)
 	}
-	if err := replaceFile(path, append(b, '\n')); err != nil {
-		return fmt.Errorf("write state %s: %w", path, err)
+	if err := daemon.WriteFileAtomic(path, append(b, '\n'), 0o755); err != nil {
+		return fmt.Errorf("write state: %w", err)
 	}
 	return nil
-}
-
-func replaceFile(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
-}
-
-// syncDir makes the rename durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
