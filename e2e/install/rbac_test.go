@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 
 	"github.com/pier-lb/pier/e2e/cluster"
 	"github.com/pier-lb/pier/e2e/kubelab"
+	"github.com/pier-lb/pier/e2e/lab"
 )
 
 // access is one question to the API server's authorizer: may the component
@@ -230,7 +230,7 @@ func TestControllerRunsOnItsRBAC(t *testing.T) {
 	run(t, nil, kubectl, kubeArgs(c, "apply", "--server-side", "-k", filepath.Join(repo, "manifests", "overlays", "l2", "config"))...)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncBuffer
+	var logs lab.SyncBuffer
 	cmd := exec.CommandContext(ctx, bins["pier-controller"], "--kubeconfig", kubeconfig, "--namespace", sys,
 		"--webhook=false", "--metrics-addr=0", "--health-addr=0")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -313,22 +313,4 @@ func serviceAccountKubeconfig(t *testing.T, c *cluster.Cluster, sa string) strin
 		t.Fatal(err)
 	}
 	return path
-}
-
-// syncBuffer collects a process's output written from two pipes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

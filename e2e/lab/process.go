@@ -16,7 +16,7 @@ import (
 type Process struct {
 	Host *Host
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *SyncBuffer
 	done chan struct{}
 	err  error
 }
@@ -42,7 +42,7 @@ func (h *Host) Run(ctx context.Context, name string, args ...string) (string, er
 // Start runs a long-lived program inside the host. Its output is kept (see
 // Output); the lab stops it on Close.
 func (h *Host) Start(name string, args ...string) (*Process, error) {
-	p := &Process{Host: h, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &Process{Host: h, out: &SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = h.Command(context.Background(), name, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
@@ -88,18 +88,20 @@ func (p *Process) Stop() error {
 	return p.err
 }
 
-type syncBuffer struct {
+// SyncBuffer collects a process's output: safe to read while the process
+// writes to it from its stdout and stderr pipes.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
