@@ -181,7 +181,7 @@ func (p *Path) addListener(c chains, l Listener) error {
 		if err := p.nft.AddSet(set, nil); err != nil {
 			return fmt.Errorf("kernelpath: map %s: %w", set.Name, err)
 		}
-		if err := inChunks(set, elements(f, l.Buckets, nil), p.nft.SetAddElements); err != nil {
+		if err := inChunks(set, changed(f, l.Buckets, nil, true), p.nft.SetAddElements); err != nil {
 			return err
 		}
 		rule(own, dnatRule(f, l, p.opts)...)
@@ -230,34 +230,27 @@ func inChunks(set *nftables.Set, elems []nftables.SetElement, op func(*nftables.
 	for len(elems) > 0 {
 		n := min(chunk, len(elems))
 		if err := op(set, elems[:n]); err != nil {
-			return fmt.Errorf("kernelpath: map %s: %w", set.Name, err)
+			return fmt.Errorf("kernelpath: set %s: %w", set.Name, err)
 		}
 		elems = elems[n:]
 	}
 	return nil
 }
 
-// elements are the map elements of family f for buckets whose backend
-// differs from old (all of them when old is nil).
-func elements(f family, buckets, old []netip.AddrPort) []nftables.SetElement {
+// changed are the map elements of family f for the buckets of to whose
+// backend differs in from (every bucket of to when from is nil), with their
+// values when withValues (to add them; deleting needs the keys only).
+func changed(f family, to, from []netip.AddrPort, withValues bool) []nftables.SetElement {
 	var out []nftables.SetElement
-	for i, b := range buckets {
-		if old != nil && old[i] == b || !b.IsValid() || familyOf(b.Addr()) != f.nfproto {
+	for i, b := range to {
+		if from != nil && from[i] == b || !b.IsValid() || familyOf(b.Addr()) != f.nfproto {
 			continue
 		}
-		out = append(out, nftables.SetElement{Key: native32(uint32(i)), Val: value(b)})
-	}
-	return out
-}
-
-// gone are the elements of family f in old whose bucket changed in buckets.
-func gone(f family, buckets, old []netip.AddrPort) []nftables.SetElement {
-	var out []nftables.SetElement
-	for i, b := range old {
-		if buckets[i] == b || !b.IsValid() || familyOf(b.Addr()) != f.nfproto {
-			continue
+		e := nftables.SetElement{Key: native32(uint32(i))}
+		if withValues {
+			e.Val = value(b)
 		}
-		out = append(out, nftables.SetElement{Key: native32(uint32(i))})
+		out = append(out, e)
 	}
 	return out
 }
@@ -277,7 +270,7 @@ func value(b netip.AddrPort) []byte {
 }
 
 func (p *Path) update(ls []Listener) error {
-	changed := false
+	dirty := false
 	for _, l := range ls {
 		old := p.installed[l.Name].Buckets
 		for _, f := range families(l.Addr) {
@@ -285,19 +278,19 @@ func (p *Path) update(ls []Listener) error {
 			if err != nil {
 				return err
 			}
-			changed = changed || n > 0
+			dirty = dirty || n > 0
 			set := p.mapOf(f, l)
-			del, add := gone(f, l.Buckets, old), elements(f, l.Buckets, old)
+			del, add := changed(f, old, l.Buckets, false), changed(f, l.Buckets, old, true)
 			if err := inChunks(set, del, p.nft.SetDeleteElements); err != nil {
 				return err
 			}
 			if err := inChunks(set, add, p.nft.SetAddElements); err != nil {
 				return err
 			}
-			changed = changed || len(del)+len(add) > 0
+			dirty = dirty || len(del)+len(add) > 0
 		}
 	}
-	if !changed {
+	if !dirty {
 		return nil
 	}
 	if err := p.nft.Flush(); err != nil {
@@ -312,15 +305,11 @@ func (p *Path) update(ls []Listener) error {
 func (p *Path) updateVIPs(f family, l Listener, old []netip.Addr) (int, error) {
 	set := p.vipsOf(f, l)
 	add, del := vipElements(f, l.VIPs, old), vipElements(f, old, l.VIPs)
-	if len(del) > 0 {
-		if err := p.nft.SetDeleteElements(set, del); err != nil {
-			return 0, fmt.Errorf("kernelpath: set %s: %w", set.Name, err)
-		}
+	if err := inChunks(set, del, p.nft.SetDeleteElements); err != nil {
+		return 0, err
 	}
-	if len(add) > 0 {
-		if err := p.nft.SetAddElements(set, add); err != nil {
-			return 0, fmt.Errorf("kernelpath: set %s: %w", set.Name, err)
-		}
+	if err := inChunks(set, add, p.nft.SetAddElements); err != nil {
+		return 0, err
 	}
 	return len(add) + len(del), nil
 }
