@@ -1,4 +1,4 @@
-package bgpmode
+package lab
 
 import "testing"
 
@@ -38,7 +38,7 @@ device1    Device     ---        up     17:37:08.265
 node1      BGP        ---        up     17:37:10.237  Established   
 `, false},
 	} {
-		if got := sameBirdSessions(before, tc.after); got != tc.same {
+		if got := SameBirdSessions(before, tc.after); got != tc.same {
 			t.Errorf("%s: sameBirdSessions = %v, want %v", tc.name, got, tc.same)
 		}
 	}
