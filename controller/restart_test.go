@@ -69,13 +69,14 @@ func TestRestartsNeverMoveAddresses(t *testing.T) {
 
 	ctx, stopChurn := context.WithCancel(context.Background())
 	var churned sync.WaitGroup
-	churned.Go(func() { churn(ctx, t, e, 600) })
+	var churnDone atomic.Bool // all 600 created: no new assignment to wait for
+	churned.Go(func() { churn(ctx, t, e, 600); churnDone.Store(true) })
 
 	for r := range 20 {
 		stop := e.startController()
 		before := h.assigned.Load()
 		err := wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-			return h.assigned.Load() >= before+5 || ctx.Err() != nil, nil
+			return h.assigned.Load() >= before+5 || churnDone.Load(), nil
 		})
 		if err != nil {
 			t.Fatalf("restart %d: no progress (%d assigned)", r, h.assigned.Load())
