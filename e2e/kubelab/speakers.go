@@ -39,9 +39,18 @@ func (e *Env) installSpeakers(ctx context.Context, bin string) error {
 	return nil
 }
 
+// speakerNice is the speakers' scheduling priority in the lab. The lab runs
+// every node's processes, the control plane and parallel test packages
+// (race-instrumented) on the machine's few shared cores; at nice 0 a
+// speaker can wait long enough for a CPU that its peers declare it dead
+// (FastLAN: about 160 ms without an answer, see speaker/members) and its
+// addresses move, which a node's cgroups (the speaker Pod's CPU request)
+// prevent on a real cluster. A UDP flood at one relay did that in CI.
+const speakerNice = "-5"
+
 // StartSpeaker starts (or restarts) the speaker of node i (0-based) with
-// Options.SpeakerArgs and extra flags. Its state directory survives
-// restarts.
+// Options.SpeakerArgs and extra flags, at speakerNice. Its state directory
+// survives restarts.
 func (e *Env) StartSpeaker(i int, extra ...string) (*lab.Process, error) {
 	n := e.Site.Nodes[i]
 	v4, _ := lab.NodeAddrs(i + 1)
@@ -51,7 +60,7 @@ func (e *Env) StartSpeaker(i int, extra ...string) (*lab.Process, error) {
 		"--memberlist-key-file", e.speakerKey,
 		"--state-dir", filepath.Join(e.Cluster.Dir, "speaker-"+n.Name),
 	}, slices.Concat(e.speakerArgs, extra)...)
-	p, err := n.Start(e.speakerBin, args...)
+	p, err := n.Start("nice", append([]string{"-n", speakerNice, e.speakerBin}, args...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -166,6 +166,11 @@ func (s *site) close(t testing.TB) {
 				t.Logf("relay node%d output (tail):\n%s", i+1, p.OutputTail(30))
 			}
 		}
+		for i, p := range s.env.Speakers {
+			if p != nil {
+				t.Logf("speaker node%d output (tail):\n%s", i+1, p.OutputTail(20))
+			}
+		}
 		t.Logf("controller output (tail):\n%s", s.env.ControllerProcess().OutputTail(20))
 	}
 	if err := s.env.Close(); err != nil {
