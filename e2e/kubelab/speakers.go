@@ -45,7 +45,8 @@ func (e *Env) installSpeakers(ctx context.Context, bin string) error {
 // speaker can wait long enough for a CPU that its peers declare it dead
 // (FastLAN: about 160 ms without an answer, see speaker/members) and its
 // addresses move, which a node's cgroups (the speaker Pod's CPU request)
-// prevent on a real cluster. A UDP flood at one relay did that in CI.
+// prevent on a real cluster. That is the likely cause of a CI failure
+// of relaymode's TestFlood (the flood's address seemed to move mid-flood).
 const speakerNice = "-5"
 
 // StartSpeaker starts (or restarts) the speaker of node i (0-based) with
