@@ -40,6 +40,9 @@ type NodeOptions struct {
 	BindAddr  netip.Addr
 	BindPort  int
 	SecretKey []byte
+	// SecondaryKeys are gossip keys accepted besides SecretKey during a
+	// key rotation (members.Options.SecondaryKeys).
+	SecondaryKeys [][]byte
 	// RouterID is the BGP identifier (an IPv4 address); default BindAddr
 	// when that is IPv4. Without either, BGP is off on this node.
 	RouterID netip.Addr
@@ -83,7 +86,8 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	}
 	mem, err := members.New(members.Options{
 		Name: o.NodeName, BindAddr: o.BindAddr, BindPort: o.BindPort, SecretKey: o.SecretKey,
-		Logger: o.Logger, Metrics: members.NewMetrics(o.Registry),
+		SecondaryKeys: o.SecondaryKeys,
+		Logger:        o.Logger, Metrics: members.NewMetrics(o.Registry),
 	})
 	if err != nil {
 		return err

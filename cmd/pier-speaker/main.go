@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -35,7 +36,7 @@ func main() {
 	routerID := flag.String("router-id", "", "BGP router ID, an IPv4 address (default: --bind-addr when it is IPv4; without one BGP is off)")
 	flag.DurationVar(&o.BGPWarnAfter, "bgp-warn-after", 0, "how long a BGP session may stay down before the speaker warns (0: 30s)")
 	flag.IntVar(&o.BindPort, "bind-port", 7946, "memberlist port (TCP and UDP)")
-	keyFile := flag.String("memberlist-key-file", "/etc/pier/memberlist/key", "file holding the 16, 24 or 32 byte gossip key (a mounted Secret)")
+	keyFile := flag.String("memberlist-key-file", "/etc/pier/memberlist/key", "file holding the 16, 24 or 32 byte gossip key (a mounted Secret); FILE-next and FILE-previous, when present, are accepted too (key rotation)")
 	flag.BoolVar(&o.LocalVIP, "local-vip", false, "put owned addresses on lo so processes on this node accept their traffic")
 	flag.StringVar(&o.StateDir, "state-dir", "/var/lib/pier", "where the speaker keeps what it announces across restarts")
 	flag.DurationVar(&o.Periodic, "periodic-gratuitous", 0, "re-announce owned addresses this often (0: only on takeover)")
@@ -81,10 +82,31 @@ func setup(o *speaker.NodeOptions, kubeconfig, bind, routerID, keyFile string) e
 			return fmt.Errorf("--router-id %q: want an IPv4 address", routerID)
 		}
 	}
-	if o.SecretKey, err = os.ReadFile(keyFile); err != nil {
-		return err
+	o.SecretKey, o.SecondaryKeys, err = readKeys(keyFile)
+	return err
+}
+
+// readKeys reads the gossip key and the keys accepted beside it while a
+// key is rotated: FILE-next (step 1: every speaker learns the new key),
+// FILE-previous (step 2: the new key encrypts, the old one is still
+// understood). Missing ones are skipped.
+func readKeys(keyFile string) ([]byte, [][]byte, error) {
+	key, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("memberlist key: %w", err)
 	}
-	return nil
+	var others [][]byte
+	for _, suffix := range []string{"-next", "-previous"} {
+		k, err := os.ReadFile(keyFile + suffix)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			return nil, nil, fmt.Errorf("memberlist key: %w", err)
+		default:
+			others = append(others, k)
+		}
+	}
+	return key, others, nil
 }
 
 func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) {

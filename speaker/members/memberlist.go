@@ -30,6 +30,7 @@ type Members struct {
 	name    string
 	bind    netip.AddrPort
 	key     []byte
+	others  [][]byte // accepted, never used to encrypt
 	timers  Timers
 	log     *slog.Logger
 	metrics *Metrics
@@ -65,6 +66,7 @@ func New(opts Options) (*Members, error) {
 		name:         opts.Name,
 		bind:         netip.AddrPortFrom(opts.BindAddr.Unmap(), uint16(opts.BindPort)),
 		key:          bytes.Clone(opts.SecretKey),
+		others:       cloneKeys(opts.SecondaryKeys),
 		timers:       opts.Timers,
 		log:          opts.Logger,
 		metrics:      opts.Metrics,
@@ -157,7 +159,12 @@ func (m *Members) create(gen int) (*memberlist.Memberlist, error) {
 	if err != nil {
 		return nil, fmt.Errorf("members %s: %w", m.name, err)
 	}
-	ml, err := memberlist.Create(m.config(gen, t, logger))
+	c, err := m.config(gen, t, logger)
+	if err != nil {
+		_ = t.Shutdown()
+		return nil, fmt.Errorf("members %s: %w", m.name, err)
+	}
+	ml, err := memberlist.Create(c)
 	if err != nil {
 		_ = t.Shutdown()
 		return nil, fmt.Errorf("members %s: create on %s: %w", m.name, m.bind, err)
@@ -165,7 +172,7 @@ func (m *Members) create(gen int) (*memberlist.Memberlist, error) {
 	return ml, nil
 }
 
-func (m *Members) config(gen int, t memberlist.Transport, logger *log.Logger) *memberlist.Config {
+func (m *Members) config(gen int, t memberlist.Transport, logger *log.Logger) (*memberlist.Config, error) {
 	c := memberlist.DefaultLANConfig()
 	c.Name = m.name
 	c.Transport = t
@@ -173,11 +180,28 @@ func (m *Members) config(gen int, t memberlist.Transport, logger *log.Logger) *m
 	c.AdvertiseAddr, c.AdvertisePort = c.BindAddr, c.BindPort
 	c.Label = label
 	c.SecretKey = bytes.Clone(m.key)
+	if len(m.others) > 0 {
+		// The keyring decrypts with any of its keys and encrypts with its
+		// primary, which memberlist sets to SecretKey.
+		kr, err := memberlist.NewKeyring(cloneKeys(m.others), bytes.Clone(m.key))
+		if err != nil {
+			return nil, fmt.Errorf("keyring: %w", err)
+		}
+		c.Keyring = kr
+	}
 	c.Logger = logger
 	h := &hooks{m: m, gen: gen}
 	c.Delegate, c.Events, c.Conflict = h, h, h
 	m.timers.apply(c)
-	return c
+	return c, nil
+}
+
+func cloneKeys(keys [][]byte) [][]byte {
+	out := make([][]byte, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, bytes.Clone(k))
+	}
+	return out
 }
 
 func (t Timers) apply(c *memberlist.Config) {

@@ -37,7 +37,12 @@ type Options struct {
 	// authenticates every gossip packet and stream (from a Kubernetes
 	// Secret). Required unless Insecure is set.
 	SecretKey []byte
-	Insecure  bool
+	// SecondaryKeys are accepted besides SecretKey but never used to
+	// encrypt: during a key rotation, speakers restarted with the new key
+	// and those still on the old one must understand each other (see
+	// Keyring). Each is 16, 24 or 32 bytes; they need SecretKey.
+	SecondaryKeys [][]byte
+	Insecure      bool
 	// Meta is this member's metadata, gossiped with it (at most
 	// memberlist.MetaMaxSize bytes); see SetMeta.
 	Meta []byte
@@ -192,6 +197,9 @@ func (o *Options) validate() error {
 	if err := checkKey(o.SecretKey, o.Insecure); err != nil {
 		return err
 	}
+	if err := checkSecondaryKeys(o.SecondaryKeys, o.SecretKey); err != nil {
+		return err
+	}
 	if err := checkMeta(o.Meta); err != nil {
 		return err
 	}
@@ -211,6 +219,18 @@ func checkKey(key []byte, insecure bool) error {
 		return fmt.Errorf("both a secret key and Insecure: %w", ErrInvalid)
 	case len(key) != 16 && len(key) != 24 && len(key) != 32:
 		return fmt.Errorf("secret key of %d bytes: want 16, 24 or 32: %w", len(key), ErrInvalid)
+	}
+	return nil
+}
+
+func checkSecondaryKeys(keys [][]byte, primary []byte) error {
+	if len(keys) > 0 && len(primary) == 0 {
+		return fmt.Errorf("secondary keys without a secret key: %w", ErrInvalid)
+	}
+	for i, k := range keys {
+		if len(k) != 16 && len(k) != 24 && len(k) != 32 {
+			return fmt.Errorf("secondary key %d of %d bytes: want 16, 24 or 32: %w", i, len(k), ErrInvalid)
+		}
 	}
 	return nil
 }
