@@ -5,11 +5,12 @@ GO ?= go
 GOTESTFLAGS ?= -race -count=1 -timeout 30m
 CONTROLPLANE_DIR = $(shell bash hack/controlplane.sh)
 TOOLS_DIR = $(shell bash hack/tools.sh)
+NODES_DIR = $(shell bash hack/nodes.sh)
 IMAGE ?= ghcr.io/pier-lb/pier:v0.1.0
 
 CONTROLLER_GEN = $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 
-.PHONY: all build deps controlplane tools image demo test lint generate verify-generated lab-clean
+.PHONY: all build deps controlplane tools nodes image demo test lint generate verify-generated lab-clean
 
 all: build
 
@@ -25,6 +26,10 @@ controlplane:
 # helm for the install tests (kustomize is kubectl's).
 tools:
 	@bash hack/tools.sh >/dev/null
+
+# CNI plugins and crictl for the pods lab's nodes.
+nodes:
+	@bash hack/nodes.sh >/dev/null
 
 # The image as a tarball (docker load, kind load image-archive), no Docker engine needed.
 image:
@@ -51,8 +56,8 @@ lint: verify-generated
 	@unformatted="$$(gofmt -l .)"; if [[ -n "$$unformatted" ]]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
-test: deps controlplane tools lint
-	PIER_CONTROLPLANE_DIR=$(CONTROLPLANE_DIR) PIER_TOOLS_DIR=$(TOOLS_DIR) $(GO) test $(GOTESTFLAGS) ./...
+test: deps controlplane tools nodes lint
+	PIER_CONTROLPLANE_DIR=$(CONTROLPLANE_DIR) PIER_TOOLS_DIR=$(TOOLS_DIR) PIER_NODES_DIR=$(NODES_DIR) $(GO) test $(GOTESTFLAGS) ./...
 
 lab-clean:
 	$(GO) run ./cmd/pier-lab clean

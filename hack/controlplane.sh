@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kubectl, kube-proxy and etcd from source through the Go module proxy, once,
+# Builds kube-apiserver, kubectl, kube-proxy, the pods lab's kubelet,
+# kube-controller-manager and kube-scheduler, and etcd from source through the Go module proxy, once,
 # into a cache directory keyed by version, and prints that directory.
 # A second run finds the binaries and does nothing; a cache missing one of them
 # builds only that one.
@@ -12,7 +13,7 @@ OUT="${CACHE_ROOT}/kube-${KUBE_VERSION}-etcd-${ETCD_VERSION}"
 
 log() { echo "controlplane: $*" >&2; }
 
-KUBE_CMDS=(kube-apiserver kubectl kube-proxy)
+KUBE_CMDS=(kube-apiserver kubectl kube-proxy kubelet kube-controller-manager kube-scheduler)
 
 have_kube() {
 	local cmd
@@ -56,6 +57,9 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kubectl"
 	_ "k8s.io/kubernetes/cmd/kube-proxy"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 )
 GO
 	go mod tidy >/dev/null 2>&1 || go mod tidy

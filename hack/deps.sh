@@ -8,6 +8,7 @@ PACKAGES=(
 	frr bird2                             # real BGP routers
 	socat iperf3 nginx-light libnginx-mod-stream # reference relays and traffic
 	shellcheck                            # lints e2e/kind/lab.sh (e2e/install)
+	containerd runc docker-registry       # the pods lab: node runtimes, the site registry
 )
 
 missing=()

@@ -25,6 +25,8 @@ type pki struct {
 	AdminCert, AdminKey              string
 	SAKey                            string // RSA, PEM; the API server derives the public half
 	caPEM, adminCertPEM, adminKeyPEM []byte
+	ca                               *x509.Certificate
+	caKey                            *ecdsa.PrivateKey
 }
 
 func writePKI(dir string, serve []netip.Addr) (*pki, error) {
@@ -42,7 +44,7 @@ func writePKI(dir string, serve []netip.Addr) (*pki, error) {
 	}
 	ca, _ := x509.ParseCertificate(caDER)
 
-	p := &pki{}
+	p := &pki{ca: ca, caKey: caKey}
 	p.caPEM = pemBlock("CERTIFICATE", caDER)
 
 	srvTmpl := certTemplate("kube-apiserver")
@@ -119,4 +121,18 @@ func issue(tmpl, ca *x509.Certificate, caKey *ecdsa.PrivateKey) (certPEM, keyPEM
 
 func pemBlock(typ string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
+
+// IssueClient returns a client certificate and key signed by the cluster's
+// CA for user cn in groups orgs, as a kubelet's (system:node:NAME in
+// system:nodes) or a component's.
+func (c *Cluster) IssueClient(cn string, orgs ...string) (certPEM, keyPEM []byte, err error) {
+	tmpl := certTemplate(cn)
+	tmpl.Subject.Organization = orgs
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	certPEM, keyPEM, err = issue(tmpl, c.pki.ca, c.pki.caKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("issue client certificate for %s: %w", cn, err)
+	}
+	return certPEM, keyPEM, nil
 }

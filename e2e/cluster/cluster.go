@@ -53,6 +53,10 @@ type Options struct {
 	ServingAddrs []netip.Addr
 	// APIServerFlags are appended to the API server's command line.
 	APIServerFlags []string
+	// Controllers also runs kube-controller-manager and kube-scheduler (from
+	// BinDir), as a cluster with kubelets needs: Pods get scheduled,
+	// Deployments and DaemonSets get Pods, Services get EndpointSlices.
+	Controllers bool
 	// ReadyTimeout bounds the wait for /readyz. Default 90s.
 	ReadyTimeout time.Duration
 	Logger       *slog.Logger
@@ -67,7 +71,12 @@ type Cluster struct {
 	// Dir holds the data, certificates and logs; Stop removes it.
 	Dir string
 
+	// CAFile is the cluster CA's certificate (PEM); nodes trust it.
+	CAFile string
+
 	etcd, apiserver *process
+	controllers     []*process // kube-controller-manager, kube-scheduler
+	pki             *pki
 	unregister      func()
 	stopOnce        sync.Once
 	log             *slog.Logger
@@ -90,7 +99,11 @@ func (o *Options) defaults() error {
 	if o.BinDir == "" {
 		o.BinDir = DefaultBinDir()
 	}
-	for _, b := range []string{"etcd", "kube-apiserver"} {
+	bins := []string{"etcd", "kube-apiserver"}
+	if o.Controllers {
+		bins = append(bins, "kube-controller-manager", "kube-scheduler")
+	}
+	for _, b := range bins {
 		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {
 			return fmt.Errorf("%w: %s in %s (run hack/controlplane.sh)", ErrBinariesMissing, b, o.BinDir)
 		}
@@ -154,6 +167,7 @@ func start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
+	c.pki, c.CAFile = p, p.CACert
 	host := net.JoinHostPort(opts.BindAddress.String(), strconv.Itoa(ports[2]))
 	args := apiServerArgs(opts, p, ports[0], ports[2])
 	if c.apiserver, err = startProcess(filepath.Join(opts.BinDir, "kube-apiserver"), filepath.Join(dir, "kube-apiserver.log"), args...); err != nil {
@@ -172,6 +186,11 @@ func start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	if err := c.waitReady(ctx, opts.ReadyTimeout); err != nil {
 		return nil, err
+	}
+	if opts.Controllers {
+		if err := c.startControllers(opts.BinDir); err != nil {
+			return nil, err
+		}
 	}
 	c.log.Info("control plane ready", "host", c.Config.Host)
 	return c, nil
@@ -256,7 +275,7 @@ func (c *Cluster) stop(graceful bool) {
 }
 
 func (c *Cluster) stopNow(graceful bool) {
-	for _, p := range []*process{c.apiserver, c.etcd} {
+	for _, p := range append(c.controllers, c.apiserver, c.etcd) {
 		if p != nil {
 			p.stop(graceful)
 		}

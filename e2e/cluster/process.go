@@ -120,7 +120,7 @@ func readyz(ctx context.Context, client *http.Client, host string) error {
 // LogTails returns the last n lines of each component's log.
 func (c *Cluster) LogTails(n int) string {
 	var b strings.Builder
-	for _, p := range []*process{c.etcd, c.apiserver} {
+	for _, p := range append([]*process{c.etcd, c.apiserver}, c.controllers...) {
 		if p == nil {
 			continue
 		}

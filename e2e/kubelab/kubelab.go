@@ -51,7 +51,10 @@ type Options struct {
 	// Services' NodePorts and LoadBalancer addresses are translated to
 	// their endpoints as in a real cluster.
 	KubeProxy bool
-	Logger    *slog.Logger
+	// SelfRegisteringNodes leaves the Node objects to the nodes' kubelets
+	// (the pods lab) instead of creating them.
+	SelfRegisteringNodes bool
+	Logger               *slog.Logger
 }
 
 // Env is a running site with its control plane.
@@ -116,11 +119,13 @@ func Up(ctx context.Context, opts Options) (_ *Env, err error) {
 	if e.Pier, err = newPierClient(e.Cluster.Config); err != nil {
 		return nil, err
 	}
-	if err = registerNodes(ctx, e.Client, e.Site); err != nil {
-		return nil, err
+	if !opts.SelfRegisteringNodes {
+		if err = registerNodes(ctx, e.Client, e.Site); err != nil {
+			return nil, err
+		}
 	}
 	if opts.KubeProxy {
-		if err = e.installKubeProxies(ctx, opts.Cluster.BinDir); err != nil {
+		if err = e.InstallKubeProxies(ctx, opts.Cluster.BinDir); err != nil {
 			return nil, err
 		}
 	}

@@ -37,8 +37,9 @@ func KubeProxyBinary(binDir string) (string, error) {
 	return p, nil
 }
 
-// installKubeProxies runs kube-proxy on every node.
-func (e *Env) installKubeProxies(ctx context.Context, binDir string) error {
+// InstallKubeProxies runs kube-proxy on every node (Options.KubeProxy does
+// it in Up; the pods lab calls it once its kubelets have registered).
+func (e *Env) InstallKubeProxies(ctx context.Context, binDir string) error {
 	bin, err := KubeProxyBinary(binDir)
 	if err != nil {
 		return err

@@ -36,6 +36,10 @@ func Clean(all bool) ([]string, error) {
 		errs = append(errs, removeNamespace(f[0]))
 		removed = append(removed, f[0])
 	}
+	for _, cg := range staleCgroups(all) {
+		RemoveCgroups(cg)
+		removed = append(removed, "cgroup "+cg)
+	}
 	removeStaleOwners(all)
 	return removed, errors.Join(errs...)
 }

@@ -102,6 +102,17 @@ func (l *Lab) PublishToManagement(port uint16, target string) (netip.AddrPort, e
 	return at, nil
 }
 
+// ManagementHost is the host at the management gateway (192.0.2.1), where
+// the control plane is published, created on first use. Connections the
+// control plane makes into the lab (webhooks, kubelets) are dialed from it.
+func (l *Lab) ManagementHost() (*Host, error) {
+	m, err := l.management()
+	if err != nil {
+		return nil, err
+	}
+	return m.host, nil
+}
+
 func forward(ln net.Listener, target string) {
 	for {
 		c, err := ln.Accept()
