@@ -4,14 +4,19 @@ package main
 
 import (
 	"flag"
+	"log/slog"
 	"os"
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/pier-lb/pier/controller"
+	"github.com/pier-lb/pier/controller/gossipkey"
 	"github.com/pier-lb/pier/controller/webhook"
 	"github.com/pier-lb/pier/internal/daemon"
 )
@@ -32,6 +37,7 @@ func main() {
 	flag.StringVar(&wh.ServiceName, "webhook-service", "pier-webhook", "Service through which the API server reaches the webhook")
 	flag.StringVar(&wh.URL, "webhook-url", "", "base https URL for the API server instead of a Service (API servers outside the cluster)")
 	flag.StringVar(&wh.ListenAddress, "webhook-addr", ":9443", "webhook listen address")
+	gossipSecret := flag.String("memberlist-secret", "pier-memberlist", `Secret with the speakers' memberlist key, created with a random key when absent ("": the site provides it)`)
 	level := flag.String("log-level", "info", "debug, info, warn or error")
 	flag.Parse()
 
@@ -56,8 +62,29 @@ func main() {
 		log.Error("set up controller", "err", err)
 		os.Exit(1)
 	}
+	if err := addGossipKey(mgr, cfg, opts.Namespace, *gossipSecret, log); err != nil {
+		log.Error("set up memberlist key", "err", err)
+		os.Exit(1)
+	}
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error("controller stopped", "err", err)
 		os.Exit(1)
 	}
+}
+
+// addGossipKey makes the manager create the speakers' memberlist key
+// Secret when it is absent (secret "": off).
+func addGossipKey(mgr manager.Manager, cfg *rest.Config, namespace, secret string, log *slog.Logger) error {
+	if secret == "" {
+		return nil
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	c, err := gossipkey.New(gossipkey.Options{Kube: kube, Namespace: namespace, Name: secret, Logger: log})
+	if err != nil {
+		return err
+	}
+	return mgr.Add(c)
 }
