@@ -29,10 +29,15 @@ import (
 
 // ManagerOptions configures the process around the controller.
 type ManagerOptions struct {
-	Config       *rest.Config
-	Namespace    string // where Pier's configuration and its Lease live
-	OnlyOwnClass bool
-	Workers      int // parallel reconciles of different Services; default 16
+	Config    *rest.Config
+	Namespace string // where Pier's configuration and its Lease live
+	// RelayLeaseNamespace is where the relays renew their Leases; default
+	// Namespace. A namespace of their own keeps the relays' write access
+	// away from the leader Lease. Leases the relays renewed in Namespace
+	// (relays not yet upgraded) are counted too.
+	RelayLeaseNamespace string
+	OnlyOwnClass        bool
+	Workers             int // parallel reconciles of different Services; default 16
 	// LeaderElection on a Lease named LeaderElectionID (default
 	// "pier-controller"). The timings default to a 3 s lease retried every
 	// 0.3 s (jittered up to 0.66 s), so a standby takes over within about 4 s of the
@@ -110,11 +115,12 @@ func NewManager(opts ManagerOptions) (manager.Manager, *Controller, error) {
 // controller, on the leader only.
 func addRelayController(mgr manager.Manager, opts ManagerOptions) error {
 	rc, err := NewRelayController(RelayOptions{
-		Client:    mgr.GetClient(),
-		Namespace: opts.Namespace,
-		Recorder:  mgr.GetEventRecorder("pier-controller"),
-		Metrics:   NewRelayMetrics(opts.Registerer),
-		Logger:    opts.Logger,
+		Client:            mgr.GetClient(),
+		Namespace:         opts.RelayLeaseNamespace,
+		OldLeaseNamespace: opts.Namespace,
+		Recorder:          mgr.GetEventRecorder("pier-controller"),
+		Metrics:           NewRelayMetrics(opts.Registerer),
+		Logger:            opts.Logger,
 	})
 	if err != nil {
 		return err
@@ -157,6 +163,9 @@ func (o *ManagerOptions) defaults() {
 	if o.RenewDeadline == 0 {
 		o.RenewDeadline = 2 * time.Second
 	}
+	if o.RelayLeaseNamespace == "" {
+		o.RelayLeaseNamespace = o.Namespace
+	}
 	if o.RetryPeriod == 0 {
 		o.RetryPeriod = 300 * time.Millisecond
 	}
@@ -183,7 +192,7 @@ func managerOptions(o ManagerOptions, scheme *runtime.Scheme) manager.Options {
 			&v1alpha1.IPAddressPool{}: {Namespaces: map[string]cache.Config{o.Namespace: {}}},
 			// Relays renew their Leases in Pier's namespace; only those are
 			// cached (leader election reads its own Lease directly).
-			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{o.Namespace: {}}, Label: relayLeases},
+			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{o.Namespace: {}, o.RelayLeaseNamespace: {}}, Label: relayLeases},
 		}},
 		LeaderElection:                o.LeaderElection,
 		LeaderElectionID:              o.LeaderElectionID,

@@ -26,12 +26,16 @@ import (
 type RelayOptions struct {
 	// Client reads from the informer caches and writes to the API server.
 	Client client.Client
-	// Namespace is Pier's, where the relays renew their Leases.
+	// Namespace is where the relays renew their Leases.
 	Namespace string
-	Recorder  EventRecorder
-	Metrics   *RelayMetrics
-	Logger    *slog.Logger
-	Clock     clock.PassiveClock
+	// OldLeaseNamespace, when set, is where relays of an earlier version
+	// renew theirs (Pier's namespace): counted too, so an upgrade that
+	// moves the Leases loses no relay while the relays roll.
+	OldLeaseNamespace string
+	Recorder          EventRecorder
+	Metrics           *RelayMetrics
+	Logger            *slog.Logger
+	Clock             clock.PassiveClock
 }
 
 // RelayController keeps, for every Relay, the Service Pier owns for it

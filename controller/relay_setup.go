@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"slices"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -72,7 +73,7 @@ func (c *RelayController) sliceChanged(ctx context.Context, obj client.Object) [
 func (c *RelayController) leaseChanged(_ context.Context, obj client.Object) []reconcile.Request {
 	l := obj.GetLabels()
 	ns, name := l[v1alpha1.LabelRelayNamespace], l[v1alpha1.LabelRelayName]
-	if obj.GetNamespace() != c.opts.Namespace || ns == "" || name == "" {
+	if !slices.Contains(c.leaseNamespaces(), obj.GetNamespace()) || ns == "" || name == "" {
 		return nil
 	}
 	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: ns, Name: name}}}

@@ -83,6 +83,29 @@ func ingressIPs(svc *corev1.Service) []string {
 	return out
 }
 
+// relayLeases lists the Leases relays renew for relay, in the lease
+// namespace and the old one.
+func (c *RelayController) relayLeases(ctx context.Context, relay *v1alpha1.Relay) ([]coordinationv1.Lease, error) {
+	var out []coordinationv1.Lease
+	for _, ns := range c.leaseNamespaces() {
+		var leases coordinationv1.LeaseList
+		if err := c.opts.Client.List(ctx, &leases, client.InNamespace(ns), client.MatchingLabels{
+			v1alpha1.LabelRelayNamespace: relay.Namespace, v1alpha1.LabelRelayName: relay.Name,
+		}); err != nil {
+			return nil, fmt.Errorf("list relay Leases in %s: %w", ns, err)
+		}
+		out = append(out, leases.Items...)
+	}
+	return out, nil
+}
+
+func (c *RelayController) leaseNamespaces() []string {
+	if o := c.opts.OldLeaseNamespace; o != "" && o != c.opts.Namespace {
+		return []string{c.opts.Namespace, o}
+	}
+	return []string{c.opts.Namespace}
+}
+
 // observe counts ready backends and relays and finds the addresses.
 func (c *RelayController) observe(ctx context.Context, relay *v1alpha1.Relay, obs *observation) error {
 	var eps discoveryv1.EndpointSliceList
@@ -91,13 +114,11 @@ func (c *RelayController) observe(ctx context.Context, relay *v1alpha1.Relay, ob
 		return fmt.Errorf("list EndpointSlices of %s/%s: %w", relay.Namespace, relay.Spec.Backend.ServiceName, err)
 	}
 	obs.backends = readyEndpoints(relay, eps.Items)
-	var leases coordinationv1.LeaseList
-	if err := c.opts.Client.List(ctx, &leases, client.InNamespace(c.opts.Namespace), client.MatchingLabels{
-		v1alpha1.LabelRelayNamespace: relay.Namespace, v1alpha1.LabelRelayName: relay.Name,
-	}); err != nil {
-		return fmt.Errorf("list relay Leases in %s: %w", c.opts.Namespace, err)
+	leases, err := c.relayLeases(ctx, relay)
+	if err != nil {
+		return err
 	}
-	obs.relays, obs.nextExpiry = liveLeases(leases.Items, c.opts.Clock.Now())
+	obs.relays, obs.nextExpiry = liveLeases(leases, c.opts.Clock.Now())
 	nodes, err := c.relayNodes(ctx, obs.relays)
 	if err != nil {
 		return err

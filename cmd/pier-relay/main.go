@@ -61,7 +61,8 @@ func main() {
 	var ao agent.Options
 	kubeconfig := flag.String("kubeconfig", "", "Kubernetes mode: kubeconfig file (default: in-cluster)")
 	flag.StringVar(&ao.NodeName, "node-name", os.Getenv("NODE_NAME"), "Kubernetes mode: this node's name")
-	flag.StringVar(&ao.Namespace, "namespace", daemon.Env("POD_NAMESPACE", "pier-system"), "Kubernetes mode: Pier's namespace (relay Leases)")
+	flag.StringVar(&ao.Namespace, "namespace", daemon.Env("POD_NAMESPACE", "pier-system"), "Kubernetes mode: Pier's namespace (relay Leases unless --lease-namespace)")
+	leaseNS := flag.String("lease-namespace", "", "Kubernetes mode: namespace of the relay Leases, where the relay may write nothing else (default: --namespace)")
 	flag.StringVar(&ao.StateDir, "state-dir", "/var/lib/pier-relay", `Kubernetes mode: where the relays served are saved, to serve them after a restart while the API server is unreachable ("": off)`)
 	prepare := flag.String("prepare-state-dir", "", "uid:gid: create --state-dir owned by uid:gid, then exit (an init container run as root)")
 	metricsAddr := flag.String("metrics-addr", ":7474", `metrics and /healthz listen address ("0": off)`)
@@ -69,6 +70,9 @@ func main() {
 	pprofAddr := flag.String("pprof-addr", "", "Go profiling (net/http/pprof) listen address (default off)")
 	flag.Parse()
 
+	if *leaseNS != "" {
+		ao.Namespace = *leaseNS
+	}
 	log := daemon.Logger(*level)
 	if *prepare != "" {
 		if err := agent.PrepareStateDir(ao.StateDir, *prepare); err != nil {

@@ -60,7 +60,10 @@ func (a access) String() string {
 	return fmt.Sprintf("%s %s in %q", a.verb, r, where)
 }
 
-const sys = "pier-system"
+const (
+	sys    = "pier-system"
+	relays = "pier-relays" // the relays' Leases, and nothing else
+)
 
 // needs is what each component does (grep of the client calls, caches,
 // event recorders, leader election and webhook certificate handling).
@@ -91,6 +94,8 @@ var needs = map[string][]access{
 		{verb: "create", resource: "leases", ns: sys},
 		{verb: "update", resource: "leases/pier-controller", ns: sys},
 		{verb: "watch", resource: "leases", ns: sys},
+		{verb: "watch", resource: "leases", ns: relays},
+		{verb: "list", resource: "leases", ns: relays},
 		{verb: "create", resource: "secrets", ns: sys},
 		{verb: "get", resource: "secrets/pier-webhook-cert", ns: sys},
 		{verb: "update", resource: "secrets/pier-webhook-cert", ns: sys},
@@ -119,10 +124,10 @@ var needs = map[string][]access{
 		{verb: "watch", resource: "relays.pier.dev", all: true},
 		{verb: "watch", resource: "endpointslices.discovery.k8s.io", all: true},
 		{verb: "list", resource: "nodes"},
-		{verb: "create", resource: "leases", ns: sys},
-		{verb: "get", resource: "leases", ns: sys},
-		{verb: "update", resource: "leases", ns: sys},
-		{verb: "delete", resource: "leases", ns: sys},
+		{verb: "create", resource: "leases", ns: relays},
+		{verb: "get", resource: "leases", ns: relays},
+		{verb: "update", resource: "leases", ns: relays},
+		{verb: "delete", resource: "leases", ns: relays},
 	},
 }
 
@@ -137,6 +142,8 @@ var refused = map[string][]access{
 		{verb: "create", resource: "mutatingwebhookconfigurations"},
 		{verb: "update", resource: "leases/someone-elses", ns: sys},
 		{verb: "create", resource: "leases", ns: "default"},
+		{verb: "update", resource: "leases", ns: relays}, // the relays' own
+		{verb: "delete", resource: "leases", ns: relays},
 		{verb: "update", resource: "ipaddresspools.pier.dev", ns: sys},
 		{verb: "list", resource: "ipaddresspools.pier.dev", ns: "default"},
 		{verb: "delete", resource: "relays.pier.dev", ns: "calls"},
@@ -157,6 +164,12 @@ var refused = map[string][]access{
 	},
 	"pier-relay": {
 		{verb: "get", resource: "secrets", ns: sys},
+		// The controller's leader Lease, and any other Lease outside the
+		// relays' namespace.
+		{verb: "update", resource: "leases/pier-controller", ns: sys},
+		{verb: "delete", resource: "leases/pier-controller", ns: sys},
+		{verb: "get", resource: "leases", ns: sys},
+		{verb: "create", resource: "leases", ns: sys},
 		{verb: "update", resource: "services", ns: "calls"},
 		{verb: "create", resource: "leases", ns: "default"},
 		{verb: "list", resource: "services", all: true},
