@@ -94,10 +94,19 @@ func PrepareStateDir(dir, owner string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("prepare state dir %s: %w", dir, err)
 	}
-	if err := os.Chown(dir, int(uid), int(gid)); err != nil {
+	// The init container has CAP_CHOWN but not CAP_FOWNER: once the
+	// directory belongs to the relay's user (a restart finds it so) its
+	// mode can no longer change. So the mode first, and only if it differs.
+	info, err := os.Stat(dir)
+	if err != nil {
 		return fmt.Errorf("prepare state dir %s: %w", dir, err)
 	}
-	if err := os.Chmod(dir, 0o700); err != nil {
+	if info.Mode().Perm() != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("prepare state dir %s: %w", dir, err)
+		}
+	}
+	if err := os.Chown(dir, int(uid), int(gid)); err != nil {
 		return fmt.Errorf("prepare state dir %s: %w", dir, err)
 	}
 	return nil
