@@ -38,6 +38,7 @@ func main() {
 	flag.StringVar(&wh.ServiceName, "webhook-service", "pier-webhook", "Service through which the API server reaches the webhook")
 	flag.StringVar(&wh.URL, "webhook-url", "", "base https URL for the API server instead of a Service (API servers outside the cluster)")
 	flag.StringVar(&wh.ListenAddress, "webhook-addr", ":9443", "webhook listen address")
+	flag.StringVar(&wh.SecretNamespace, "webhook-secret-namespace", "", "namespace of the webhook's certificate Secret (default: --namespace)")
 	gossipSecret := flag.String("memberlist-secret", "pier-memberlist", `Secret with the speakers' memberlist key, created with a random key when absent ("": the site provides it)`)
 	level := flag.String("log-level", "info", "debug, info, warn or error")
 	flag.Parse()

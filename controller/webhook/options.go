@@ -60,9 +60,14 @@ type Options struct {
 	// caBundle the server keeps current; it is created when absent.
 	// Default "pier-validating".
 	ConfigurationName string
-	// SecretName is the Secret in Namespace holding the certificates.
-	// Default "pier-webhook-cert".
+	// SecretName is the Secret in SecretNamespace holding the
+	// certificates. Default "pier-webhook-cert".
 	SecretName string
+	// SecretNamespace holds the certificate Secret; default Namespace. A
+	// namespace of its own keeps the serving key away from whoever may read
+	// the Secrets in Namespace (the speakers read their BGP passwords
+	// there).
+	SecretNamespace string
 	// CertValidity is the lifetime of each CA and serving certificate; a new
 	// one is issued when less than a third is left. Default one year,
 	// at least MinCertValidity.
@@ -106,6 +111,9 @@ func (o *Options) defaults() {
 	}
 	if o.ConfigurationName == "" {
 		o.ConfigurationName = DefaultConfigurationName
+	}
+	if o.SecretNamespace == "" {
+		o.SecretNamespace = o.Namespace
 	}
 	if o.SecretName == "" {
 		o.SecretName = DefaultSecretName

@@ -47,7 +47,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts, log: opts.Logger.With("component", "webhook")}
 	s.rot = &rotator{
 		kube:              opts.Kube,
-		namespace:         opts.Namespace,
+		namespace:         opts.SecretNamespace,
 		secretName:        opts.SecretName,
 		configurationName: opts.ConfigurationName,
 		names:             opts.servingNames(),
@@ -156,10 +156,10 @@ func (s *Server) watch(ctx context.Context, trigger chan<- struct{}) (func(), er
 		DeleteFunc: func(any) { notify() },
 	}
 	secrets := informers.NewSharedInformerFactoryWithOptions(s.opts.Kube, 0,
-		informers.WithNamespace(s.opts.Namespace), byName(s.opts.SecretName))
+		informers.WithNamespace(s.opts.SecretNamespace), byName(s.opts.SecretName))
 	configs := informers.NewSharedInformerFactoryWithOptions(s.opts.Kube, 0, byName(s.opts.ConfigurationName))
 	if _, err := secrets.Core().V1().Secrets().Informer().AddEventHandler(h); err != nil {
-		return nil, fmt.Errorf("watch secret %s/%s: %w", s.opts.Namespace, s.opts.SecretName, err)
+		return nil, fmt.Errorf("watch secret %s/%s: %w", s.opts.SecretNamespace, s.opts.SecretName, err)
 	}
 	if _, err := configs.Admissionregistration().V1().ValidatingWebhookConfigurations().Informer().AddEventHandler(h); err != nil {
 		return nil, fmt.Errorf("watch ValidatingWebhookConfiguration %s: %w", s.opts.ConfigurationName, err)

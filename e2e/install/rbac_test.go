@@ -63,6 +63,7 @@ func (a access) String() string {
 const (
 	sys    = "pier-system"
 	relays = "pier-relays" // the relays' Leases, and nothing else
+	whNS   = "pier-webhook" // the webhook's certificate Secret, and nothing else
 )
 
 // needs is what each component does (grep of the client calls, caches,
@@ -96,9 +97,11 @@ var needs = map[string][]access{
 		{verb: "watch", resource: "leases", ns: sys},
 		{verb: "watch", resource: "leases", ns: relays},
 		{verb: "list", resource: "leases", ns: relays},
-		{verb: "create", resource: "secrets", ns: sys},
-		{verb: "get", resource: "secrets/pier-webhook-cert", ns: sys},
-		{verb: "update", resource: "secrets/pier-webhook-cert", ns: sys},
+		{verb: "create", resource: "secrets", ns: sys}, // the memberlist key, when absent
+		{verb: "create", resource: "secrets", ns: whNS},
+		{verb: "get", resource: "secrets/pier-webhook-cert", ns: whNS},
+		{verb: "update", resource: "secrets/pier-webhook-cert", ns: whNS},
+		{verb: "watch", resource: "secrets/pier-webhook-cert", ns: whNS},
 		{verb: "create", resource: "events", ns: sys},
 	},
 	"pier-speaker": {
@@ -137,6 +140,8 @@ var refused = map[string][]access{
 		{verb: "delete", resource: "nodes"},
 		{verb: "list", resource: "secrets", ns: sys}, // only its own Secret, by name
 		{verb: "get", resource: "secrets/pier-memberlist", ns: sys},
+		{verb: "list", resource: "secrets", ns: whNS},
+		{verb: "get", resource: "secrets/someone-elses", ns: whNS},
 		{verb: "get", resource: "secrets", ns: "default"},
 		{verb: "update", resource: "validatingwebhookconfigurations/someone-elses"},
 		{verb: "create", resource: "mutatingwebhookconfigurations"},
@@ -154,6 +159,9 @@ var refused = map[string][]access{
 		{verb: "update", resource: "services", ns: "default"},
 		{verb: "patch", resource: "services", sub: "status", ns: "default"},
 		{verb: "get", resource: "secrets", ns: "default"},
+		// The webhook's serving key: a speaker could answer for the webhook.
+		{verb: "get", resource: "secrets/pier-webhook-cert", ns: whNS},
+		{verb: "list", resource: "secrets", ns: whNS},
 		{verb: "update", resource: "nodes"},
 		{verb: "create", resource: "ipaddresspools.pier.dev", ns: sys},
 		{verb: "update", resource: "l2advertisements.pier.dev", ns: sys},
@@ -198,6 +206,18 @@ func TestRBAC(t *testing.T) {
 		for _, a := range append(list, access{verb: "list", resource: "secrets", all: true}) {
 			if canI(t, c, sa, a) {
 				t.Errorf("%s can %s", sa, a)
+			}
+		}
+	}
+	// The Secrets the controller writes (the webhook's serving key) are
+	// read by nobody else, wherever they live.
+	for _, a := range needs["pier-controller"] {
+		if a.verb != "update" || !strings.HasPrefix(a.resource, "secrets/") {
+			continue
+		}
+		for _, sa := range []string{"pier-speaker", "pier-relay"} {
+			if get := (access{verb: "get", resource: a.resource, ns: a.ns}); canI(t, c, sa, get) {
+				t.Errorf("%s can %s", sa, get)
 			}
 		}
 	}

@@ -127,7 +127,7 @@ func TestManifestsAcceptedByAPIServer(t *testing.T) {
 }
 
 // installCRDs applies Pier's CRDs (and stand-ins for the Prometheus
-// Operator's) for real and creates pier-system and pier-relays, so that namespaced objects
+// Operator's) for real and creates Pier's namespaces, so that namespaced objects
 // and custom resources can be dry-run.
 func installCRDs(t *testing.T, c *cluster.Cluster) {
 	t.Helper()
@@ -137,6 +137,7 @@ func installCRDs(t *testing.T, c *cluster.Cluster) {
 	run(t, nil, kubectl, kubeArgs(c, "wait", "--for=condition=Established", "--timeout=120s", "crd", "--all")...)
 	run(t, nil, kubectl, kubeArgs(c, "create", "namespace", "pier-system")...)
 	run(t, nil, kubectl, kubeArgs(c, "create", "namespace", "pier-relays")...)
+	run(t, nil, kubectl, kubeArgs(c, "create", "namespace", "pier-webhook")...)
 }
 
 // dryRun applies data server-side in dry-run mode and checks that the API
@@ -412,7 +413,7 @@ func TestHelmRBACMatchesKustomize(t *testing.T) {
 			t.Errorf("%s %s rules differ, kustomize (-) helm (+):\n%s", o.GetKind(), o.GetName(), diff)
 		}
 	}
-	if n != 7 {
-		t.Errorf("%d roles in the base, want 7 (a Role and a ClusterRole per component, and the controller's Role for the relays' Leases)", n)
+	if n != 8 {
+		t.Errorf("%d roles in the base, want 8 (a Role and a ClusterRole per component, and the controller's Roles for the relays' Leases and the webhook's Secret)", n)
 	}
 }
