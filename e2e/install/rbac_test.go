@@ -62,7 +62,7 @@ func (a access) String() string {
 
 const (
 	sys    = "pier-system"
-	relays = "pier-relays" // the relays' Leases, and nothing else
+	relays = "pier-relays"  // the relays' Leases, and nothing else
 	whNS   = "pier-webhook" // the webhook's certificate Secret, and nothing else
 )
 
