@@ -1,7 +1,9 @@
 package controller
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -142,6 +144,15 @@ func addWebhook(mgr manager.Manager, opts ManagerOptions) error {
 	wo := *opts.Webhook
 	wo.Kube, wo.Namespace, wo.Logger = kube, opts.Namespace, opts.Logger
 	wo.Objects = webhook.ClientReader{Reader: mgr.GetAPIReader()}
+	wo.Cached = webhook.ClientReader{Reader: mgr.GetClient()}
+	// The cache starts these informers with the manager, not on the first
+	// request.
+	for _, o := range []client.Object{&v1alpha1.IPAddressPool{}, &v1alpha1.L2Advertisement{},
+		&v1alpha1.BGPPeer{}, &v1alpha1.BGPAdvertisement{}} {
+		if _, err := mgr.GetCache().GetInformer(context.Background(), o); err != nil {
+			return fmt.Errorf("webhook cache: %w", err)
+		}
+	}
 	wo.Metrics = webhook.NewMetrics(opts.Registerer)
 	wh, err := webhook.New(wo)
 	if err != nil {
@@ -190,6 +201,10 @@ func managerOptions(o ManagerOptions, scheme *runtime.Scheme) manager.Options {
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			// Pier's configuration is read from its own namespace only.
 			&v1alpha1.IPAddressPool{}: {Namespaces: map[string]cache.Config{o.Namespace: {}}},
+			// The webhook validates against the other kinds too.
+			&v1alpha1.L2Advertisement{}:  {Namespaces: map[string]cache.Config{o.Namespace: {}}},
+			&v1alpha1.BGPPeer{}:          {Namespaces: map[string]cache.Config{o.Namespace: {}}},
+			&v1alpha1.BGPAdvertisement{}: {Namespaces: map[string]cache.Config{o.Namespace: {}}},
 			// Relays renew their Leases in Pier's namespace; only those are
 			// cached (leader election reads its own Lease directly).
 			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{o.Namespace: {}, o.RelayLeaseNamespace: {}}, Label: relayLeases},

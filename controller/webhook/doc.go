@@ -44,11 +44,13 @@
 //
 // # Reading the current objects
 //
-// The handler reads through an ObjectsReader. A direct (uncached) List is
-// preferred: a webhook must see the pool created a moment ago by the same
-// kubectl apply, or it would refuse the advertisement that references it;
-// an informer cache may lag behind. Requests for these kinds are rare, so
-// the four Lists per request cost little.
+// The handler decides from an informer cache (Options.Cached), so a burst
+// of requests costs the API server nothing. The cache may lag behind: a
+// webhook must see the pool created a moment ago by the same kubectl apply,
+// or it would refuse the advertisement that references it. So a refusal is
+// confirmed with direct (uncached) Lists (Options.Objects) before it is
+// given; an object the cache lets through wrongly is reported by the
+// controller, which validates again.
 //
 // # Wiring
 //

@@ -31,7 +31,8 @@ var errBadRequest = errors.New("bad admission request")
 
 type handler struct {
 	namespace string
-	objects   ObjectsReader
+	objects   ObjectsReader // direct: confirms a refusal
+	cached    ObjectsReader // nil: every request reads objects
 	log       *slog.Logger
 	metrics   *Metrics
 }
@@ -119,21 +120,43 @@ func (h *handler) review(ctx context.Context, req *admissionv1.AdmissionRequest)
 			Message: fmt.Sprintf("Pier reads its configuration only from namespace %q; an object in %q would be ignored", h.namespace, req.Namespace),
 		}}), nil
 	}
-	objs, err := h.objects.Objects(ctx, h.namespace)
+	if h.cached != nil {
+		problems, err := h.problems(ctx, h.cached, obj)
+		if err != nil {
+			return nil, err
+		}
+		if len(problems) == 0 {
+			return &admissionv1.AdmissionResponse{Allowed: true}, nil
+		}
+		// The cache may lag (a pool created by the same kubectl apply): a
+		// refusal is decided on what the API server holds.
+	}
+	problems, err := h.problems(ctx, h.objects, obj)
+	if err != nil {
+		return nil, err
+	}
+	if len(problems) == 0 {
+		return &admissionv1.AdmissionResponse{Allowed: true}, nil
+	}
+	return deny(obj, problems), nil
+}
+
+// problems validates obj against the objects r reads: what is wrong with
+// obj itself (other objects' problems do not refuse it).
+func (h *handler) problems(ctx context.Context, r ObjectsReader, obj *object) ([]*config.Error, error) {
+	objs, err := r.Objects(ctx, h.namespace)
 	if err != nil {
 		return nil, fmt.Errorf("read current %s configuration: %w", h.namespace, err)
 	}
 	obj.upsert(&objs)
-	_, err = config.Parse(objs)
-	if err == nil {
-		return &admissionv1.AdmissionResponse{Allowed: true}, nil
+	if _, err = config.Parse(objs); err == nil {
+		return nil, nil
 	}
 	problems := config.ForObject(err, obj.kind, h.namespace, obj.name)
 	if len(problems) == 0 {
 		h.log.Debug("admitted; other objects are invalid", "kind", obj.kind, "name", obj.name, "err", err)
-		return &admissionv1.AdmissionResponse{Allowed: true}, nil
 	}
-	return deny(obj, problems), nil
+	return problems, nil
 }
 
 // deny refuses with 422 Invalid and one cause per problem, so clients see

@@ -37,8 +37,14 @@ type Options struct {
 	// Kube reads and writes the certificate Secret and the
 	// ValidatingWebhookConfiguration. Required.
 	Kube kubernetes.Interface
-	// Objects reads Pier's current custom resources. Required.
+	// Objects reads Pier's current custom resources from the API server
+	// (direct, uncached). Required.
 	Objects ObjectsReader
+	// Cached, when set, reads them from an informer cache: requests are
+	// decided from it, and Objects is read only to confirm a refusal (the
+	// cache may not hold an object created a moment ago). An object the
+	// cache lets through wrongly is still reported by the controller.
+	Cached ObjectsReader
 	// Namespace holds Pier's custom resources and the certificate Secret.
 	// Required.
 	Namespace string

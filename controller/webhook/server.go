@@ -30,6 +30,17 @@ var Resources = []string{"ipaddresspools", "l2advertisements", "bgppeers", "bgpa
 // shutdownTimeout bounds the wait for requests in flight when Run ends.
 const shutdownTimeout = 5 * time.Second
 
+// A request (headers and body, at most maxBodyBytes) must arrive within
+// readTimeout and its answer be written within writeTimeout of that, or the
+// connection is closed: a slow or stalled client holds no goroutine and no
+// connection for long. The API server gives up after its own 5 s webhook
+// timeout anyway. idleTimeout lets it reuse a connection between requests.
+const (
+	readTimeout  = 10 * time.Second
+	writeTimeout = 15 * time.Second
+	idleTimeout  = 90 * time.Second
+)
+
 // Server is the webhook's HTTPS server and certificate rotator.
 type Server struct {
 	opts    Options
@@ -57,7 +68,7 @@ func New(opts Options) (*Server, error) {
 		metrics:           opts.Metrics,
 		configuration:     s.configuration,
 	}
-	s.handler = &handler{namespace: opts.Namespace, objects: opts.Objects, log: s.log, metrics: opts.Metrics}
+	s.handler = &handler{namespace: opts.Namespace, objects: opts.Objects, cached: opts.Cached, log: s.log, metrics: opts.Metrics}
 	return s, nil
 }
 
@@ -117,7 +128,10 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.rot.getCertificate},
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: readTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	errc := make(chan error, 1)
