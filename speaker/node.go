@@ -55,6 +55,9 @@ type NodeOptions struct {
 	Periodic time.Duration // periodic gratuitous re-announcement; 0: off
 	Registry prometheus.Registerer
 	Logger   *slog.Logger
+	// Health, when set, gets the speaker's checks for /healthz: the API
+	// cache synced, or the API server unreachable (daemon.APICheck).
+	Health *daemon.Health
 }
 
 // RunNode runs a speaker with its API cache, membership and announcers
@@ -101,6 +104,13 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 		return err
 	}
 	var synced atomic.Bool
+	if o.Health != nil {
+		ping, err := daemon.APIPing(o.Config)
+		if err != nil {
+			return err
+		}
+		o.Health.Add("api", daemon.APICheck(synced.Load, ping))
+	}
 	sp, err := New(Options{
 		NodeName: o.NodeName, Namespace: o.Namespace, OnlyOwnClass: o.OnlyOwnClass, GossipAddr: o.BindAddr,
 		Reader: c, Synced: synced.Load, Writer: writer, Recorder: recorder(ctx, o.Config, scheme),

@@ -31,8 +31,8 @@ func main() {
 	flag.DurationVar(&opts.LeaseDuration, "lease-duration", 3*time.Second, "leader lease duration")
 	flag.DurationVar(&opts.RenewDeadline, "renew-deadline", 2*time.Second, "leader renew deadline")
 	flag.DurationVar(&opts.RetryPeriod, "retry-period", 300*time.Millisecond, "leader election retry period")
-	flag.StringVar(&opts.MetricsAddr, "metrics-addr", ":7472", `metrics listen address ("0": off)`)
-	flag.StringVar(&opts.HealthAddr, "health-addr", ":7473", `/healthz and /readyz listen address ("0": off)`)
+	flag.StringVar(&opts.MetricsAddr, "metrics-addr", daemon.ListenAddr("POD_IP", 7472), `metrics listen address ("0": off; default: POD_IP, else loopback)`)
+	flag.StringVar(&opts.HealthAddr, "health-addr", daemon.ListenAddr("POD_IP", 7473), `/healthz and /readyz listen address ("0": off; default: POD_IP, else loopback)`)
 	wh := webhook.Options{}
 	webhookOn := flag.Bool("webhook", true, "serve the validating webhook for Pier's resources (on every replica)")
 	flag.StringVar(&wh.ServiceName, "webhook-service", "pier-webhook", "Service through which the API server reaches the webhook")

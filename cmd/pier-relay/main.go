@@ -19,7 +19,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"log/slog"
 	"net/http"
@@ -30,7 +29,6 @@ import (
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -65,7 +63,7 @@ func main() {
 	leaseNS := flag.String("lease-namespace", "", "Kubernetes mode: namespace of the relay Leases, where the relay may write nothing else (default: --namespace)")
 	flag.StringVar(&ao.StateDir, "state-dir", "/var/lib/pier-relay", `Kubernetes mode: where the relays served are saved, to serve them after a restart while the API server is unreachable ("": off)`)
 	prepare := flag.String("prepare-state-dir", "", "uid:gid: create --state-dir owned by uid:gid, then exit (an init container run as root)")
-	metricsAddr := flag.String("metrics-addr", ":7474", `metrics and /healthz listen address ("0": off)`)
+	metricsAddr := flag.String("metrics-addr", daemon.ListenAddr("NODE_IP", 7474), `metrics and /healthz listen address ("0": off; default: NODE_IP, else loopback)`)
 	level := flag.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := flag.String("pprof-addr", "", "Go profiling (net/http/pprof) listen address (default off)")
 	flag.Parse()
@@ -85,9 +83,7 @@ func main() {
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if *metricsAddr != "0" {
-		go serveMetrics(*metricsAddr, reg, log)
-	}
+	go daemon.ServeMetrics(ctx, *metricsAddr, reg, nil, log)
 	if *pprofAddr != "" {
 		go func() { log.Error("pprof server", "err", http.ListenAndServe(*pprofAddr, nil)) }()
 	}
@@ -167,14 +163,5 @@ func runAgent(ctx context.Context, o agent.Options, kubeconfig string, log *slog
 	if err := a.Run(ctx); err != nil {
 		log.Error("relay agent stopped", "err", err)
 		os.Exit(1)
-	}
-}
-
-func serveMetrics(addr string, reg *prometheus.Registry, log interface{ Error(string, ...any) }) {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-	if err := http.ListenAndServe(addr, mux); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Error("metrics server", "err", err)
 	}
 }

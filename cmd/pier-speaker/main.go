@@ -9,8 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
-	"log/slog"
-	"net/http"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -40,7 +38,7 @@ func main() {
 	flag.BoolVar(&o.LocalVIP, "local-vip", false, "put owned addresses on lo so processes on this node accept their traffic")
 	flag.StringVar(&o.StateDir, "state-dir", "/var/lib/pier", "where the speaker keeps what it announces across restarts")
 	flag.DurationVar(&o.Periodic, "periodic-gratuitous", 0, "re-announce owned addresses this often (0: only on takeover)")
-	metricsAddr := flag.String("metrics-addr", ":7572", `metrics and /healthz listen address ("0": off)`)
+	metricsAddr := flag.String("metrics-addr", "", `metrics and /healthz listen addresses, comma-separated ("0": off; default: --bind-addr and loopback, port 7572)`)
 	level := flag.String("log-level", "info", "debug, info, warn or error")
 	flag.Parse()
 
@@ -51,10 +49,13 @@ func main() {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	o.Registry, o.Logger = reg, log
+	o.Registry, o.Logger, o.Health = reg, log, &daemon.Health{}
+	if *metricsAddr == "" {
+		*metricsAddr = net.JoinHostPort(o.BindAddr.String(), "7572") + ",127.0.0.1:7572"
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	go serveMetrics(ctx, *metricsAddr, reg, log)
+	go daemon.ServeMetrics(ctx, *metricsAddr, reg, o.Health, log)
 	if err := speaker.RunNode(ctx, o); err != nil {
 		log.Error("pier-speaker stopped", "err", err)
 		os.Exit(1)
@@ -107,18 +108,4 @@ func readKeys(keyFile string) ([]byte, [][]byte, error) {
 		}
 	}
 	return key, others, nil
-}
-
-func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) {
-	if addr == "0" {
-		return
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) })
-	srv := &http.Server{Addr: addr, Handler: mux}
-	go func() { <-ctx.Done(); srv.Close() }()
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Error("metrics server", "err", err)
-	}
 }

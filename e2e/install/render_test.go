@@ -287,7 +287,7 @@ func checkRelay(t *testing.T, objs []*unstructured.Unstructured, selector map[st
 		t.Errorf("relay nodeSelector (-want +got):\n%s", diff)
 	}
 	checkContainerSecurity(t, "relay", s, add)
-	for _, a := range []string{"--node-name=$(NODE_NAME)", "--namespace=$(POD_NAMESPACE)", "--metrics-addr=:7474"} {
+	for _, a := range []string{"--node-name=$(NODE_NAME)", "--namespace=$(POD_NAMESPACE)", "--lease-namespace=pier-relays"} {
 		if !slices.Contains(s.Containers[0].Args, a) {
 			t.Errorf("relay args %v lack %s", s.Containers[0].Args, a)
 		}
