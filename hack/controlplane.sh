@@ -13,6 +13,12 @@ OUT="${CACHE_ROOT}/kube-${KUBE_VERSION}-etcd-${ETCD_VERSION}"
 
 log() { echo "controlplane: $*" >&2; }
 
+# Concurrent runs (make test beside a developer's shell) wait for each other
+# instead of building the same binaries twice.
+mkdir -p "$CACHE_ROOT"
+exec 9>"$CACHE_ROOT/.controlplane.lock"
+flock 9
+
 KUBE_CMDS=(kube-apiserver kubectl kube-proxy kubelet kube-controller-manager kube-scheduler)
 
 have_kube() {

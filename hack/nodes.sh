@@ -15,6 +15,12 @@ PLUGINS=(bridge host-local loopback portmap)
 
 log() { echo "nodes: $*" >&2; }
 
+# Concurrent runs (make test beside a developer's shell) wait for each other
+# instead of building the same binaries twice.
+mkdir -p "$CACHE_ROOT"
+exec 9>"$CACHE_ROOT/.nodes.lock"
+flock 9
+
 complete() {
 	local p
 	for p in "${PLUGINS[@]}" crictl; do

@@ -11,6 +11,12 @@ OUT="${CACHE_ROOT}/tools-helm-${HELM_VERSION}"
 
 log() { echo "tools: $*" >&2; }
 
+# Concurrent runs (make test beside a developer's shell) wait for each other
+# instead of building the same binaries twice.
+mkdir -p "$CACHE_ROOT"
+exec 9>"$CACHE_ROOT/.tools.lock"
+flock 9
+
 if [[ -x "$OUT/helm" ]]; then
 	echo "$OUT"
 	exit 0

@@ -51,7 +51,8 @@ type Options struct {
 	// ServingAddrs are extra addresses the serving certificate covers, such
 	// as the lab's management gateway where the API server is published.
 	ServingAddrs []netip.Addr
-	// APIServerFlags are appended to the API server's command line.
+	// APIServerFlags are appended to the API server's command line; a flag
+	// given here (--name=value) replaces the default of the same name.
 	APIServerFlags []string
 	// Controllers also runs kube-controller-manager and kube-scheduler (from
 	// BinDir), as a cluster with kubelets needs: Pods get scheduled,
@@ -188,7 +189,7 @@ func start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 	if opts.Controllers {
-		if err := c.startControllers(opts.BinDir); err != nil {
+		if err := c.startControllers(ctx, opts.BinDir); err != nil {
 			return nil, err
 		}
 	}
@@ -217,7 +218,25 @@ func apiServerArgs(opts Options, p *pki, etcdPort, port int) []string {
 		"--profiling=false",
 		"--v=1",
 	}
-	return append(args, opts.APIServerFlags...)
+	return append(withoutOverridden(args, opts.APIServerFlags), opts.APIServerFlags...)
+}
+
+// withoutOverridden drops the defaults that extra sets again: list flags
+// such as --authorization-mode would otherwise add up instead of being
+// replaced.
+func withoutOverridden(defaults, extra []string) []string {
+	set := map[string]bool{}
+	for _, f := range extra {
+		name, _, _ := strings.Cut(f, "=")
+		set[name] = true
+	}
+	var out []string
+	for _, f := range defaults {
+		if name, _, _ := strings.Cut(f, "="); !set[name] {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func startEtcd(binDir, dir string, clientPort, peerPort int) (*process, error) {

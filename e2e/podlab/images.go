@@ -1,0 +1,118 @@
+package podlab
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// Images the lab pushes, as repository paths in its registry.
+const (
+	// LabImage holds pause (the sandbox image's entrypoint) and pier-lab
+	// (the calling-server stand-ins: pier-lab echo).
+	LabImage = "pier-lab/tools:lab"
+	// PierRepository is where the chart's image goes: image.registry is the
+	// lab registry, image.repository this.
+	PierRepository = "pier-lb/pier"
+)
+
+// repoRoot is the module root, from the test's package directory.
+func repoRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out))), nil
+}
+
+// goBuild builds static linux binaries of pkgs into dir.
+func goBuild(root, dir string, pkgs ...string) error {
+	cmd := exec.Command("go", append([]string{"build", "-trimpath", "-ldflags", "-s -w", "-o", dir + "/"}, pkgs...)...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %v: %w\n%s", pkgs, err, out)
+	}
+	return nil
+}
+
+// pushLabImage builds pause and pier-lab and pushes them as LabImage.
+func pushLabImage(root, work, registry string) error {
+	dir := filepath.Join(work, "lab-image")
+	if err := goBuild(root, dir, "./e2e/podlab/pause", "./cmd/pier-lab"); err != nil {
+		return err
+	}
+	layer, err := filesLayer(dir, "pause", "pier-lab")
+	if err != nil {
+		return err
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return err
+	}
+	img, err = mutate.Config(img, v1.Config{Entrypoint: []string{"/pause"}, WorkingDir: "/"})
+	if err != nil {
+		return err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return err
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		return err
+	}
+	return push(img, registry+"/"+LabImage)
+}
+
+// filesLayer is one layer with the named files of dir at /, executable.
+func filesLayer(dir string, files ...string) (v1.Layer, error) {
+	tmp := filepath.Join(dir, "layer.tar")
+	args := append([]string{"-C", dir, "--owner=0", "--group=0", "--mode=0755", "-cf", tmp}, files...)
+	if out, err := exec.Command("tar", args...).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("tar: %w: %s", err, out)
+	}
+	return tarball.LayerFromFile(tmp)
+}
+
+// pushPierImage builds Pier's image exactly as `make image` does (a tarball
+// from hack/image) and pushes it as PierRepository:tag.
+func pushPierImage(root, work, registry, tag string) error {
+	tar := filepath.Join(work, "pier-image-"+tag+".tar")
+	ref := registry + "/" + PierRepository + ":" + tag
+	cmd := exec.Command("go", "run", "./hack/image", "--tag", ref, "--out", tar, "--version", tag)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("make image: %w\n%s", err, out)
+	}
+	t, err := name.NewTag(ref, name.Insecure)
+	if err != nil {
+		return err
+	}
+	img, err := tarball.ImageFromPath(tar, &t)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", tar, err)
+	}
+	return push(img, ref)
+}
+
+func push(img v1.Image, ref string) error {
+	t, err := name.NewTag(ref, name.Insecure)
+	if err != nil {
+		return err
+	}
+	if err := remote.Write(t, img); err != nil {
+		return fmt.Errorf("push %s: %w", ref, err)
+	}
+	return nil
+}

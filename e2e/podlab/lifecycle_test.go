@@ -1,0 +1,235 @@
+package podlab_test
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/pier-lb/pier/e2e/podlab"
+)
+
+// l2Values configure the chart with the lab's L2 pool.
+const l2Values = `config:
+  pools:
+  - name: l2
+    spec: {addresses: ["198.51.100.200-198.51.100.250"]}
+  l2Advertisements:
+  - name: l2
+    spec: {ipAddressPools: [l2]}
+`
+
+// TestChartLifecycle is Pier as users run it: installed by its chart from
+// the site's registry onto kubelets, serving a call to backend Pods through
+// an L2 address, failing over when a speaker Pod goes, and removed by helm
+// uninstall. The steps share one installation and run in order.
+func TestChartLifecycle(t *testing.T) {
+	e := cluster(t)
+	ctx := context.Background()
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(values, []byte(l2Values), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.LabelNodes(ctx, "pier.dev/relay", "true"); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"install", "pier", "charts/pier", "-n", podlab.Namespace, "--create-namespace",
+		"--set", "relay.enabled=true", "-f", values}, e.ChartValues("lab")...)
+	if _, err := e.Helm(ctx, args...); err != nil {
+		t.Fatal(err)
+	}
+	uninstalled := false
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("pier-system:\n%s", e.Describe(context.Background(), podlab.Namespace))
+		}
+		if !uninstalled {
+			_, _ = e.Helm(context.Background(), "uninstall", "pier", "-n", podlab.Namespace, "--wait")
+		}
+	})
+	if err := e.WaitRollout(ctx, podlab.Namespace, 4*time.Minute, []string{"pier-controller"}, []string{"pier-speaker", "pier-relay"}); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := e.DeployCallServers(ctx, "voice", "media", 2); err != nil {
+		t.Fatal(err)
+	}
+	addr, err := e.CreateCallService(ctx, "voice", "media", corev1.ServiceExternalTrafficPolicyCluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, mac, err := e.WhoAnswers(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s answered by %s (%s)", addr, owner, mac)
+	call, err := podlab.StartCall(e.Site.Client, netip.AddrPortFrom(addr, podlab.CallUDPPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAnswers(t, call, 10)
+	t.Logf("call through %s: %v", addr, call.Stop())
+
+	t.Run("speaker pod deleted", func(t *testing.T) { speakerPodDeleted(t, e, addr, owner) })
+	t.Run("upgrade under a call", func(t *testing.T) { upgradeUnderCall(t, e, addr, "lab2") })
+	t.Run("rollback under a call", func(t *testing.T) { rollbackUnderCall(t, e, addr) })
+	uninstalled = true
+	t.Run("uninstall leaves nothing", func(t *testing.T) { uninstall(t, e) })
+}
+
+// uninstall removes Pier with helm: no address on any node's lo, no
+// nftables table of Pier's, no Pier object left but the CRDs.
+func uninstall(t *testing.T, e *podlab.Env) {
+	ctx := context.Background()
+	if _, err := e.Helm(ctx, "uninstall", "pier", "-n", podlab.Namespace, "--wait"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.WaitNoPods(ctx, podlab.Namespace, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range e.Nodes {
+		out, err := n.Host.Run(ctx, "ip", "-o", "addr", "show", "dev", "lo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			if !strings.Contains(line, " 127.0.0.1/8 ") && !strings.Contains(line, " ::1/128 ") {
+				t.Errorf("%s: address left on lo: %s", n.Name, line)
+			}
+		}
+		tables, err := n.Host.Run(ctx, "nft", "list", "tables")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(tables, "pier") {
+			t.Errorf("%s: nftables tables left: %s", n.Name, tables)
+		}
+	}
+	for _, kind := range []string{"ipaddresspools", "l2advertisements", "bgppeers", "bgpadvertisements", "relays", "servicel2statuses", "bgpsessionstatuses"} {
+		out, err := e.Kubectl(ctx, "get", kind+".pier.dev", "-A", "-o", "name")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimSpace(out) != "" {
+			t.Errorf("%s left after uninstall: %s", kind, out)
+		}
+	}
+}
+
+// speakerPodDeleted deletes the speaker Pod of the node that answers for
+// addr: the call goes on (through another node, then back when the new Pod
+// is up) and no request is ever answered by two MACs.
+func speakerPodDeleted(t *testing.T, e *podlab.Env, addr netip.Addr, owner string) {
+	ctx := context.Background()
+	watch, call := startWatching(t, e, addr)
+	pod, err := e.PodOn(ctx, podlab.Namespace, "app.kubernetes.io/component=speaker", owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Kubectl(ctx, "-n", podlab.Namespace, "delete", "pod", pod); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.WaitRollout(ctx, podlab.Namespace, 2*time.Minute, nil, []string{"pier-speaker"}); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, call)
+	checkWatching(t, watch, call)
+}
+
+// upgradeUnderCall upgrades Pier to tag while a call runs through addr:
+// speakers and relays roll node by node, the Service keeps its address,
+// the call goes on and no request is answered by two MACs.
+func upgradeUnderCall(t *testing.T, e *podlab.Env, addr netip.Addr, tag string) {
+	ctx := context.Background()
+	watch, call := startWatching(t, e, addr)
+	start := time.Now()
+	args := append([]string{"upgrade", "pier", "charts/pier", "-n", podlab.Namespace, "--reuse-values"}, e.ChartValues(tag)...)
+	if _, err := e.Helm(ctx, args...); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.WaitRollout(ctx, podlab.Namespace, 4*time.Minute, []string{"pier-controller"}, []string{"pier-speaker", "pier-relay"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("upgrade to %s rolled out in %v", tag, time.Since(start).Round(time.Millisecond))
+	settle(t, call)
+	checkWatching(t, watch, call)
+	checkAddress(t, e, addr)
+}
+
+// rollbackUnderCall is helm rollback to the first release, under a call.
+func rollbackUnderCall(t *testing.T, e *podlab.Env, addr netip.Addr) {
+	ctx := context.Background()
+	watch, call := startWatching(t, e, addr)
+	if _, err := e.Helm(ctx, "rollback", "pier", "1", "-n", podlab.Namespace); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.WaitRollout(ctx, podlab.Namespace, 4*time.Minute, []string{"pier-controller"}, []string{"pier-speaker", "pier-relay"}); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, call)
+	checkWatching(t, watch, call)
+	checkAddress(t, e, addr)
+}
+
+func startWatching(t *testing.T, e *podlab.Env, addr netip.Addr) (*podlab.ARPWatch, *podlab.Call) {
+	t.Helper()
+	watch, err := podlab.StartARPWatch(context.Background(), e.Site.Router, "eth1", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call, err := podlab.StartCall(e.Site.Client, netip.AddrPortFrom(addr, podlab.CallUDPPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAnswers(t, call, 10)
+	return watch, call
+}
+
+// settle lets the call run two more seconds after a change and requires
+// it to be answered again.
+func settle(t *testing.T, call *podlab.Call) {
+	t.Helper()
+	waitAnswers(t, call, 10)
+	time.Sleep(2 * time.Second)
+}
+
+func checkWatching(t *testing.T, watch *podlab.ARPWatch, call *podlab.Call) {
+	t.Helper()
+	cs, as := call.Stop(), watch.Stop()
+	t.Logf("call: %v; ARP: %v", cs, as)
+	if as.Dual > 0 {
+		t.Errorf("%d ARP requests answered by two MACs: %v", as.Dual, as)
+	}
+	if len(as.MACs) == 0 {
+		t.Errorf("nobody answered ARP: %v", as)
+	}
+}
+
+func checkAddress(t *testing.T, e *podlab.Env, addr netip.Addr) {
+	t.Helper()
+	got, err := e.WaitServiceAddress(context.Background(), "voice", "media")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != addr {
+		t.Errorf("Service address moved from %s to %s", addr, got)
+	}
+}
+
+// waitAnswers waits until the call has n more answers.
+func waitAnswers(t *testing.T, c *podlab.Call, n int) {
+	t.Helper()
+	want := c.Answered() + n
+	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		return c.Answered() >= want, nil
+	})
+	if err != nil {
+		t.Fatalf("call not answered: %v", c.Stats(time.Now()))
+	}
+}
