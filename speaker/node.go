@@ -12,7 +12,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -58,6 +60,11 @@ type NodeOptions struct {
 	// Health, when set, gets the speaker's checks for /healthz: the API
 	// cache synced, or the API server unreachable (daemon.APICheck).
 	Health *daemon.Health
+	// PodName and PodUID name the speaker's Pod, which then owns the
+	// ServiceL2Status objects it writes (Options.Owner); empty outside a
+	// Pod.
+	PodName string
+	PodUID  types.UID
 }
 
 // RunNode runs a speaker with its API cache, membership and announcers
@@ -115,6 +122,7 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 		NodeName: o.NodeName, Namespace: o.Namespace, OnlyOwnClass: o.OnlyOwnClass, GossipAddr: o.BindAddr,
 		Reader: c, Synced: synced.Load, Writer: writer, Recorder: recorder(ctx, o.Config, scheme),
 		Members: mem, L2: ann, StateFile: o.StateDir + "/speaker-state.json", Logger: o.Logger,
+		Owner: podOwner(o.PodName, o.PodUID),
 	})
 	if err != nil {
 		return err
@@ -226,4 +234,12 @@ func recorder(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme) Eve
 	b := events.NewBroadcaster(&events.EventSinkImpl{Interface: cs.EventsV1()})
 	b.StartRecordingToSink(ctx.Done())
 	return b.NewRecorder(scheme, "pier-speaker")
+}
+
+// podOwner is the owner reference to the speaker's Pod, or nil outside one.
+func podOwner(name string, uid types.UID) *metav1.OwnerReference {
+	if name == "" || uid == "" {
+		return nil
+	}
+	return &metav1.OwnerReference{APIVersion: "v1", Kind: "Pod", Name: name, UID: uid}
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -61,7 +62,11 @@ type Options struct {
 	Reader client.Reader
 	Synced func() bool
 	// Writer writes ServiceL2Status objects and may be nil (no status).
-	Writer     client.Client
+	Writer client.Client
+	// Owner, when set, owns the ServiceL2Status objects this speaker
+	// writes: the speaker's Pod, so that they go with it (helm uninstall,
+	// a node drained) instead of outliving every speaker.
+	Owner      *metav1.OwnerReference
 	Recorder   EventRecorder
 	Members    Membership
 	L2         L2Announcer

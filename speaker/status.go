@@ -124,6 +124,7 @@ func (s *Speaker) applyStatus(ctx context.Context, svc string, st v1alpha1.Servi
 			v1alpha1.LabelNode: s.opts.NodeName,
 		},
 	}}
+	s.own(obj)
 	err := s.opts.Reader.Get(ctx, client.ObjectKeyFromObject(obj), obj)
 	if apierrors.IsNotFound(err) {
 		if err = s.opts.Writer.Create(ctx, obj); err != nil {
@@ -131,6 +132,12 @@ func (s *Speaker) applyStatus(ctx context.Context, svc string, st v1alpha1.Servi
 		}
 	} else if err != nil {
 		return err
+	} else if s.own(obj) {
+		// Written by this node's previous speaker Pod: take it over before
+		// the garbage collector removes it with that Pod.
+		if err := s.opts.Writer.Update(ctx, obj); err != nil {
+			return fmt.Errorf("own status for %s: %w", svc, err)
+		}
 	}
 	if equalStatus(obj.Status, st) {
 		return nil
@@ -163,4 +170,15 @@ func statusName(svc, node string) string {
 	}
 	sum := sha256.Sum256([]byte(svc + "/" + node))
 	return name[:50] + "-" + hex.EncodeToString(sum[:6])
+}
+
+// own makes obj's owner this speaker's Pod (Options.Owner) and reports
+// whether that changed anything.
+func (s *Speaker) own(obj *v1alpha1.ServiceL2Status) bool {
+	o := s.opts.Owner
+	if o == nil || len(obj.OwnerReferences) == 1 && obj.OwnerReferences[0].UID == o.UID {
+		return false
+	}
+	obj.OwnerReferences = []metav1.OwnerReference{*o}
+	return true
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -35,12 +36,15 @@ func main() {
 	flag.DurationVar(&o.BGPWarnAfter, "bgp-warn-after", 0, "how long a BGP session may stay down before the speaker warns (0: 30s)")
 	flag.IntVar(&o.BindPort, "bind-port", 7946, "memberlist port (TCP and UDP)")
 	keyFile := flag.String("memberlist-key-file", "/etc/pier/memberlist/key", "file holding the 16, 24 or 32 byte gossip key (a mounted Secret); FILE-next and FILE-previous, when present, are accepted too (key rotation)")
+	flag.StringVar(&o.PodName, "pod-name", os.Getenv("POD_NAME"), "the speaker's Pod, which owns the ServiceL2Status objects it writes (with --pod-uid)")
+	podUID := flag.String("pod-uid", os.Getenv("POD_UID"), "the speaker's Pod's UID")
 	flag.BoolVar(&o.LocalVIP, "local-vip", false, "put owned addresses on lo so processes on this node accept their traffic")
 	flag.StringVar(&o.StateDir, "state-dir", "/var/lib/pier", "where the speaker keeps what it announces across restarts")
 	flag.DurationVar(&o.Periodic, "periodic-gratuitous", 0, "re-announce owned addresses this often (0: only on takeover)")
 	metricsAddr := flag.String("metrics-addr", "", `metrics and /healthz listen addresses, comma-separated ("0": off; default: --bind-addr and loopback, port 7572)`)
 	level := flag.String("log-level", "info", "debug, info, warn or error")
 	flag.Parse()
+	o.PodUID = types.UID(*podUID)
 
 	log := daemon.Logger(*level)
 	if err := setup(&o, *kubeconfig, *bind, *routerID, *keyFile); err != nil {
