@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -264,8 +265,17 @@ func TestControllerRunsOnItsRBAC(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs lab.SyncBuffer
+	// The namespaces as the manifests set them; the webhook on a loopback
+	// URL (the API server runs outside any cluster network here).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	whAddr := ln.Addr().String()
+	ln.Close()
 	cmd := exec.CommandContext(ctx, bins["pier-controller"], "--kubeconfig", kubeconfig, "--namespace", sys,
-		"--webhook=false", "--metrics-addr=0", "--health-addr=0")
+		"--relay-lease-namespace="+relays, "--webhook-secret-namespace="+whNS,
+		"--webhook-url=https://"+whAddr, "--webhook-addr="+whAddr, "--metrics-addr=0", "--health-addr=0")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -314,6 +324,17 @@ func TestControllerRunsOnItsRBAC(t *testing.T) {
 	})
 	if err != nil {
 		t.Errorf("no IPAllocated event for the Service: %v", err)
+	}
+	// The Secrets it creates: the speakers' memberlist key, the webhook's
+	// certificate in its own namespace.
+	for _, sec := range []struct{ ns, name string }{{sys, "pier-memberlist"}, {whNS, "pier-webhook-cert"}} {
+		err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
+			_, err := tryRun(nil, kubectl, kubeArgs(c, "get", "secret", sec.name, "--namespace", sec.ns, "-o", "name")...)
+			return err == nil, nil
+		})
+		if err != nil {
+			t.Errorf("Secret %s/%s never created: %v", sec.ns, sec.name, err)
+		}
 	}
 	if strings.Contains(strings.ToLower(logs.String()), "forbidden") {
 		t.Errorf("pier-controller was refused something:\n%s", logs.String())
