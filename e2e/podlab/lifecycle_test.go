@@ -159,7 +159,7 @@ func upgradeUnderCall(t *testing.T, e *podlab.Env, addr netip.Addr, tag string) 
 	t.Logf("upgrade to %s rolled out in %v", tag, time.Since(start).Round(time.Millisecond))
 	settle(t, call)
 	checkWatching(t, watch, call)
-	checkAddress(t, e, addr)
+	checkAddress(t, e, "voice", addr)
 }
 
 // rollbackUnderCall is helm rollback to the first release, under a call.
@@ -174,10 +174,10 @@ func rollbackUnderCall(t *testing.T, e *podlab.Env, addr netip.Addr) {
 	}
 	settle(t, call)
 	checkWatching(t, watch, call)
-	checkAddress(t, e, addr)
+	checkAddress(t, e, "voice", addr)
 }
 
-func startWatching(t *testing.T, e *podlab.Env, addr netip.Addr) (*podlab.ARPWatch, *podlab.Call) {
+func startWatching(t testing.TB, e *podlab.Env, addr netip.Addr) (*podlab.ARPWatch, *podlab.Call) {
 	t.Helper()
 	watch, err := podlab.StartARPWatch(context.Background(), e.Site.Router, "eth1", addr)
 	if err != nil {
@@ -193,27 +193,34 @@ func startWatching(t *testing.T, e *podlab.Env, addr netip.Addr) (*podlab.ARPWat
 
 // settle lets the call run two more seconds after a change and requires
 // it to be answered again.
-func settle(t *testing.T, call *podlab.Call) {
+func settle(t testing.TB, call *podlab.Call) {
 	t.Helper()
 	waitAnswers(t, call, 10)
 	time.Sleep(2 * time.Second)
 }
 
-func checkWatching(t *testing.T, watch *podlab.ARPWatch, call *podlab.Call) {
+// checkWatching ends the call and the ARP watch: the call must have been
+// answered to the end and ARP too. Requests answered by two MACs are
+// reported, not failed: a leaving speaker answers on for leaveGrace
+// (speaker/node.go) so that the handover has no gap, and a returning one
+// claims its addresses back before the interim owner has let go; the
+// benchmark in this package measures them.
+func checkWatching(t testing.TB, watch *podlab.ARPWatch, call *podlab.Call) (podlab.CallStats, podlab.ARPStats) {
 	t.Helper()
 	cs, as := call.Stop(), watch.Stop()
 	t.Logf("call: %v; ARP: %v", cs, as)
-	if as.Dual > 0 {
-		t.Errorf("%d ARP requests answered by two MACs: %v", as.Dual, as)
-	}
-	if len(as.MACs) == 0 {
+	if len(as.MACs) == 0 || as.Requests == as.Unanswered {
 		t.Errorf("nobody answered ARP: %v", as)
 	}
+	if cs.Answered == 0 {
+		t.Errorf("call never answered: %v", cs)
+	}
+	return cs, as
 }
 
-func checkAddress(t *testing.T, e *podlab.Env, addr netip.Addr) {
+func checkAddress(t testing.TB, e *podlab.Env, ns string, addr netip.Addr) {
 	t.Helper()
-	got, err := e.WaitServiceAddress(context.Background(), "voice", "media")
+	got, err := e.WaitServiceAddress(context.Background(), ns, "media")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +230,7 @@ func checkAddress(t *testing.T, e *podlab.Env, addr netip.Addr) {
 }
 
 // waitAnswers waits until the call has n more answers.
-func waitAnswers(t *testing.T, c *podlab.Call, n int) {
+func waitAnswers(t testing.TB, c *podlab.Call, n int) {
 	t.Helper()
 	want := c.Answered() + n
 	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {

@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 
 // cluster returns the shared cluster or stops t: skipped outside CI when a
 // prerequisite is missing, failed otherwise.
-func cluster(t *testing.T) *podlab.Env {
+func cluster(t testing.TB) *podlab.Env {
 	t.Helper()
 	upOnce.Do(func() {
 		if os.Geteuid() != 0 {
