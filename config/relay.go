@@ -32,6 +32,11 @@ const (
 	MaxTokenOffset     = 1024
 	MaxTokenLength     = 63 // a backend name as long as a DNS label
 	maxListenerNameLen = 15
+	// The relay's defaults for spec.limits.maxTCPConnections and
+	// maxTCPConnectionsPerSource (relay.DefaultMaxTCPConns and
+	// DefaultMaxTCPConnsPerSource; a relay/agent test keeps them equal).
+	DefaultRelayMaxTCPConnections          = 10_000
+	DefaultRelayMaxTCPConnectionsPerSource = 1_000
 	// relayServiceSuffix names the Service Pier owns for a Relay.
 	relayServiceSuffix = "-relay"
 )
@@ -82,7 +87,9 @@ var userAnnotations = []string{
 // with a letter.
 // Listeners (as written; the defaults are valid): at most 16; names 1 to 15
 // characters of a DNS-1123 label, unique; protocol TCP or UDP; port 1 to
-// 65535, each protocol/port once; targetPort 0 or 1 to 65535; nodePort
+// 65535, each protocol/port once, and not a port Pier's daemons hold on
+// every node (7946/TCP and UDP gossip, 7474/TCP and 7572/TCP metrics, the
+// defaults); targetPort 0 or 1 to 65535; nodePort
 // only with exposure NodePort, 30000 to 32767, each protocol/nodePort once.
 // backend.serviceName is a Service name (DNS-1035 label);
 // backend.healthCheckPort 0 or 1 to 65535. A Relay whose listeners are all
@@ -97,8 +104,10 @@ var userAnnotations = []string{
 // address-pool, allow-shared-ip and loadBalancerIPs (non-empty; the IPs
 // one address, or one per family with a dual-stack policy); other domains
 // are copied as they are. Timeouts, when set, are above 0: connect at most
-// 5m; tcpIdle 1s to 24h; udpIdle 1s to 1h; drain at most 1h. maxFlows is
-// not negative; maxDatagramSize 0 or 512 to 65535. nodeSelector parses;
+// 5m; tcpIdle 1s to 24h; udpIdle 1s to 1h; drain at most 1h. maxFlows,
+// maxTCPConnections and maxTCPConnectionsPerSource are not negative, the
+// last at most maxTCPConnections (default 10000); maxDatagramSize 0 or 512
+// to 65535. nodeSelector parses;
 // routing.key is ClientAddressPort or ClientAddress; routing.token, when
 // set, has offset 0 to 1024 and length 1 to 63. dataPath is Userspace or
 // Kernel; Kernel refuses backend.proxyProtocol (the kernel adds no header)
@@ -149,6 +158,33 @@ func ParseRelay(o *v1alpha1.Relay) []*Error {
 	return p.errs
 }
 
+// pierPort is a port one of Pier's daemons holds on every node's own
+// addresses: the relays and speakers use the host network, so a relay
+// listener on it would fail to bind or take the daemon's traffic.
+type pierPort struct {
+	port     int32
+	protocol corev1.Protocol
+	what     string
+}
+
+// pierPorts are the defaults of the charts and commands (pier-speaker
+// --bind-port and --metrics-addr, pier-relay --metrics-addr).
+var pierPorts = []pierPort{
+	{7946, corev1.ProtocolTCP, "the speakers' memberlist (gossip) port"},
+	{7946, corev1.ProtocolUDP, "the speakers' memberlist (gossip) port"},
+	{7474, corev1.ProtocolTCP, "pier-relay's metrics port"},
+	{7572, corev1.ProtocolTCP, "pier-speaker's metrics port"},
+}
+
+// notPierPort refuses a listener on one of pierPorts.
+func (p *parser) notPierPort(r Ref, path string, l v1alpha1.RelayListener) {
+	for _, pp := range pierPorts {
+		if pp.port == l.Port && pp.protocol == l.Protocol {
+			p.fail(r, path, "%d/%s is %s on every node", l.Port, l.Protocol, pp.what)
+		}
+	}
+}
+
 func (p *parser) relayExposure(r Ref, s *v1alpha1.RelaySpec) v1alpha1.RelayExposureType {
 	exp := RelayExposure(s)
 	switch exp {
@@ -175,6 +211,7 @@ func (p *parser) relayListeners(r Ref, ls []v1alpha1.RelayListener, exp v1alpha1
 		}
 		if p.port(r, path+".port", l.Port, true) {
 			p.uniqueListener(r, path+".port", fmt.Sprintf("%d/%s", l.Port, l.Protocol), ports, i)
+			p.notPierPort(r, path+".port", l)
 		}
 		p.port(r, path+".targetPort", l.TargetPort, false)
 		p.nodePort(r, path, l, exp, nodePorts, i)
@@ -345,8 +382,28 @@ func (p *parser) relayLimits(r Ref, l *v1alpha1.RelayLimits) {
 	if l.MaxFlows < 0 {
 		p.fail(r, "spec.limits.maxFlows", "%d: must be at least 1 (0 or unset for the default)", l.MaxFlows)
 	}
+	p.relayTCPLimits(r, l)
 	if l.MaxDatagramSize != 0 && (l.MaxDatagramSize < MinDatagramSize || l.MaxDatagramSize > 65535) {
 		p.fail(r, "spec.limits.maxDatagramSize", "%d out of range; want %d to 65535", l.MaxDatagramSize, MinDatagramSize)
+	}
+}
+
+// relayTCPLimits checks the connection limits: above 0 when set, and the
+// per-source one at most the listener's (default included).
+func (p *parser) relayTCPLimits(r Ref, l *v1alpha1.RelayLimits) {
+	const path = "spec.limits.maxTCPConnections"
+	if l.MaxTCPConnections < 0 {
+		p.fail(r, path, "%d: must be at least 1 (0 or unset for the default)", l.MaxTCPConnections)
+	}
+	if l.MaxTCPConnectionsPerSource < 0 {
+		p.fail(r, path+"PerSource", "%d: must be at least 1 (0 or unset for the default)", l.MaxTCPConnectionsPerSource)
+		return
+	}
+	switch lim := l.MaxTCPConnections; {
+	case lim == 0 && l.MaxTCPConnectionsPerSource > DefaultRelayMaxTCPConnections:
+		p.fail(r, path+"PerSource", "%d is more than maxTCPConnections (%d, the default)", l.MaxTCPConnectionsPerSource, DefaultRelayMaxTCPConnections)
+	case lim > 0 && l.MaxTCPConnectionsPerSource > lim:
+		p.fail(r, path+"PerSource", "%d is more than maxTCPConnections (%d)", l.MaxTCPConnectionsPerSource, lim)
 	}
 }
 

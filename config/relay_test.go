@@ -202,6 +202,25 @@ func TestParseRelay(t *testing.T) {
 			rerr("spec.limits.maxFlows", "-1: must be at least 1 (0 or unset for the default)"),
 			rerr("spec.limits.maxDatagramSize", "511 out of range; want 512 to 65535"),
 		}},
+		{name: "tcp connection limits", relay: relay("r", func(s *v1alpha1.RelaySpec) {
+			s.Limits = v1alpha1.RelayLimits{MaxTCPConnections: 100, MaxTCPConnectionsPerSource: 100}
+		})},
+		{name: "tcp per-source limit alone", relay: relay("r", func(s *v1alpha1.RelaySpec) {
+			s.Limits = v1alpha1.RelayLimits{MaxTCPConnectionsPerSource: 50_000}
+		}), want: []*Error{
+			rerr("spec.limits.maxTCPConnectionsPerSource", "50000 is more than maxTCPConnections (10000, the default)"),
+		}},
+		{name: "tcp connection limits out of range", relay: relay("r", func(s *v1alpha1.RelaySpec) {
+			s.Limits = v1alpha1.RelayLimits{MaxTCPConnections: -1, MaxTCPConnectionsPerSource: -2}
+		}), want: []*Error{
+			rerr("spec.limits.maxTCPConnections", "-1: must be at least 1 (0 or unset for the default)"),
+			rerr("spec.limits.maxTCPConnectionsPerSource", "-2: must be at least 1 (0 or unset for the default)"),
+		}},
+		{name: "tcp per-source limit above the listener's", relay: relay("r", func(s *v1alpha1.RelaySpec) {
+			s.Limits = v1alpha1.RelayLimits{MaxTCPConnections: 10, MaxTCPConnectionsPerSource: 11}
+		}), want: []*Error{
+			rerr("spec.limits.maxTCPConnectionsPerSource", "11 is more than maxTCPConnections (10)"),
+		}},
 		{name: "token at the limits", relay: relay("r", func(s *v1alpha1.RelaySpec) {
 			s.Routing.Token = &v1alpha1.RelayRoutingToken{Offset: 1024, Length: 63}
 		})},
@@ -307,4 +326,39 @@ func FuzzParseRelay(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestParseRelayPierPorts: a listener on a port Pier's own daemons hold on
+// every node (the relays and speakers use the host network) is refused; the
+// same port of the other protocol is free.
+func TestParseRelayPierPorts(t *testing.T) {
+	cases := []struct {
+		name     string
+		listener v1alpha1.RelayListener
+		want     []*Error
+	}{
+		{name: "gossip TCP", listener: tcp("l", 7946), want: []*Error{
+			rerr("spec.listeners[0].port", "7946/TCP is the speakers' memberlist (gossip) port on every node"),
+		}},
+		{name: "gossip UDP", listener: udp("l", 7946), want: []*Error{
+			rerr("spec.listeners[0].port", "7946/UDP is the speakers' memberlist (gossip) port on every node"),
+		}},
+		{name: "relay metrics", listener: tcp("l", 7474), want: []*Error{
+			rerr("spec.listeners[0].port", "7474/TCP is pier-relay's metrics port on every node"),
+		}},
+		{name: "speaker metrics", listener: tcp("l", 7572), want: []*Error{
+			rerr("spec.listeners[0].port", "7572/TCP is pier-speaker's metrics port on every node"),
+		}},
+		{name: "relay metrics port over UDP", listener: udp("l", 7474)},
+		{name: "speaker metrics port over UDP", listener: udp("l", 7572)},
+		{name: "next to gossip", listener: tcp("l", 7947)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := ParseRelay(relay("r", listeners(tc.listener)))
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("ParseRelay (-want +got):\n%s", diff)
+			}
+		})
+	}
 }

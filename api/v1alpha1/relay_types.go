@@ -158,6 +158,19 @@ type RelayLimits struct {
 	// +kubebuilder:validation:Maximum=65535
 	// +optional
 	MaxDatagramSize int32 `json:"maxDatagramSize,omitempty"`
+	// MaxTCPConnections per TCP listener; connections beyond it are
+	// accepted, closed at once and counted. Each holds two descriptors
+	// (client and backend) until it ends or idles out. Default 10000.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxTCPConnections int32 `json:"maxTCPConnections,omitempty"`
+	// MaxTCPConnectionsPerSource per TCP listener and client address (an
+	// IPv6 client by its /64): connections beyond it are closed at once and
+	// counted, so one source cannot take a listener's every connection.
+	// At most maxTCPConnections. Default 1000.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxTCPConnectionsPerSource int32 `json:"maxTCPConnectionsPerSource,omitempty"`
 }
 
 // RelaySpec describes one relay: its frontends and its calling servers.
