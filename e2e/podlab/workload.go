@@ -21,7 +21,7 @@ const (
 	CallUDPPort = 16384
 )
 
-// DeployCallServers runs replicas calling-server stand-ins (pier-lab echo
+// DeployCallServers (idempotent) runs replicas calling-server stand-ins (pier-lab echo
 // in whoami mode, named after their Pod) as Deployment name in ns, pulled
 // from the lab registry, and waits until they are Ready.
 func (e *Env) DeployCallServers(ctx context.Context, ns, name string, replicas int32) error {
@@ -57,7 +57,7 @@ func (e *Env) DeployCallServers(ctx context.Context, ns, name string, replicas i
 			},
 		},
 	}
-	if _, err := e.Client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+	if _, err := e.Client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create deployment %s/%s: %w", ns, name, err)
 	}
 	return e.WaitRollout(ctx, ns, 2*time.Minute, []string{name}, nil)
@@ -71,7 +71,7 @@ func (e *Env) ensureNamespace(ctx context.Context, ns string) error {
 	return nil
 }
 
-// CreateCallService exposes Deployment app=name in ns as a LoadBalancer
+// CreateCallService (idempotent) exposes Deployment app=name in ns as a LoadBalancer
 // Service name (8443/TCP, 16384/UDP) and returns its IPv4 address once
 // Pier has assigned it.
 func (e *Env) CreateCallService(ctx context.Context, ns, name string, etp corev1.ServiceExternalTrafficPolicy) (netip.Addr, error) {
@@ -87,7 +87,7 @@ func (e *Env) CreateCallService(ctx context.Context, ns, name string, etp corev1
 			},
 		},
 	}
-	if _, err := e.Client.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+	if _, err := e.Client.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return netip.Addr{}, fmt.Errorf("create service %s/%s: %w", ns, name, err)
 	}
 	return e.WaitServiceAddress(ctx, ns, name)

@@ -1,0 +1,89 @@
+package podlab_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/pier-lb/pier/e2e/podlab"
+)
+
+// TestInstallMistakesSayWhy: an install that cannot work ends in a message
+// that names the cause where an operator looks first (Pod status and
+// events), not in a silent hang.
+func TestInstallMistakesSayWhy(t *testing.T) {
+	e := cluster(t)
+	for _, tc := range []struct {
+		name string
+		set  []string
+		// want is found in a Pier Pod's waiting message or events (a bad
+		// image stops the controller first, and with it the memberlist key
+		// the speakers wait for).
+		want []string
+	}{
+		{"image tag not in the registry", []string{"--set", "image.tag=no-such-tag"}, []string{"no-such-tag", "not found"}},
+		{"registry unreachable", []string{"--set", "image.registry=192.0.2.1:5999"}, []string{"192.0.2.1:5999", "connection refused"}},
+		{"memberlist Secret missing", []string{"--set", "speaker.memberlist.existingSecret=no-such-secret"}, []string{"no-such-secret", "not found"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			args := append([]string{"install", "pier", "charts/pier", "-n", podlab.Namespace, "--create-namespace"}, e.ChartValues("lab")...)
+			if _, err := e.Helm(ctx, append(args, tc.set...)...); err != nil {
+				t.Fatal(err)
+			}
+			defer uninstallChart(t, e)
+			var last string
+			err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+				last = podTrouble(ctx, e)
+				for _, w := range tc.want {
+					if !strings.Contains(last, w) {
+						return false, nil
+					}
+				}
+				return true, nil
+			})
+			if err != nil {
+				t.Fatalf("no message naming %q: %v\n%s", tc.want, err, last)
+			}
+			t.Logf("%s", firstLine(last, tc.want[0]))
+		})
+	}
+}
+
+// podTrouble is what Pier's Pods' statuses and events say.
+func podTrouble(ctx context.Context, e *podlab.Env) string {
+	var b strings.Builder
+	pods, err := e.Client.CoreV1().Pods(podlab.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err.Error()
+	}
+	for _, p := range pods.Items {
+		for _, cs := range p.Status.ContainerStatuses {
+			if w := cs.State.Waiting; w != nil {
+				fmt.Fprintf(&b, "%s: %s: %s\n", p.Name, w.Reason, w.Message)
+			}
+		}
+		evs, err := e.Client.CoreV1().Events(podlab.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + p.Name})
+		if err != nil {
+			continue
+		}
+		for _, ev := range evs.Items {
+			fmt.Fprintf(&b, "%s: event %s: %s\n", p.Name, ev.Reason, ev.Message)
+		}
+	}
+	return b.String()
+}
+
+func firstLine(s, with string) string {
+	for _, line := range strings.Split(s, "\n") {
+		if strings.Contains(line, with) {
+			return line
+		}
+	}
+	return ""
+}
