@@ -13,7 +13,11 @@ type Metrics struct {
 	backendUp   *prometheus.GaugeVec
 	rebuilds    prometheus.Counter
 	tokens      *prometheus.CounterVec
-	kernel      *kernelCollector
+	// tcpRefused and acceptErrors are labelled by listener name (at most
+	// 16 per Relay, config.MaxRelayListeners).
+	tcpRefused   *prometheus.CounterVec
+	acceptErrors *prometheus.CounterVec
+	kernel       *kernelCollector
 }
 
 // Drop reasons.
@@ -23,6 +27,12 @@ const (
 	dropTooBig    = "too-big"
 	dropUpstream  = "upstream-error"
 	dropDraining  = "draining"
+)
+
+// Reasons a TCP connection is refused (MaxTCPConns, MaxTCPConnsPerSource).
+const (
+	refusedListenerLimit = "listener-limit"
+	refusedSourceLimit   = "source-limit"
 )
 
 // Directions: in is client to backend, out is backend to client.
@@ -55,6 +65,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pier_relay_token_routed_total", Help: "New flows placed with a routing token, by result (routed, unknown, down, short).",
 		}, []string{"proto", "result"}),
+		tcpRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pier_relay_tcp_refused_total", Help: "TCP connections reset at once, by listener and reason (listener-limit, source-limit).",
+		}, []string{"listener", "reason"}),
+		acceptErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pier_relay_tcp_accept_errors_total", Help: "Failed TCP accepts (such as EMFILE, out of descriptors), each followed by a back-off of 5 ms doubling to 1 s.",
+		}, []string{"listener"}),
 		kernel: newKernelCollector(),
 	}
 	reg.MustRegister(m.collectors()...)
@@ -62,7 +78,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.activeFlows, m.packets, m.bytes, m.drops, m.backendUp, m.rebuilds, m.tokens, m.kernel}
+	return []prometheus.Collector{m.activeFlows, m.packets, m.bytes, m.drops, m.backendUp, m.rebuilds, m.tokens, m.tcpRefused, m.acceptErrors, m.kernel}
 }
 
 // Unregister removes the metrics from reg, the registerer NewMetrics was

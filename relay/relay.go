@@ -37,6 +37,15 @@ const (
 	DefaultDrainTimeout    = 30 * time.Second
 	DefaultHealthInterval  = 300 * time.Millisecond
 	DefaultMaxDatagramSize = 2048
+	// DefaultMaxTCPConns bounds a TCP listener's connections: 20000
+	// descriptors and about 200 MB (two goroutines and two sockets each),
+	// far more than one node's calls fall back to TCP, yet below the
+	// descriptor limit a relay pod gets.
+	DefaultMaxTCPConns = 10_000
+	// DefaultMaxTCPConnsPerSource bounds one client address's connections
+	// per TCP listener: a tenth of the listener, so a site NAT carries many
+	// callers while one source cannot take the listener.
+	DefaultMaxTCPConnsPerSource = 1_000
 )
 
 // Listener is one frontend: an address and port the relay accepts on.
@@ -76,17 +85,23 @@ type Options struct {
 	KeyByAddressOnly bool
 	// MaxFlows bounds the UDP flows per listener. Each flow holds one socket,
 	// so MaxFlows times the UDP listeners must fit RLIMIT_NOFILE (Run warns).
-	MaxFlows        int
-	TableSize       int // Maglev table size, a prime (default 65537)
-	MaxDatagramSize int // largest UDP datagram relayed; larger ones are dropped
-	UDPIdleTimeout  time.Duration
-	TCPIdleTimeout  time.Duration
-	ConnectTimeout  time.Duration
-	DrainTimeout    time.Duration
-	HealthInterval  time.Duration
-	Logger          *slog.Logger
-	Metrics         *Metrics // nil: a private registry
-	Clock           clock.WithTicker
+	MaxFlows int
+	// MaxTCPConns bounds the connections per TCP listener, and
+	// MaxTCPConnsPerSource those of one client address (an IPv6 client by
+	// its /64) per TCP listener; connections beyond either are closed at
+	// once and counted (pier_relay_tcp_refused_total).
+	MaxTCPConns          int
+	MaxTCPConnsPerSource int
+	TableSize            int // Maglev table size, a prime (default 65537)
+	MaxDatagramSize      int // largest UDP datagram relayed; larger ones are dropped
+	UDPIdleTimeout       time.Duration
+	TCPIdleTimeout       time.Duration
+	ConnectTimeout       time.Duration
+	DrainTimeout         time.Duration
+	HealthInterval       time.Duration
+	Logger               *slog.Logger
+	Metrics              *Metrics // nil: a private registry
+	Clock                clock.WithTicker
 
 	// UDPSockets is the listener sockets per UDP listener, an SO_REUSEPORT
 	// group with a reader each (Linux); 0 means GOMAXPROCS.
@@ -189,6 +204,12 @@ func withDefaults(o Options) Options {
 	if o.MaxFlows == 0 {
 		o.MaxFlows = DefaultMaxFlows
 	}
+	if o.MaxTCPConns == 0 {
+		o.MaxTCPConns = DefaultMaxTCPConns
+	}
+	if o.MaxTCPConnsPerSource == 0 {
+		o.MaxTCPConnsPerSource = min(DefaultMaxTCPConnsPerSource, o.MaxTCPConns)
+	}
 	if o.TableSize == 0 {
 		o.TableSize = DefaultTableSize
 	}
@@ -222,6 +243,9 @@ func validate(o Options) error {
 	}
 	if o.MaxFlows < 0 || o.MaxDatagramSize < 0 || o.MaxDatagramSize > 65535 {
 		return fmt.Errorf("relay: max flows %d, max datagram %d: out of range", o.MaxFlows, o.MaxDatagramSize)
+	}
+	if o.MaxTCPConns < 0 || o.MaxTCPConnsPerSource < 0 {
+		return fmt.Errorf("relay: max tcp connections %d, per source %d: out of range", o.MaxTCPConns, o.MaxTCPConnsPerSource)
 	}
 	if m := o.Kernel.CtMark; m&(m-1) != 0 {
 		return fmt.Errorf("relay: kernel conntrack mark %#x: want a single bit", m)
@@ -433,20 +457,24 @@ func (r *Relay) open(l Listener) (server, error) {
 	return s, err
 }
 
-// warnFileLimit logs when the flow limit can exceed the open file limit:
-// flows past it fail to get a socket and are dropped as upstream errors.
+// warnFileLimit logs when the flow and connection limits can exceed the
+// open file limit: UDP flows past it fail to get a socket and are dropped
+// as upstream errors; TCP accepts fail and back off (two descriptors a
+// connection).
 func (r *Relay) warnFileLimit() {
-	udp := 0
+	var need uint64
 	for _, l := range r.opts.Listeners {
 		if l.Protocol == UDP {
-			udp++
+			need += uint64(r.opts.MaxFlows)
+		} else {
+			need += 2 * uint64(r.opts.MaxTCPConns)
 		}
 	}
 	var lim unix.Rlimit
-	if udp == 0 || unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) != nil {
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) != nil {
 		return
 	}
-	if need := uint64(udp * r.opts.MaxFlows); need > lim.Cur {
-		r.log.Warn("open file limit below the UDP flow limit", "limit", lim.Cur, "flows", need)
+	if need > lim.Cur {
+		r.log.Warn("open file limit below the UDP flow and TCP connection limits", "limit", lim.Cur, "descriptors", need)
 	}
 }

@@ -19,12 +19,18 @@ type tcpServer struct {
 	r   *Relay
 	l   Listener
 	log *slog.Logger
-	ln  *net.TCPListener
+	ln  net.Listener
 	m   protoMetrics
+
+	refusedListener, refusedSource, acceptErrors counter
 
 	mu    sync.Mutex
 	conns map[*net.TCPConn]struct{} // client and upstream sides, closed at drain end
-	wg    sync.WaitGroup
+	// admitted and perSource count the admitted connections (MaxTCPConns,
+	// MaxTCPConnsPerSource), by sourceKey.
+	admitted  int
+	perSource map[netip.Prefix]int
+	wg        sync.WaitGroup
 }
 
 func (r *Relay) openTCP(l Listener, log *slog.Logger) (*tcpServer, error) {
@@ -33,7 +39,32 @@ func (r *Relay) openTCP(l Listener, log *slog.Logger) (*tcpServer, error) {
 		return nil, fmt.Errorf("relay: listen %s tcp %s: %w", l.Name, l.Addr, err)
 	}
 	r.setAddr(l.Name, ln.Addr().(*net.TCPAddr).AddrPort())
-	return &tcpServer{r: r, l: l, log: log, ln: ln, m: r.metrics.forProto("tcp"), conns: map[*net.TCPConn]struct{}{}}, nil
+	return r.newTCPServer(l, log, ln), nil
+}
+
+func (r *Relay) newTCPServer(l Listener, log *slog.Logger, ln net.Listener) *tcpServer {
+	return &tcpServer{
+		r: r, l: l, log: log, ln: ln, m: r.metrics.forProto("tcp"),
+		refusedListener: r.metrics.tcpRefused.WithLabelValues(l.Name, refusedListenerLimit),
+		refusedSource:   r.metrics.tcpRefused.WithLabelValues(l.Name, refusedSourceLimit),
+		acceptErrors:    r.metrics.acceptErrors.WithLabelValues(l.Name),
+		conns:           map[*net.TCPConn]struct{}{}, perSource: map[netip.Prefix]int{},
+	}
+}
+
+// Accept back-off after an error (EMFILE, ENFILE, ENOBUFS...): from
+// acceptBackoffMin doubling to acceptBackoffMax, so a relay out of
+// descriptors waits for connections to end instead of spinning.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+func nextBackoff(d time.Duration) time.Duration {
+	if d == 0 {
+		return acceptBackoffMin
+	}
+	return min(2*d, acceptBackoffMax)
 }
 
 func (s *tcpServer) close() { _ = s.ln.Close() }
@@ -41,8 +72,9 @@ func (s *tcpServer) close() { _ = s.ln.Close() }
 func (s *tcpServer) serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, s.close)
 	defer stop()
+	var delay time.Duration
 	for {
-		c, err := s.ln.AcceptTCP()
+		nc, err := s.ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
 				s.drain()
@@ -51,11 +83,83 @@ func (s *tcpServer) serve(ctx context.Context) error {
 			if errors.Is(err, net.ErrClosed) {
 				return fmt.Errorf("relay: accept on %s: %w", s.l.Name, err)
 			}
-			s.log.Warn("accept", "err", err)
+			delay = s.acceptFailed(ctx, delay, err)
+			continue
+		}
+		delay = 0
+		c := nc.(*net.TCPConn)
+		key, ok := s.admit(c)
+		if !ok {
 			continue
 		}
 		s.track(c, true)
-		s.wg.Go(func() { s.handle(ctx, c) })
+		s.wg.Go(func() {
+			defer s.release(key)
+			s.handle(ctx, c)
+		})
+	}
+}
+
+// acceptFailed counts a failed accept and waits the next back-off, which
+// it returns (or until ctx ends).
+func (s *tcpServer) acceptFailed(ctx context.Context, delay time.Duration, err error) time.Duration {
+	s.acceptErrors.Add(1)
+	delay = nextBackoff(delay)
+	if delay == acceptBackoffMin {
+		s.log.Warn("accept failed, backing off", "err", err)
+	} else {
+		s.log.Debug("accept failed, backing off", "err", err, "delay", delay)
+	}
+	select {
+	case <-ctx.Done():
+	case <-s.r.clock.After(delay):
+	}
+	return delay
+}
+
+// sourceKey is what MaxTCPConnsPerSource counts by: an IPv4 client's
+// address, an IPv6 client's /64 (one host commonly holds a whole /64).
+func sourceKey(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	bits := 32
+	if a.Is6() {
+		bits = 64
+	}
+	p, _ := a.Prefix(bits)
+	return p
+}
+
+// admit takes c within the listener's and its source's limits, or resets
+// and counts it.
+func (s *tcpServer) admit(c *net.TCPConn) (netip.Prefix, bool) {
+	key := sourceKey(c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr())
+	s.mu.Lock()
+	var refused counter
+	switch {
+	case s.admitted >= s.r.opts.MaxTCPConns:
+		refused = s.refusedListener
+	case s.perSource[key] >= s.r.opts.MaxTCPConnsPerSource:
+		refused = s.refusedSource
+	default:
+		s.admitted++
+		s.perSource[key]++
+	}
+	s.mu.Unlock()
+	if refused != nil {
+		refused.Add(1)
+		_ = c.SetLinger(0) // a reset: no TIME_WAIT left on the relay
+		_ = c.Close()
+		return key, false
+	}
+	return key, true
+}
+
+func (s *tcpServer) release(key netip.Prefix) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.admitted--
+	if s.perSource[key]--; s.perSource[key] <= 0 {
+		delete(s.perSource, key)
 	}
 }
 

@@ -52,6 +52,8 @@ func main() {
 	healthPort := flag.Uint("health-port", 0, "standalone: TCP port of the backends' active check (0: the first TCP listener's)")
 	flag.BoolVar(&opts.KeyByAddressOnly, "key-by-address", false, "standalone: hash the client address only, not its port")
 	flag.IntVar(&opts.MaxFlows, "max-flows", relay.DefaultMaxFlows, "standalone: UDP flows per listener")
+	flag.IntVar(&opts.MaxTCPConns, "max-tcp-conns", relay.DefaultMaxTCPConns, "standalone: connections per TCP listener")
+	flag.IntVar(&opts.MaxTCPConnsPerSource, "max-tcp-conns-per-source", relay.DefaultMaxTCPConnsPerSource, "standalone: connections per TCP listener from one client address (IPv6: one /64)")
 	flag.DurationVar(&opts.UDPIdleTimeout, "udp-idle", relay.DefaultUDPIdleTimeout, "standalone: UDP flow idle timeout")
 	flag.DurationVar(&opts.DrainTimeout, "drain", relay.DefaultDrainTimeout, "standalone: how long TCP flows may finish after SIGTERM")
 	flag.BoolVar(&opts.Kernel.Enabled, "kernel", false, "standalone: UDP flows through the kernel data path (nftables DNAT; needs NET_ADMIN)")

@@ -27,10 +27,14 @@ type Config struct {
 	KeyByAddressOnly bool
 	MaxFlows         int
 	MaxDatagramSize  int
-	ConnectTimeout   time.Duration
-	TCPIdleTimeout   time.Duration
-	UDPIdleTimeout   time.Duration
-	DrainTimeout     time.Duration
+	// MaxTCPConns and MaxTCPConnsPerSource are spec.limits.maxTCPConnections
+	// and maxTCPConnectionsPerSource (0: the relay's defaults).
+	MaxTCPConns          int
+	MaxTCPConnsPerSource int
+	ConnectTimeout       time.Duration
+	TCPIdleTimeout       time.Duration
+	UDPIdleTimeout       time.Duration
+	DrainTimeout         time.Duration
 	// Kernel turns on the kernel data path for the UDP listeners
 	// (spec.dataPath Kernel).
 	Kernel bool
@@ -42,6 +46,7 @@ type Config struct {
 func (c Config) Equal(o Config) bool {
 	return slices.Equal(c.Listeners, o.Listeners) && c.KeyByAddressOnly == o.KeyByAddressOnly &&
 		c.MaxFlows == o.MaxFlows && c.MaxDatagramSize == o.MaxDatagramSize &&
+		c.MaxTCPConns == o.MaxTCPConns && c.MaxTCPConnsPerSource == o.MaxTCPConnsPerSource &&
 		c.ConnectTimeout == o.ConnectTimeout && c.TCPIdleTimeout == o.TCPIdleTimeout &&
 		c.UDPIdleTimeout == o.UDPIdleTimeout && c.DrainTimeout == o.DrainTimeout &&
 		c.Kernel == o.Kernel && c.Token == o.Token
@@ -53,6 +58,7 @@ func (c Config) options(backends []relay.Backend) relay.Options {
 	return relay.Options{
 		Listeners: c.Listeners, Backends: backends, KeyByAddressOnly: c.KeyByAddressOnly,
 		MaxFlows: c.MaxFlows, MaxDatagramSize: c.MaxDatagramSize,
+		MaxTCPConns: c.MaxTCPConns, MaxTCPConnsPerSource: c.MaxTCPConnsPerSource,
 		ConnectTimeout: c.ConnectTimeout, TCPIdleTimeout: c.TCPIdleTimeout,
 		UDPIdleTimeout: c.UDPIdleTimeout, DrainTimeout: c.DrainTimeout,
 		Kernel: relay.KernelOptions{Enabled: c.Kernel}, Token: c.Token,
@@ -136,14 +142,16 @@ func selects(sel *metav1.LabelSelector, node *corev1.Node) (bool, error) {
 // ConfigOf turns a Relay spec into a relay config with listeners on bind.
 func ConfigOf(spec *v1alpha1.RelaySpec, bind netip.Addr) Config {
 	c := Config{
-		KeyByAddressOnly: spec.Routing.Key == v1alpha1.RoutingKeyClientAddress,
-		MaxFlows:         int(spec.Limits.MaxFlows),
-		MaxDatagramSize:  int(spec.Limits.MaxDatagramSize),
-		ConnectTimeout:   duration(spec.Timeouts.Connect),
-		TCPIdleTimeout:   duration(spec.Timeouts.TCPIdle),
-		UDPIdleTimeout:   duration(spec.Timeouts.UDPIdle),
-		DrainTimeout:     duration(spec.Timeouts.Drain),
-		Kernel:           spec.DataPath == v1alpha1.DataPathKernel,
+		KeyByAddressOnly:     spec.Routing.Key == v1alpha1.RoutingKeyClientAddress,
+		MaxFlows:             int(spec.Limits.MaxFlows),
+		MaxDatagramSize:      int(spec.Limits.MaxDatagramSize),
+		MaxTCPConns:          int(spec.Limits.MaxTCPConnections),
+		MaxTCPConnsPerSource: int(spec.Limits.MaxTCPConnectionsPerSource),
+		ConnectTimeout:       duration(spec.Timeouts.Connect),
+		TCPIdleTimeout:       duration(spec.Timeouts.TCPIdle),
+		UDPIdleTimeout:       duration(spec.Timeouts.UDPIdle),
+		DrainTimeout:         duration(spec.Timeouts.Drain),
+		Kernel:               spec.DataPath == v1alpha1.DataPathKernel,
 	}
 	if t := spec.Routing.Token; t != nil {
 		c.Token = relay.TokenOptions{Offset: int(t.Offset), Length: int(t.Length)}

@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/config"
 	"github.com/pier-lb/pier/relay"
 )
 
@@ -196,9 +197,10 @@ func TestConfigOf(t *testing.T) {
 				Connect: &metav1.Duration{Duration: time.Second}, TCPIdle: &metav1.Duration{Duration: time.Minute},
 				UDPIdle: &metav1.Duration{Duration: 20 * time.Second}, Drain: &metav1.Duration{Duration: 3 * time.Second},
 			},
-			Limits: v1alpha1.RelayLimits{MaxFlows: 1000, MaxDatagramSize: 1500},
+			Limits: v1alpha1.RelayLimits{MaxFlows: 1000, MaxDatagramSize: 1500, MaxTCPConnections: 500, MaxTCPConnectionsPerSource: 50},
 		}, want: Config{
 			Listeners: udpWant, KeyByAddressOnly: true, MaxFlows: 1000, MaxDatagramSize: 1500,
+			MaxTCPConns: 500, MaxTCPConnsPerSource: 50,
 			ConnectTimeout: time.Second, TCPIdleTimeout: time.Minute, UDPIdleTimeout: 20 * time.Second, DrainTimeout: 3 * time.Second,
 		}},
 		{name: "kernel data path", spec: v1alpha1.RelaySpec{Listeners: udp, DataPath: v1alpha1.DataPathKernel},
@@ -244,6 +246,8 @@ func TestConfigEqual(t *testing.T) {
 		{name: "data path", change: func(c *Config) { c.Kernel = true }},
 		{name: "token", change: func(c *Config) { c.Token = relay.TokenOptions{Offset: 4, Length: 16} }},
 		{name: "token offset", change: func(c *Config) { c.Token.Offset = 1 }},
+		{name: "tcp connection limit", change: func(c *Config) { c.MaxTCPConns = 10 }},
+		{name: "tcp per-source limit", change: func(c *Config) { c.MaxTCPConnsPerSource = 10 }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -263,5 +267,16 @@ func TestDesiredVIPs(t *testing.T) {
 	want := []netip.Addr{netip.MustParseAddr("198.51.100.200"), netip.MustParseAddr("2001:db8:100::200")}
 	if diff := cmp.Diff(want, got[Key{Namespace: "a", Name: "r"}].VIPs, cmpopts.EquateComparable(netip.Addr{})); diff != "" {
 		t.Errorf("VIPs (-want +got):\n%s", diff)
+	}
+}
+
+// TestTCPLimitDefaults: config validates against the defaults the relay
+// applies.
+func TestTCPLimitDefaults(t *testing.T) {
+	if config.DefaultRelayMaxTCPConnections != relay.DefaultMaxTCPConns ||
+		config.DefaultRelayMaxTCPConnectionsPerSource != relay.DefaultMaxTCPConnsPerSource {
+		t.Errorf("config's TCP limit defaults %d/%d differ from the relay's %d/%d",
+			config.DefaultRelayMaxTCPConnections, config.DefaultRelayMaxTCPConnectionsPerSource,
+			relay.DefaultMaxTCPConns, relay.DefaultMaxTCPConnsPerSource)
 	}
 }
