@@ -9,9 +9,12 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // The test binary doubles as the relay and backend processes of the lab
@@ -47,7 +50,8 @@ func runBackendRole() {
 // runRelayRole relays RELAY_ADDR (TCP and UDP, one port) to RELAY_BACKENDS
 // ("name=addr,..."), on the same port. RELAY_KERNEL=1 turns the kernel data
 // path on (and, once ready, removes the tables an earlier relay left); the backends named
-// in RELAY_PROXY (comma-separated) get PROXY v2 headers.
+// in RELAY_PROXY (comma-separated) get PROXY v2 headers. RELAY_NOFILE sets
+// RLIMIT_NOFILE; RELAY_MAX_TCP and RELAY_MAX_TCP_SOURCE the TCP limits.
 func runRelayRole() {
 	addr := netip.MustParseAddrPort(os.Getenv("RELAY_ADDR"))
 	proxied := strings.Split(os.Getenv("RELAY_PROXY"), ",")
@@ -57,7 +61,14 @@ func runRelayRole() {
 		bs = append(bs, Backend{Name: name, Addr: netip.MustParseAddr(a), ProxyProtocol: slices.Contains(proxied, name)})
 	}
 	kernel := os.Getenv("RELAY_KERNEL") == "1"
-	r, err := New(Options{Backends: bs, Kernel: KernelOptions{Enabled: kernel}, Listeners: []Listener{
+	if n, err := strconv.ParseUint(os.Getenv("RELAY_NOFILE"), 10, 64); err == nil {
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: n, Max: n}); err != nil {
+			fail(err)
+		}
+	}
+	maxTCP, _ := strconv.Atoi(os.Getenv("RELAY_MAX_TCP"))
+	maxTCPSource, _ := strconv.Atoi(os.Getenv("RELAY_MAX_TCP_SOURCE"))
+	r, err := New(Options{Backends: bs, Kernel: KernelOptions{Enabled: kernel}, MaxTCPConns: maxTCP, MaxTCPConnsPerSource: maxTCPSource, Listeners: []Listener{
 		{Name: "tcp", Protocol: TCP, Addr: addr},
 		{Name: "udp", Protocol: UDP, Addr: addr},
 	}, Logger: slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))})

@@ -37,8 +37,9 @@ const (
 	DefaultDrainTimeout    = 30 * time.Second
 	DefaultHealthInterval  = 300 * time.Millisecond
 	DefaultMaxDatagramSize = 2048
-	// DefaultMaxTCPConns bounds a TCP listener's connections: 20000
-	// descriptors and about 200 MB (two goroutines and two sockets each),
+	// DefaultMaxTCPConns bounds a TCP listener's connections: up to 60000
+	// descriptors and about 200 MB (two goroutines, two sockets and, while
+	// a direction waits in splice, a pipe pair each),
 	// far more than one node's calls fall back to TCP, yet below the
 	// descriptor limit a relay pod gets.
 	DefaultMaxTCPConns = 10_000
@@ -459,15 +460,17 @@ func (r *Relay) open(l Listener) (server, error) {
 
 // warnFileLimit logs when the flow and connection limits can exceed the
 // open file limit: UDP flows past it fail to get a socket and are dropped
-// as upstream errors; TCP accepts fail and back off (two descriptors a
-// connection).
+// as upstream errors; TCP accepts fail and back off.
 func (r *Relay) warnFileLimit() {
+	// fdsPerTCPConn: the client and backend sockets, and the pipe pair
+	// each direction holds while io.Copy waits in splice.
+	const fdsPerTCPConn = 6
 	var need uint64
 	for _, l := range r.opts.Listeners {
 		if l.Protocol == UDP {
 			need += uint64(r.opts.MaxFlows)
 		} else {
-			need += 2 * uint64(r.opts.MaxTCPConns)
+			need += fdsPerTCPConn * uint64(r.opts.MaxTCPConns)
 		}
 	}
 	var lim unix.Rlimit
