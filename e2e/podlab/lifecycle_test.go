@@ -77,6 +77,7 @@ func TestChartLifecycle(t *testing.T) {
 	t.Logf("call through %s: %v", addr, call.Stop())
 
 	t.Run("speaker pod deleted", func(t *testing.T) { speakerPodDeleted(t, e, addr, owner) })
+	t.Run("owner node stopped", func(t *testing.T) { ownerNodeStopped(t, e, addr) })
 	t.Run("upgrade under a call", func(t *testing.T) { upgradeUnderCall(t, e, addr, "lab2") })
 	t.Run("rollback under a call", func(t *testing.T) { rollbackUnderCall(t, e, addr) })
 	uninstalled = true
@@ -140,6 +141,43 @@ func speakerPodDeleted(t *testing.T, e *podlab.Env, addr netip.Addr, owner strin
 	}
 	settle(t, call)
 	checkWatching(t, watch, call)
+}
+
+// ownerNodeStopped stops the node that answers for addr as a power loss
+// would (kubelet, containerd and every container killed): another node
+// answers for the address and the call is answered again; the node then
+// comes back and its Pods run again.
+func ownerNodeStopped(t *testing.T, e *podlab.Env, addr netip.Addr) {
+	ctx := context.Background()
+	owner, _, err := e.WhoAnswers(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch, call := startWatching(t, e, addr)
+	n := e.Node(owner)
+	stopped := time.Now()
+	n.Stop()
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		now, _, err := e.WhoAnswers(ctx, addr)
+		return err == nil && now != owner, nil
+	})
+	if err != nil {
+		t.Fatalf("nobody took %s over from stopped %s", addr, owner)
+	}
+	t.Logf("%s answered by another node %v after %s stopped", addr, time.Since(stopped).Round(time.Millisecond), owner)
+	// A call to a server on the stopped node waits for its endpoint to go
+	// (the node's Pods become not ready when the node is marked NotReady).
+	waitAnswersWithin(t, call, 10, 2*time.Minute)
+	checkWatching(t, watch, call)
+	if err := e.RestartNode(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.WaitRollout(ctx, podlab.Namespace, 3*time.Minute, []string{"pier-controller"}, []string{"pier-speaker", "pier-relay"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.WaitRollout(ctx, "voice", 3*time.Minute, []string{"media"}, nil); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // upgradeUnderCall upgrades Pier to tag while a call runs through addr:
@@ -232,8 +270,13 @@ func checkAddress(t testing.TB, e *podlab.Env, ns string, addr netip.Addr) {
 // waitAnswers waits until the call has n more answers.
 func waitAnswers(t testing.TB, c *podlab.Call, n int) {
 	t.Helper()
+	waitAnswersWithin(t, c, n, time.Minute)
+}
+
+func waitAnswersWithin(t testing.TB, c *podlab.Call, n int, timeout time.Duration) {
+	t.Helper()
 	want := c.Answered() + n
-	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
 		return c.Answered() >= want, nil
 	})
 	if err != nil {

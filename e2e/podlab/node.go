@@ -207,11 +207,14 @@ for p in /var/lib/pier /var/lib/pier-relay /var/log/pods /var/log/containers; do
 	mkdir -p "$p"
 	mount --bind "$dir/host$p" "$p"
 done
-containerd --config "$dir/containerd.toml" >"$dir/containerd.log" 2>&1 &
+# A node restarted after a kill finds its dead containerd's socket: the
+# wait below must see the new one.
+rm -f "$dir/containerd.sock" "$dir/containerd.sock.ttrpc"
+containerd --config "$dir/containerd.toml" >>"$dir/containerd.log" 2>&1 &
 for _ in $(seq 200); do [ -S "$dir/containerd.sock" ] && break; sleep 0.05; done
 exec "$bindir/kubelet" --config "$dir/kubelet.yaml" --kubeconfig "$dir/kubelet.kubeconfig" \
 	--root-dir "$dir/kubelet" --cert-dir "$dir/kubelet/pki" \
-	--hostname-override "$name" --node-ip "$ip" --v=1 >"$dir/kubelet.log" 2>&1
+	--hostname-override "$name" --node-ip "$ip" --v=1 >>"$dir/kubelet.log" 2>&1
 `
 
 // makeCgroups creates the kubelet's cgroup root in every v1 hierarchy
@@ -256,12 +259,6 @@ func (n *Node) Stop() {
 		<-n.proc.Done()
 	}
 	n.killContainers()
-}
-
-// Restart starts a stopped node's containerd and kubelet again; its Pods
-// come back as a rebooted node's would.
-func (n *Node) Restart(kubeletDir string) error {
-	return n.start(kubeletDir)
 }
 
 // killContainers kills every process in the node's cgroups and the

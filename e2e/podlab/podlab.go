@@ -318,6 +318,12 @@ func (e *Env) writeNodeKubeconfig(name, path string) error {
 
 // WaitNodeReady waits until n's Node object says Ready.
 func (e *Env) WaitNodeReady(ctx context.Context, n *Node) error {
+	return e.waitNodeReadySince(ctx, n, time.Time{})
+}
+
+// waitNodeReadySince waits until n's Node says Ready in a heartbeat sent
+// after since (a restarted node's, not the dead kubelet's last word).
+func (e *Env) waitNodeReadySince(ctx context.Context, n *Node, since time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	var last string
@@ -332,8 +338,8 @@ func (e *Env) WaitNodeReady(ctx context.Context, n *Node) error {
 		}
 		for _, c := range node.Status.Conditions {
 			if c.Type == corev1.NodeReady {
-				last = fmt.Sprintf("Ready=%s %s: %s", c.Status, c.Reason, c.Message)
-				return c.Status == corev1.ConditionTrue, nil
+				last = fmt.Sprintf("Ready=%s %s: %s (heartbeat %s)", c.Status, c.Reason, c.Message, c.LastHeartbeatTime)
+				return c.Status == corev1.ConditionTrue && !c.LastHeartbeatTime.Time.Before(since), nil
 			}
 		}
 		return false, nil
@@ -371,4 +377,28 @@ func (e *Env) Close() error {
 		errs = append(errs, os.RemoveAll(e.Dir))
 	}
 	return errors.Join(errs...)
+}
+
+// Node returns the node named name, or nil.
+func (e *Env) Node(name string) *Node {
+	for _, n := range e.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// RestartNode starts a stopped node's containerd and kubelet again (its
+// cgroup root anew) and waits until it is Ready.
+func (e *Env) RestartNode(ctx context.Context, n *Node) error {
+	if err := n.makeCgroups(); err != nil {
+		return err
+	}
+	// Heartbeats carry whole seconds.
+	since := time.Now().Truncate(time.Second)
+	if err := n.start(e.bins.KubeDir); err != nil {
+		return err
+	}
+	return e.waitNodeReadySince(ctx, n, since)
 }
