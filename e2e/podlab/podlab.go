@@ -103,7 +103,10 @@ func Up(ctx context.Context, opts Options) (_ *Env, err error) {
 	if e.Dir, err = os.MkdirTemp("", "pier-podlab-"); err != nil {
 		return nil, err
 	}
-	e.unregister = teardown.Register(func() { e.stopNodes() })
+	// Interrupted (SIGINT, SIGTERM): kill the nodes' containers and remove
+	// their state; the lab and the control plane remove themselves.
+	dir := e.Dir
+	e.unregister = teardown.Register(func() { e.stopNodes(); os.RemoveAll(dir) })
 	start := time.Now()
 	if err = e.startControlPlane(ctx, opts); err != nil {
 		return nil, err
