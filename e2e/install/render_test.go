@@ -242,7 +242,9 @@ func checkSpeaker(t *testing.T, objs []*unstructured.Unstructured) {
 			env[e.Name] = e.ValueFrom.FieldRef.FieldPath
 		}
 	}
-	wantEnv := map[string]string{"NODE_NAME": "spec.nodeName", "NODE_IP": "status.hostIP", "POD_NAMESPACE": "metadata.namespace"}
+	wantEnv := map[string]string{"NODE_NAME": "spec.nodeName", "NODE_IP": "status.hostIP", "POD_NAMESPACE": "metadata.namespace",
+		// The Pod owns the ServiceL2Status objects its speaker writes.
+		"POD_NAME": "metadata.name", "POD_UID": "metadata.uid"}
 	if diff := cmp.Diff(wantEnv, env); diff != "" {
 		t.Errorf("speaker downward API env (-want +got):\n%s", diff)
 	}
