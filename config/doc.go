@@ -39,7 +39,12 @@
 // message suggests the masked form. A bare address is refused with a hint
 // to write it as /32 or /128. No entry may overlap another entry of the
 // same pool or of any other pool (adjacent is fine); IPv4-mapped IPv6
-// (::ffff:0:0/96) and zones are refused. serviceAllocation: priority >= 0,
+// (::ffff:0:0/96) and zones are refused. An entry holding any address no
+// Service can use is refused whole, not carved around: unspecified and
+// this-network 0.0.0.0/8, loopback 127.0.0.0/8 and ::1, link-local
+// 169.254.0.0/16 and fe80::/10, multicast 224.0.0.0/4 and ff00::/8, the
+// broadcast address 255.255.255.255 and the unspecified ::, so
+// "0.0.0.0/0" and "224.0.0.0/4" are refused alike. serviceAllocation: priority >= 0,
 // namespaces are namespace names, selectors valid. autoAssign defaults to
 // true. Each pool is finally checked by allocator.New, and the pools of a
 // Config are always accepted by allocator.New together.

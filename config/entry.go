@@ -60,7 +60,38 @@ func parseEntry(raw string) (entry, error) {
 		return entry{}, err
 	}
 	e.text = fmt.Sprintf("%q", raw)
-	return e, checkMapped(e, raw)
+	if err := checkMapped(e, raw); err != nil {
+		return entry{}, err
+	}
+	return e, checkSpecial(e, raw)
+}
+
+// special are the ranges no Service address may come from: a pool entry
+// holding any address of them is refused whole (not carved around), since
+// "0.0.0.0/0" or "224.0.0.0/4" in a pool is a mistake, not a wish.
+var special = []struct {
+	prefix netip.Prefix
+	what   string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), "unspecified and this-network addresses"},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback addresses"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "link-local addresses"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast addresses"},
+	{netip.MustParsePrefix("255.255.255.255/32"), "the broadcast address"},
+	{netip.MustParsePrefix("::/128"), "the unspecified address"},
+	{netip.MustParsePrefix("::1/128"), "the loopback address"},
+	{netip.MustParsePrefix("fe80::/10"), "link-local addresses"},
+	{netip.MustParsePrefix("ff00::/8"), "multicast addresses"},
+}
+
+// checkSpecial refuses entries that hold an address of a special range.
+func checkSpecial(e entry, raw string) error {
+	for _, sp := range special {
+		if sp.prefix.Addr().Is4() == e.first.Is4() && !e.last.Less(sp.prefix.Addr()) && !lastAddr(sp.prefix).Less(e.first) {
+			return fmt.Errorf("%q holds %s (%s), which no Service can use", raw, sp.what, sp.prefix)
+		}
+	}
+	return nil
 }
 
 func parseCIDR(s string) (entry, error) {

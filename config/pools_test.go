@@ -53,6 +53,35 @@ func TestPoolErrors(t *testing.T) {
 				perr(P, "a", "spec.addresses[0]", `"::/0" overlaps ::ffff:0:0/96 (IPv4-mapped IPv6 addresses)`),
 				perr(P, "a", "spec.addresses[1]", `"::ffff:198.51.100.0/120" is IPv4-mapped IPv6; write IPv4 addresses as IPv4`),
 			}},
+		{name: "special ipv4 addresses and ranges holding them", objs: Objects{Pools: []v1alpha1.IPAddressPool{
+			pool("a", "0.0.0.0/32", "0.0.0.0/0", "127.0.0.1/32", "169.254.10.0/24", "224.0.0.0/4",
+				"239.255.255.250-239.255.255.251", "255.255.255.255/32", "198.51.100.0/24"),
+		}},
+			want: []*Error{
+				perr(P, "a", "spec.addresses[0]", `"0.0.0.0/32" holds unspecified and this-network addresses (0.0.0.0/8), which no Service can use`),
+				perr(P, "a", "spec.addresses[1]", `"0.0.0.0/0" holds unspecified and this-network addresses (0.0.0.0/8), which no Service can use`),
+				perr(P, "a", "spec.addresses[2]", `"127.0.0.1/32" holds loopback addresses (127.0.0.0/8), which no Service can use`),
+				perr(P, "a", "spec.addresses[3]", `"169.254.10.0/24" holds link-local addresses (169.254.0.0/16), which no Service can use`),
+				perr(P, "a", "spec.addresses[4]", `"224.0.0.0/4" holds multicast addresses (224.0.0.0/4), which no Service can use`),
+				perr(P, "a", "spec.addresses[5]", `"239.255.255.250-239.255.255.251" holds multicast addresses (224.0.0.0/4), which no Service can use`),
+				perr(P, "a", "spec.addresses[6]", `"255.255.255.255/32" holds the broadcast address (255.255.255.255/32), which no Service can use`),
+			}},
+		{name: "special ipv6 addresses and ranges holding them", objs: Objects{Pools: []v1alpha1.IPAddressPool{
+			pool("a", "::/128", "::1/128", "::-::2", "fe80::/64", "febf:ffff::/32", "ff02::1-ff02::2", "ff00::/8", "2001:db8::/64"),
+		}},
+			want: []*Error{
+				perr(P, "a", "spec.addresses[0]", `"::/128" holds the unspecified address (::/128), which no Service can use`),
+				perr(P, "a", "spec.addresses[1]", `"::1/128" holds the loopback address (::1/128), which no Service can use`),
+				perr(P, "a", "spec.addresses[2]", `"::-::2" holds the unspecified address (::/128), which no Service can use`),
+				perr(P, "a", "spec.addresses[3]", `"fe80::/64" holds link-local addresses (fe80::/10), which no Service can use`),
+				perr(P, "a", "spec.addresses[4]", `"febf:ffff::/32" holds link-local addresses (fe80::/10), which no Service can use`),
+				perr(P, "a", "spec.addresses[5]", `"ff02::1-ff02::2" holds multicast addresses (ff00::/8), which no Service can use`),
+				perr(P, "a", "spec.addresses[6]", `"ff00::/8" holds multicast addresses (ff00::/8), which no Service can use`),
+			}},
+		{name: "next to special ranges is fine", objs: Objects{Pools: []v1alpha1.IPAddressPool{
+			pool("a", "1.0.0.0/8", "126.0.0.0/8", "128.0.0.0/16", "169.253.0.0/16", "169.255.0.0/16", "223.0.0.0/8",
+				"240.0.0.0-255.255.255.254", "::2-::ff", "fe00::/9", "fec0::/10"),
+		}}},
 		{name: "no addresses", objs: Objects{Pools: []v1alpha1.IPAddressPool{pool("a")}},
 			want: []*Error{perr(P, "a", "spec.addresses", "must list at least one CIDR or range")}},
 		{name: "overlap within pool", objs: Objects{Pools: []v1alpha1.IPAddressPool{

@@ -128,6 +128,11 @@ func TestHandler(t *testing.T) {
 		want:    outcome{Code: 200, Fields: []string{"spec.addresses[0]"}, Metric: "IPAddressPool/denied"},
 		wantMsg: []string{"pool-b", "spec.addresses[0]", "198.51.100.300/24"},
 	}, {
+		name:    "pool holding multicast addresses",
+		body:    reviewFor(t, admissionv1.Create, testNS, pool("pool-b", "198.51.100.200/29", "224.0.0.0/24")),
+		want:    outcome{Code: 200, Fields: []string{"spec.addresses[1]"}, Metric: "IPAddressPool/denied"},
+		wantMsg: []string{"pool-b", "spec.addresses[1]", "multicast addresses (224.0.0.0/4)"},
+	}, {
 		name:    "pool overlapping an existing one",
 		body:    reviewFor(t, admissionv1.Create, testNS, pool("pool-b", "198.51.100.64/26")),
 		want:    outcome{Code: 200, Fields: []string{"spec.addresses[0]"}, Metric: "IPAddressPool/denied"},
