@@ -37,6 +37,7 @@ func (p *parser) parseBGPAdv(o *v1alpha1.BGPAdvertisement) {
 		return
 	}
 	s := &o.Spec
+	m := p.mark()
 	adv := BGPAdvertisement{
 		Namespace:        r.Namespace,
 		Name:             r.Name,
@@ -49,6 +50,9 @@ func (p *parser) parseBGPAdv(o *v1alpha1.BGPAdvertisement) {
 	}
 	adv.AggregationLength = p.aggregation(r, "spec.aggregationLength", s.AggregationLength, 32, adv.Pools)
 	adv.AggregationLengthV6 = p.aggregation(r, "spec.aggregationLengthV6", s.AggregationLengthV6, 128, adv.Pools)
+	if p.faulty(m) {
+		return
+	}
 	p.cfg.BGPAdvertisements = append(p.cfg.BGPAdvertisements, adv)
 }
 
@@ -136,6 +140,7 @@ func (p *parser) resolvePeers(r Ref, names []string) []string {
 		if _, ok := p.peers[name]; !ok {
 			e := p.fail(r, field("spec.peers", i), "BGPPeer %q does not exist", name)
 			e.Related = []Ref{{Kind: KindBGPPeer, Namespace: r.Namespace, Name: name}}
+			p.dangling++
 			continue
 		}
 		out = append(out, name)

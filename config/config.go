@@ -32,10 +32,16 @@ type Config struct {
 	BGPAdvertisements []BGPAdvertisement
 }
 
-// Parse validates objs and returns the configuration, or a nil Config and
-// an error joining one *Error per problem (see [Errors], [ForObject]).
-// Parse is pure and deterministic: it sorts its input by namespace and
-// name, so the order of objs does not matter.
+// Parse validates objs and returns the configuration of everything valid,
+// never nil, and an error joining one *Error per problem (see [Errors],
+// [ForObject]), nil when there is none. An object with a fault is left out
+// of the Config whole (a pool, a peer, an advertisement with a bad selector
+// or interface: leaving out only the bad part would widen what it selects),
+// except a reference from an advertisement to a pool or peer that does not
+// exist: only that reference is dropped, so an advertisement of pools a and
+// b keeps announcing a when b is deleted. The caller reports the errors and
+// applies the Config. Parse is pure and deterministic: it sorts its input
+// by namespace and name, so the order of objs does not matter.
 func Parse(objs Objects) (*Config, error) {
 	p := &parser{
 		cfg:     &Config{PoolLabels: map[string]map[string]string{}},
@@ -51,7 +57,7 @@ func Parse(objs Objects) (*Config, error) {
 		p.parseBGPAdv(o)
 	}
 	if len(p.errs) > 0 {
-		return nil, joinErrors(p.errs)
+		return p.cfg, joinErrors(p.errs)
 	}
 	return p.cfg, nil
 }
@@ -67,6 +73,9 @@ type parser struct {
 	entries map[string][]entry
 	// peers holds every BGPPeer object by name, valid or not.
 	peers map[string]Ref
+	// dangling counts the errors that are references to objects that do
+	// not exist: they drop the reference, not the object.
+	dangling int
 }
 
 // fail records a problem of object r at field.
@@ -78,6 +87,15 @@ func (p *parser) fail(r Ref, field, format string, args ...any) *Error {
 
 // failed reports whether p recorded errors since it had n of them.
 func (p *parser) failed(n int) bool { return len(p.errs) > n }
+
+// mark is the error counts at the start of one object.
+type mark struct{ errs, dangling int }
+
+func (p *parser) mark() mark { return mark{len(p.errs), p.dangling} }
+
+// faulty reports whether the object begun at m has errors other than
+// dangling references.
+func (p *parser) faulty(m mark) bool { return len(p.errs)-m.errs > p.dangling-m.dangling }
 
 // checkName refuses an object without a name.
 func (p *parser) checkName(r Ref) bool {

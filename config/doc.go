@@ -16,14 +16,22 @@
 //     an advertisement that names it and would be left dangling). It does
 //     not refuse an object for faults other objects already had.
 //   - The controller and the speaker parse what their informers hold. The
-//     webhook may have been down, or objects may predate it, so they reject
-//     an invalid set again: they keep running on the last good Config,
-//     report the errors (events, conditions, logs) and pick up the next
-//     valid set.
+//     webhook may have been down, or objects may predate it (a pool deleted
+//     while an advertisement names it is admitted: deletes are not
+//     reviewed), so they meet invalid objects. Parse hands them the valid
+//     part with the errors, so that one bad object need not stop the
+//     others (the controller and speaker call sites still keep the last
+//     good Config when err is non-nil: switching them over is pending).
 //
-// Parse returns either a Config or, when anything is wrong, a nil Config
-// and an error joining one [*Error] per problem. Each names the object
-// (Kind namespace/name) and the field path at fault:
+// Parse returns the Config of everything valid (never nil) and, when
+// anything is wrong, an error joining one [*Error] per problem. An object
+// with a fault is left out whole; only a reference to a pool or peer that
+// does not exist is dropped alone, keeping the rest of its advertisement
+// (an L2Advertisement of pools a and b keeps announcing a when b is
+// deleted; one whose named pools are all gone announces nothing, never
+// everything). Of two overlapping pools the later in namespace/name order
+// is left out. Each error names the object (Kind namespace/name) and the
+// field path at fault:
 //
 //	IPAddressPool pier-system/pool-a: spec.addresses[1]: "198.51.100.300/24" is not a CIDR or range
 //

@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/pier-lb/pier/allocator"
 	"github.com/pier-lb/pier/api/v1alpha1"
 )
 
@@ -70,8 +71,11 @@ func runErrorCases(t *testing.T, cases []errorCase) {
 			if diff := cmp.Diff(tc.want, got, cmp.Comparer(func(a, b []Ref) bool { return cmp.Equal(a, b) || len(a)+len(b) == 0 })); diff != "" {
 				t.Errorf("Parse errors (-want +got):\n%s", diff)
 			}
-			if (err == nil) != (cfg != nil) {
-				t.Errorf("Parse returned config %v with error %v", cfg != nil, err)
+			if cfg == nil {
+				t.Fatalf("Parse returned no config with error %v", err)
+			}
+			if _, err := allocator.New(allocator.Options{Pools: cfg.Pools}); err != nil {
+				t.Errorf("allocator.New refused the pools Parse kept: %v", err)
 			}
 		})
 	}

@@ -32,6 +32,7 @@ func (p *parser) parseL2(o *v1alpha1.L2Advertisement) {
 	if !p.checkName(r) {
 		return
 	}
+	m := p.mark()
 	adv := L2Advertisement{
 		Namespace:        r.Namespace,
 		Name:             r.Name,
@@ -46,12 +47,17 @@ func (p *parser) parseL2(o *v1alpha1.L2Advertisement) {
 		}
 		adv.Interfaces = append(adv.Interfaces, name)
 	}
+	if p.faulty(m) {
+		return
+	}
 	p.cfg.L2Advertisements = append(p.cfg.L2Advertisements, adv)
 }
 
 // resolvePools returns the pools an advertisement selects: the named ones
 // and the ones its selectors match, or all when it has neither. A name
-// that matches no pool is reported, naming the pool as a related party.
+// that matches no pool is reported, naming the pool as a related party,
+// and dropped. Pools left out of the Config for their own faults are still
+// named: their addresses stay announced while Services hold them.
 func (p *parser) resolvePools(r Ref, names []string, sels []metav1.LabelSelector) []string {
 	if len(names) == 0 && len(sels) == 0 {
 		return sortedKeys(p.poolRefs)
@@ -62,6 +68,7 @@ func (p *parser) resolvePools(r Ref, names []string, sels []metav1.LabelSelector
 		if !ok {
 			e := p.fail(r, field("spec.ipAddressPools", i), "IPAddressPool %q does not exist", name)
 			e.Related = []Ref{{Kind: KindIPAddressPool, Namespace: r.Namespace, Name: name}}
+			p.dangling++
 			continue
 		}
 		out = append(out, pool.Name)

@@ -31,7 +31,13 @@ func (p *parser) parsePools(in []*v1alpha1.IPAddressPool) {
 		}
 	}
 	p.overlaps(all)
+	p.cfg.Pools = slices.DeleteFunc(p.cfg.Pools, func(pool allocator.Pool) bool { return p.hasErrors(p.poolRefs[pool.Name]) })
 	slices.SortFunc(p.cfg.Pools, func(a, b allocator.Pool) int { return cmp.Compare(a.Name, b.Name) })
+}
+
+// hasErrors reports whether object r is at fault in an error so far.
+func (p *parser) hasErrors(r Ref) bool {
+	return slices.ContainsFunc(p.errs, func(e *Error) bool { return e.ref() == r })
 }
 
 // unique records r in seen by name, or reports it as a duplicate.
