@@ -58,6 +58,7 @@ func (r *Relay) openUDP(l Listener, log *slog.Logger) (*udpServer, error) {
 		m:        r.metrics.forProto("udp"),
 		batches:  make(chan *batch, maxFreeBatches),
 	}
+	s.flows.OnEvict(s.evicted)
 	if s.wildcard {
 		for _, c := range conns {
 			if err := enablePktinfo(c); err != nil {
@@ -154,7 +155,7 @@ func (s *udpServer) flow(conn *net.UDPConn, client, dst netip.AddrPort, p []byte
 		s.closeFlow(client, f)
 		p = nil // not a new flow: placed again by Maglev
 	}
-	if s.flows.Len() >= s.r.opts.MaxFlows {
+	if !s.flows.Room() {
 		s.m.drop(dropTableFull)
 		return nil, false
 	}
@@ -216,6 +217,13 @@ func (s *udpServer) closeFlow(client netip.AddrPort, f *Flow[*udpFlow]) {
 		_ = f.Value.up.Close()
 		s.m.active.Dec()
 	}
+}
+
+// evicted closes a one-datagram flow evicted from the full table for a new
+// flow (see FlowTable).
+func (s *udpServer) evicted(f *Flow[*udpFlow]) {
+	_ = f.Value.up.Close()
+	s.m.active.Dec()
 }
 
 // expireLoop closes idle flows.

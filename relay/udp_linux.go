@@ -137,7 +137,7 @@ func (s *udpServer) replies(f *Flow[*udpFlow]) {
 			s.r.markDown(uf.b, "udp unreachable", errno)
 			continue
 		}
-		f.Touch(s.r.clock.Now())
+		s.flows.Touch(f)
 		var dropped int
 		k, dropped = b.prepareSend(n, name, uf.oob)
 		for range dropped {

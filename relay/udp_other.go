@@ -58,7 +58,7 @@ func (s *udpServer) replies(f *Flow[*udpFlow]) {
 			s.m.drop(dropTooBig)
 			continue
 		}
-		f.Touch(s.r.clock.Now())
+		s.flows.Touch(f)
 		if _, _, err := uf.out.WriteMsgUDPAddrPort(buf[:n], uf.oob, uf.client); err != nil {
 			s.m.drop(dropUpstream)
 			continue
