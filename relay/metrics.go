@@ -17,7 +17,9 @@ type Metrics struct {
 	// 16 per Relay, config.MaxRelayListeners).
 	tcpRefused   *prometheus.CounterVec
 	acceptErrors *prometheus.CounterVec
-	kernel       *kernelCollector
+	// evictions counts UDP flows removed from a full table for a new flow.
+	evictions prometheus.Counter
+	kernel    *kernelCollector
 }
 
 // Drop reasons.
@@ -71,6 +73,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		acceptErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pier_relay_tcp_accept_errors_total", Help: "Failed TCP accepts (such as EMFILE, out of descriptors), each followed by a back-off of 5 ms doubling to 1 s.",
 		}, []string{"listener"}),
+		evictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pier_relay_udp_flows_evicted_total", Help: "UDP flows that had carried one datagram from their client, removed from a full flow table to take a new flow.",
+		}),
 		kernel: newKernelCollector(),
 	}
 	reg.MustRegister(m.collectors()...)
@@ -78,7 +83,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.activeFlows, m.packets, m.bytes, m.drops, m.backendUp, m.rebuilds, m.tokens, m.tcpRefused, m.acceptErrors, m.kernel}
+	return []prometheus.Collector{m.activeFlows, m.packets, m.bytes, m.drops, m.backendUp, m.rebuilds, m.tokens, m.tcpRefused, m.acceptErrors, m.evictions, m.kernel}
 }
 
 // Unregister removes the metrics from reg, the registerer NewMetrics was

@@ -224,6 +224,7 @@ func (s *udpServer) closeFlow(client netip.AddrPort, f *Flow[*udpFlow]) {
 func (s *udpServer) evicted(f *Flow[*udpFlow]) {
 	_ = f.Value.up.Close()
 	s.m.active.Dec()
+	s.r.metrics.evictions.Inc()
 }
 
 // expireLoop closes idle flows.

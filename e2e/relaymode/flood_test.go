@@ -96,29 +96,31 @@ func TestFlood(t *testing.T) {
 	// Flows as the flood ended (the idle timer is 5 s), drops once the
 	// relays have read what was queued.
 	for i, late := range s.floodCounts(t) {
-		after[i].drops, after[i].kernel = late.drops, late.kernel
+		after[i].drops, after[i].evicted, after[i].kernel = late.drops, late.evicted, late.kernel
 	}
 	if o2 := s.ownerNode(t, addr); o2 != o {
 		t.Logf("%s moved from node%d to node%d during the flood", addr, o+1, o2+1)
 	}
 	// Every flood datagram is accounted for on whichever node received it
-	// (the owner, unless the address moved): a flow taken, a table-full
-	// drop, or a drop by the kernel before the relay read it (a few per
-	// cent may be lost otherwise).
-	var taken, drops, kernel float64
+	// (the owner, unless the address moved): a flow taken (still in the
+	// table, or evicted from the full table by a later one), a table-full
+	// drop (while every flow was within its grace time), or a drop by the
+	// kernel before the relay read it (a few per cent may be lost
+	// otherwise).
+	var taken, drops, evicted, kernel float64
 	for i := range after {
 		d := after[i].minus(before[i])
-		t.Logf("node%d: %v active flows (limit %d), %v new, %v table-full drops, %v dropped by the kernel (socket buffer full)",
-			i+1, after[i].active, floodMaxFlows, d.active, d.drops, d.kernel)
+		t.Logf("node%d: %v active flows (limit %d), %v new, %v evicted, %v table-full drops, %v dropped by the kernel (socket buffer full)",
+			i+1, after[i].active, floodMaxFlows, d.active+d.evicted, d.evicted, d.drops, d.kernel)
 		if after[i].active > floodMaxFlows {
 			t.Errorf("node%d: %v active flows, limit %d", i+1, after[i].active, floodMaxFlows)
 		}
-		taken, drops, kernel = taken+d.active, drops+d.drops, kernel+d.kernel
+		taken, drops, evicted, kernel = taken+d.active+d.evicted, drops+d.drops, evicted+d.evicted, kernel+d.kernel
 	}
-	t.Logf("flood of %d flows in %v: %v taken, %v table-full drops, %v kernel drops; owner's relay RSS %s before, %s after (%s more); %d datagrams of the calls answered during the flood",
-		floodFlows, took.Round(time.Millisecond), taken, drops, kernel, mib(rss), mib(peak), mib(peak-rss), asked-len(callErrs))
-	if drops == 0 || taken+drops+kernel < 0.95*floodFlows {
-		t.Errorf("%v flows taken, %v table-full drops and %v kernel drops, want the %d flows of the flood accounted for", taken, drops, kernel, floodFlows)
+	t.Logf("flood of %d flows in %v: %v taken (%v of them evicted), %v table-full drops, %v kernel drops; owner's relay RSS %s before, %s after (%s more); %d datagrams of the calls answered during the flood",
+		floodFlows, took.Round(time.Millisecond), taken, evicted, drops, kernel, mib(rss), mib(peak), mib(peak-rss), asked-len(callErrs))
+	if drops+evicted == 0 || taken+drops+kernel < 0.95*floodFlows {
+		t.Errorf("%v flows taken (%v evicted), %v table-full drops and %v kernel drops, want the table full and the %d flows of the flood accounted for", taken, evicted, drops, kernel, floodFlows)
 	}
 	if bound := int64(3 * floodMaxFlows * perFlow); peak-rss > bound {
 		t.Errorf("relay RSS grew by %s during the flood, bound %s (3 x 11 KiB x %d flows)", mib(peak-rss), mib(bound), floodMaxFlows)
@@ -129,23 +131,24 @@ func TestFlood(t *testing.T) {
 }
 
 // floodCount is what one node did with the flood's datagrams.
-type floodCount struct{ active, drops, kernel float64 }
+type floodCount struct{ active, drops, evicted, kernel float64 }
 
 func (c floodCount) minus(d floodCount) floodCount {
-	return floodCount{c.active - d.active, c.drops - d.drops, c.kernel - d.kernel}
+	return floodCount{c.active - d.active, c.drops - d.drops, c.evicted - d.evicted, c.kernel - d.kernel}
 }
 
 // floodCounts reads every node's relay counters for the flood Relay: its
-// active UDP flows, its table-full drops, and the node's UDP receive
+// active UDP flows, its table-full drops and evictions, and the node's UDP receive
 // buffer errors.
 func (s *site) floodCounts(t testing.TB) []floodCount {
 	t.Helper()
 	out := make([]floodCount, len(s.env.Site.Nodes))
 	for i := range out {
 		out[i] = floodCount{
-			active: s.relayMetric(t, i, `pier_relay_active_flows{proto="udp",relay="voice/flood"}`),
-			drops:  s.relayMetric(t, i, `pier_relay_drops_total{proto="udp",reason="table-full",relay="voice/flood"}`),
-			kernel: float64(udpRcvbufErrors(t, s.env.Site.Nodes[i])),
+			active:  s.relayMetric(t, i, `pier_relay_active_flows{proto="udp",relay="voice/flood"}`),
+			drops:   s.relayMetric(t, i, `pier_relay_drops_total{proto="udp",reason="table-full",relay="voice/flood"}`),
+			evicted: s.relayMetric(t, i, `pier_relay_udp_flows_evicted_total{relay="voice/flood"}`),
+			kernel:  float64(udpRcvbufErrors(t, s.env.Site.Nodes[i])),
 		}
 	}
 	return out
