@@ -45,6 +45,9 @@ type NodeOptions struct {
 	// SecondaryKeys are gossip keys accepted besides SecretKey during a
 	// key rotation (members.Options.SecondaryKeys).
 	SecondaryKeys [][]byte
+	// MemberTimers tune the speakers' failure detection (members.Profile);
+	// zero fields take members.FastLAN's values.
+	MemberTimers members.Timers
 	// RouterID is the BGP identifier (an IPv4 address); default BindAddr
 	// when that is IPv4. Without either, BGP is off on this node.
 	RouterID netip.Addr
@@ -96,8 +99,8 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	}
 	mem, err := members.New(members.Options{
 		Name: o.NodeName, BindAddr: o.BindAddr, BindPort: o.BindPort, SecretKey: o.SecretKey,
-		SecondaryKeys: o.SecondaryKeys,
-		Logger:        o.Logger, Metrics: members.NewMetrics(o.Registry),
+		SecondaryKeys: o.SecondaryKeys, Timers: o.MemberTimers,
+		Logger: o.Logger, Metrics: members.NewMetrics(o.Registry),
 	})
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package install
 
 import (
 	"bytes"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
+
+	"github.com/pier-lb/pier/e2e/kubelab"
 )
 
 // TestHelmTemplateStable: GitOps tools render the chart with `helm
@@ -74,8 +77,27 @@ func TestHelmMemberlistProfile(t *testing.T) {
 	if got := profileArgs(helmSet(t)); len(got) != 0 {
 		t.Errorf("default rendering passes %v, want no --memberlist-profile", got)
 	}
-	if diff := cmp.Diff([]string{"--memberlist-profile=lan"}, profileArgs(helmSet(t, "speaker.memberlistProfile=lan"))); diff != "" {
+	lan := profileArgs(helmSet(t, "speaker.memberlistProfile=lan"))
+	if diff := cmp.Diff([]string{"--memberlist-profile=lan"}, lan); diff != "" {
 		t.Errorf("speaker.memberlistProfile=lan (-want +got):\n%s", diff)
+	}
+	// The speaker takes what the chart renders, and names a wrong profile.
+	bins, err := kubelab.BuildBinaries(t.TempDir(), "pier-speaker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{lan, "no-such-kubeconfig"}, // past the flags, to the API configuration
+		{[]string{"--memberlist-profile=wan"}, "want fast-lan or lan"},
+	} {
+		args := append(slices.Clone(tc.args), "--kubeconfig=/no-such-kubeconfig", "--node-name=node1", "--bind-addr=192.0.2.11")
+		out, _ := exec.Command(bins["pier-speaker"], args...).CombinedOutput()
+		if !strings.Contains(string(out), tc.want) {
+			t.Errorf("pier-speaker %v: %s\nwant it to say %q", args, out, tc.want)
+		}
 	}
 }
 

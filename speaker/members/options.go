@@ -137,6 +137,19 @@ func LAN() Timers {
 	}
 }
 
+// Profiles are the named Timers a speaker may be started with
+// (--memberlist-profile).
+var Profiles = map[string]func() Timers{"fast-lan": FastLAN, "lan": LAN}
+
+// Profile returns the Timers of a named profile.
+func Profile(name string) (Timers, error) {
+	p, ok := Profiles[name]
+	if !ok {
+		return Timers{}, fmt.Errorf("memberlist profile %q: want fast-lan or lan", name)
+	}
+	return p(), nil
+}
+
 // withDefaults fills zero fields from d.
 func (t Timers) withDefaults(d Timers) Timers {
 	def(&t.ProbeInterval, d.ProbeInterval)
