@@ -23,6 +23,14 @@ type EventRecorder interface {
 type Options struct {
 	// Client reads from the informer caches and writes to the API server.
 	Client client.Client
+	// Reader reads from the API server, uncached: the assignments restored
+	// on taking over and a status that disagrees with the allocator are
+	// read through it (default Client).
+	Reader client.Reader
+	// Fence returns an error when this replica may no longer be the
+	// leader (LeaseFence.Check); no status is written then. Nil: always
+	// write (no leader election).
+	Fence func() error
 	// Namespace holds Pier's configuration objects.
 	Namespace string
 	// OnlyOwnClass serves only Services whose spec.loadBalancerClass is
@@ -75,6 +83,12 @@ func New(opts Options) (*Controller, error) {
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
+	}
+	if opts.Reader == nil {
+		opts.Reader = opts.Client
+	}
+	if opts.Fence == nil {
+		opts.Fence = func() error { return nil }
 	}
 	alloc, err := allocator.New(allocator.Options{})
 	if err != nil {

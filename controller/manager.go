@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -74,12 +75,19 @@ func NewManager(opts ManagerOptions) (manager.Manager, *Controller, error) {
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		return nil, nil, err
 	}
-	mgr, err := manager.New(opts.Config, managerOptions(opts, scheme))
+	mo := managerOptions(opts, scheme)
+	fence, err := fenceLeaderLease(&mo, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	mgr, err := manager.New(opts.Config, mo)
 	if err != nil {
 		return nil, nil, err
 	}
 	c, err := New(Options{
 		Client:       mgr.GetClient(),
+		Reader:       mgr.GetAPIReader(),
+		Fence:        fence,
 		Namespace:    opts.Namespace,
 		OnlyOwnClass: opts.OnlyOwnClass,
 		Workers:      opts.Workers,
@@ -111,6 +119,21 @@ func NewManager(opts ManagerOptions) (manager.Manager, *Controller, error) {
 		return nil, nil, err
 	}
 	return mgr, c, nil
+}
+
+// fenceLeaderLease has the manager elect its leader on a LeaseFence and
+// returns the fence's check (nil without leader election).
+func fenceLeaderLease(mo *manager.Options, opts ManagerOptions) (func() error, error) {
+	if !opts.LeaderElection {
+		return nil, nil
+	}
+	lock, err := newLeaseLock(opts.Config, opts.Namespace, opts.LeaderElectionID, opts.RenewDeadline)
+	if err != nil {
+		return nil, err
+	}
+	f := NewLeaseFence(lock, opts.RenewDeadline, clock.RealClock{})
+	mo.LeaderElectionResourceLockInterface = f
+	return f.Check, nil
 }
 
 // addRelayController runs the Relay controller beside the Service

@@ -55,7 +55,10 @@ func (c *Controller) stopServing(ctx context.Context, svc *corev1.Service) error
 	if !sameIngress(svc.Status.LoadBalancer.Ingress, ingressFor(held)) {
 		return nil // someone else's status now
 	}
-	patch := client.MergeFrom(svc.DeepCopy())
+	if err := c.opts.Fence(); err != nil {
+		return fmt.Errorf("clear status of %s: %w", keyOf(svc), err)
+	}
+	patch := client.MergeFromWithOptions(svc.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	svc.Status.LoadBalancer.Ingress = nil
 	if err := c.opts.Client.Status().Patch(ctx, svc, patch); err != nil {
 		return fmt.Errorf("clear status of %s: %w", keyOf(svc), err)
@@ -74,6 +77,9 @@ func (c *Controller) assign(ctx context.Context, svc *corev1.Service) error {
 	if err != nil {
 		c.fail(svc, "InvalidRequest", err)
 		return nil
+	}
+	if err := c.keepHeld(ctx, svc); err != nil {
+		return err
 	}
 	as, err := c.alloc.Assign(req)
 	if err != nil {
@@ -104,17 +110,66 @@ func (c *Controller) namespaceLabels(ctx context.Context, name string) (map[stri
 	return ns.Labels, nil
 }
 
+// keepHeld makes the allocator record the addresses a Service holds in the
+// API when they differ from what the allocator holds for it (a write by a
+// replica that led before, or by hand), so that Assign keeps them rather
+// than move the Service. The cache may lag behind this replica's own
+// writes, so the Service is read again from the API server first.
+func (c *Controller) keepHeld(ctx context.Context, svc *corev1.Service) error {
+	if c.holdsStatus(svc) {
+		return nil
+	}
+	var fresh corev1.Service
+	if err := c.opts.Reader.Get(ctx, client.ObjectKeyFromObject(svc), &fresh); err != nil {
+		return fmt.Errorf("read %s: %w", keyOf(svc), err)
+	}
+	claim, ok := claimOf(&fresh)
+	if !ok || c.holdsStatus(&fresh) {
+		return nil
+	}
+	for _, cf := range c.alloc.RestoreOne(claim) {
+		c.opts.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, "AddressConflict", "Restore",
+			"address %s is also held by the older Service %s: %v", cf.Addr, cf.Holder, cf.Err)
+	}
+	c.log.Info("kept the addresses the Service holds in the API", "service", keyOf(svc), "addrs", claim.Addrs)
+	return nil
+}
+
+// holdsStatus tells whether the allocator holds for svc what its status
+// shows, or its status shows nothing.
+func (c *Controller) holdsStatus(svc *corev1.Service) bool {
+	claim, ok := claimOf(svc)
+	if !ok {
+		return true
+	}
+	held, _ := c.alloc.Lookup(keyOf(svc))
+	if len(held) != len(claim.Addrs) {
+		return false
+	}
+	for i, a := range held {
+		if a.Addr != claim.Addrs[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // writeStatus writes the ingress addresses and the pool annotation when they
 // differ from what the Service shows, and reports whether it wrote. Both go
 // in one PATCH of the status subresource, which for Services also applies
 // metadata; should an API server ever drop the annotation there, a second
-// PATCH of the Service sets it.
+// PATCH of the Service sets it. Patches carry the resourceVersion read: a
+// Service changed since (by a replica that took over, say) is read again
+// rather than overwritten. Nothing is written unless the Fence holds.
 func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, as []allocator.Assignment) (bool, error) {
 	want, pool := ingressFor(as), poolOf(as)
 	if sameIngress(svc.Status.LoadBalancer.Ingress, want) && svc.Annotations[v1alpha1.AnnotationAllocatedFromPool] == pool {
 		return false, nil
 	}
-	patch := client.MergeFrom(svc.DeepCopy())
+	if err := c.opts.Fence(); err != nil {
+		return false, fmt.Errorf("write status of %s: %w", keyOf(svc), err)
+	}
+	patch := client.MergeFromWithOptions(svc.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	svc.Status.LoadBalancer.Ingress = want
 	setAnnotation(svc, v1alpha1.AnnotationAllocatedFromPool, pool)
 	if err := c.opts.Client.Status().Patch(ctx, svc, patch); err != nil {
@@ -123,7 +178,7 @@ func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, as []
 	if svc.Annotations[v1alpha1.AnnotationAllocatedFromPool] == pool {
 		return true, nil
 	}
-	patch = client.MergeFrom(svc.DeepCopy())
+	patch = client.MergeFromWithOptions(svc.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	setAnnotation(svc, v1alpha1.AnnotationAllocatedFromPool, pool)
 	if err := c.opts.Client.Patch(ctx, svc, patch); err != nil {
 		return true, fmt.Errorf("annotate %s: %w", keyOf(svc), err)

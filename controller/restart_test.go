@@ -43,10 +43,10 @@ func (h *history) observe(obj any) {
 	}
 }
 
-func (e *env) watchHistory(t *testing.T) *history {
+func (e *env) watchHistory(t *testing.T, ns string) *history {
 	h := &history{seen: map[types.UID][]string{}, names: map[types.UID]string{}}
 	cs := kubernetes.NewForConfigOrDie(e.cluster.Config)
-	f := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace("churn"))
+	f := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(ns))
 	inf := f.Core().V1().Services().Informer()
 	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    h.observe,
@@ -65,12 +65,12 @@ func TestRestartsNeverMoveAddresses(t *testing.T) {
 	e := newEnv(t)
 	e.create(pool("churn", "198.18.4.0/22"))
 	e.create(&corev1.Namespace{ObjectMeta: metaName("churn")})
-	h := e.watchHistory(t)
+	h := e.watchHistory(t, "churn")
 
 	ctx, stopChurn := context.WithCancel(context.Background())
 	var churned sync.WaitGroup
 	var churnDone atomic.Bool // all 600 created: no new assignment to wait for
-	churned.Go(func() { churn(ctx, t, e, 600); churnDone.Store(true) })
+	churned.Go(func() { churn(ctx, t, e, "churn", 600); churnDone.Store(true) })
 
 	for r := range 20 {
 		stop := e.startController()
@@ -106,15 +106,15 @@ func TestRestartsNeverMoveAddresses(t *testing.T) {
 
 // churn creates up to n Services and, every third one, deletes one created
 // 30 earlier (by then usually assigned), so freed addresses get reused.
-func churn(ctx context.Context, t *testing.T, e *env, n int) {
+func churn(ctx context.Context, t *testing.T, e *env, ns string, n int) {
 	for i := 0; i < n && ctx.Err() == nil; i++ {
 		name := fmt.Sprintf("churn-%04d", i)
-		if err := e.c.Create(ctx, service("churn", name)); err != nil && ctx.Err() == nil {
+		if err := e.c.Create(ctx, service(ns, name)); err != nil && ctx.Err() == nil {
 			t.Errorf("create %s: %v", name, err)
 			return
 		}
 		if i%3 == 2 && i >= 30 {
-			victim := service("churn", fmt.Sprintf("churn-%04d", i-30))
+			victim := service(ns, fmt.Sprintf("churn-%04d", i-30))
 			if err := e.c.Delete(ctx, victim); err != nil && ctx.Err() == nil {
 				t.Errorf("delete %s: %v", victim.Name, err)
 				return

@@ -11,13 +11,15 @@ import (
 )
 
 // restore feeds every address found in Service status to the allocator, so
-// that nothing already in use is handed out again or moved. Conflicts (two
+// that nothing already in use is handed out again or moved. It reads from
+// the API server, not the cache, which may not yet show the last writes of
+// the replica that led before. Conflicts (two
 // Services on one address without a valid sharing key) are resolved in
 // favour of the older Service; the newer one is told by an event and gets a
 // new address when it is reconciled.
 func (c *Controller) restore(ctx context.Context) error {
 	var list corev1.ServiceList
-	if err := c.opts.Client.List(ctx, &list); err != nil {
+	if err := c.opts.Reader.List(ctx, &list); err != nil {
 		return fmt.Errorf("restore: list services: %w", err)
 	}
 	claims := make([]allocator.Claim, 0, len(list.Items))
