@@ -21,6 +21,9 @@ import (
 // Membership is the gossip layer (members.Members).
 type Membership interface {
 	Live() []string
+	// Settled reports whether Live can be acted on: a starting node sees
+	// itself alone until it has heard from its peers.
+	Settled() bool
 	MetaOf(name string) []byte
 	SetMeta(meta []byte) error
 	SetPeers(peers []string) error
@@ -30,6 +33,8 @@ type Membership interface {
 // L2Announcer takes the whole set this node announces (l2.Announcer).
 type L2Announcer interface {
 	Set(ctx context.Context, desired []l2.Announcement) error
+	// Reannounce sends a gratuitous frame for every address served.
+	Reannounce()
 }
 
 // BGPAnnouncer takes this node's whole BGP session and path sets
@@ -75,10 +80,10 @@ type Options struct {
 	Interfaces func() ([]Iface, error)
 	// StateFile keeps the last targets, peers and BGP plan on the node.
 	StateFile string
-	// BGPStatusEvery is the least time between two rounds of
-	// BGPSessionStatus writes (they also follow session changes). Default
+	// StatusEvery is the least time between two rounds of status writes,
+	// ServiceL2Status and BGPSessionStatus (they follow changes). Default
 	// 1s.
-	BGPStatusEvery time.Duration
+	StatusEvery time.Duration
 	// Resync bounds how long a change that raised no event (a link state)
 	// can go unnoticed. Default 1s.
 	Resync time.Duration
@@ -93,11 +98,14 @@ type Speaker struct {
 	log       *slog.Logger
 	trigger   chan struct{}
 	owned     map[netip.Addr]Ownership // what this node announced last
+	report    *l2Report                // what RunL2Status writes
 	targets   []Target
 	bgp       BGPDesired
 	passwords map[string]string // BGP TCP MD5 keys from Secrets, in memory only
 	saved     state             // what the state file holds
 	meta      []byte
+	live      []string // the live members at the last settled sync
+	waiting   bool     // the last sync waited for the view to settle
 
 	bgpMu    sync.Mutex
 	bgpView  BGPDesired // the plan last applied, for the status writer
@@ -118,8 +126,8 @@ func New(opts Options) (*Speaker, error) {
 	if opts.Resync == 0 {
 		opts.Resync = time.Second
 	}
-	if opts.BGPStatusEvery == 0 {
-		opts.BGPStatusEvery = time.Second
+	if opts.StatusEvery == 0 {
+		opts.StatusEvery = time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -132,6 +140,7 @@ func New(opts Options) (*Speaker, error) {
 		log:     opts.Logger.With("component", "speaker", "node", opts.NodeName),
 		trigger: make(chan struct{}, 1),
 		owned:   map[netip.Addr]Ownership{},
+		report:  newL2Report(),
 	}, nil
 }
 
@@ -182,10 +191,15 @@ func (s *Speaker) sync(ctx context.Context) {
 	if err != nil {
 		s.log.Warn("local interfaces", "err", err)
 	}
-	plan := Plan(s.targets, live)
+	plan := s.l2Plan(live)
 	ann := Announcements(plan, s.opts.NodeName)
 	if err := s.opts.L2.Set(ctx, ann); err != nil {
 		s.log.Warn("l2 announcements", "err", err)
+	}
+	if s.joined(live) {
+		// The newcomer may have claimed addresses before it knew their
+		// owners; clients that heard it learn the owners' MACs again.
+		s.opts.L2.Reannounce()
 	}
 	s.applyBGP(ctx)
 	if s.opts.VIP != nil {
@@ -199,7 +213,45 @@ func (s *Speaker) sync(ctx context.Context) {
 			s.log.Warn("local addresses", "err", err)
 		}
 	}
-	s.reportOwnership(ctx, plan)
+	s.reportOwnership(plan)
+}
+
+// l2Plan elects the owners of the L2 targets among the live members, once
+// the membership view has settled; before that this node would see itself
+// alone and claim every address, so it announces none.
+func (s *Speaker) l2Plan(live []Member) []Ownership {
+	if !s.opts.Members.Settled() {
+		if !s.waiting {
+			s.log.Info("waiting to hear from the other speakers before announcing L2 addresses")
+		}
+		s.waiting = true
+		return nil
+	}
+	s.waiting = false
+	return Plan(s.targets, live)
+}
+
+// joined tells whether a member joined since the last settled sync, and
+// records the live set.
+func (s *Speaker) joined(live []Member) bool {
+	if !s.opts.Members.Settled() {
+		return false
+	}
+	names := make([]string, len(live))
+	for i, m := range live {
+		names[i] = m.Name
+	}
+	before := s.live
+	s.live = names
+	if before == nil {
+		return false
+	}
+	for _, n := range names {
+		if !slices.Contains(before, n) {
+			return true
+		}
+	}
+	return false
 }
 
 // liveMembers publishes this node's interfaces and reads everyone's.

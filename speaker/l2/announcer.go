@@ -242,7 +242,18 @@ func (a *Announcer) setGauges() {
 	a.metrics[ipv6].owned.Set(float64(n[ipv6]))
 }
 
-// reannounce sends one gratuitous frame per owned address every Periodic.
+// Reannounce sends one gratuitous frame (ARP reply or unsolicited NA) for
+// every address served: after another node claimed addresses it does not
+// own, clients learn the owners' MACs again.
+func (a *Announcer) Reannounce() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, l := range a.links {
+		l.announceAll()
+	}
+}
+
+// reannounce calls Reannounce every Periodic.
 func (a *Announcer) reannounce(ctx context.Context) {
 	t := a.opts.Clock.NewTicker(a.opts.Periodic)
 	defer t.Stop()
@@ -252,11 +263,7 @@ func (a *Announcer) reannounce(ctx context.Context) {
 			return
 		case <-t.C():
 		}
-		a.mu.Lock()
-		for _, l := range a.links {
-			l.announceAll()
-		}
-		a.mu.Unlock()
+		a.Reannounce()
 	}
 }
 

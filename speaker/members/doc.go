@@ -26,6 +26,15 @@
 // shutdown leaves first: the leave is gossiped in a few tens of
 // milliseconds, so a SIGTERM'd owner is replaced at once.
 //
+// # Starting
+//
+// A member that has just started sees itself alone: a speaker acting on
+// that view would claim every address. Settled turns true SettleDelay
+// after the first contact with a peer (a join of ours, or a peer joining
+// us, each of which exchanges the whole member list), time for the others
+// to hear of the newcomer and let go of what it now owns; or SettleTimeout
+// after the start when no peer answers (the node is alone).
+//
 // # Timers
 //
 // A killed member is declared dead after: the wait until some survivor

@@ -45,6 +45,9 @@ func (h *hooks) MergeRemoteState(buf []byte, join bool) {}
 
 // NotifyJoin implements memberlist.EventDelegate.
 func (h *hooks) NotifyJoin(n *memberlist.Node) {
+	if n.Name != h.m.name {
+		h.m.contacted() // a peer joined us: it sent us the whole view
+	}
 	if h.set(n) {
 		h.m.metrics.events.WithLabelValues(eventJoin).Inc()
 		h.m.log.Info("member joined", "peer", n.Name, "addr", n.Address())

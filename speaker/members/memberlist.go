@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/memberlist"
 	"k8s.io/utils/clock"
@@ -39,6 +40,8 @@ type Members struct {
 
 	changes      chan struct{}
 	peersChanged chan struct{}
+	contact      chan struct{} // a value at the first contact with a peer of a Run
+	settled      atomic.Bool
 
 	mu      sync.Mutex
 	meta    []byte
@@ -74,6 +77,7 @@ func New(opts Options) (*Members, error) {
 		inNS:         opts.Namespace,
 		changes:      make(chan struct{}, 1),
 		peersChanged: make(chan struct{}, 1),
+		contact:      make(chan struct{}, 1),
 		meta:         bytes.Clone(opts.Meta),
 		peers:        peers,
 		live:         map[string]member{},
@@ -118,15 +122,49 @@ func (m *Members) Run(ctx context.Context) error {
 	m.list = ml
 	m.mu.Unlock()
 	m.log.Info("member started", "addr", m.bind)
-	joined := make(chan struct{})
-	go func() {
-		defer close(joined)
-		m.rejoinLoop(ctx, ml)
-	}()
+	var wg sync.WaitGroup
+	wg.Go(func() { m.rejoinLoop(ctx, ml) })
+	wg.Go(func() { m.settle(ctx) })
 	<-ctx.Done()
 	err = m.leave(ml) // first: a join in flight must not delay the leave
-	<-joined
+	wg.Wait()
 	return err
+}
+
+// Settled reports whether this member's view of the others can be acted
+// on: SettleDelay after its first contact with a peer, or SettleTimeout
+// after Run started when it reached none. Before that, the view holds this
+// node alone (or the few peers heard of so far), and a speaker that acted
+// on it would claim addresses that others own.
+func (m *Members) Settled() bool { return m.settled.Load() }
+
+// settle marks the view settled (and notifies) once it may be acted on.
+func (m *Members) settle(ctx context.Context) {
+	alone := m.clock.NewTimer(m.timers.SettleTimeout)
+	defer alone.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-alone.C():
+		m.log.Info("no peer reached, acting alone", "after", m.timers.SettleTimeout)
+	case <-m.contact:
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.clock.After(m.timers.SettleDelay):
+		}
+		m.log.Info("view settled", "live", m.Live())
+	}
+	m.settled.Store(true)
+	m.notify()
+}
+
+// contacted records a contact with a peer (settle waits for the first).
+func (m *Members) contacted() {
+	select {
+	case m.contact <- struct{}{}:
+	default:
+	}
 }
 
 func (m *Members) begin() (int, error) {
@@ -137,6 +175,11 @@ func (m *Members) begin() (int, error) {
 	}
 	m.running = true
 	m.gen++
+	m.settled.Store(false)
+	select {
+	case <-m.contact: // from an earlier Run
+	default:
+	}
 	return m.gen, nil
 }
 
@@ -147,6 +190,7 @@ func (m *Members) end() {
 	m.running = false
 	m.list = nil
 	m.gen++
+	m.settled.Store(false)
 	clear(m.live)
 	m.mu.Unlock()
 	m.metrics.live.Set(0)
@@ -244,6 +288,7 @@ func (m *Members) join(ml *memberlist.Memberlist, failing bool) bool {
 	}
 	n, err := joinAll(ml, targets)
 	if n > 0 {
+		m.contacted()
 		m.log.Debug("joined", "peers", n, "of", len(targets))
 		return false
 	}

@@ -239,3 +239,34 @@ func value(t *testing.T, m prometheus.Metric) float64 {
 	}
 	return pb.Counter.GetValue()
 }
+
+// TestSettled: a member that reaches no peer reports its view settled only
+// after SettleTimeout; one that joins a running member does so once it has
+// heard from it, with that member in its view, long before its timeout.
+func TestSettled(t *testing.T) {
+	l := newTestLab(t, 2)
+	start := time.Now()
+	first := l.start(0, func(o *Options) { o.Timers.SettleTimeout = time.Second })
+	if first.Settled() {
+		t.Fatal("node1 settled at once, before its peer could be heard")
+	}
+	waitFor(t, 10*time.Second, "node1 settles alone", first.Settled)
+	if took := time.Since(start); took < time.Second {
+		t.Errorf("node1 settled alone after %v, before its SettleTimeout of 1s", took)
+	}
+	if diff := cmp.Diff(l.names(0), first.Live()); diff != "" {
+		t.Errorf("node1 alone (-want +got):\n%s", diff)
+	}
+
+	start = time.Now()
+	second := l.start(1, func(o *Options) { o.Timers.SettleTimeout = time.Minute })
+	var live []string
+	waitFor(t, 20*time.Second, "node2 settles after joining node1", func() bool {
+		live = second.Live() // read before Settled: what the view held by then
+		return second.Settled()
+	})
+	t.Logf("node2 settled %v after it started", time.Since(start))
+	if diff := cmp.Diff(l.names(0, 1), live); diff != "" {
+		t.Errorf("node2's view when settled (-want +got):\n%s", diff)
+	}
+}

@@ -94,6 +94,15 @@ type Timers struct {
 	RejoinInterval time.Duration
 	// LeaveTimeout bounds the wait for the leave broadcast on shutdown.
 	LeaveTimeout time.Duration
+	// SettleDelay is how long after its first contact with a peer (a join,
+	// or a peer joining it) a starting member waits before it reports its
+	// view settled (Settled): time for the others to hear of it, so that
+	// addresses it takes over are let go by their interim owners first.
+	SettleDelay time.Duration
+	// SettleTimeout is how long a starting member that reaches no peer
+	// waits before it takes itself to be alone and reports its view
+	// settled.
+	SettleTimeout time.Duration
 }
 
 // FastLAN is the default profile: a killed member is declared dead at every
@@ -113,6 +122,8 @@ func FastLAN() Timers {
 		GossipToTheDeadTime:    5 * time.Second,
 		RejoinInterval:         2 * time.Second,
 		LeaveTimeout:           500 * time.Millisecond,
+		SettleDelay:            200 * time.Millisecond,
+		SettleTimeout:          3 * time.Second,
 	}
 }
 
@@ -134,6 +145,8 @@ func LAN() Timers {
 		GossipToTheDeadTime:    c.GossipToTheDeadTime,
 		RejoinInterval:         10 * time.Second,
 		LeaveTimeout:           2 * time.Second,
+		SettleDelay:            2 * time.Second,
+		SettleTimeout:          15 * time.Second,
 	}
 }
 
@@ -165,6 +178,8 @@ func (t Timers) withDefaults(d Timers) Timers {
 	def(&t.GossipToTheDeadTime, d.GossipToTheDeadTime)
 	def(&t.RejoinInterval, d.RejoinInterval)
 	def(&t.LeaveTimeout, d.LeaveTimeout)
+	def(&t.SettleDelay, d.SettleDelay)
+	def(&t.SettleTimeout, d.SettleTimeout)
 	return t
 }
 
@@ -177,7 +192,7 @@ func def[T comparable](v *T, d T) {
 
 func (t Timers) validate() error {
 	for _, d := range []time.Duration{t.ProbeInterval, t.ProbeTimeout, t.GossipInterval,
-		t.TCPTimeout, t.PushPullInterval, t.GossipToTheDeadTime, t.RejoinInterval, t.LeaveTimeout} {
+		t.TCPTimeout, t.PushPullInterval, t.GossipToTheDeadTime, t.RejoinInterval, t.LeaveTimeout, t.SettleDelay, t.SettleTimeout} {
 		if d < 0 {
 			return fmt.Errorf("timers: negative duration %s: %w", d, ErrInvalid)
 		}

@@ -1,0 +1,129 @@
+package speaker
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	"github.com/pier-lb/pier/speaker/l2"
+)
+
+// FakeMembers is a Membership in memory, for tests of the speaker's loop
+// without sockets. Its methods are safe for concurrent use.
+type FakeMembers struct {
+	mu      sync.Mutex
+	live    []string
+	meta    map[string][]byte
+	settled bool
+	peers   []string
+	changes chan struct{}
+}
+
+// NewFakeMembers returns a view holding the named members, not settled.
+func NewFakeMembers(live ...string) *FakeMembers {
+	return &FakeMembers{live: slices.Clone(live), meta: map[string][]byte{}, changes: make(chan struct{}, 1)}
+}
+
+// SetLive replaces the live members and notifies.
+func (f *FakeMembers) SetLive(live ...string) {
+	f.mu.Lock()
+	f.live = slices.Clone(live)
+	f.mu.Unlock()
+	f.notify()
+}
+
+// Settle marks the view settled and notifies.
+func (f *FakeMembers) Settle() {
+	f.mu.Lock()
+	f.settled = true
+	f.mu.Unlock()
+	f.notify()
+}
+
+func (f *FakeMembers) notify() {
+	select {
+	case f.changes <- struct{}{}:
+	default:
+	}
+}
+
+// Live implements Membership.
+func (f *FakeMembers) Live() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Sorted(slices.Values(f.live))
+}
+
+// Settled implements Membership.
+func (f *FakeMembers) Settled() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.settled
+}
+
+// MetaOf implements Membership.
+func (f *FakeMembers) MetaOf(name string) []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.meta[name]
+}
+
+// SetMetaOf sets another member's metadata (EncodeIfaces).
+func (f *FakeMembers) SetMetaOf(name string, meta []byte) {
+	f.mu.Lock()
+	f.meta[name] = meta
+	f.mu.Unlock()
+	f.notify()
+}
+
+// SetMeta implements Membership; it does not notify (a node is not told
+// of its own metadata).
+func (f *FakeMembers) SetMeta(meta []byte) error { return nil }
+
+// SetPeers implements Membership.
+func (f *FakeMembers) SetPeers(peers []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.peers = slices.Clone(peers)
+	return nil
+}
+
+// Changes implements Membership.
+func (f *FakeMembers) Changes() <-chan struct{} { return f.changes }
+
+// FakeL2 is an L2Announcer in memory: it records the sets it is given and
+// counts the re-announcements.
+type FakeL2 struct {
+	mu          sync.Mutex
+	sets        [][]l2.Announcement
+	reannounced int
+}
+
+// Set implements L2Announcer.
+func (f *FakeL2) Set(_ context.Context, desired []l2.Announcement) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sets = append(f.sets, slices.Clone(desired))
+	return nil
+}
+
+// Reannounce implements L2Announcer.
+func (f *FakeL2) Reannounce() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reannounced++
+}
+
+// Sets returns every set given so far, in order.
+func (f *FakeL2) Sets() [][]l2.Announcement {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.sets)
+}
+
+// Reannounced returns how many times Reannounce was called.
+func (f *FakeL2) Reannounced() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reannounced
+}
