@@ -19,7 +19,7 @@ import (
 
 // RunBGPStatus keeps one BGPSessionStatus per BGPPeer of this node up to
 // date until ctx ends: after every session change and every five
-// BGPStatusEvery (for the prefix counts), at most once per BGPStatusEvery;
+// StatusEvery (for the prefix counts), at most once per StatusEvery;
 // objects that did not change are not written. It runs apart
 // from the announcing loop, so a slow or unreachable API server never
 // delays an announcement.
@@ -40,16 +40,16 @@ func (s *Speaker) RunBGPStatus(ctx context.Context) error {
 			}
 			failing = err != nil
 		}
-		select { // at most one round per BGPStatusEvery
+		select { // at most one round per StatusEvery
 		case <-ctx.Done():
 			return nil
-		case <-s.opts.Clock.After(s.opts.BGPStatusEvery):
+		case <-s.opts.Clock.After(s.opts.StatusEvery):
 		}
 		select { // then on a session change, or to refresh the counts
 		case <-ctx.Done():
 			return nil
 		case <-changes:
-		case <-s.opts.Clock.After(5 * s.opts.BGPStatusEvery):
+		case <-s.opts.Clock.After(5 * s.opts.StatusEvery):
 		}
 	}
 }

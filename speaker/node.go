@@ -144,7 +144,7 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	// handover has no gap.
 	left := make(chan struct{})
 	return daemon.RunAll(ctx, o.Logger,
-		c.Start, sp.Run, bgpRun, sp.RunBGPStatus,
+		c.Start, sp.Run, bgpRun, sp.RunBGPStatus, sp.RunL2Status,
 		func(ctx context.Context) error { defer close(left); return mem.Run(ctx) },
 		func(ctx context.Context) error { return ann.Run(afterLeave(ctx, left, leaveGrace)) },
 		func(ctx context.Context) error {

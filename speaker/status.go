@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -17,10 +19,11 @@ import (
 	"github.com/pier-lb/pier/api/v1alpha1"
 )
 
-// reportOwnership tells users what changed: an event on the Service when
-// this node takes an address over, and one ServiceL2Status per Service this
-// node announces. Failures are logged and retried on the next pass.
-func (s *Speaker) reportOwnership(ctx context.Context, plan []Ownership) {
+// reportOwnership logs what changed and hands what this node owns to the
+// status writer (RunL2Status): an event on the Service when this node takes
+// an address over, and one ServiceL2Status per Service it announces. It
+// never waits for the API server.
+func (s *Speaker) reportOwnership(plan []Ownership) {
 	mine := map[netip.Addr]Ownership{}
 	for _, o := range plan {
 		if o.Node == s.opts.NodeName {
@@ -34,19 +37,89 @@ func (s *Speaker) reportOwnership(ctx context.Context, plan []Ownership) {
 			taken = append(taken, o)
 		}
 	}
-	s.announceEvents(ctx, taken)
 	for addr, o := range s.owned {
 		if _, still := mine[addr]; !still {
 			s.log.Info("handing over", "addr", addr, "service", o.Service, "live", s.opts.Members.Live())
 		}
 	}
-	if s.opts.Writer != nil && s.opts.Synced() {
-		if err := s.writeStatus(ctx, mine); err != nil {
-			s.log.Warn("l2 status", "err", err)
-			return // keep s.owned so the next pass retries
+	s.owned = mine
+	s.report.set(mine, taken)
+}
+
+// l2Report carries what this node owns from the announcing loop to the
+// status writer; the latest value wins.
+type l2Report struct {
+	mu    sync.Mutex
+	mine  map[netip.Addr]Ownership
+	taken []Ownership // takeovers not yet told by an event
+	dirty chan struct{}
+}
+
+func newL2Report() *l2Report {
+	return &l2Report{mine: map[netip.Addr]Ownership{}, dirty: make(chan struct{}, 1)}
+}
+
+func (r *l2Report) set(mine map[netip.Addr]Ownership, taken []Ownership) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(taken) == 0 && maps.EqualFunc(r.mine, mine, sameOwnership) {
+		return
+	}
+	r.mine, r.taken = mine, append(r.taken, taken...)
+	select {
+	case r.dirty <- struct{}{}:
+	default:
+	}
+}
+
+func (r *l2Report) take() (map[netip.Addr]Ownership, []Ownership) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	taken := r.taken
+	r.taken = nil
+	return r.mine, taken
+}
+
+func sameOwnership(a, b Ownership) bool {
+	return a.Service == b.Service && a.Node == b.Node && slices.Equal(a.Ifaces, b.Ifaces)
+}
+
+// RunL2Status writes what this node owns (ServiceL2Status objects, takeover
+// events) until ctx ends: after each change, at most once per StatusEvery,
+// and every five StatusEvery to retry failures and catch up after an API
+// outage. It runs apart from the announcing loop, so a slow, throttled or
+// unreachable API server never delays a takeover.
+func (s *Speaker) RunL2Status(ctx context.Context) error {
+	if s.opts.Writer == nil {
+		return nil
+	}
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.report.dirty:
+		case <-s.opts.Clock.After(5 * s.opts.StatusEvery):
+		}
+		if !s.opts.Synced() {
+			continue
+		}
+		mine, taken := s.report.take()
+		s.announceEvents(ctx, taken)
+		err := s.writeStatus(ctx, mine)
+		switch {
+		case err != nil && !failing && ctx.Err() == nil:
+			s.log.Warn("l2 status not written; retrying", "err", err)
+		case err == nil && failing:
+			s.log.Info("l2 status written again")
+		}
+		failing = err != nil
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.opts.Clock.After(s.opts.StatusEvery):
 		}
 	}
-	s.owned = mine
 }
 
 // announceEvents records one event per Service naming all the addresses
@@ -142,8 +215,11 @@ func (s *Speaker) applyStatus(ctx context.Context, svc string, st v1alpha1.Servi
 	if equalStatus(obj.Status, st) {
 		return nil
 	}
+	// A patch, not an update: the cache may not show this node's last
+	// write yet, and only this node writes the object's status.
+	patch := client.MergeFrom(obj.DeepCopy())
 	obj.Status = st
-	if err := s.opts.Writer.Status().Update(ctx, obj); err != nil {
+	if err := s.opts.Writer.Status().Patch(ctx, obj, patch); err != nil {
 		return fmt.Errorf("status for %s: %w", svc, err)
 	}
 	return nil

@@ -2,7 +2,10 @@ package l2mode
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -32,6 +35,7 @@ func up(t testing.TB, opts kubelab.Options) *kubelab.Env {
 			for i, p := range env.Speakers {
 				if p != nil {
 					t.Logf("speaker node%d output (tail):\n%s", i+1, p.OutputTail(40))
+					keepOutput(t, fmt.Sprintf("speaker-node%d", i+1), p.Output())
 				}
 			}
 			t.Logf("controller output (tail):\n%s", env.ControllerProcess().OutputTail(20))
@@ -44,6 +48,17 @@ func up(t testing.TB, opts kubelab.Options) *kubelab.Env {
 		waitRejoined(t, env, i)
 	}
 	return env
+}
+
+// keepOutput saves a failed test's process output in the system's
+// temporary directory, whole, for a look after the lab is gone.
+func keepOutput(t testing.TB, name, out string) {
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("pier-%s-%s.log", strings.ReplaceAll(t.Name(), "/", "-"), name))
+	if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+		t.Logf("keep %s output: %v", name, err)
+		return
+	}
+	t.Logf("%s output kept in %s", name, path)
 }
 
 // waitRejoined waits until node i's speaker has joined every other member.
