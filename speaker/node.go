@@ -140,12 +140,16 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 		}
 	}
 	// On shutdown the node leaves the group first and keeps answering for
-	// what it owned until the others have had time to take over: the
-	// handover has no gap.
+	// each address it owned until its successor announces it, or
+	// leaveGrace has passed: the handover has neither gap nor overlap.
 	left := make(chan struct{})
 	return daemon.RunAll(ctx, o.Logger,
 		c.Start, sp.Run, bgpRun, sp.RunBGPStatus, sp.RunL2Status,
-		func(ctx context.Context) error { defer close(left); return mem.Run(ctx) },
+		func(ctx context.Context) error {
+			defer close(left)
+			context.AfterFunc(ctx, ann.Yield) // from the start of the leave
+			return mem.Run(ctx)
+		},
 		func(ctx context.Context) error { return ann.Run(afterLeave(ctx, left, leaveGrace)) },
 		func(ctx context.Context) error {
 			if apicache.Watch(ctx, c, watched, sp.Trigger, o.Logger, "API unreachable, announcing from saved state") {

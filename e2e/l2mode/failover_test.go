@@ -62,8 +62,19 @@ func TestFailover(t *testing.T) {
 		kubelab.Reach(t, env.Site.Client, "udp", netip.AddrPortFrom(v4, 16384))
 	})
 	t.Run("SIGTERM hands over at once", func(t *testing.T) {
+		oldMAC := waitARP(t, env, v4, "the owner", func(string) bool { return true })
+		start := time.Now()
 		gap, next := failover(t, env, p, v4, true)
-		t.Logf("node%d took %s over %v after SIGTERM", next+1, v4, gap.Round(time.Millisecond))
+		first, _ := p.firstAfter(start, oldMAC)
+		time.Sleep(time.Second) // past the leaving node's grace
+		// The leaving node stops answering as soon as its successor
+		// announces the address: no request is answered by both, but the
+		// one in flight as the successor took over.
+		overlap := p.countFrom(first.at, oldMAC)
+		t.Logf("node%d took %s over %v after SIGTERM; the old owner answered %d requests (every 10 ms) after that", next+1, v4, gap.Round(time.Millisecond), overlap)
+		if overlap > 2 {
+			t.Errorf("the old owner answered %d requests after the new one, want at most the one in flight", overlap)
+		}
 		kubelab.Reach(t, env.Site.Client, "tcp", netip.AddrPortFrom(v4, 8443))
 	})
 }

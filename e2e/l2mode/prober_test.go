@@ -90,6 +90,19 @@ func (p *prober) firstAfter(t time.Time, old string) (reply, bool) {
 	return reply{}, false
 }
 
+// countFrom is the number of replies from mac after t.
+func (p *prober) countFrom(t time.Time, mac string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, r := range p.replies {
+		if r.at.After(t) && r.mac == mac {
+			n++
+		}
+	}
+	return n
+}
+
 // macsSince lists the distinct MACs that answered after t.
 func (p *prober) macsSince(t time.Time) []string {
 	p.mu.Lock()

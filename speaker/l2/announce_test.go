@@ -228,3 +228,21 @@ func TestInterfaceErrors(t *testing.T) {
 	}
 	eventually(t, "ARP answers after the link came back", func() bool { return len(arping(t, s.client, vip4)) == 1 })
 }
+
+// TestYieldToNewOwner: a node that yields (it is leaving) stops answering
+// for an address as soon as another host announces it, ARP and NDP alike;
+// one that does not yield keeps answering (a newcomer's claim alone does
+// not take an address away).
+func TestYieldToNewOwner(t *testing.T) {
+	s := newSite(t, 3)
+	keeper, leaver := start(t, s.speakers[0], Options{}), start(t, s.speakers[1], Options{})
+	next := start(t, s.speakers[2], Options{})
+	set(t, keeper, on("eth1", vip4, vip6)...)
+	set(t, leaver, on("eth1", vip4, vip6)...)
+	leaver.Yield()
+	set(t, next, on("eth1", vip4, vip6)...) // its gratuitous burst
+	eventually(t, "the yielding node to give both addresses up", func() bool { return len(leaver.Owned()) == 0 })
+	if diff := cmp.Diff(on("eth1", vip4, vip6), keeper.Owned(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("the node that does not yield (-want +got):\n%s", diff)
+	}
+}

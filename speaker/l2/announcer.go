@@ -105,6 +105,9 @@ type Announcer struct {
 
 	running atomic.Bool
 	started chan struct{} // closed when Run starts
+	// yielding: each address is given up as soon as another host
+	// announces it (Yield).
+	yielding atomic.Bool
 
 	mu      sync.Mutex // serialises Set, Owned and shutdown
 	ctx     context.Context
@@ -241,6 +244,12 @@ func (a *Announcer) setGauges() {
 	a.metrics[ipv4].owned.Set(float64(n[ipv4]))
 	a.metrics[ipv6].owned.Set(float64(n[ipv6]))
 }
+
+// Yield makes the announcer stop answering for an address as soon as
+// another host announces it (gratuitous ARP, unsolicited NA): a node that
+// leaves keeps answering until its successor speaks up, and not longer,
+// so clients never hear two owners.
+func (a *Announcer) Yield() { a.yielding.Store(true) }
 
 // Reannounce sends one gratuitous frame (ARP reply or unsolicited NA) for
 // every address served: after another node claimed addresses it does not

@@ -1,6 +1,7 @@
 package l2
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net"
 	"net/netip"
@@ -70,6 +71,23 @@ func parseARP(frame []byte) (*arp.Packet, string) {
 		return nil, reasonInvalid // multicast or broadcast sender
 	}
 	return &p, ""
+}
+
+// announcedARP returns the address an ARP announcement from another host
+// claims: a request or reply whose sender and target address are the same
+// (RFC 5227 2.3), from a MAC other than mac.
+func announcedARP(frame []byte, mac net.HardwareAddr) (netip.Addr, bool) {
+	if len(frame) < ethHeaderLen+arpLen || binary.BigEndian.Uint16(frame[12:14]) != etherTypeARP {
+		return netip.Addr{}, false
+	}
+	var p arp.Packet
+	if err := p.UnmarshalBinary(frame[ethHeaderLen : ethHeaderLen+arpLen]); err != nil {
+		return netip.Addr{}, false
+	}
+	if p.SenderIP != p.TargetIP || !p.SenderIP.Is4() || bytes.Equal(p.SenderHardwareAddr, mac) {
+		return netip.Addr{}, false
+	}
+	return p.SenderIP, true
 }
 
 // answerARP decides whether to answer frame and builds the reply: an ARP

@@ -1,6 +1,7 @@
 package l2
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,7 @@ type link struct {
 	m      *familyMetrics
 	opts   *Options
 	wg     *sync.WaitGroup // the announcer's
+	yield  *atomic.Bool    // the announcer's yielding
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -48,6 +50,7 @@ func (a *Announcer) openLink(k linkKey) (*link, error) {
 		m:      a.metrics[k.fam],
 		opts:   &a.opts,
 		wg:     &a.wg,
+		yield:  &a.yielding,
 		bursts: make(map[netip.Addr]context.CancelFunc),
 		groups: make(map[netip.Addr]int),
 	}
@@ -270,6 +273,14 @@ func (l *link) read(s *sock) error {
 // handle answers one frame or counts why not.
 func (l *link) handle(s *sock, frame []byte) {
 	l.m.received.Inc()
+	if addr, isNA, ok := announced(l.key.fam, frame, s.mac); ok {
+		if l.yield.Load() {
+			l.giveUp(addr)
+		}
+		if isNA {
+			return // an advertisement needs no answer
+		}
+	}
 	var reply []byte
 	var dst net.HardwareAddr
 	var reason string
@@ -289,6 +300,36 @@ func (l *link) handle(s *sock, frame []byte) {
 		return
 	}
 	l.m.responses.Inc()
+}
+
+// announced returns the address another host announces in frame (a
+// gratuitous ARP or a Neighbor Advertisement from a MAC other than mac),
+// and whether frame is an advertisement, which the responder never
+// answers.
+func announced(fam family, frame []byte, mac net.HardwareAddr) (addr netip.Addr, isNA, ok bool) {
+	if fam == ipv6 {
+		target, from, isNA := parseNA(frame)
+		return target, isNA, isNA && !bytes.Equal(from, mac)
+	}
+	addr, ok = announcedARP(frame, mac)
+	return addr, false, ok
+}
+
+// giveUp stops answering for addr, which another host announced while
+// this one yields.
+func (l *link) giveUp(addr netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.owned()[addr]; !ok {
+		return
+	}
+	next := maps.Clone(l.owned())
+	delete(next, addr)
+	l.stopBurst(addr)
+	l.leave(addr)
+	l.set.Store(&next)
+	l.m.yielded.Inc()
+	l.log.Info("stopped announcing: another host announced it", "addr", addr)
 }
 
 // reopen retries opening the sockets with back-off until it succeeds or

@@ -27,6 +27,7 @@ type Metrics struct {
 	gratuitous *prometheus.CounterVec
 	dropped    *prometheus.CounterVec
 	owned      *prometheus.GaugeVec
+	yielded    *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -53,9 +54,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "pier_l2_owned_addresses",
 			Help: "Addresses this node answers for, per family.",
 		}, []string{"family"}),
+		yielded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pier_l2_yielded_total",
+			Help: "Addresses a leaving node stopped answering for when another host announced them, per family.",
+		}, []string{"family"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.received, m.responses, m.gratuitous, m.dropped, m.owned)
+		reg.MustRegister(m.received, m.responses, m.gratuitous, m.dropped, m.owned, m.yielded)
 	}
 	return m
 }
@@ -65,9 +70,9 @@ var reasons = []string{reasonMalformed, reasonInvalid, reasonForeign, reasonNotO
 // familyMetrics are one family's series, resolved once so that the packet
 // path does no label lookups.
 type familyMetrics struct {
-	received, responses, gratuitous prometheus.Counter
-	dropped                         map[string]prometheus.Counter
-	owned                           prometheus.Gauge
+	received, responses, gratuitous, yielded prometheus.Counter
+	dropped                                  map[string]prometheus.Counter
+	owned                                    prometheus.Gauge
 }
 
 func (m *Metrics) family(f family) *familyMetrics {
@@ -76,6 +81,7 @@ func (m *Metrics) family(f family) *familyMetrics {
 		received:   m.received.WithLabelValues(l),
 		responses:  m.responses.WithLabelValues(l),
 		gratuitous: m.gratuitous.WithLabelValues(l),
+		yielded:    m.yielded.WithLabelValues(l),
 		dropped:    make(map[string]prometheus.Counter, len(reasons)),
 		owned:      m.owned.WithLabelValues(l),
 	}

@@ -13,26 +13,41 @@ const (
 	ipv6HeaderLen = 40
 	protoICMPv6   = 58
 	icmpTypeNS    = 135
+	icmpTypeNA    = 136
 	nsLen         = 24 // ICMPv6 header and target address
 	ndpHopLimit   = 255
 )
 
 var allNodes = netip.MustParseAddr("ff02::1")
 
-// nsFilter lets through Neighbor Solicitations the host receives (unicast
-// and multicast alike), nothing it sends and no other IPv6 traffic: the
-// socket sits on the data path of the addresses it announces. Solicitations
-// behind extension headers are not seen (nobody sends them).
+// nsFilter lets through Neighbor Solicitations and Advertisements the host
+// receives (unicast and multicast alike; advertisements tell a yielding
+// node that a successor announced an address), nothing it sends and no
+// other IPv6 traffic: the socket sits on the data path of the addresses it
+// announces. Messages behind extension headers are not seen (nobody sends
+// them).
 var nsFilter = mustAssemble([]bpf.Instruction{
 	bpf.LoadExtension{Num: bpf.ExtType},
-	bpf.JumpIf{Cond: bpf.JumpEqual, Val: packetOutgoing, SkipTrue: 4},
+	bpf.JumpIf{Cond: bpf.JumpEqual, Val: packetOutgoing, SkipTrue: 5},
 	bpf.LoadAbsolute{Off: ethHeaderLen + 6, Size: 1}, // next header
-	bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: protoICMPv6, SkipTrue: 2},
+	bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: protoICMPv6, SkipTrue: 3},
 	bpf.LoadAbsolute{Off: ethHeaderLen + ipv6HeaderLen, Size: 1}, // ICMPv6 type
-	bpf.JumpIf{Cond: bpf.JumpEqual, Val: icmpTypeNS, SkipTrue: 1},
+	bpf.JumpIf{Cond: bpf.JumpEqual, Val: icmpTypeNS, SkipTrue: 2},
+	bpf.JumpIf{Cond: bpf.JumpEqual, Val: icmpTypeNA, SkipTrue: 1},
 	bpf.RetConstant{Val: 0},
 	bpf.RetConstant{Val: 0xffff},
 })
+
+// parseNA returns the target of a Neighbor Advertisement and the MAC that
+// sent it; ok is false for any other frame.
+func parseNA(frame []byte) (target netip.Addr, from net.HardwareAddr, ok bool) {
+	var s solicitation
+	icmp, reason := icmpPayload(frame, &s)
+	if reason != "" || len(icmp) < nsLen || icmp[0] != icmpTypeNA {
+		return netip.Addr{}, nil, false
+	}
+	return netip.AddrFrom16([16]byte(icmp[8:24])), s.from, true
+}
 
 // solicitation is what the responder needs from a Neighbor Solicitation.
 type solicitation struct {

@@ -368,3 +368,44 @@ func BenchmarkAnswerNS(b *testing.B) {
 		}
 	}
 }
+
+func TestAnnounced(t *testing.T) {
+	mustFrame := func(f []byte, err error) []byte {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	reply, err := arp.NewPacket(arp.OperationReply, theirMAC, vip4, broadcastMAC, vip4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	request, err := arp.NewPacket(arp.OperationRequest, theirMAC, netip.MustParseAddr("198.51.100.10"), zeroMAC, vip4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		fam        family
+		frame      []byte
+		want       netip.Addr
+		isNA, isOK bool
+	}{
+		{"gratuitous ARP from another host", ipv4, mustFrame(gratuitousARP(theirMAC, vip4)), vip4, false, true},
+		{"gratuitous ARP reply from another host", ipv4, mustFrame(arpFrame(reply, broadcastMAC)), vip4, false, true},
+		{"our own gratuitous ARP", ipv4, mustFrame(gratuitousARP(ourMAC, vip4)), netip.Addr{}, false, false},
+		{"a request", ipv4, mustFrame(arpFrame(request, broadcastMAC)), netip.Addr{}, false, false},
+		{"truncated ARP", ipv4, mustFrame(gratuitousARP(theirMAC, vip4))[:30], netip.Addr{}, false, false},
+		{"unsolicited NA from another host", ipv6, mustFrame(unsolicitedNA(theirMAC, vip6)), vip6, true, true},
+		{"our own NA", ipv6, mustFrame(unsolicitedNA(ourMAC, vip6)), vip6, true, false},
+		{"a solicitation", ipv6, ns(netip.MustParseAddr("2001:db8:100::10"), vip6, vip6, true), netip.Addr{}, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, isNA, ok := announced(tc.fam, tc.frame, ourMAC)
+			if ok != tc.isOK || isNA != tc.isNA || ok && addr != tc.want {
+				t.Errorf("announced = %v, NA %v, ok %v; want %v, NA %v, ok %v", addr, isNA, ok, tc.want, tc.isNA, tc.isOK)
+			}
+		})
+	}
+}
