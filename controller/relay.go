@@ -60,8 +60,9 @@ type RelayOptions struct {
 // HostNetwork. readyRelays counts those Leases; the Relay is looked at
 // again when the first of them expires.
 type RelayController struct {
-	opts RelayOptions
-	log  *slog.Logger
+	opts   RelayOptions
+	log    *slog.Logger
+	leases *leaseWatch
 
 	mu     sync.Mutex
 	states map[types.NamespacedName]string // relay -> metrics state
@@ -88,6 +89,7 @@ func NewRelayController(opts RelayOptions) (*RelayController, error) {
 	return &RelayController{
 		opts:   opts,
 		log:    opts.Logger.With("component", "relay-controller"),
+		leases: newLeaseWatch(opts.Clock),
 		states: map[types.NamespacedName]string{},
 	}, nil
 }
@@ -99,6 +101,7 @@ func (c *RelayController) Reconcile(ctx context.Context, req reconcile.Request) 
 	if err := c.opts.Client.Get(ctx, req.NamespacedName, &relay); err != nil {
 		if apierrors.IsNotFound(err) {
 			c.setState(req.NamespacedName, "")
+			c.leases.forget(req.NamespacedName)
 			return reconcile.Result{}, c.deleteService(ctx, req.Namespace, req.Name, nil)
 		}
 		return reconcile.Result{}, err

@@ -12,7 +12,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
@@ -74,8 +76,14 @@ func TestReadyEndpoints(t *testing.T) {
 	}
 }
 
+// TestLiveLeases: Leases seen for the first time are judged by their
+// renewTime.
 func TestLiveLeases(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	relay := types.NamespacedName{Namespace: "calls", Name: "edge"}
+	liveLeases := func(leases []coordinationv1.Lease, now time.Time) ([]string, time.Duration) {
+		return newLeaseWatch(clocktesting.NewFakePassiveClock(now)).live(relay, leases)
+	}
 	l := func(name, holder string, renewed time.Duration, seconds int32) coordinationv1.Lease {
 		out := coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name}}
 		if holder != "" {
@@ -107,6 +115,64 @@ func TestLiveLeases(t *testing.T) {
 	}
 	if live, next := liveLeases(nil, now); live != nil || next != 0 {
 		t.Errorf("no leases: %v %v", live, next)
+	}
+}
+
+// TestLeaseLivenessIgnoresRelayClocks (review finding 12): once seen, a
+// Lease is live while the controller sees it renewed, whatever the relay
+// node's clock says.
+func TestLeaseLivenessIgnoresRelayClocks(t *testing.T) {
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	relay := types.NamespacedName{Namespace: "calls", Name: "edge"}
+	lease := func(renewed time.Time) coordinationv1.Lease {
+		return coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: "pier-relays", Name: "calls-edge-node1"},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("node1"), LeaseDurationSeconds: ptr.To(int32(10)),
+				RenewTime: ptr.To(metav1.NewMicroTime(renewed))}}
+	}
+	type step struct {
+		after   time.Duration // controller time since start
+		renewed bool          // the relay renewed just before
+		live    bool
+	}
+	for _, tc := range []struct {
+		name  string
+		skew  time.Duration // relay clock minus controller clock
+		steps []step
+	}{
+		{"relay clock an hour behind, renewing", -time.Hour, []step{
+			{0, true, false}, // judged by its clock at first sight: long expired
+			{2 * time.Second, true, true},
+			{4 * time.Second, true, true},
+			{13 * time.Second, false, true}, // 9 s since the last renewal seen
+			{15 * time.Second, false, false},
+		}},
+		{"relay clock an hour ahead, stopped", time.Hour, []step{
+			{0, true, true},
+			{9 * time.Second, false, true},
+			{11 * time.Second, false, false}, // by its clock it would live an hour
+		}},
+		{"clocks agree", 0, []step{
+			{0, true, true},
+			{5 * time.Second, true, true},
+			{14 * time.Second, false, true},
+			{16 * time.Second, false, false},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := clocktesting.NewFakePassiveClock(start)
+			w := newLeaseWatch(clk)
+			var renewed time.Time
+			for _, st := range tc.steps {
+				clk.SetTime(start.Add(st.after))
+				if st.renewed {
+					renewed = clk.Now().Add(tc.skew)
+				}
+				live, _ := w.live(relay, []coordinationv1.Lease{lease(renewed)})
+				if got := len(live) == 1; got != st.live {
+					t.Errorf("%v after start (renewed %v): live %v, want %v", st.after, st.renewed, got, st.live)
+				}
+			}
+		})
 	}
 }
 

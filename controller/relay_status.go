@@ -118,7 +118,7 @@ func (c *RelayController) observe(ctx context.Context, relay *v1alpha1.Relay, ob
 	if err != nil {
 		return err
 	}
-	obs.relays, obs.nextExpiry = liveLeases(leases, c.opts.Clock.Now())
+	obs.relays, obs.nextExpiry = c.leases.live(client.ObjectKeyFromObject(relay), leases)
 	nodes, err := c.relayNodes(ctx, obs.relays)
 	if err != nil {
 		return err
@@ -139,38 +139,6 @@ func (c *RelayController) observe(ctx context.Context, relay *v1alpha1.Relay, ob
 // and an IPv6 slice once), so status.readyBackends is what the relays see.
 func readyEndpoints(relay *v1alpha1.Relay, eps []discoveryv1.EndpointSlice) int {
 	return len(agent.Backends(relay, eps))
-}
-
-// liveLeases returns the holders (or names) of the Leases whose renewTime
-// plus leaseDurationSeconds is after now, sorted, and the time until the
-// first of them expires (0 when none lives).
-func liveLeases(leases []coordinationv1.Lease, now time.Time) ([]string, time.Duration) {
-	var (
-		live []string
-		next time.Duration
-	)
-	for _, l := range leases {
-		if l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil {
-			continue
-		}
-		left := l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second).Sub(now)
-		if left <= 0 {
-			continue
-		}
-		name := l.Name
-		if l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != "" {
-			name = *l.Spec.HolderIdentity
-		}
-		live = append(live, name)
-		if next == 0 || left < next {
-			next = left
-		}
-	}
-	slices.Sort(live)
-	if next > 0 {
-		next += expiryMargin
-	}
-	return slices.Compact(live), next
 }
 
 // statusFor is the status relay should show for obs. Conditions keep their
