@@ -105,7 +105,7 @@ func BenchmarkRollingUpgrade(b *testing.B) {
 			b.Fatal(err)
 		}
 		settle(b, call)
-		cs, as := checkWatching(b, watch, call)
+		cs, as := checkWatching(b, e, watch, call)
 		gap = max(gap, cs.LongestGap)
 		lost += cs.Sent - cs.Answered
 		dual += as.Dual

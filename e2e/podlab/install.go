@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -159,6 +160,30 @@ func (e *Env) PodOn(ctx context.Context, ns, selector, node string) (string, err
 		}
 	}
 	return "", fmt.Errorf("no pod %q in %s on %s", selector, ns, node)
+}
+
+// PodLogs returns the logs of the Pods that match selector in ns, by Pod
+// name: the lines that contain one of grep (all lines when none), or why
+// the logs could not be read.
+func (e *Env) PodLogs(ctx context.Context, ns, selector string, grep ...string) (map[string][]string, error) {
+	pods, err := e.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for _, p := range pods.Items {
+		logs, err := e.Kubectl(ctx, "-n", ns, "logs", p.Name)
+		if err != nil { // a Pod going away: say so, read the others
+			out[p.Name] = []string{err.Error()}
+			continue
+		}
+		for _, line := range strings.Split(logs, "\n") {
+			if len(grep) == 0 || slices.ContainsFunc(grep, func(g string) bool { return strings.Contains(line, g) }) {
+				out[p.Name] = append(out[p.Name], line)
+			}
+		}
+	}
+	return out, nil
 }
 
 // WaitNoPods waits until ns has no Pods left.

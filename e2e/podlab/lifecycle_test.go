@@ -140,7 +140,7 @@ func speakerPodDeleted(t *testing.T, e *podlab.Env, addr netip.Addr, owner strin
 		t.Fatal(err)
 	}
 	settle(t, call)
-	checkWatching(t, watch, call)
+	checkWatching(t, e, watch, call)
 }
 
 // ownerNodeStopped stops the node that answers for addr as a power loss
@@ -168,7 +168,7 @@ func ownerNodeStopped(t *testing.T, e *podlab.Env, addr netip.Addr) {
 	// A call to a server on the stopped node waits for its endpoint to go
 	// (the node's Pods become not ready when the node is marked NotReady).
 	waitAnswersWithin(t, call, 10, 2*time.Minute)
-	checkWatching(t, watch, call)
+	checkWatching(t, e, watch, call)
 	if err := e.RestartNode(ctx, n); err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func upgradeUnderCall(t *testing.T, e *podlab.Env, addr netip.Addr, tag string) 
 	}
 	t.Logf("upgrade to %s rolled out in %v", tag, time.Since(start).Round(time.Millisecond))
 	settle(t, call)
-	checkWatching(t, watch, call)
+	checkWatching(t, e, watch, call)
 	checkAddress(t, e, "voice", addr)
 }
 
@@ -211,7 +211,7 @@ func rollbackUnderCall(t *testing.T, e *podlab.Env, addr netip.Addr) {
 		t.Fatal(err)
 	}
 	settle(t, call)
-	checkWatching(t, watch, call)
+	checkWatching(t, e, watch, call)
 	checkAddress(t, e, "voice", addr)
 }
 
@@ -243,10 +243,13 @@ func settle(t testing.TB, call *podlab.Call) {
 // (speaker/node.go) so that the handover has no gap, and a returning one
 // claims its addresses back before the interim owner has let go; the
 // benchmark in this package measures them.
-func checkWatching(t testing.TB, watch *podlab.ARPWatch, call *podlab.Call) (podlab.CallStats, podlab.ARPStats) {
+func checkWatching(t testing.TB, e *podlab.Env, watch *podlab.ARPWatch, call *podlab.Call) (podlab.CallStats, podlab.ARPStats) {
 	t.Helper()
 	cs, as := call.Stop(), watch.Stop()
 	t.Logf("call: %v; ARP: %v", cs, as)
+	if as.Dual > 0 {
+		logMembership(t, e)
+	}
 	if len(as.MACs) == 0 || as.Requests == as.Unanswered {
 		t.Errorf("nobody answered ARP: %v", as)
 	}
@@ -254,6 +257,21 @@ func checkWatching(t testing.TB, watch *podlab.ARPWatch, call *podlab.Call) (pod
 		t.Errorf("call never answered: %v", cs)
 	}
 	return cs, as
+}
+
+// logMembership logs what the running speakers said about their peers:
+// two MACs for one address mean two speakers believed they owned it.
+func logMembership(t testing.TB, e *podlab.Env) {
+	t.Helper()
+	logs, err := e.PodLogs(context.Background(), podlab.Namespace, "app.kubernetes.io/component=speaker",
+		"member gone", "member joined", "Suspect", "Marking", "Refuting", "view settled", "no peer reached")
+	if err != nil {
+		t.Logf("speaker logs: %v", err)
+		return
+	}
+	for pod, lines := range logs {
+		t.Logf("speaker %s, membership (%d lines, last 15):\n%s", pod, len(lines), strings.Join(lines[max(0, len(lines)-15):], "\n"))
+	}
 }
 
 func checkAddress(t testing.TB, e *podlab.Env, ns string, addr netip.Addr) {
