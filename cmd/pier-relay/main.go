@@ -85,12 +85,13 @@ func main() {
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	go daemon.ServeMetrics(ctx, *metricsAddr, reg, nil, log)
+	health := &daemon.Health{}
+	go daemon.ServeMetrics(ctx, *metricsAddr, reg, health, log)
 	if *pprofAddr != "" {
 		go func() { log.Error("pprof server", "err", http.ListenAndServe(*pprofAddr, nil)) }()
 	}
 	if len(listens) == 0 && len(backends) == 0 {
-		ao.Logger, ao.Registerer = log, reg
+		ao.Logger, ao.Registerer, ao.Health = log, reg, health
 		runAgent(ctx, ao, *kubeconfig, log)
 		return
 	}

@@ -56,7 +56,11 @@ type Options struct {
 	// StateDir is where the agent saves the relays it runs, to serve them
 	// after a restart while the API server is unreachable; "" saves
 	// nothing.
-	StateDir   string
+	StateDir string
+	// Health, when set, gets the agent's check for /healthz: failing while
+	// the API cache has not synced although the API server answers (an API
+	// outage is healthy: the relays are served from the saved state).
+	Health     *daemon.Health
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // nil: a private registry
 	Clock      clock.WithTicker
@@ -111,7 +115,7 @@ func New(opts Options) (*Agent, error) {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
-	return &Agent{
+	a := &Agent{
 		opts:     opts,
 		log:      opts.Logger.With("component", "relay-agent", "node", opts.NodeName),
 		metrics:  newMetrics(opts.Registerer),
@@ -119,7 +123,15 @@ func New(opts Options) (*Agent, error) {
 		running:  map[Key]*instance{},
 		relayMet: map[Key]relayMetrics{},
 		lastErr:  map[Key]string{},
-	}, nil
+	}
+	if opts.Health != nil {
+		ping, err := daemon.APIPing(opts.Config)
+		if err != nil {
+			return nil, err
+		}
+		opts.Health.Add("api", daemon.APICheck(a.synced.Load, ping))
+	}
+	return a, nil
 }
 
 // Run serves until ctx ends, then stops taking new flows, drains every relay
