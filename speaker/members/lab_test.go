@@ -28,6 +28,9 @@ const (
 	addrEnv  = "PIER_MEMBERS_ADDR"
 	peersEnv = "PIER_MEMBERS_PEERS"
 	keyEnv   = "PIER_MEMBERS_KEY"
+	// profileEnv names the member process's Timers (Profile); default
+	// testTimers.
+	profileEnv = "PIER_MEMBERS_PROFILE"
 	// PIER_MEMBERS_LOG=debug prints every member's log to stderr.
 	logEnv = "PIER_MEMBERS_LOG"
 )
@@ -54,12 +57,19 @@ func runMemberProcess() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	timers := testTimers()
+	if p := os.Getenv(profileEnv); p != "" {
+		if timers, err = Profile(p); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+	}
 	m, err := New(Options{
 		Name:      os.Getenv(nameEnv),
 		BindAddr:  netip.MustParseAddr(os.Getenv(addrEnv)),
 		Peers:     strings.Split(os.Getenv(peersEnv), ","),
 		SecretKey: key,
-		Timers:    testTimers(),
+		Timers:    timers,
 		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	if err == nil {
@@ -188,13 +198,13 @@ func (r *running) stop() error {
 }
 
 // startProcess runs member i as a child process.
-func (l *testLab) startProcess(i int, key []byte) *lab.Process {
+func (l *testLab) startProcess(i int, key []byte, env ...string) *lab.Process {
 	l.tb.Helper()
 	h := l.hosts[i]
-	p, err := h.Start("env",
-		roleEnv+"=member", nameEnv+"="+h.Name, addrEnv+"="+l.addr(i).String(),
-		peersEnv+"="+strings.Join(l.peers(), ","), keyEnv+"="+hex.EncodeToString(key),
-		os.Args[0])
+	p, err := h.Start("env", slices.Concat([]string{
+		roleEnv + "=member", nameEnv + "=" + h.Name, addrEnv + "=" + l.addr(i).String(),
+		peersEnv + "=" + strings.Join(l.peers(), ","), keyEnv + "=" + hex.EncodeToString(key)},
+		env, []string{os.Args[0]})...)
 	if err != nil {
 		l.tb.Fatal(err)
 	}
