@@ -2,7 +2,6 @@ package speaker
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -22,18 +21,16 @@ type EventRecorder interface {
 }
 
 // refreshTargets recomputes the targets from the API cache and saves them
-// with the peers when they changed. An invalid configuration keeps the
-// last good targets.
+// with the peers when they changed. Objects at fault are left out of the
+// configuration (Parse) and reported; everything valid is applied.
 func (s *Speaker) refreshTargets(ctx context.Context) error {
 	in, objs, err := s.readAPI(ctx)
 	if err != nil {
 		return err
 	}
 	cfg, err := config.Parse(objs)
-	if err != nil {
-		return fmt.Errorf("configuration refused: %w", err)
-	}
-	in.Config = cfg
+	s.reportConfig(err)
+	in.Config, in.Last = cfg, s.targets
 	s.setBGP(BGPPlan(in, s.opts.NodeName, s.passwords))
 	s.targets = Targets(in)
 	peers := peerAddrs(in.Nodes, s.opts.NodeName, s.opts.GossipAddr.Is4())
@@ -50,6 +47,34 @@ func (s *Speaker) refreshTargets(ctx context.Context) error {
 	}
 	s.saved = st
 	return nil
+}
+
+// reportConfig logs the objects Parse left out, once per change, and
+// counts them by kind.
+func (s *Speaker) reportConfig(err error) {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if msg == s.configErr {
+		return
+	}
+	s.configErr = msg
+	counts := map[string]int{}
+	seen := map[string]bool{}
+	for _, e := range config.Errors(err) {
+		s.log.Warn("configuration object left out, the rest applies",
+			"kind", e.Kind, "name", e.Namespace+"/"+e.Name, "field", e.Field, "err", e.Message)
+		if key := e.Kind + "/" + e.Namespace + "/" + e.Name; !seen[key] {
+			seen[key] = true
+			counts[e.Kind]++
+		}
+	}
+	if err != nil && len(counts) == 0 { // not a config.Error: count it somewhere
+		s.log.Warn("configuration", "err", err)
+	}
+	s.invalid = counts
+	s.opts.Metrics.setInvalid(counts)
 }
 
 func (s *Speaker) readAPI(ctx context.Context) (Inputs, config.Objects, error) {

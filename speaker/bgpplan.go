@@ -207,7 +207,7 @@ func bgpPaths(in Inputs, n *corev1.Node, peers []string) ([]bgp.Path, []netip.Ad
 }
 
 func advertisementsFor(cfg *config.Config, svc *corev1.Service, n *corev1.Node, addr netip.Addr) []config.BGPAdvertisement {
-	pool := poolOf(addr, cfg.Pools)
+	pool, _ := poolFor(svc, addr, cfg.Pools)
 	var out []config.BGPAdvertisement
 	for _, adv := range cfg.BGPAdvertisements {
 		if pool != "" && slices.Contains(adv.Pools, pool) &&

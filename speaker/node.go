@@ -125,7 +125,7 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 		NodeName: o.NodeName, Namespace: o.Namespace, OnlyOwnClass: o.OnlyOwnClass, GossipAddr: o.BindAddr,
 		Reader: c, Synced: synced.Load, Writer: writer, Recorder: recorder(ctx, o.Config, scheme),
 		Members: mem, L2: ann, StateFile: o.StateDir + "/speaker-state.json", Logger: o.Logger,
-		Owner: podOwner(o.PodName, o.PodUID),
+		Owner: podOwner(o.PodName, o.PodUID), Metrics: NewMetrics(o.Registry),
 	})
 	if err != nil {
 		return err

@@ -89,6 +89,8 @@ type Options struct {
 	Resync time.Duration
 	Logger *slog.Logger
 	Clock  clock.WithTicker
+	// Metrics may be nil (not counted).
+	Metrics *Metrics
 }
 
 // Speaker recomputes and applies this node's announcements whenever
@@ -104,8 +106,10 @@ type Speaker struct {
 	passwords map[string]string // BGP TCP MD5 keys from Secrets, in memory only
 	saved     state             // what the state file holds
 	meta      []byte
-	live      []string // the live members at the last settled sync
-	waiting   bool     // the last sync waited for the view to settle
+	live      []string       // the live members at the last settled sync
+	configErr string         // the configuration faults last reported
+	invalid   map[string]int // objects left out of the configuration, by kind
+	waiting   bool           // the last sync waited for the view to settle
 
 	bgpMu    sync.Mutex
 	bgpView  BGPDesired // the plan last applied, for the status writer

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/pier-lb/pier/allocator"
+	"github.com/pier-lb/pier/api/v1alpha1"
 	"github.com/pier-lb/pier/config"
 )
 
@@ -31,10 +32,16 @@ type Inputs struct {
 	EndpointSlices []discoveryv1.EndpointSlice
 	Nodes          []corev1.Node
 	OnlyOwnClass   bool
+	// Last are the targets computed last, which keep an orphan whose pool
+	// is gone announced where it was.
+	Last []Target
 }
 
-// Targets computes the L2 targets, sorted by address. Addresses outside
-// every pool, or that no L2Advertisement selects, are not announced.
+// Targets computes the L2 targets, sorted by address. Addresses that no
+// L2Advertisement selects are not announced. An orphan (an address an edit
+// left outside every pool, which its Service keeps until it lets it go)
+// stays announced: as a member of the pool its Service's annotation names
+// or, when that pool is gone, on the nodes that announced it last.
 func Targets(in Inputs) []Target {
 	ready := readyNodes(in.EndpointSlices)
 	var out []Target
@@ -45,7 +52,12 @@ func Targets(in Inputs) []Target {
 		}
 		key := svc.Namespace + "/" + svc.Name
 		for _, addr := range config.IngressAddrs(svc) {
-			nodes := allowedNodes(in, svc, addr, ready[key])
+			var nodes map[string][]string
+			if pool, gone := poolFor(svc, addr, in.Config.Pools); gone {
+				nodes = lastNodes(in.Last, svc, addr, ready[key])
+			} else {
+				nodes = allowedNodes(in, svc, pool, ready[key])
+			}
 			if len(nodes) > 0 {
 				out = append(out, Target{Addr: addr, Service: key, Nodes: nodes})
 			}
@@ -58,8 +70,7 @@ func Targets(in Inputs) []Target {
 // allowedNodes applies every L2Advertisement that selects the address's
 // pool and the Service; a node allowed by several gets the union of their
 // interfaces, or any interface (nil) if one of them allows any.
-func allowedNodes(in Inputs, svc *corev1.Service, addr netip.Addr, ready map[string]bool) map[string][]string {
-	pool := poolOf(addr, in.Config.Pools)
+func allowedNodes(in Inputs, svc *corev1.Service, pool string, ready map[string]bool) map[string][]string {
 	if pool == "" {
 		return nil
 	}
@@ -98,6 +109,37 @@ func eligible(n *corev1.Node) bool {
 		}
 	}
 	return true
+}
+
+// poolFor is the pool addr is announced as: the pool holding it or, for an
+// orphan, the pool its Service's annotation names. gone reports an orphan
+// whose pool is no longer in the configuration (deleted or left out).
+func poolFor(svc *corev1.Service, addr netip.Addr, pools []allocator.Pool) (name string, gone bool) {
+	if p := poolOf(addr, pools); p != "" {
+		return p, false
+	}
+	name = svc.Annotations[v1alpha1.AnnotationAllocatedFromPool]
+	if name == "" {
+		return "", false
+	}
+	return name, !slices.ContainsFunc(pools, func(p allocator.Pool) bool { return p.Name == name })
+}
+
+// lastNodes are the nodes that announced addr for svc last; for
+// ExternalTrafficPolicy Local only those with a ready endpoint.
+func lastNodes(last []Target, svc *corev1.Service, addr netip.Addr, ready map[string]bool) map[string][]string {
+	i := slices.IndexFunc(last, func(t Target) bool { return t.Addr == addr && t.Service == svc.Namespace+"/"+svc.Name })
+	if i < 0 {
+		return nil
+	}
+	local := svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+	nodes := map[string][]string{}
+	for n, ifaces := range last[i].Nodes {
+		if !local || ready[n] {
+			nodes[n] = ifaces
+		}
+	}
+	return nodes
 }
 
 func poolOf(addr netip.Addr, pools []allocator.Pool) string {

@@ -1,0 +1,42 @@
+package speaker
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pier-lb/pier/config"
+)
+
+// Metrics are the speaker's own metrics; their labels are a fixed set.
+type Metrics struct {
+	invalid *prometheus.GaugeVec
+}
+
+// configKinds are the kinds a speaker reads, the values of the kind label.
+var configKinds = []string{config.KindIPAddressPool, config.KindL2Advertisement, config.KindBGPPeer, config.KindBGPAdvertisement}
+
+// NewMetrics creates the metrics and registers them with reg (nil: not
+// registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		invalid: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pier_speaker_config_invalid_objects",
+			Help: "Configuration objects left out because of errors (the rest applies), by kind.",
+		}, []string{"kind"}),
+	}
+	for _, k := range configKinds {
+		m.invalid.WithLabelValues(k)
+	}
+	if reg != nil {
+		reg.MustRegister(m.invalid)
+	}
+	return m
+}
+
+func (m *Metrics) setInvalid(counts map[string]int) {
+	if m == nil {
+		return
+	}
+	for _, k := range configKinds {
+		m.invalid.WithLabelValues(k).Set(float64(counts[k]))
+	}
+}
