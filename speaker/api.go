@@ -3,7 +3,6 @@ package speaker
 import (
 	"context"
 	"net/netip"
-	"reflect"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -38,14 +37,7 @@ func (s *Speaker) refreshTargets(ctx context.Context) error {
 		s.log.Warn("memberlist peers", "err", err)
 	}
 	disk := s.bgp.forDisk()
-	st := state{Targets: s.targets, Peers: peers, BGP: &disk}
-	if reflect.DeepEqual(st, s.saved) {
-		return nil
-	}
-	if err := saveState(s.opts.StateFile, st); err != nil {
-		return err
-	}
-	s.saved = st
+	s.persist(state{Targets: s.targets, Peers: peers, BGP: &disk})
 	return nil
 }
 

@@ -8,7 +8,8 @@ import (
 
 // Metrics are the speaker's own metrics; their labels are a fixed set.
 type Metrics struct {
-	invalid *prometheus.GaugeVec
+	invalid     *prometheus.GaugeVec
+	stateWrites prometheus.Counter
 }
 
 // configKinds are the kinds a speaker reads, the values of the kind label.
@@ -22,12 +23,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "pier_speaker_config_invalid_objects",
 			Help: "Configuration objects left out because of errors (the rest applies), by kind.",
 		}, []string{"kind"}),
+		stateWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pier_speaker_state_write_failures_total",
+			Help: "Failed writes of the state file (what a restart during an API outage announces).",
+		}),
 	}
 	for _, k := range configKinds {
 		m.invalid.WithLabelValues(k)
 	}
 	if reg != nil {
-		reg.MustRegister(m.invalid)
+		reg.MustRegister(m.invalid, m.stateWrites)
 	}
 	return m
 }
@@ -38,5 +43,11 @@ func (m *Metrics) setInvalid(counts map[string]int) {
 	}
 	for _, k := range configKinds {
 		m.invalid.WithLabelValues(k).Set(float64(counts[k]))
+	}
+}
+
+func (m *Metrics) stateWriteFailed() {
+	if m != nil {
+		m.stateWrites.Inc()
 	}
 }

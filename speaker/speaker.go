@@ -105,6 +105,7 @@ type Speaker struct {
 	bgp       BGPDesired
 	passwords map[string]string // BGP TCP MD5 keys from Secrets, in memory only
 	saved     state             // what the state file holds
+	stateErr  string            // the last state-file write error, "" once written
 	meta      []byte
 	live      []string       // the live members at the last settled sync
 	configErr string         // the configuration faults last reported
@@ -160,15 +161,7 @@ func (s *Speaker) Trigger() {
 // ctx ends. It starts from the persisted state so that a restart during an
 // API outage announces at once.
 func (s *Speaker) Run(ctx context.Context) error {
-	if st, err := loadState(s.opts.StateFile); err != nil {
-		s.log.Warn("ignoring saved state", "err", err)
-	} else {
-		s.targets = st.Targets
-		_ = s.opts.Members.SetPeers(st.Peers)
-		if st.BGP != nil {
-			s.setBGP(st.BGP.withPasswords(s.passwords))
-		}
-	}
+	s.restore()
 	tick := s.opts.Clock.NewTicker(s.opts.Resync)
 	defer tick.Stop()
 	for {

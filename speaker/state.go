@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"reflect"
 
 	"github.com/pier-lb/pier/internal/daemon"
 )
@@ -48,4 +49,44 @@ func saveState(path string, st state) error {
 		return fmt.Errorf("write state: %w", err)
 	}
 	return nil
+}
+
+// restore starts from the saved state. A file that cannot be read is no
+// reason to stop: the speaker starts from nothing and takes what the API
+// says (or the first settled view), and says which file and why.
+func (s *Speaker) restore() {
+	st, err := loadState(s.opts.StateFile)
+	if err != nil {
+		s.log.Warn("state file unreadable, starting from the API", "file", s.opts.StateFile, "err", err)
+		return
+	}
+	s.targets = st.Targets
+	_ = s.opts.Members.SetPeers(st.Peers)
+	if st.BGP != nil {
+		s.setBGP(st.BGP.withPasswords(s.passwords))
+	}
+}
+
+// persist writes st when the file does not hold it yet. A failed write
+// stops nothing (the file only serves a restart during an API outage): it
+// is counted every time, logged once per distinct error, and tried again
+// at the next sync.
+func (s *Speaker) persist(st state) {
+	if reflect.DeepEqual(st, s.saved) {
+		return
+	}
+	if err := saveState(s.opts.StateFile, st); err != nil {
+		s.opts.Metrics.stateWriteFailed()
+		if msg := err.Error(); msg != s.stateErr {
+			s.stateErr = msg
+			s.log.Warn("cannot write the state file; announcing goes on, but a restart during an API outage would start from an older state",
+				"file", s.opts.StateFile, "err", err)
+		}
+		return
+	}
+	if s.stateErr != "" {
+		s.log.Info("state file written again", "file", s.opts.StateFile)
+		s.stateErr = ""
+	}
+	s.saved = st
 }
