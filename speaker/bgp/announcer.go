@@ -52,6 +52,7 @@ func New(opts Options) (*Announcer, error) {
 	}
 	a.sessions = newSessions(log, opts.Metrics)
 	a.glog = newGobgpLogger(log, a.sessions.dialError, a.sessions.peerDown)
+	a.glog.onPrefixLimit, a.glog.onPeerUp = a.sessions.prefixLimit, a.sessions.peerUp
 	return a, nil
 }
 

@@ -42,9 +42,12 @@ type bgpLab struct {
 	dir      string
 	procs    map[int]*lab.Process
 	cfgs     map[int]string
+	// networks are IPv4 prefixes FRR originates towards the nodes.
+	networks []netip.Prefix
 }
 
-func newBGPLab(t testing.TB, nodes int) *bgpLab {
+// newBGPLab starts the lab; FRR originates networks (none by default).
+func newBGPLab(t testing.TB, nodes int, networks ...netip.Prefix) *bgpLab {
 	t.Helper()
 	prereq.Root(t)
 	prereq.Tools(t, "ip", "vtysh", "bird", "birdc")
@@ -55,7 +58,7 @@ func newBGPLab(t testing.TB, nodes int) *bgpLab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &bgpLab{t: t, lab: l, frrName: l.Prefix + "r", dir: t.TempDir(), procs: map[int]*lab.Process{}, cfgs: map[int]string{}}
+	b := &bgpLab{t: t, lab: l, frrName: l.Prefix + "r", dir: t.TempDir(), procs: map[int]*lab.Process{}, cfgs: map[int]string{}, networks: networks}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for i, p := range b.procs {
@@ -101,7 +104,10 @@ func (b *bgpLab) startFRR(nodes int) {
 	for i := 1; i <= nodes; i++ {
 		fmt.Fprintf(&sb, " neighbor %s remote-as %d\n neighbor %s passive\n", nodeAddr6(i), nodeASN, nodeAddr6(i))
 	}
-	sb.WriteString(" address-family ipv4 unicast\n  maximum-paths 8\n")
+	sb.WriteString(" no bgp network import-check\n address-family ipv4 unicast\n  maximum-paths 8\n")
+	for _, p := range b.networks {
+		fmt.Fprintf(&sb, "  network %s\n", p)
+	}
 	for i := 1; i <= nodes; i++ {
 		fmt.Fprintf(&sb, "  no neighbor %s activate\n", nodeAddr6(i))
 	}
@@ -127,7 +133,8 @@ func (b *bgpLab) startFRR(nodes int) {
 		t.Fatal(err)
 	}
 	b.frr = p
-	b.poll("bgpd answers vtysh", 15*time.Second, func() error {
+	// bgpd reads a generated config of many networks for a while.
+	b.poll("bgpd answers vtysh", 15*time.Second+time.Duration(len(b.networks))*time.Millisecond, func() error {
 		if _, err := b.vtysh("show bgp summary json"); err != nil {
 			return fmt.Errorf("%w; bgpd output:\n%s", err, p.Output())
 		}

@@ -18,6 +18,10 @@ type gobgpLogger struct {
 	log         *slog.Logger
 	onDialError func(addr string, err any)
 	onPeerDown  func(addr string, reason any)
+	// onPrefixLimit is called when gobgp closes a session because the
+	// peer exceeded its prefix limit.
+	onPrefixLimit func(addr string, family any)
+	onPeerUp      func(addr string)
 
 	mu      sync.RWMutex
 	secrets map[string]int // password -> peers using it
@@ -66,6 +70,19 @@ func (g *gobgpLogger) emit(level slog.Level, msg string, fields gobgplog.Fields)
 	if msg == "Peer Down" && g.onPeerDown != nil {
 		if addr, ok := fields["Key"].(string); ok {
 			g.onPeerDown(addr, g.redact(fmt.Sprint(fields["Reason"])))
+		}
+	}
+	if msg == "Peer Up" && g.onPeerUp != nil {
+		if addr, ok := fields["Key"].(string); ok {
+			g.onPeerUp(addr)
+		}
+	}
+	// gobgp logs "prefix limit reached" with a Pct field when a warning
+	// threshold is crossed (Pier sets none) and without it when it closes
+	// the session.
+	if _, pct := fields["Pct"]; msg == "prefix limit reached" && !pct && g.onPrefixLimit != nil {
+		if addr, ok := fields["Key"].(string); ok {
+			g.onPrefixLimit(addr, fields["Family"])
 		}
 	}
 	if !g.log.Enabled(context.Background(), level) {

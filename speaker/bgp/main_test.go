@@ -8,11 +8,13 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pier-lb/pier/speaker/bgp"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The test binary doubles as the announcer process the lab tests start in
@@ -52,7 +54,8 @@ func runAnnouncer(file string) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	a, err := bgp.New(bgp.Options{RouterID: cfg.RouterID, Logger: log, WarnAfter: cfg.WarnAfter})
+	reg := prometheus.NewRegistry()
+	a, err := bgp.New(bgp.Options{RouterID: cfg.RouterID, Logger: log, WarnAfter: cfg.WarnAfter, Metrics: bgp.NewMetrics(reg)})
 	if err != nil {
 		return err
 	}
@@ -62,6 +65,8 @@ func runAnnouncer(file string) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
 	errc := make(chan error, 1)
 	go func() { errc <- a.Run(ctx) }()
 	apply := func(c *helperConfig) error {
@@ -91,9 +96,42 @@ func runAnnouncer(file string) error {
 		case <-usr1:
 			st, _ := json.Marshal(a.Status())
 			fmt.Printf("status: %s\n", st)
+		case <-usr2:
+			m, _ := json.Marshal(readMem(reg))
+			fmt.Printf("mem: %s\n", m)
 		case err := <-errc:
 			fmt.Println("announcer stopped")
 			return err
 		}
 	}
+}
+
+// helperMem is what the announcer process reports on SIGUSR2: its Go heap
+// after a collection and its metrics' samples (name{labels} -> value).
+type helperMem struct {
+	HeapInuse uint64
+	Metrics   map[string]float64
+}
+
+func readMem(reg *prometheus.Registry) helperMem {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	out := helperMem{HeapInuse: ms.HeapInuse, Metrics: map[string]float64{}}
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				name += "{" + l.GetName() + "=" + l.GetValue() + "}"
+			}
+			switch {
+			case m.GetCounter() != nil:
+				out.Metrics[name] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				out.Metrics[name] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return out
 }

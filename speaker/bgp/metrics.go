@@ -8,6 +8,8 @@ type Metrics struct {
 	sessionUp *prometheus.GaugeVec
 	announced prometheus.Gauge
 	updates   *prometheus.CounterVec
+	// overLimit's peer label is bounded by the configured peers.
+	overLimit *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -26,9 +28,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "pier_bgp_updates_total",
 			Help: "Paths added to (announce) or removed from (withdraw) the BGP table.",
 		}, []string{"op"}),
+		overLimit: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pier_bgp_prefix_limit_exceeded_total",
+			Help: "Sessions closed because the peer sent more prefixes than its limit (its routes are dropped).",
+		}, []string{"peer"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.sessionUp, m.announced, m.updates)
+		reg.MustRegister(m.sessionUp, m.announced, m.updates, m.overLimit)
 	}
 	return m
 }
@@ -59,5 +65,17 @@ func (m *Metrics) setAnnounced(n int) {
 func (m *Metrics) update(op string) {
 	if m != nil {
 		m.updates.WithLabelValues(op).Inc()
+	}
+}
+
+func (m *Metrics) prefixLimit(peer string) {
+	if m != nil {
+		m.overLimit.WithLabelValues(peer).Inc()
+	}
+}
+
+func (m *Metrics) deletePrefixLimit(peer string) {
+	if m != nil {
+		m.overLimit.DeleteLabelValues(peer)
 	}
 }

@@ -44,7 +44,24 @@ type Peer struct {
 	// wrong family there, so without it no path of that family goes to
 	// the peer (see ExportNextHop).
 	NextHop4, NextHop6 netip.Addr
+	// MaxPrefixes is how many prefixes of one family the peer may send;
+	// 0 means DefaultMaxPrefixes. Pier imports no route, but gobgp keeps
+	// every path a peer sends (its adj-RIB-in) before any import policy
+	// runs, so only this limit bounds the memory a peer can take: one
+	// prefix more and the session is closed with a Cease (maximum number
+	// of prefixes reached) and the peer's paths are dropped; gobgp dials
+	// again later. Paths to other peers are not affected.
+	MaxPrefixes uint32
 }
+
+// DefaultMaxPrefixes is the per-peer, per-family prefix limit when
+// Peer.MaxPrefixes is 0. Speakers use no route, but a router commonly
+// sends each speaker the paths of the other speakers (dropped for the AS
+// loop, yet kept and counted by gobgp), so the limit must stay above the
+// number of prefixes the whole cluster announces in one family; a leaked
+// full table (about a million IPv4 paths) is far above it. At about 400
+// bytes per such path it bounds a peer to a few MiB.
+const DefaultMaxPrefixes = 10000
 
 // LogValue keeps the password out of any log line that prints a Peer.
 func (p Peer) LogValue() slog.Value {
@@ -83,6 +100,9 @@ func (p *Peer) normalize() error {
 	}
 	if p.ConnectTime == 0 {
 		p.ConnectTime = 10 * time.Second
+	}
+	if p.MaxPrefixes == 0 {
+		p.MaxPrefixes = DefaultMaxPrefixes
 	}
 	if len(p.Families) == 0 {
 		p.Families = []Family{familyOf(p.Address)}
@@ -168,7 +188,8 @@ func (p *Peer) apiPeer() *api.Peer {
 		ap.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: 120}
 	}
 	for _, f := range p.Families {
-		af := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: apiFamily(f), Enabled: true}}
+		af := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: apiFamily(f), Enabled: true},
+			PrefixLimits: &api.PrefixLimit{Family: apiFamily(f), MaxPrefixes: p.MaxPrefixes}}
 		if p.GracefulRestart {
 			// Without this, the capability lists no family and the router
 			// keeps nothing when the session drops.
@@ -186,7 +207,8 @@ func samePeer(a, b *Peer) bool {
 		a.HoldTime == b.HoldTime && a.KeepaliveTime == b.KeepaliveTime &&
 		a.ConnectTime == b.ConnectTime && a.EBGPMultiHop == b.EBGPMultiHop &&
 		a.Password == b.Password && a.GracefulRestart == b.GracefulRestart &&
-		slices.Equal(a.Families, b.Families) && a.NextHop4 == b.NextHop4 && a.NextHop6 == b.NextHop6
+		slices.Equal(a.Families, b.Families) && a.NextHop4 == b.NextHop4 && a.NextHop6 == b.NextHop6 &&
+		a.MaxPrefixes == b.MaxPrefixes
 }
 
 // normalizePeers validates peers and indexes them by name.

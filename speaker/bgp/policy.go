@@ -16,7 +16,10 @@ import (
 // peer) and one of its two prefix sets (gobgp's prefix sets hold one family
 // each); the global default export action is reject.
 
-const globalTable = "global"
+const (
+	globalTable       = "global"
+	importLocalPolicy = "pier-import-local"
+)
 
 func exportAssignment(policies ...string) *api.PolicyAssignment {
 	pa := &api.PolicyAssignment{Name: globalTable, Direction: api.PolicyDirection_EXPORT, DefaultAction: api.RouteAction_REJECT}
@@ -26,10 +29,28 @@ func exportAssignment(policies ...string) *api.PolicyAssignment {
 	return pa
 }
 
-// rejectByDefault makes gobgp export nothing that no peer policy accepts.
+// rejectByDefault makes gobgp export nothing that no peer policy accepts
+// and import nothing at all: a speaker uses no route, so received paths
+// never reach gobgp's table (no best-path work, no memory there). gobgp
+// still keeps them per peer before this policy runs; Peer.MaxPrefixes
+// bounds that.
 func rejectByDefault(ctx context.Context, s *server.BgpServer) error {
 	if err := s.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: exportAssignment()}); err != nil {
 		return fmt.Errorf("set the default export action: %w", err)
+	}
+	// gobgp runs its own paths through the import policy too: accept them.
+	local := &api.Policy{Name: importLocalPolicy, Statements: []*api.Statement{{
+		Name:       importLocalPolicy + "-0",
+		Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_LOCAL},
+		Actions:    &api.Actions{RouteAction: api.RouteAction_ACCEPT},
+	}}}
+	if err := s.AddPolicy(ctx, &api.AddPolicyRequest{Policy: local}); err != nil {
+		return fmt.Errorf("add policy %s: %w", local.Name, err)
+	}
+	imp := &api.PolicyAssignment{Name: globalTable, Direction: api.PolicyDirection_IMPORT,
+		DefaultAction: api.RouteAction_REJECT, Policies: []*api.Policy{{Name: importLocalPolicy}}}
+	if err := s.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: imp}); err != nil {
+		return fmt.Errorf("set the default import action: %w", err)
 	}
 	return nil
 }

@@ -33,6 +33,10 @@ type session struct {
 	warned  bool
 	dialErr string
 	lastErr string // why the session last went down or failed to come up
+	limit   uint32 // the peer's prefix limit
+	// overLimit is set when the peer exceeded its prefix limit, until the
+	// session comes up again.
+	overLimit bool
 }
 
 func newSessions(log *slog.Logger, m *Metrics) *sessions {
@@ -43,7 +47,7 @@ func (s *sessions) add(p *Peer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.byAddr[p.Address.String()] = &session{name: p.Name, addr: p.Address, md5: p.Password != "",
-		state: api.PeerState_IDLE, since: time.Now()}
+		state: api.PeerState_IDLE, since: time.Now(), limit: p.MaxPrefixes}
 	s.metrics.setSession(p.Name, false)
 }
 
@@ -52,6 +56,7 @@ func (s *sessions) remove(p *Peer) {
 	defer s.mu.Unlock()
 	delete(s.byAddr, p.Address.String())
 	s.metrics.deleteSession(p.Name)
+	s.metrics.deletePrefixLimit(p.Name)
 	s.notify()
 }
 
@@ -82,9 +87,46 @@ func (s *sessions) dialError(addr string, err any) {
 func (s *sessions) peerDown(addr string, reason any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ss, ok := s.byAddr[addr]; ok {
-		ss.lastErr = "session closed: " + fmt.Sprint(reason)
+	ss, ok := s.byAddr[addr]
+	if !ok {
+		return
 	}
+	ss.lastErr = "session closed: " + fmt.Sprint(reason)
+	if ss.overLimit {
+		ss.lastErr = fmt.Sprintf("prefix limit %d exceeded, the peer's routes dropped; %s", ss.limit, ss.lastErr)
+	}
+}
+
+// peerUp is gobgp's word that a session came up: from here on a prefix
+// limit event is a new one. (gobgp logs it on the goroutine that then
+// reads the session's updates, so it comes before any limit event of the
+// session, unlike the state event of WatchEvent.)
+func (s *sessions) peerUp(addr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss, ok := s.byAddr[addr]; ok {
+		ss.overLimit = false
+	}
+}
+
+// prefixLimit records that gobgp is closing a session because the peer
+// sent more prefixes of family than its limit.
+func (s *sessions) prefixLimit(addr string, family any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// gobgp checks the limit after every UPDATE it has read, so it
+	// reports each one that it had queued before the session closed: one
+	// event per session.
+	ss, ok := s.byAddr[addr]
+	if !ok || ss.overLimit {
+		return
+	}
+	ss.overLimit = true
+	ss.lastErr = fmt.Sprintf("prefix limit %d exceeded (%v), the peer's routes dropped; closing the session", ss.limit, family)
+	s.metrics.prefixLimit(ss.name)
+	s.log.Warn("prefix limit exceeded: closing the session and dropping the peer's routes; check the router's export policy",
+		"peer", ss.name, "addr", ss.addr, "limit", ss.limit, "family", fmt.Sprint(family))
+	s.notify()
 }
 
 // Changes is closed at the next session state change.

@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -252,5 +254,47 @@ func TestNextHopValidation(t *testing.T) {
 	b.NextHop6 = netip.MustParseAddr("2001:db8:100::11")
 	if samePeer(&a, &b) {
 		t.Error("a changed next hop must reset the peer (its export policy changes)")
+	}
+}
+
+// gobgp reports the prefix limit after every queued UPDATE until the
+// session closes; the announcer counts and logs one event per session.
+func TestPrefixLimitOneEventPerSession(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	m := NewMetrics(prometheus.NewRegistry())
+	s := newSessions(log, m)
+	p := Peer{Name: "r1", Address: netip.MustParseAddr("198.51.100.1"), MyASN: 64513, PeerASN: 64512}
+	if err := p.normalize(); err != nil {
+		t.Fatal(err)
+	}
+	s.add(&p)
+	g := newGobgpLogger(log, nil, s.peerDown)
+	g.onPrefixLimit, g.onPeerUp = s.prefixLimit, s.peerUp
+	key := gobgplog.Fields{"Key": "198.51.100.1", "Topic": "Peer"}
+	limit := gobgplog.Fields{"Key": "198.51.100.1", "Topic": "Peer", "Family": "ipv4-unicast"}
+	warnPct := gobgplog.Fields{"Key": "198.51.100.1", "Topic": "Peer", "Family": "ipv4-unicast", "Pct": 80}
+	for range 2 { // two sessions, each flooding
+		g.Info("Peer Up", key)
+		g.Warn("prefix limit reached", warnPct) // a threshold warning: no event
+		for range 3 {
+			g.Warn("prefix limit reached", limit)
+		}
+		g.Info("Peer Down", gobgplog.Fields{"Key": "198.51.100.1", "Reason": "notification-sent code 6(cease) subcode 1(maximum number of prefixes reached)"})
+		g.Warn("prefix limit reached", limit) // queued before the close
+	}
+	var got dto.Metric
+	if err := m.overLimit.WithLabelValues("r1").Write(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got := got.GetCounter().GetValue(); got != 2 {
+		t.Errorf("pier_bgp_prefix_limit_exceeded_total = %v, want 2", got)
+	}
+	if n := strings.Count(buf.String(), "prefix limit exceeded"); n != 2 {
+		t.Errorf("%d event lines, want 2:\n%s", n, buf.String())
+	}
+	want := "prefix limit 10000 exceeded, the peer's routes dropped; session closed: notification-sent code 6(cease) subcode 1(maximum number of prefixes reached)"
+	if diff := cmp.Diff(want, s.byAddr["198.51.100.1"].lastErr); diff != "" {
+		t.Errorf("last error (-want +got):\n%s", diff)
 	}
 }
