@@ -65,6 +65,11 @@ func TestPeerErrors(t *testing.T) {
 				perr(B, "f", "spec.holdTime", "19h26m40s: want 0 (no hold timer) or 3s to 65535s"),
 				perr(B, "f", "spec.connectTime", "must be at least 1s"),
 			}},
+		{name: "max prefixes", objs: peers(
+			mod("a", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) { s.MaxPrefixes = -1 }),
+			mod("b", "192.0.2.2", func(s *v1alpha1.BGPPeerSpec) { s.MaxPrefixes = 5 }),
+		),
+			want: []*Error{perr(B, "a", "spec.maxPrefixes", "-1 is negative; want at least 1 (or unset for the default)")}},
 		{name: "password secret", objs: peers(
 			mod("a", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) { s.PasswordSecret = &v1alpha1.SecretKeyRef{} }),
 			mod("b", "192.0.2.2", func(s *v1alpha1.BGPPeerSpec) { s.PasswordSecret = &v1alpha1.SecretKeyRef{Name: "Bad_Name", Key: "a/b"} }),

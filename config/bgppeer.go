@@ -53,6 +53,9 @@ type BGPPeer struct {
 	// the routes then carry a next hop of the other family (RFC 8950
 	// extended next hop), which the router must support.
 	Families []v1alpha1.AddressFamily
+	// MaxPrefixes is the per-family limit on the prefixes the peer may
+	// send; 0 means the announcer's default.
+	MaxPrefixes uint32
 }
 
 // SecretRef names one key of a Secret.
@@ -104,6 +107,11 @@ func (p *parser) parsePeer(r Ref, s *v1alpha1.BGPPeerSpec) BGPPeer {
 	p.timers(r, s, &b)
 	b.PasswordSecret = p.secret(r, s.PasswordSecret)
 	b.Families = p.families(r, s.AddressFamilies, b.Address)
+	if s.MaxPrefixes < 0 {
+		p.fail(r, "spec.maxPrefixes", "%d is negative; want at least 1 (or unset for the default)", s.MaxPrefixes)
+	} else {
+		b.MaxPrefixes = uint32(s.MaxPrefixes)
+	}
 	return b
 }
 

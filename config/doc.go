@@ -67,7 +67,8 @@
 // port 0 means the default 179. Timers are whole seconds: holdTime 0 or
 // 3s to 65535s (default 90s); keepaliveTime defaults to holdTime/3 and may
 // not exceed holdTime, nor be 0 when holdTime is not; connectTime at least
-// 1s (default 10s). passwordSecret, when present, names a Secret (key
+// 1s (default 10s); maxPrefixes not negative, 0 meaning the announcer's
+// default (10000 per family). passwordSecret, when present, names a Secret (key
 // default "password"); the password is never read here. Families are
 // IPv4Unicast or IPv6Unicast, each at most once, default the peer
 // address's family; the other family is allowed too (IPv6 routes over an

@@ -27,6 +27,7 @@ func fullObjects() Objects {
 	r2.Spec.SourceAddress = "2001:db8::10"
 	r2.Spec.PasswordSecret = &v1alpha1.SecretKeyRef{Name: "bgp-auth"}
 	r2.Spec.EBGPMultiHop, r2.Spec.EnableGracefulRestart = true, true
+	r2.Spec.MaxPrefixes = 500
 	r2.Spec.AddressFamilies = []v1alpha1.AddressFamily{v1alpha1.IPv6Unicast, v1alpha1.IPv4Unicast}
 	r2.Spec.NodeSelectors = []metav1.LabelSelector{{MatchLabels: map[string]string{"rack": "1"}}}
 	return Objects{
@@ -83,7 +84,7 @@ func TestParseFull(t *testing.T) {
 				Address: netip.MustParseAddr("2001:db8::1"), Port: 1179,
 				SourceAddress: netip.MustParseAddr("2001:db8::10"),
 				HoldTime:      30 * time.Second, KeepaliveTime: 5 * time.Second, ConnectTime: time.Minute,
-				EBGPMultiHop: true, GracefulRestart: true,
+				EBGPMultiHop: true, GracefulRestart: true, MaxPrefixes: 500,
 				PasswordSecret: &SecretRef{Namespace: ns, Name: "bgp-auth", Key: "password"},
 				NodeSelectors:  Selectors{sel(t, "rack=1")},
 				Families:       []v1alpha1.AddressFamily{v1alpha1.IPv4Unicast, v1alpha1.IPv6Unicast},

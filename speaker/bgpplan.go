@@ -122,6 +122,7 @@ func bgpPeer(p config.BGPPeer) bgp.Peer {
 		Name: p.Name, Address: p.Address, Port: p.Port, MyASN: p.MyASN, PeerASN: p.PeerASN,
 		SourceAddress: p.SourceAddress, HoldTime: p.HoldTime, KeepaliveTime: p.KeepaliveTime,
 		ConnectTime: p.ConnectTime, EBGPMultiHop: p.EBGPMultiHop, GracefulRestart: p.GracefulRestart,
+		MaxPrefixes: p.MaxPrefixes,
 	}
 	for _, f := range p.Families {
 		peer.Families = append(peer.Families, familyOf(f))

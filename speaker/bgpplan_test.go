@@ -24,7 +24,7 @@ func bgpConfig(t *testing.T, advs ...v1alpha1.BGPAdvertisementSpec) *config.Conf
 		BGPPeers: []v1alpha1.BGPPeer{
 			{ObjectMeta: metav1.ObjectMeta{Name: "r1", Namespace: "pier-system"},
 				Spec: v1alpha1.BGPPeerSpec{MyASN: 64513, PeerASN: 64512, PeerAddress: "198.51.100.1",
-					PasswordSecret: &v1alpha1.SecretKeyRef{Name: "md5"}}},
+					PasswordSecret: &v1alpha1.SecretKeyRef{Name: "md5"}, MaxPrefixes: 500}},
 			{ObjectMeta: metav1.ObjectMeta{Name: "r2", Namespace: "pier-system"},
 				Spec: v1alpha1.BGPPeerSpec{MyASN: 64513, PeerASN: 64512, PeerAddress: "198.51.100.2",
 					NodeSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"rack": "b"}}}}},
@@ -84,8 +84,8 @@ func TestBGPPlan(t *testing.T) {
 			if diff := cmp.Diff(tc.want, got.Paths, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.Addr) bool { return a == b }), cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("paths (-want +got):\n%s", diff)
 			}
-			if len(got.Peers) == 0 || got.Peers[0].Password != "s3cret" {
-				t.Errorf("peer r1 without its password from the Secret: %+v", got.Peers)
+			if len(got.Peers) == 0 || got.Peers[0].Password != "s3cret" || got.Peers[0].MaxPrefixes != 500 {
+				t.Errorf("peer r1 without its password from the Secret or its maxPrefixes 500: %+v", got.Peers)
 			}
 		})
 	}

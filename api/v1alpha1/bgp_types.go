@@ -61,6 +61,14 @@ type BGPPeerSpec struct {
 	// +optional
 	// +listType=set
 	AddressFamilies []AddressFamily `json:"addressFamilies,omitempty"`
+	// MaxPrefixes is how many prefixes of one address family the router
+	// may send a speaker; one more and the speaker closes the session and
+	// drops them (speakers use no route: this only bounds their memory).
+	// Default 10000. Keep it above the prefixes the cluster announces in
+	// one family: routers commonly send each speaker the others' paths.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxPrefixes int32 `json:"maxPrefixes,omitempty"`
 }
 
 // BGPPeer is a router the speakers peer with.
