@@ -33,7 +33,10 @@ type TokenOptions struct {
 
 // Routing token limits and defaults.
 const (
-	MaxTokenLength      = 63
+	MaxTokenLength = 63
+	// MaxTokenOffset bounds what a TCP connection reads before it is
+	// placed, and keeps Offset+Length from overflowing (config's limit).
+	MaxTokenOffset      = 1024
 	DefaultTokenTimeout = time.Second
 )
 
@@ -51,9 +54,9 @@ func (t TokenOptions) enabled() bool { return t.Length > 0 }
 func (t TokenOptions) end() int { return t.Offset + t.Length }
 
 func (t TokenOptions) validate() error {
-	if t.Offset < 0 || t.Length < 0 || t.Length > MaxTokenLength || t.Timeout < 0 {
-		return fmt.Errorf("relay: token offset %d, length %d, timeout %v: want offset and timeout at least 0, length 0 to %d",
-			t.Offset, t.Length, t.Timeout, MaxTokenLength)
+	if t.Offset < 0 || t.Offset > MaxTokenOffset || t.Length < 0 || t.Length > MaxTokenLength || t.Timeout < 0 {
+		return fmt.Errorf("relay: token offset %d, length %d, timeout %v: want offset 0 to %d, length 0 to %d, timeout at least 0",
+			t.Offset, t.Length, t.Timeout, MaxTokenOffset, MaxTokenLength)
 	}
 	return nil
 }
