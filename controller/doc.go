@@ -13,6 +13,7 @@
 // restart or a leader change never moves an address that is in use. Pool
 // edits are applied with allocator.SetPools, which never moves an address
 // either: Services left outside every pool keep their address and get an
-// AddressOrphaned warning event. An invalid pool configuration (as
-// config.Parse judges it) is refused and the last good one is kept.
+// AddressOrphaned warning event (the speakers keep announcing an orphan
+// until it is released). A pool at fault (as config.Parse judges it) is
+// left out with an InvalidPool event and counted; the valid pools apply.
 package controller

@@ -16,6 +16,8 @@ type Metrics struct {
 	latency  prometheus.Histogram
 	failures *prometheus.CounterVec
 	services prometheus.Gauge
+	invalid  *prometheus.GaugeVec
+	orphans  prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -42,10 +44,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "pier_controller_services_assigned",
 			Help: "Services holding at least one address.",
 		}),
+		invalid: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pier_controller_config_invalid_objects",
+			Help: "Configuration objects left out because of errors (the rest applies), by kind.",
+		}, []string{"kind"}),
+		orphans: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pier_allocator_orphaned_addresses",
+			Help: "Addresses Services hold outside every pool: still announced, not reusable until released.",
+		}),
 	}
-	reg.MustRegister(m.total, m.inUse, m.latency, m.failures, m.services)
+	m.invalid.WithLabelValues("IPAddressPool")
+	reg.MustRegister(m.total, m.inUse, m.latency, m.failures, m.services, m.invalid, m.orphans)
 	return m
 }
+
+func (m *Metrics) setOrphans(n int) { m.orphans.Set(float64(n)) }
 
 func (m *Metrics) setStats(stats []allocator.PoolStats) {
 	m.total.Reset()

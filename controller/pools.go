@@ -15,9 +15,10 @@ import (
 	"github.com/pier-lb/pier/config"
 )
 
-// syncPools applies the current IPAddressPools to the allocator. An invalid
-// set is refused (the last good one stays) and each pool at fault gets a
-// warning event. Addresses left outside every pool stay where they are;
+// syncPools applies the valid IPAddressPools to the allocator. A pool at
+// fault (invalid, or overlapping another) is left out, gets a warning event
+// and is counted; the others apply. Addresses left outside every pool stay
+// where they are (and stay announced) until their Services let them go;
 // their Services get a warning event.
 func (c *Controller) syncPools(ctx context.Context) error {
 	var list v1alpha1.IPAddressPoolList
@@ -28,21 +29,19 @@ func (c *Controller) syncPools(ctx context.Context) error {
 	if fp == c.poolsRV {
 		return nil
 	}
-	cfg, err := config.Parse(config.Objects{Pools: list.Items})
-	if err != nil {
-		c.reportInvalid(list.Items, err)
+	cfg, perr := config.Parse(config.Objects{Pools: list.Items})
+	c.reportInvalid(list.Items, perr)
+	orphans, err := c.alloc.SetPools(cfg.Pools)
+	if err != nil { // Parse keeps only pools the allocator accepts
+		c.log.Error("pool configuration refused, keeping the last good one", "err", err)
+		c.opts.Metrics.failures.WithLabelValues("InvalidConfig").Inc()
 		c.poolsRV = fp // do not retry the same broken set on every reconcile
 		return nil
 	}
-	orphans, err := c.alloc.SetPools(cfg.Pools)
-	if err != nil {
-		c.reportInvalid(list.Items, err)
-		c.poolsRV = fp
-		return nil
-	}
 	c.poolsRV = fp
-	c.log.Info("pools applied", "pools", len(cfg.Pools), "orphans", len(orphans))
+	c.log.Info("pools applied", "pools", len(cfg.Pools), "left out", len(list.Items)-len(cfg.Pools), "orphans", len(orphans))
 	c.opts.Metrics.setStats(c.alloc.Stats())
+	c.opts.Metrics.setOrphans(len(c.alloc.Orphans()))
 	return c.reportOrphans(ctx, orphans)
 }
 
@@ -56,18 +55,30 @@ func fingerprint(pools []v1alpha1.IPAddressPool) string {
 	return strings.Join(parts, ",")
 }
 
+// reportInvalid logs, counts and records an event on each pool Parse left
+// out.
 func (c *Controller) reportInvalid(pools []v1alpha1.IPAddressPool, err error) {
-	c.log.Error("pool configuration refused, keeping the last good one", "err", err)
-	c.opts.Metrics.failures.WithLabelValues("InvalidConfig").Inc()
+	left := map[string]bool{}
+	for _, e := range config.Errors(err) {
+		left[e.Name] = e.Kind == config.KindIPAddressPool || left[e.Name]
+	}
+	invalid := 0
+	for _, out := range left {
+		if out {
+			invalid++
+		}
+	}
+	c.opts.Metrics.invalid.WithLabelValues(config.KindIPAddressPool).Set(float64(invalid))
 	for i := range pools {
 		p := &pools[i]
-		errs := config.ForObject(err, "IPAddressPool", p.Namespace, p.Name)
+		errs := config.ForObject(err, config.KindIPAddressPool, p.Namespace, p.Name)
 		if len(errs) == 0 {
 			continue
 		}
 		msgs := make([]string, len(errs))
 		for j, e := range errs {
 			msgs[j] = e.Error()
+			c.log.Error("pool left out, the others apply", "pool", p.Name, "field", e.Field, "err", e.Message)
 		}
 		c.opts.Recorder.Eventf(p, nil, corev1.EventTypeWarning, "InvalidPool", "Validate", "%s", strings.Join(msgs, "; "))
 	}

@@ -50,14 +50,14 @@ func TestPoolEdits(t *testing.T) {
 			}
 		}
 	})
-	t.Run("an invalid pool keeps the last good configuration", func(t *testing.T) {
+	t.Run("an invalid pool is left out, the others stay", func(t *testing.T) {
 		// Written straight to the API server: no webhook runs in this test.
 		e.create(pool("broken", "198.51.100.300/24"))
 		if note := e.waitEventIn(pierNS, "broken", "InvalidPool"); !strings.Contains(note, "spec.addresses[0]") {
 			t.Errorf("event %q does not name the field", note)
 		}
 		e.create(service("default", "fourth", annotateIP("198.51.100.202")))
-		e.waitEvent("default", "fourth", "AddressInUse") // 202 is held by third: the old pools still apply
+		e.waitEvent("default", "fourth", "AddressInUse") // 202 is held by third: the valid pools still apply
 	})
 }
 

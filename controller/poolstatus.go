@@ -56,6 +56,7 @@ func (c *Controller) writePoolStatus(ctx context.Context) error {
 	}
 	stats := c.alloc.Stats()
 	c.opts.Metrics.setStats(stats)
+	c.opts.Metrics.setOrphans(len(c.alloc.Orphans()))
 	var list v1alpha1.IPAddressPoolList
 	if err := c.opts.Client.List(ctx, &list, client.InNamespace(c.opts.Namespace)); err != nil {
 		return err

@@ -43,5 +43,6 @@ func (c *Controller) restore(ctx context.Context) error {
 	}
 	c.log.Info("restored assignments", "services", len(claims), "conflicts", len(conflicts))
 	c.opts.Metrics.setStats(c.alloc.Stats())
+	c.opts.Metrics.setOrphans(len(c.alloc.Orphans()))
 	return nil
 }

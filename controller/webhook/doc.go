@@ -26,9 +26,9 @@
 // purpose:
 //
 //   - The webhook is fast feedback, not the only guard. The controller runs
-//     the same config.Parse on what it reads and keeps the last good
-//     configuration when an object is invalid, with an event on the object
-//     at fault (the speakers are designed to do the same), so an object that
+//     the same config.Parse on what it reads and leaves an invalid object
+//     out, with an event on the object at fault, applying the rest (the
+//     speakers do the same, with a log line and a metric), so an object that
 //     slips past while the webhook is down cannot break announcements or
 //     allocations.
 //   - With Fail, a controller that is down (crash loop, bad image, lost
