@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	dto "github.com/prometheus/client_model/go"
 	"k8s.io/client-go/rest"
 
 	"github.com/pier-lb/pier/relay"
@@ -170,5 +171,25 @@ func TestPrepareStateDir(t *testing.T) {
 		if err := PrepareStateDir(dir, bad); err == nil {
 			t.Errorf("owner %q accepted", bad)
 		}
+	}
+}
+
+// A state dir that cannot be written (a regular file where the directory
+// should be: this fails for root too) is said, with the file and the
+// reason, and counted; the relays are still served.
+func TestStateUnwritable(t *testing.T) {
+	blocker := filepath.Join(t.TempDir(), "state")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, logs := newTestAgent(t, blocker)
+	a.save(sampleWant())
+	file := filepath.Join(blocker, StateFile)
+	if out := logs.String(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, file) || !strings.Contains(out, "not a directory") {
+		t.Errorf("want a warning naming %s and the reason:\n%s", file, out)
+	}
+	var m dto.Metric
+	if err := a.metrics.stateWriteFailures.Write(&m); err != nil || m.GetCounter().GetValue() != 1 {
+		t.Errorf("pier_relay_agent_state_write_failures_total = %v (%v), want 1", m.GetCounter().GetValue(), err)
 	}
 }

@@ -26,6 +26,9 @@ func readState(path string) ([]netip.Addr, error) {
 	if err := json.Unmarshal(b, &addrs); err != nil {
 		return nil, fmt.Errorf("read state %s: %w", path, err)
 	}
+	if slices.ContainsFunc(addrs, func(a netip.Addr) bool { return !a.IsValid() }) {
+		return nil, fmt.Errorf("read state %s: an empty address", path) // JSON "" decodes to the zero Addr
+	}
 	slices.SortFunc(addrs, netip.Addr.Compare)
 	return slices.Compact(addrs), nil
 }
