@@ -10,7 +10,7 @@ IMAGE ?= ghcr.io/pier-lb/pier:v0.1.0
 
 CONTROLLER_GEN = $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 
-.PHONY: all build deps controlplane tools nodes image demo test lint generate verify-generated lab-clean
+.PHONY: all build deps controlplane tools nodes image demo test lint generate verify-generated lab-clean fuzz
 
 all: build
 
@@ -58,6 +58,23 @@ lint: verify-generated
 
 test: deps controlplane tools nodes lint
 	PIER_CONTROLPLANE_DIR=$(CONTROLPLANE_DIR) PIER_TOOLS_DIR=$(TOOLS_DIR) PIER_NODES_DIR=$(NODES_DIR) $(GO) test $(GOTESTFLAGS) ./...
+	$(MAKE) fuzz
+
+# Each fuzz target for FUZZTIME (make test runs them briefly; longer on
+# demand: make fuzz FUZZTIME=5m). go test runs the seeds and testdata/fuzz
+# crashers on every run.
+FUZZTIME ?= 5s
+FUZZ_TARGETS = \
+	./allocator:FuzzAllocator ./config:FuzzParse ./config:FuzzParseRelay \
+	./speaker/l2:FuzzAnswerARP ./speaker/l2:FuzzAnswerNS \
+	./relay:FuzzTokenExtract ./relay:FuzzParseToken ./relay:FuzzProxyHeader \
+	./controller/webhook:FuzzAdmissionBody ./controller/webhook:FuzzAdmissionObject \
+	./speaker:FuzzLoadState ./speaker/vip:FuzzReadState ./relay/agent:FuzzLoadState
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t%%:*} $${t##*:} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
 
 lab-clean:
 	$(GO) run ./cmd/pier-lab clean
