@@ -206,6 +206,9 @@ func apiServerArgs(opts Options, p *pki, etcdPort, port int) []string {
 		"--tls-cert-file=" + p.ServingCert,
 		"--tls-private-key-file=" + p.ServingKey,
 		"--client-ca-file=" + p.CACert,
+		// Kubelets (the pods lab) trust the lab CA: logs and exec work.
+		"--kubelet-client-certificate=" + p.AdminCert,
+		"--kubelet-client-key=" + p.AdminKey,
 		"--authorization-mode=RBAC",
 		"--service-account-issuer=https://kubernetes.default.svc",
 		"--service-account-key-file=" + p.SAKey,

@@ -56,6 +56,17 @@ func TestChartLifecycle(t *testing.T) {
 	if err := e.WaitRollout(ctx, podlab.Namespace, 4*time.Minute, []string{"pier-controller"}, []string{"pier-speaker", "pier-relay"}); err != nil {
 		t.Fatal(err)
 	}
+	// kubectl logs reaches the kubelets, and every speaker waited to hear
+	// from a peer (or for its timeout) once before it announced anything.
+	logs, err := e.PodLogs(ctx, podlab.Namespace, "app.kubernetes.io/component=speaker", `"view settled"`, `"no peer reached`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for pod, lines := range logs {
+		if len(lines) != 1 || !strings.Contains(lines[0], `"component":"members"`) {
+			t.Errorf("speaker %s: %q, want one line saying its view settled", pod, lines)
+		}
+	}
 
 	if err := e.DeployCallServers(ctx, "voice", "media", 2); err != nil {
 		t.Fatal(err)
