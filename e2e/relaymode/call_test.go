@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -152,7 +153,10 @@ func (s *site) callFailover(t testing.TB) (time.Duration, int, int, *call) {
 		return rs[len(rs)-1].via == nodeAddr(old), nil
 	})
 	if err != nil {
-		t.Fatalf("the call does not come through the owner node%d (%s)", old+1, nodeAddr(old))
+		rs := c.since(start)
+		neigh, _ := s.env.Site.Router.Run(context.Background(), "ip", "neigh", "show", addr.String())
+		t.Fatalf("the call does not come through the owner node%d (%s) but through %s; router's neighbour entry: %s",
+			old+1, nodeAddr(old), rs[len(rs)-1].via, strings.TrimSpace(neigh))
 	}
 	killed := time.Now()
 	s.killNode(t, old)

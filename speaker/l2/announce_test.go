@@ -43,8 +43,9 @@ func isUnsolicitedNA(addr netip.Addr) func([]byte) bool {
 }
 
 // TestGratuitousBurstOnceForNewAddresses drives the burst with a fake
-// clock: the first frame goes out at Set, the others one interval apart,
-// and a repeated Set sends nothing.
+// clock: the first frame goes out at Set, the second one interval later,
+// each later one after twice the wait before, and a repeated Set sends
+// nothing.
 func TestGratuitousBurstOnceForNewAddresses(t *testing.T) {
 	s := newSite(t, 1)
 	clk := clocktesting.NewFakeClock(time.Now())
@@ -62,8 +63,13 @@ func TestGratuitousBurstOnceForNewAddresses(t *testing.T) {
 			return fmt.Sprintf("%d ARPs, %d NAs", arps.count(isGratuitousARP(vip4)), nas.count(isUnsolicitedNA(vip6)))
 		})
 		if n < 3 {
+			wait := time.Second << (n - 1)
 			eventually(t, "the bursts to wait", func() bool { return clk.Waiters() == 2 })
-			clk.Step(time.Second)
+			clk.Step(wait - time.Millisecond)
+			if clk.Waiters() != 2 {
+				t.Fatalf("frame %d went out before %v", n+1, wait)
+			}
+			clk.Step(time.Millisecond)
 		}
 	}
 	if got := value(m.gratuitous.WithLabelValues("ipv4")); got != 3 {
@@ -120,6 +126,46 @@ func TestTakeoverMovesClientNeighbourEntry(t *testing.T) {
 		})
 		t.Logf("client moved %s to the new owner %s after the takeover", addr, time.Since(begin))
 	}
+}
+
+// TestLateFramesCorrectStaleNeighbour: the previous owner's speaker sees
+// a change later than the new owner's and answers requests meanwhile. A
+// client that asks then gets two answers and keeps the first; when that is
+// the previous owner's, after the new owner's first frames, the client
+// holds the wrong MAC for up to a minute. The burst's later frames correct
+// it.
+func TestLateFramesCorrectStaleNeighbour(t *testing.T) {
+	s := newSite(t, 2)
+	clk := clocktesting.NewFakeClock(time.Now())
+	old, next := start(t, s.speakers[0], Options{GratuitousCount: -1}), start(t, s.speakers[1], Options{Clock: clk})
+	oldMAC, nextMAC := mac(t, s.speakers[0], "eth1"), mac(t, s.speakers[1], "eth1")
+	arps := startCapture(t, s.client, etherTypeARP)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	neigh := func() string {
+		out, _ := s.client.Run(ctx, "ip", "neigh", "show", vip4.String(), "dev", "eth1")
+		return out
+	}
+
+	set(t, old, on("eth1", vip4)...)
+	set(t, next, on("eth1", vip4)...)
+	for n := 1; n <= 3; n++ {
+		eventually(t, fmt.Sprintf("frame %d", n), func() bool { return arps.count(isGratuitousARP(vip4)) == n })
+		if n < 3 {
+			eventually(t, "the burst to wait", func() bool { return clk.Waiters() == 1 })
+			clk.Step(time.Second)
+		}
+	}
+	// Both answer a request now; which answer the client keeps is chance.
+	// Here it keeps the lagging previous owner's.
+	if _, err := s.client.Run(ctx, "ip", "neigh", "replace", vip4.String(), "lladdr", oldMAC, "nud", "reachable", "dev", "eth1"); err != nil {
+		t.Fatal(err)
+	}
+	set(t, old)
+	clk.Step(10 * time.Second)
+	eventually(t, "the client to learn the new owner "+nextMAC, func() bool {
+		return strings.Contains(neigh(), nextMAC)
+	}, neigh)
 }
 
 // TestGarbageIsCountedAndSurvived sends malformed and foreign frames at

@@ -37,9 +37,9 @@ var (
 	ErrStopped = errors.New("l2 announcer stopped")
 )
 
-// Defaults for Options.
+// Defaults for Options: frames at 0, 0.5, 1.5, 3.5 and 7.5 s.
 const (
-	DefaultGratuitousCount    = 3
+	DefaultGratuitousCount    = 5
 	DefaultGratuitousInterval = 500 * time.Millisecond
 )
 
@@ -51,10 +51,12 @@ type Options struct {
 	// when an address is taken over; 0 means DefaultGratuitousCount and -1
 	// none. The first is sent at once.
 	GratuitousCount int
-	// GratuitousInterval separates the frames of a burst; 0 means
-	// DefaultGratuitousInterval. Linux ignores a gratuitous ARP for an entry
-	// updated less than its locktime (1 s) ago, so by default the burst
-	// spans one second.
+	// GratuitousInterval is the wait before a burst's second frame; each
+	// later wait is twice the one before. 0 means
+	// DefaultGratuitousInterval. The previous owner's speaker may see the
+	// change seconds after this one and answer requests until then, and a
+	// neighbour whose request it answered first keeps its MAC for up to a
+	// minute; the burst's late frames correct such neighbours.
 	GratuitousInterval time.Duration
 	// Periodic, when not 0, re-announces every owned address that often,
 	// for switches whose forwarding tables age out faster than clients ask.

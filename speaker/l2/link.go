@@ -169,13 +169,15 @@ func (l *link) stopBurst(addr netip.Addr) {
 }
 
 func (l *link) burst(ctx context.Context, addr netip.Addr) {
+	wait := l.opts.GratuitousInterval
 	for i := range l.opts.GratuitousCount {
 		if i > 0 {
 			select {
 			case <-ctx.Done():
 				return
-			case <-l.opts.Clock.After(l.opts.GratuitousInterval):
+			case <-l.opts.Clock.After(wait):
 			}
+			wait *= 2
 		}
 		if ctx.Err() != nil {
 			return
