@@ -29,7 +29,7 @@ func (s *Speaker) refreshTargets(ctx context.Context) error {
 	}
 	cfg, err := config.Parse(objs)
 	s.reportConfig(err)
-	in.Config, in.Last = cfg, s.targets
+	in.Config, in.Last, in.LastBGP = cfg, s.targets, s.bgp.Sources
 	s.setBGP(BGPPlan(in, s.opts.NodeName, s.passwords))
 	s.targets = Targets(in)
 	peers := peerAddrs(in.Nodes, s.opts.NodeName, s.opts.GossipAddr.Is4())

@@ -29,6 +29,9 @@ type BGPDesired struct {
 	// available, with the reason. A session that needs a password never
 	// comes up without one.
 	Waiting map[string]string `json:"waiting,omitempty"`
+	// Sources are what each Service address adds to Paths: an orphan
+	// whose pool is gone keeps announcing what it added last.
+	Sources []BGPSource `json:"sources,omitempty"`
 }
 
 // BGPPlan computes this node's BGP sessions and paths. Every eligible node
@@ -67,7 +70,7 @@ func BGPPlan(in Inputs, node string, passwords map[string]string) BGPDesired {
 	}
 	// Paths name waiting peers too, so that a password arriving later
 	// adds a session without re-announcing to the others.
-	d.Paths, d.Addrs = bgpPaths(in, n, names)
+	d.Paths, d.Addrs, d.Sources = bgpPaths(in, n, names)
 	return d
 }
 
@@ -172,28 +175,47 @@ func familyOf(f v1alpha1.AddressFamily) bgp.Family {
 	return bgp.IPv4Unicast
 }
 
+// BGPSource is what one Service address adds to this node's paths, one
+// path per advertisement before they merge. The plan keeps them so that
+// an orphan whose pool is gone goes on being announced as it was last.
+type BGPSource struct {
+	Addr    netip.Addr `json:"addr"`
+	Service string     `json:"service"` // namespace/name
+	Paths   []bgp.Path `json:"paths"`
+}
+
+func (b BGPSource) key() (netip.Addr, string) { return b.Addr, b.Service }
+
 // bgpPaths merges every advertisement of every address into one path per
 // prefix: peers and communities are united, the highest local preference
 // wins.
-func bgpPaths(in Inputs, n *corev1.Node, peers []string) ([]bgp.Path, []netip.Addr) {
+func bgpPaths(in Inputs, n *corev1.Node, peers []string) ([]bgp.Path, []netip.Addr, []BGPSource) {
 	ready := readyNodes(in.EndpointSlices)
 	byPrefix := map[netip.Prefix]*bgp.Path{}
 	var addrs []netip.Addr
+	var sources []BGPSource
 	for i := range in.Services {
 		svc := &in.Services[i]
 		if !config.Serves(svc, in.OnlyOwnClass) {
 			continue
 		}
+		key := svc.Namespace + "/" + svc.Name
 		local := svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
-		if local && !ready[svc.Namespace+"/"+svc.Name][n.Name] {
+		if local && !ready[key][n.Name] {
 			continue
 		}
 		for _, addr := range config.IngressAddrs(svc) {
-			for _, adv := range advertisementsFor(in.Config, svc, n, addr) {
-				if mergePath(byPrefix, addr, adv, peers) && !slices.Contains(addrs, addr) {
-					addrs = append(addrs, addr)
-				}
+			paths := addrPaths(in, svc, n, addr, peers)
+			if len(paths) == 0 {
+				continue
 			}
+			for _, p := range paths {
+				mergePath(byPrefix, p)
+			}
+			if !slices.Contains(addrs, addr) {
+				addrs = append(addrs, addr)
+			}
+			sources = append(sources, BGPSource{Addr: addr, Service: key, Paths: paths})
 		}
 	}
 	out := make([]bgp.Path, 0, len(byPrefix))
@@ -204,11 +226,34 @@ func bgpPaths(in Inputs, n *corev1.Node, peers []string) ([]bgp.Path, []netip.Ad
 		return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), a.Prefix.Bits()-b.Prefix.Bits())
 	})
 	slices.SortFunc(addrs, netip.Addr.Compare)
-	return out, addrs
+	slices.SortFunc(sources, func(a, b BGPSource) int { return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(a.Service, b.Service)) })
+	return out, addrs, sources
 }
 
-func advertisementsFor(cfg *config.Config, svc *corev1.Service, n *corev1.Node, addr netip.Addr) []config.BGPAdvertisement {
-	pool, _ := poolFor(svc, addr, cfg.Pools)
+// addrPaths are the paths addr of svc adds on node n, to the peers of n
+// only: one per advertisement of its pool (see poolFor) or, for an orphan
+// whose pool is gone, those it added last (see lastOf).
+func addrPaths(in Inputs, svc *corev1.Service, n *corev1.Node, addr netip.Addr, peers []string) []bgp.Path {
+	pool, gone := poolFor(svc, addr, in.Config.Pools)
+	var out []bgp.Path
+	if gone {
+		last, _ := lastOf(in.LastBGP, svc, addr)
+		for _, p := range last.Paths {
+			if p.Peers = intersect(p.Peers, peers); len(p.Peers) > 0 {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	for _, adv := range advertisementsFor(in.Config, svc, n, pool) {
+		if p, ok := advPath(addr, adv, peers); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func advertisementsFor(cfg *config.Config, svc *corev1.Service, n *corev1.Node, pool string) []config.BGPAdvertisement {
 	var out []config.BGPAdvertisement
 	for _, adv := range cfg.BGPAdvertisements {
 		if pool != "" && slices.Contains(adv.Pools, pool) &&
@@ -219,39 +264,53 @@ func advertisementsFor(cfg *config.Config, svc *corev1.Service, n *corev1.Node, 
 	return out
 }
 
-// mergePath adds adv's announcement of addr; false when it goes to no peer
-// of this node.
-func mergePath(byPrefix map[netip.Prefix]*bgp.Path, addr netip.Addr, adv config.BGPAdvertisement, peers []string) bool {
+// advPath is adv's announcement of addr; false when it goes to no peer of
+// this node.
+func advPath(addr netip.Addr, adv config.BGPAdvertisement, peers []string) (bgp.Path, bool) {
 	bits := adv.AggregationLength
 	if addr.Is6() {
 		bits = adv.AggregationLengthV6
 	}
-	prefix := netip.PrefixFrom(addr, bits).Masked()
-	to := intersect(adv.Peers, peers)
-	if len(to) == 0 {
-		return false
+	p := bgp.Path{Prefix: netip.PrefixFrom(addr, bits).Masked(), Peers: intersect(adv.Peers, peers)}
+	if len(p.Peers) == 0 {
+		return bgp.Path{}, false
 	}
-	p := byPrefix[prefix]
-	if p == nil {
-		p = &bgp.Path{Prefix: prefix}
-		byPrefix[prefix] = p
-	}
-	p.Peers = union(p.Peers, to)
-	if adv.LocalPref != nil && (p.LocalPref == nil || *adv.LocalPref > *p.LocalPref) {
+	if adv.LocalPref != nil {
 		lp := *adv.LocalPref
 		p.LocalPref = &lp
 	}
 	for _, c := range adv.Communities {
 		if c.Large {
-			l := [3]uint32{c.GlobalAdmin, c.LocalData1, c.LocalData2}
-			if !slices.Contains(p.LargeCommunities, l) {
-				p.LargeCommunities = append(p.LargeCommunities, l)
-			}
-		} else if !slices.Contains(p.Communities, c.Value) {
+			p.LargeCommunities = append(p.LargeCommunities, [3]uint32{c.GlobalAdmin, c.LocalData1, c.LocalData2})
+		} else {
 			p.Communities = append(p.Communities, c.Value)
 		}
 	}
-	return true
+	return p, true
+}
+
+// mergePath adds from to the path of its prefix.
+func mergePath(byPrefix map[netip.Prefix]*bgp.Path, from bgp.Path) {
+	p := byPrefix[from.Prefix]
+	if p == nil {
+		p = &bgp.Path{Prefix: from.Prefix}
+		byPrefix[from.Prefix] = p
+	}
+	p.Peers = union(p.Peers, from.Peers)
+	if from.LocalPref != nil && (p.LocalPref == nil || *from.LocalPref > *p.LocalPref) {
+		lp := *from.LocalPref
+		p.LocalPref = &lp
+	}
+	for _, c := range from.Communities {
+		if !slices.Contains(p.Communities, c) {
+			p.Communities = append(p.Communities, c)
+		}
+	}
+	for _, l := range from.LargeCommunities {
+		if !slices.Contains(p.LargeCommunities, l) {
+			p.LargeCommunities = append(p.LargeCommunities, l)
+		}
+	}
 }
 
 func intersect(a, b []string) []string {

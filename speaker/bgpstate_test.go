@@ -100,13 +100,6 @@ func TestBGPSessionStatuses(t *testing.T) {
 	}
 }
 
-type fakeBGP struct{ status []bgp.PeerStatus }
-
-func (f *fakeBGP) SetPeers(context.Context, []bgp.Peer) error { return nil }
-func (f *fakeBGP) SetPaths(context.Context, []bgp.Path) error { return nil }
-func (f *fakeBGP) Status() []bgp.PeerStatus                   { return f.status }
-func (f *fakeBGP) Changes() <-chan struct{}                   { return nil }
-
 // The writer creates and updates this node's objects and deletes those of
 // peers that no longer apply to it; other nodes' objects stay.
 func TestWriteBGPStatus(t *testing.T) {
@@ -120,7 +113,8 @@ func TestWriteBGPStatus(t *testing.T) {
 	}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithStatusSubresource(&v1alpha1.BGPSessionStatus{}).
 		WithObjects(stale("gone-node1", "node1"), stale("gone-node2", "node2")).Build()
-	fb := &fakeBGP{status: []bgp.PeerStatus{{Name: "frr", State: "Active"}}}
+	fb := &FakeBGP{}
+	fb.SetStatus([]bgp.PeerStatus{{Name: "frr", State: "Active"}})
 	s := &Speaker{opts: Options{NodeName: "node1", Namespace: "pier-system", Writer: c, BGP: fb}}
 	s.bgpView = BGPDesired{Peers: []bgp.Peer{{Name: "frr", Address: netip.MustParseAddr("198.51.100.1")}}}
 	ctx := context.Background()
@@ -145,6 +139,6 @@ func TestWriteBGPStatus(t *testing.T) {
 		}
 	}
 	check("Active", 0)
-	fb.status = []bgp.PeerStatus{{Name: "frr", State: "Established", PrefixesSent: 3}}
+	fb.SetStatus([]bgp.PeerStatus{{Name: "frr", State: "Established", PrefixesSent: 3}})
 	check("Established", 3)
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/pier-lb/pier/speaker/bgp"
 	"github.com/pier-lb/pier/speaker/l2"
 )
 
@@ -126,4 +127,63 @@ func (f *FakeL2) Reannounced() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.reannounced
+}
+
+// FakeBGP is a BGPAnnouncer in memory: it records the session and path
+// sets it is given and reports the sessions set with SetStatus.
+type FakeBGP struct {
+	mu     sync.Mutex
+	peers  []bgp.Peer
+	paths  [][]bgp.Path
+	status []bgp.PeerStatus
+}
+
+// SetPeers implements BGPAnnouncer.
+func (f *FakeBGP) SetPeers(_ context.Context, peers []bgp.Peer) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.peers = slices.Clone(peers)
+	return nil
+}
+
+// SetPaths implements BGPAnnouncer.
+func (f *FakeBGP) SetPaths(_ context.Context, paths []bgp.Path) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.paths = append(f.paths, slices.Clone(paths))
+	return nil
+}
+
+// Status implements BGPAnnouncer.
+func (f *FakeBGP) Status() []bgp.PeerStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.status)
+}
+
+// SetStatus sets what Status reports.
+func (f *FakeBGP) SetStatus(status []bgp.PeerStatus) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.status = slices.Clone(status)
+}
+
+// Changes implements BGPAnnouncer; sessions of a fake never change.
+func (f *FakeBGP) Changes() <-chan struct{} { return nil }
+
+// Peers returns the sessions set last.
+func (f *FakeBGP) Peers() []bgp.Peer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.peers)
+}
+
+// Paths returns the paths set last (nil before any).
+func (f *FakeBGP) Paths() []bgp.Path {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.paths) == 0 {
+		return nil
+	}
+	return slices.Clone(f.paths[len(f.paths)-1])
 }

@@ -32,9 +32,11 @@ type Inputs struct {
 	EndpointSlices []discoveryv1.EndpointSlice
 	Nodes          []corev1.Node
 	OnlyOwnClass   bool
-	// Last are the targets computed last, which keep an orphan whose pool
-	// is gone announced where it was.
-	Last []Target
+	// Last are the targets computed last and LastBGP this node's BGP
+	// sources planned last: they keep an orphan whose pool is gone
+	// announced as it was.
+	Last    []Target
+	LastBGP []BGPSource
 }
 
 // Targets computes the L2 targets, sorted by address. Addresses that no
@@ -125,16 +127,37 @@ func poolFor(svc *corev1.Service, addr netip.Addr, pools []allocator.Pool) (name
 	return name, !slices.ContainsFunc(pools, func(p allocator.Pool) bool { return p.Name == name })
 }
 
+// announced is a record of how an address of a Service was announced
+// last: Target (L2) or BGPSource (BGP).
+type announced interface {
+	key() (netip.Addr, string)
+}
+
+func (t Target) key() (netip.Addr, string) { return t.Addr, t.Service }
+
+// lastOf is how addr of svc was announced last: the announcement of an
+// orphan whose pool is gone (see poolFor), for L2 and BGP alike. false
+// (and the zero record) when it was not.
+func lastOf[T announced](last []T, svc *corev1.Service, addr netip.Addr) (T, bool) {
+	for _, r := range last {
+		if a, s := r.key(); a == addr && s == svc.Namespace+"/"+svc.Name {
+			return r, true
+		}
+	}
+	var zero T
+	return zero, false
+}
+
 // lastNodes are the nodes that announced addr for svc last; for
 // ExternalTrafficPolicy Local only those with a ready endpoint.
 func lastNodes(last []Target, svc *corev1.Service, addr netip.Addr, ready map[string]bool) map[string][]string {
-	i := slices.IndexFunc(last, func(t Target) bool { return t.Addr == addr && t.Service == svc.Namespace+"/"+svc.Name })
-	if i < 0 {
+	t, ok := lastOf(last, svc, addr)
+	if !ok {
 		return nil
 	}
 	local := svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
 	nodes := map[string][]string{}
-	for n, ifaces := range last[i].Nodes {
+	for n, ifaces := range t.Nodes {
 		if !local || ready[n] {
 			nodes[n] = ifaces
 		}
