@@ -65,6 +65,8 @@ type VIPs struct {
 	loaded bool         // state file read
 	owned  []netip.Addr // sorted; what we added and still hold
 	saved  []netip.Addr // sorted; what the state file holds
+	// stateErr is the last state-file write error, "" once written.
+	stateErr string
 }
 
 // New validates opts. It touches neither the link nor the state file.
@@ -129,7 +131,9 @@ func (v *VIPs) Current() []netip.Addr {
 // and removes those it added earlier that are no longer wanted. It never
 // removes an address it did not add. Calling it again with the same addrs
 // changes nothing. Failures are joined, one per address, and do not stop the
-// work on the others; a failed change is retried by the next Set.
+// work on the others; a failed change is retried by the next Set. A state
+// file that cannot be written is no failure of Set: it is logged once per
+// distinct error and counted (pier_vip_errors_total{op="state"}).
 func (v *VIPs) Set(ctx context.Context, addrs []netip.Addr) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -146,10 +150,10 @@ func (v *VIPs) Set(ctx context.Context, addrs []netip.Addr) error {
 		v.log.Debug("address already on link, not managed", "addr", a)
 	}
 	if !c.empty() {
-		errs = append(errs, v.save(union(v.owned, c.add)))
+		v.save(union(v.owned, c.add))
 		errs = append(errs, v.apply(ctx, link, c)...)
 	}
-	errs = append(errs, v.save(v.owned))
+	v.save(v.owned)
 	v.m.hold(v.owned)
 	return errors.Join(errs...)
 }
@@ -163,7 +167,7 @@ func (v *VIPs) load() error {
 	v.loaded = true
 	addrs, err := readState(v.state)
 	if err != nil {
-		v.log.Warn("state unreadable, starting empty", "err", err)
+		v.log.Warn("state unreadable, starting empty", "file", v.state, "err", err)
 		v.m.failed(opState, err)
 		return err
 	}
@@ -290,18 +294,28 @@ func (v *VIPs) nlAddr(a netip.Addr) *netlink.Addr {
 	return na
 }
 
-// save records addrs in the state file unless it holds them already.
-func (v *VIPs) save(addrs []netip.Addr) error {
+// save records addrs in the state file unless it holds them already. A
+// failed write stops nothing (the addresses are set all the same; the file
+// only serves a restart): it is counted every time, logged once per
+// distinct error, and tried again by the next Set.
+func (v *VIPs) save(addrs []netip.Addr) {
 	if v.state == "" || slices.Equal(addrs, v.saved) {
-		return nil
+		return
 	}
 	if err := writeState(v.state, addrs); err != nil {
-		v.log.Warn("state not recorded", "err", err)
 		v.m.failed(opState, err)
-		return err
+		if msg := err.Error(); msg != v.stateErr {
+			v.stateErr = msg
+			v.log.Warn("cannot write the state file; addresses are set all the same, but a restarted speaker would not remove those added since",
+				"file", v.state, "err", err)
+		}
+		return
+	}
+	if v.stateErr != "" {
+		v.log.Info("state file written again", "file", v.state)
+		v.stateErr = ""
 	}
 	v.saved = slices.Clone(addrs)
-	return nil
 }
 
 // union returns the sorted union of two sorted lists.
