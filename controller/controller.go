@@ -58,6 +58,9 @@ type Controller struct {
 	poolsDirty bool
 	statsDirty bool
 	poolsRV    string // fingerprint of the last pool set applied
+	// poolConds is each pool's Valid condition as of the last pool set
+	// applied, by pool name; replaced whole, never modified.
+	poolConds map[string]poolCond
 }
 
 // New validates opts. It starts nothing: register the controller with a

@@ -16,4 +16,7 @@
 // AddressOrphaned warning event (the speakers keep announcing an orphan
 // until it is released). A pool at fault (as config.Parse judges it) is
 // left out with an InvalidPool event and counted; the valid pools apply.
+// Every pool's Valid condition says which: True (Accepted) or False
+// (Invalid, with the faulty fields as config.Parse words them), written
+// by the leader only when it changes.
 package controller

@@ -17,7 +17,7 @@ import (
 
 // syncPools applies the valid IPAddressPools to the allocator. A pool at
 // fault (invalid, or overlapping another) is left out, gets a warning event
-// and is counted; the others apply. Addresses left outside every pool stay
+// and is counted, and its Valid condition says why; the others apply. Addresses left outside every pool stay
 // where they are (and stay announced) until their Services let them go;
 // their Services get a warning event.
 func (c *Controller) syncPools(ctx context.Context) error {
@@ -39,6 +39,8 @@ func (c *Controller) syncPools(ctx context.Context) error {
 		return nil
 	}
 	c.poolsRV = fp
+	c.poolConds = validConditions(list.Items, perr)
+	c.statsDirty = true // the pools' status shows the conditions
 	c.log.Info("pools applied", "pools", len(cfg.Pools), "left out", len(list.Items)-len(cfg.Pools), "orphans", len(orphans))
 	c.opts.Metrics.setStats(c.alloc.Stats())
 	c.opts.Metrics.setOrphans(len(c.alloc.Orphans()))

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
@@ -67,12 +68,17 @@ func annotateIP(ip string) func(*corev1.Service) {
 
 func (e *env) updatePool(name string, addrs ...string) {
 	e.t.Helper()
-	var p v1alpha1.IPAddressPool
-	if err := e.c.Get(context.Background(), client.ObjectKey{Namespace: pierNS, Name: name}, &p); err != nil {
-		e.t.Fatal(err)
-	}
-	p.Spec.Addresses = addrs
-	if err := e.c.Update(context.Background(), &p); err != nil {
+	// The controller writes the pool's status meanwhile: read again on a
+	// conflict.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var p v1alpha1.IPAddressPool
+		if err := e.c.Get(context.Background(), client.ObjectKey{Namespace: pierNS, Name: name}, &p); err != nil {
+			return err
+		}
+		p.Spec.Addresses = addrs
+		return e.c.Update(context.Background(), &p)
+	})
+	if err != nil {
 		e.t.Fatal(err)
 	}
 }

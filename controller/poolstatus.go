@@ -1,10 +1,16 @@
 package controller
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/allocator"
@@ -21,7 +27,8 @@ func (c *Controller) statsChanged() {
 }
 
 // poolStatusWriter applies pool edits even when no Service is waiting, and
-// writes pool usage into IPAddressPool status at most once per interval.
+// writes pool usage and the Valid condition into IPAddressPool status at
+// most once per interval, and only what changed.
 // It runs only on the leader.
 type poolStatusWriter struct{ c *Controller }
 
@@ -38,7 +45,10 @@ func (w poolStatusWriter) Start(ctx context.Context) error {
 			w.c.log.Warn("pool sync failed", "err", err)
 			continue
 		}
-		if err := w.c.writePoolStatus(ctx); err != nil {
+		switch err := w.c.writePoolStatus(ctx); {
+		case apierrors.IsConflict(err): // read from a cache behind its write; next round
+			w.c.log.Debug("pool status not written", "err", err)
+		case err != nil:
 			w.c.log.Warn("pool status not written", "err", err)
 		}
 	}
@@ -46,10 +56,15 @@ func (w poolStatusWriter) Start(ctx context.Context) error {
 
 func (w poolStatusWriter) NeedLeaderElection() bool { return true }
 
+// writePoolStatus writes each pool's usage and Valid condition where they
+// differ from its status, in name order. Patches carry the
+// resourceVersion read, so a write based on a stale cache is refused and
+// tried again next round; nothing is written unless the Fence holds.
 func (c *Controller) writePoolStatus(ctx context.Context) error {
 	c.mu.Lock()
 	dirty := c.statsDirty
 	c.statsDirty = false
+	conds := c.poolConds
 	c.mu.Unlock()
 	if !dirty {
 		return nil
@@ -59,23 +74,44 @@ func (c *Controller) writePoolStatus(ctx context.Context) error {
 	c.opts.Metrics.setOrphans(len(c.alloc.Orphans()))
 	var list v1alpha1.IPAddressPoolList
 	if err := c.opts.Client.List(ctx, &list, client.InNamespace(c.opts.Namespace)); err != nil {
+		c.statsChanged()
 		return err
 	}
+	slices.SortFunc(list.Items, func(a, b v1alpha1.IPAddressPool) int { return cmp.Compare(a.Name, b.Name) })
+	var errs []error
 	for i := range list.Items {
 		p := &list.Items[i]
-		want := poolUsage(p.Name, stats)
-		if want == usageOf(p.Status) {
-			continue
-		}
-		patch := client.MergeFrom(p.DeepCopy())
-		p.Status.AssignedIPv4, p.Status.AssignedIPv6 = want.AssignedIPv4, want.AssignedIPv6
-		p.Status.AvailableIPv4, p.Status.AvailableIPv6 = want.AvailableIPv4, want.AvailableIPv6
-		if err := c.opts.Client.Status().Patch(ctx, p, patch); err != nil {
-			c.statsChanged() // try again next round
-			return fmt.Errorf("pool %s status: %w", p.Name, err)
+		if err := c.writeOnePoolStatus(ctx, p, poolUsage(p.Name, stats), conds); err != nil {
+			errs = append(errs, fmt.Errorf("pool %s status: %w", p.Name, err))
 		}
 	}
-	return nil
+	if len(errs) > 0 {
+		c.statsChanged() // try again next round
+	}
+	return errors.Join(errs...)
+}
+
+// writeOnePoolStatus patches p's status to show want and its condition in
+// conds (if conds holds one for this very object), when either differs.
+func (c *Controller) writeOnePoolStatus(ctx context.Context, p *v1alpha1.IPAddressPool, want usage, conds map[string]poolCond) error {
+	next := p.Status.DeepCopy()
+	next.AssignedIPv4, next.AssignedIPv6 = want.AssignedIPv4, want.AssignedIPv6
+	next.AvailableIPv4, next.AvailableIPv6 = want.AvailableIPv4, want.AvailableIPv6
+	condChanged := false
+	if pc, ok := conds[p.Name]; ok && pc.uid == p.UID {
+		cond := pc.cond
+		cond.LastTransitionTime = metav1.NewTime(c.opts.Clock.Now())
+		condChanged = apimeta.SetStatusCondition(&next.Conditions, cond)
+	}
+	if !condChanged && want == usageOf(p.Status) {
+		return nil
+	}
+	if err := c.opts.Fence(); err != nil {
+		return err
+	}
+	patch := client.MergeFromWithOptions(p.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	p.Status = *next
+	return c.opts.Client.Status().Patch(ctx, p, patch)
 }
 
 // usage is the counting part of an IPAddressPool status.

@@ -54,7 +54,11 @@ type IPAddressPoolStatus struct {
 	AssignedIPv6  string `json:"assignedIPv6,omitempty"`
 	AvailableIPv4 string `json:"availableIPv4,omitempty"`
 	AvailableIPv6 string `json:"availableIPv6,omitempty"`
-	// Conditions: Valid (the pool parsed and does not overlap another).
+	// Conditions: Valid, written by the controller's leader. True (reason
+	// Accepted): the pool is applied. False (reason Invalid): the pool is
+	// left out and the message names each faulty field as the webhook
+	// would ("spec.addresses[1]: ..."), e.g. an entry that is not a CIDR
+	// or range, holds unusable addresses or overlaps another pool.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -67,11 +71,13 @@ type IPAddressPoolStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=ippool;ippools
 // +kubebuilder:printcolumn:name="Auto Assign",type=boolean,JSONPath=`.spec.autoAssign`
+// +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
 // +kubebuilder:printcolumn:name="Assigned IPv4",type=string,JSONPath=`.status.assignedIPv4`
 // +kubebuilder:printcolumn:name="Assigned IPv6",type=string,JSONPath=`.status.assignedIPv6`
 // +kubebuilder:printcolumn:name="Available IPv4",type=string,JSONPath=`.status.availableIPv4`
 // +kubebuilder:printcolumn:name="Available IPv6",type=string,JSONPath=`.status.availableIPv6`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Valid")].message`
 type IPAddressPool struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
