@@ -146,3 +146,28 @@ func TestCorruptStateFileStartsFromAPI(t *testing.T) {
 		})
 	}
 }
+
+// A directory where the state file should be fails every write for the
+// same reason: one warning naming the file, every failure counted. (The
+// temporary file's random name in the error made each failure look new.)
+func TestStateFileIsADirectory(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "speaker-state.json")
+	mustDo(t, os.Mkdir(file, 0o755))
+	s, logs, reg := stateEnv(t, file)
+	ctx := context.Background()
+	for range 3 {
+		s.sync(ctx)
+	}
+	var lines []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "level=WARN") && strings.Contains(l, "file="+file) {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 {
+		t.Errorf("want one warning naming %s, got %d:\n%s", file, len(lines), logs)
+	}
+	if got := stateWriteFailures(t, reg); got != 3 {
+		t.Errorf("pier_speaker_state_write_failures_total = %v after three failed writes, want 3", got)
+	}
+}
