@@ -164,16 +164,16 @@ func (s *Speaker) Run(ctx context.Context) error {
 	s.restore()
 	tick := s.opts.Clock.NewTicker(s.opts.Resync)
 	defer tick.Stop()
-	for {
+	for ctx.Err() == nil {
 		s.sync(ctx)
 		select {
 		case <-ctx.Done():
-			return nil
 		case <-s.trigger:
 		case <-s.opts.Members.Changes():
 		case <-tick.C():
 		}
 	}
+	return nil
 }
 
 // sync is one pass: targets (from the API when synced, else the saved
@@ -187,6 +187,13 @@ func (s *Speaker) sync(ctx context.Context) {
 	live, err := s.liveMembers()
 	if err != nil {
 		s.log.Warn("local interfaces", "err", err)
+	}
+	if ctx.Err() != nil {
+		// Shutting down: the node leaves the group and its view is torn
+		// down (it may see itself alone); acting on it would claim
+		// addresses the others own. The view was read after the end began
+		// if it was torn, so this check is enough.
+		return
 	}
 	plan := s.l2Plan(live)
 	ann := Announcements(plan, s.opts.NodeName)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ func up(t testing.TB, opts kubelab.Options) *kubelab.Env {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
+			dumpStacks(env.Speakers)
 			for i, p := range env.Speakers {
 				if p != nil {
 					t.Logf("speaker node%d output (tail):\n%s", i+1, p.OutputTail(40))
@@ -48,6 +50,20 @@ func up(t testing.TB, opts kubelab.Options) *kubelab.Env {
 		waitRejoined(t, env, i)
 	}
 	return env
+}
+
+// dumpStacks makes the running processes print their goroutines (Go's
+// SIGQUIT) into their output, for a look at a speaker that stopped
+// reacting, and waits up to 2 s for each to exit.
+func dumpStacks(ps []*lab.Process) {
+	for _, p := range ps {
+		if p != nil && p.Signal(syscall.SIGQUIT) == nil {
+			select {
+			case <-p.Done():
+			case <-time.After(2 * time.Second):
+			}
+		}
+	}
 }
 
 // keepOutput saves a failed test's process output in the system's
