@@ -181,7 +181,9 @@ func startProc(t *testing.T, h *lab.Host, role, ready string, env ...string) *la
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Generous: the race-built test binary starts slowly on a loaded
+	// 2-core machine.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := p.WaitOutput(ctx, ready); err != nil {
 		t.Fatalf("%s: %v\n%s", role, err, p.Output())

@@ -178,7 +178,9 @@ func TestKernelDataPath(t *testing.T) {
 			x+1, c.f.src, server, deadReplies, deadGap.Round(time.Millisecond))
 		t.Logf("relay restarted, its table in within %v: longest gap %v (ending %v after the start), the restarted relay read %v of the call's datagrams; %d sent, %d replies in all",
 			back.Round(time.Millisecond), gap.Round(time.Millisecond), gapEnd.Sub(restarted).Round(time.Millisecond), read, sent, got)
-		if deadReplies < 40 || deadGap > 200*time.Millisecond {
+		// Without conntrack carrying it the call gets no reply at all; the
+		// bound leaves room for a loaded machine (the figure is logged).
+		if deadReplies < 25 || deadGap > 500*time.Millisecond {
 			t.Errorf("with node%d's relay killed the call got %d replies in 1s (longest gap %v), want conntrack to carry it (50 at 50/s)", x+1, deadReplies, deadGap)
 		}
 		// The restarted relay writes its table before it removes the dead
@@ -245,8 +247,11 @@ func TestKernelDataPath(t *testing.T) {
 		liveGap := onLive.gap(killed)
 		t.Logf("srv3 SIGKILLed: its call answered from %s %v after the kill; the call on srv1 kept it (longest gap %v)",
 			want, moved.Round(time.Millisecond), liveGap.Round(time.Millisecond))
-		if moved > time.Second {
-			t.Errorf("the call on srv3 reached a live server %v after the kill, want within 1s", moved)
+		// The health check finds the server dead within about a second;
+		// the bound leaves room for a loaded machine (the figure is logged,
+		// BenchmarkServerFailure measures it).
+		if moved > 3*time.Second {
+			t.Errorf("the call on srv3 reached a live server %v after the kill, want within 3s", moved)
 		}
 		checkSurvivors(t, flows, nil, vip, live)
 	})

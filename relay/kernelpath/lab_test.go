@@ -56,6 +56,10 @@ func newLab(t testing.TB) *testLab {
 		func() error { return tl.relay.AddAddr("eth1", backV4) },
 		func() error { return tl.relay.AddAddr("eth1", backV6) },
 		tl.relay.EnableForwarding,
+		// A flow asked once stays in conntrack 30 s by default; on a loaded
+		// machine a test's rounds can take longer, and an expired flow is
+		// placed again, which is not what the tests look at.
+		func() error { return tl.relay.Sysctl("net.netfilter.nf_conntrack_udp_timeout", "300") },
 	}
 	for i := range 4 {
 		a4 := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 21, byte(2 + i)}), 24)
