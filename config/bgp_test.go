@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
@@ -79,6 +80,23 @@ func TestPeerErrors(t *testing.T) {
 				perr(B, "b", "spec.passwordSecret.name", `"Bad_Name" is not a Secret name (an RFC 1123 subdomain)`),
 				perr(B, "b", "spec.passwordSecret.key", `"a/b" is not a Secret key`),
 			}},
+		// The speakers read Secrets in the namespace of BGP passwords only:
+		// a Secret named elsewhere would never be read.
+		{name: "password secret in the passwords namespace", objs: peers(
+			mod("a", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) {
+				s.PasswordSecret = &v1alpha1.SecretKeyRef{Name: "r1", Namespace: DefaultPasswordNamespace}
+			}),
+		)},
+		{name: "password secret in another namespace", objs: peers(
+			mod("a", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) { s.PasswordSecret = &v1alpha1.SecretKeyRef{Name: "r1", Namespace: ns} }),
+			mod("b", "192.0.2.2", func(s *v1alpha1.BGPPeerSpec) {
+				s.PasswordSecret = &v1alpha1.SecretKeyRef{Name: "r2", Namespace: "Not_A_Namespace"}
+			}),
+		),
+			want: []*Error{
+				perr(B, "a", "spec.passwordSecret.namespace", `"pier-system": BGP password Secrets must be in namespace "pier-bgp-passwords", the only one where the speakers may read Secrets`),
+				perr(B, "b", "spec.passwordSecret.namespace", `"Not_A_Namespace": BGP password Secrets must be in namespace "pier-bgp-passwords", the only one where the speakers may read Secrets`),
+			}},
 		{name: "families", objs: peers(
 			mod("a", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) {
 				s.AddressFamilies = []v1alpha1.AddressFamily{"IPv6Unicast", "IPv4Unicast"} // extended next hop: allowed
@@ -106,6 +124,52 @@ func TestPeerErrors(t *testing.T) {
 		{name: "duplicate name", objs: peers(peer("a", "192.0.2.1"), peer("a", "192.0.2.2")),
 			want: []*Error{perr(B, "a", "metadata.name", `BGPPeer pier-system/a already uses the name "a"`, ref(B, "a"))}},
 	})
+}
+
+// TestPasswordNamespace: Objects.PasswordNamespace, when set, is where
+// password Secrets are read and the only namespace a BGPPeer may name.
+func TestPasswordNamespace(t *testing.T) {
+	withSecret := func(name, namespace string) v1alpha1.BGPPeer {
+		p := peer(name, "192.0.2.1")
+		p.Spec.PasswordSecret = &v1alpha1.SecretKeyRef{Name: name, Namespace: namespace}
+		if name == "b" {
+			p.Spec.PeerAddress = "192.0.2.2"
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name       string
+		configured string
+		peers      []v1alpha1.BGPPeer
+		want       map[string]*SecretRef
+		wantErr    []*Error
+	}{
+		{name: "default", peers: []v1alpha1.BGPPeer{withSecret("a", "")},
+			want: map[string]*SecretRef{"a": {Namespace: "pier-bgp-passwords", Name: "a", Key: "password"}}},
+		{name: "configured", configured: "site-bgp", peers: []v1alpha1.BGPPeer{withSecret("a", ""), withSecret("b", "site-bgp")},
+			want: map[string]*SecretRef{
+				"a": {Namespace: "site-bgp", Name: "a", Key: "password"},
+				"b": {Namespace: "site-bgp", Name: "b", Key: "password"},
+			}},
+		{name: "configured, default named", configured: "site-bgp", peers: []v1alpha1.BGPPeer{withSecret("a", "pier-bgp-passwords")},
+			want: map[string]*SecretRef{},
+			wantErr: []*Error{perr(KindBGPPeer, "a", "spec.passwordSecret.namespace",
+				`"pier-bgp-passwords": BGP password Secrets must be in namespace "site-bgp", the only one where the speakers may read Secrets`)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse(Objects{BGPPeers: tc.peers, PasswordNamespace: tc.configured})
+			if diff := cmp.Diff(tc.wantErr, Errors(err)); diff != "" {
+				t.Errorf("Parse errors (-want +got):\n%s", diff)
+			}
+			got := map[string]*SecretRef{}
+			for _, p := range cfg.BGPPeers {
+				got[p.Name] = p.PasswordSecret
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("password Secrets (-want +got):\n%s", diff)
+			}
+		})
+	}
 }
 
 func TestBGPAdvertisementErrors(t *testing.T) {

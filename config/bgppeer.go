@@ -20,6 +20,9 @@ const (
 	DefaultConnectTime = 10 * time.Second
 	// DefaultPasswordKey is the Secret key holding the TCP MD5 password.
 	DefaultPasswordKey = "password"
+	// DefaultPasswordNamespace holds the BGP password Secrets unless the
+	// installation names another (Objects.PasswordNamespace).
+	DefaultPasswordNamespace = "pier-bgp-passwords"
 	// asTrans is AS_TRANS (RFC 6793), a placeholder, never a real ASN.
 	asTrans = 23456
 	// maxHoldTime is the largest hold time the OPEN message can carry.
@@ -227,7 +230,11 @@ func (p *parser) secret(r Ref, s *v1alpha1.SecretKeyRef) *SecretRef {
 		return nil
 	}
 	const path = "spec.passwordSecret"
-	ref := &SecretRef{Namespace: r.Namespace, Name: s.Name, Key: cmpOr(s.Key, DefaultPasswordKey)}
+	ref := &SecretRef{Namespace: p.passwordNS, Name: s.Name, Key: cmpOr(s.Key, DefaultPasswordKey)}
+	if s.Namespace != "" && s.Namespace != p.passwordNS {
+		p.fail(r, path+".namespace", "%q: BGP password Secrets must be in namespace %q, the only one where the speakers may read Secrets",
+			s.Namespace, p.passwordNS)
+	}
 	if s.Name == "" {
 		p.fail(r, path+".name", "must name a Secret")
 	} else if len(validation.IsDNS1123Subdomain(s.Name)) > 0 {

@@ -16,6 +16,11 @@ type Objects struct {
 	L2Advertisements  []v1alpha1.L2Advertisement
 	BGPPeers          []v1alpha1.BGPPeer
 	BGPAdvertisements []v1alpha1.BGPAdvertisement
+	// PasswordNamespace is the namespace of BGP password Secrets, the only
+	// one where the speakers may read Secrets: a BGPPeer's passwordSecret
+	// is there, and naming another namespace is an error. Empty:
+	// DefaultPasswordNamespace.
+	PasswordNamespace string
 }
 
 // Config is the validated configuration. Every list is sorted by
@@ -44,9 +49,10 @@ type Config struct {
 // by namespace and name, so the order of objs does not matter.
 func Parse(objs Objects) (*Config, error) {
 	p := &parser{
-		cfg:     &Config{PoolLabels: map[string]map[string]string{}},
-		entries: map[string][]entry{},
-		peers:   map[string]Ref{},
+		cfg:        &Config{PoolLabels: map[string]map[string]string{}},
+		entries:    map[string][]entry{},
+		peers:      map[string]Ref{},
+		passwordNS: cmp.Or(objs.PasswordNamespace, DefaultPasswordNamespace),
 	}
 	p.parsePools(sortedObjects(objs.Pools))
 	for _, o := range sortedObjects(objs.L2Advertisements) {
@@ -73,6 +79,8 @@ type parser struct {
 	entries map[string][]entry
 	// peers holds every BGPPeer object by name, valid or not.
 	peers map[string]Ref
+	// passwordNS is the namespace of BGP password Secrets.
+	passwordNS string
 	// dangling counts the errors that are references to objects that do
 	// not exist: they drop the reference, not the object.
 	dangling int

@@ -69,7 +69,10 @@
 // not exceed holdTime, nor be 0 when holdTime is not; connectTime at least
 // 1s (default 10s); maxPrefixes not negative, 0 meaning the announcer's
 // default (10000 per family). passwordSecret, when present, names a Secret (key
-// default "password"); the password is never read here. Families are
+// default "password") in Objects.PasswordNamespace (default
+// pier-bgp-passwords), the only namespace where the speakers may read
+// Secrets: naming another is an error; the password is never read here.
+// Families are
 // IPv4Unicast or IPv6Unicast, each at most once, default the peer
 // address's family; the other family is allowed too (IPv6 routes over an
 // IPv4 session, RFC 8950 extended next hop, which the router must

@@ -85,7 +85,7 @@ func TestParseFull(t *testing.T) {
 				SourceAddress: netip.MustParseAddr("2001:db8::10"),
 				HoldTime:      30 * time.Second, KeepaliveTime: 5 * time.Second, ConnectTime: time.Minute,
 				EBGPMultiHop: true, GracefulRestart: true, MaxPrefixes: 500,
-				PasswordSecret: &SecretRef{Namespace: ns, Name: "bgp-auth", Key: "password"},
+				PasswordSecret: &SecretRef{Namespace: DefaultPasswordNamespace, Name: "bgp-auth", Key: "password"},
 				NodeSelectors:  Selectors{sel(t, "rack=1")},
 				Families:       []v1alpha1.AddressFamily{v1alpha1.IPv4Unicast, v1alpha1.IPv6Unicast},
 			},

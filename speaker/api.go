@@ -83,11 +83,12 @@ func (s *Speaker) readAPI(ctx context.Context) (Inputs, config.Objects, error) {
 		secrets corev1.SecretList
 	)
 	ns := client.InNamespace(s.opts.Namespace)
+	pwNS := client.InNamespace(s.opts.PasswordNamespace)
 	for _, l := range []struct {
 		list client.ObjectList
 		opts []client.ListOption
 	}{{&svcs, nil}, {&slices, nil}, {&nodes, nil}, {&pools, []client.ListOption{ns}}, {&advs, []client.ListOption{ns}},
-		{&peers, []client.ListOption{ns}}, {&bgpAdvs, []client.ListOption{ns}}, {&secrets, []client.ListOption{ns}}} {
+		{&peers, []client.ListOption{ns}}, {&bgpAdvs, []client.ListOption{ns}}, {&secrets, []client.ListOption{pwNS}}} {
 		if err := s.opts.Reader.List(ctx, l.list, l.opts...); err != nil {
 			return in, objs, err
 		}
@@ -95,11 +96,14 @@ func (s *Speaker) readAPI(ctx context.Context) (Inputs, config.Objects, error) {
 	in.Services, in.EndpointSlices, in.Nodes = svcs.Items, slices.Items, nodes.Items
 	objs.Pools, objs.L2Advertisements = pools.Items, advs.Items
 	objs.BGPPeers, objs.BGPAdvertisements = peers.Items, bgpAdvs.Items
+	objs.PasswordNamespace = s.opts.PasswordNamespace
 	s.passwords = passwordsOf(secrets.Items)
 	return in, objs, nil
 }
 
-// passwordsOf indexes Secret values by "namespace/name/key".
+// passwordsOf indexes Secret values by "namespace/name/key"; secrets are
+// those of the namespace of BGP passwords, the only Secrets the speaker
+// may read.
 func passwordsOf(secrets []corev1.Secret) map[string]string {
 	out := map[string]string{}
 	for _, sec := range secrets {

@@ -58,7 +58,8 @@ func BGPPlan(in Inputs, node string, passwords map[string]string) BGPDesired {
 			d.Secrets = setKey(d.Secrets, p.Name, ref)
 			pw, ok := passwords[ref]
 			if !ok || pw == "" {
-				d.Waiting = setKey(d.Waiting, p.Name, fmt.Sprintf("TCP MD5 password: Secret %s/%s has no key %q", s.Namespace, s.Name, s.Key))
+				d.Waiting = setKey(d.Waiting, p.Name, fmt.Sprintf("TCP MD5 password: Secret %s/%s has no key %q "+
+					"(the speakers read BGP password Secrets in namespace %s only)", s.Namespace, s.Name, s.Key, s.Namespace))
 				continue
 			}
 			peer.Password = pw

@@ -80,7 +80,7 @@ func TestBGPPlan(t *testing.T) {
 			if tc.ready != nil {
 				in.EndpointSlices = []discoveryv1.EndpointSlice{slice("web", tc.ready)}
 			}
-			got := BGPPlan(in, tc.node, map[string]string{"pier-system/md5/password": "s3cret"})
+			got := BGPPlan(in, tc.node, map[string]string{"pier-bgp-passwords/md5/password": "s3cret"})
 			if diff := cmp.Diff(tc.want, got.Paths, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.Addr) bool { return a == b }), cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("paths (-want +got):\n%s", diff)
 			}

@@ -28,7 +28,7 @@ func TestBGPPlanWaitsForPassword(t *testing.T) {
 	if len(got.Peers) != 1 || got.Peers[0].Name != "r2" {
 		t.Errorf("peers %+v, want only r2 (r1 waits for its Secret)", got.Peers)
 	}
-	if !strings.Contains(got.Waiting["r1"], `Secret pier-system/md5 has no key "password"`) {
+	if !strings.Contains(got.Waiting["r1"], `Secret pier-bgp-passwords/md5 has no key "password"`) {
 		t.Errorf("waiting = %q", got.Waiting)
 	}
 	if diff := cmp.Diff([]string{"r1", "r2"}, got.Paths[0].Peers); diff != "" {
@@ -41,7 +41,7 @@ func TestBGPPlanWaitsForPassword(t *testing.T) {
 func TestSavedBGPPlanHasNoPassword(t *testing.T) {
 	in := Inputs{Config: bgpConfig(t, v1alpha1.BGPAdvertisementSpec{}), Services: []corev1.Service{lbService("web", "203.0.113.10")},
 		Nodes: []corev1.Node{node("node2", map[string]string{"rack": "b"})}}
-	plan := BGPPlan(in, "node2", map[string]string{"pier-system/md5/password": "s3cret"})
+	plan := BGPPlan(in, "node2", map[string]string{"pier-bgp-passwords/md5/password": "s3cret"})
 	if len(plan.Peers) != 2 {
 		t.Fatalf("peers %+v, want r1 and r2", plan.Peers)
 	}
@@ -71,7 +71,7 @@ func TestSavedBGPPlanHasNoPassword(t *testing.T) {
 	if diff := cmp.Diff(plan.Paths, restored.Paths, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("restored paths (-want +got):\n%s", diff)
 	}
-	again := st.BGP.withPasswords(map[string]string{"pier-system/md5/password": "s3cret"})
+	again := st.BGP.withPasswords(map[string]string{"pier-bgp-passwords/md5/password": "s3cret"})
 	if len(again.Peers) != 2 || again.Peers[0].Password != "s3cret" || len(again.Waiting) != 0 {
 		t.Errorf("restored with the password: peers %+v waiting %q", again.Peers, again.Waiting)
 	}

@@ -1,6 +1,7 @@
 package speaker
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/config"
 	"github.com/pier-lb/pier/internal/apicache"
 	"github.com/pier-lb/pier/internal/daemon"
 	"github.com/pier-lb/pier/speaker/bgp"
@@ -33,10 +35,14 @@ import (
 
 // NodeOptions configure a whole speaker process.
 type NodeOptions struct {
-	Config       *rest.Config
-	NodeName     string
-	Namespace    string
-	OnlyOwnClass bool
+	Config    *rest.Config
+	NodeName  string
+	Namespace string
+	// PasswordNamespace holds the BGP password Secrets (BGPPeer
+	// passwordSecret), the only namespace whose Secrets the speaker
+	// caches; default config.DefaultPasswordNamespace.
+	PasswordNamespace string
+	OnlyOwnClass      bool
 	// BindAddr is where memberlist gossips (the node's address on the
 	// network the speakers share); BindPort defaults to 7946.
 	BindAddr  netip.Addr
@@ -81,6 +87,7 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		return err
 	}
+	o.PasswordNamespace = cmp.Or(o.PasswordNamespace, config.DefaultPasswordNamespace)
 	mapper := restMapper()
 	c, err := cache.New(o.Config, cache.Options{Scheme: scheme, Mapper: mapper, ByObject: map[client.Object]cache.ByObject{
 		&v1alpha1.IPAddressPool{}:    {Namespaces: map[string]cache.Config{o.Namespace: {}}},
@@ -88,7 +95,7 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 		&v1alpha1.ServiceL2Status{}:  {Namespaces: map[string]cache.Config{o.Namespace: {}}},
 		&v1alpha1.BGPPeer{}:          {Namespaces: map[string]cache.Config{o.Namespace: {}}},
 		&v1alpha1.BGPAdvertisement{}: {Namespaces: map[string]cache.Config{o.Namespace: {}}},
-		&corev1.Secret{}:             {Namespaces: map[string]cache.Config{o.Namespace: {}}},
+		&corev1.Secret{}:             {Namespaces: map[string]cache.Config{o.PasswordNamespace: {}}},
 	}})
 	if err != nil {
 		return fmt.Errorf("speaker cache: %w", err)
@@ -122,7 +129,8 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 		o.Health.Add("api", daemon.APICheck(synced.Load, ping))
 	}
 	sp, err := New(Options{
-		NodeName: o.NodeName, Namespace: o.Namespace, OnlyOwnClass: o.OnlyOwnClass, GossipAddr: o.BindAddr,
+		NodeName: o.NodeName, Namespace: o.Namespace, PasswordNamespace: o.PasswordNamespace,
+		OnlyOwnClass: o.OnlyOwnClass, GossipAddr: o.BindAddr,
 		Reader: c, Synced: synced.Load, Writer: writer, Recorder: recorder(ctx, o.Config, scheme),
 		Members: mem, L2: ann, StateFile: o.StateDir + "/speaker-state.json", Logger: o.Logger,
 		Owner: podOwner(o.PodName, o.PodUID), Metrics: NewMetrics(o.Registry),

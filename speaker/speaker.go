@@ -1,6 +1,7 @@
 package speaker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/config"
 	"github.com/pier-lb/pier/speaker/bgp"
 	"github.com/pier-lb/pier/speaker/l2"
 )
@@ -55,9 +57,12 @@ type VIPSetter interface {
 
 // Options configures a Speaker.
 type Options struct {
-	NodeName     string
-	Namespace    string // Pier's configuration
-	OnlyOwnClass bool
+	NodeName  string
+	Namespace string // Pier's configuration
+	// PasswordNamespace holds the BGP password Secrets, the only Secrets
+	// the speaker reads; default config.DefaultPasswordNamespace.
+	PasswordNamespace string
+	OnlyOwnClass      bool
 	// GossipAddr is where this node's speaker gossips; peers are the other
 	// nodes' internal addresses of the same family.
 	GossipAddr netip.Addr
@@ -128,6 +133,7 @@ func New(opts Options) (*Speaker, error) {
 	if opts.Interfaces == nil {
 		opts.Interfaces = LocalIfaces
 	}
+	opts.PasswordNamespace = cmp.Or(opts.PasswordNamespace, config.DefaultPasswordNamespace)
 	if opts.Resync == 0 {
 		opts.Resync = time.Second
 	}

@@ -11,10 +11,18 @@ const (
 	IPv6Unicast AddressFamily = "IPv6Unicast"
 )
 
-// SecretKeyRef names a key of a Secret in the BGPPeer's namespace.
+// SecretKeyRef names a key of a Secret in the namespace of BGP passwords
+// (pier-bgp-passwords unless the installation names another: chart value
+// speaker.bgpPasswordNamespace). The speakers may read Secrets there and
+// nowhere else, so no other Secret is within their reach.
 type SecretKeyRef struct {
 	// +kubebuilder:validation:MinLength=1
 	Name string `json:"name"`
+	// Namespace defaults to the namespace of BGP passwords
+	// (pier-bgp-passwords unless the installation names another); any other
+	// is refused, since the speakers cannot read it.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
 	// Key defaults to "password".
 	// +optional
 	Key string `json:"key,omitempty"`
@@ -50,7 +58,10 @@ type BGPPeerSpec struct {
 	ConnectTime *metav1.Duration `json:"connectTime,omitempty"`
 	// +optional
 	EBGPMultiHop bool `json:"ebgpMultiHop,omitempty"`
-	// PasswordSecret holds the TCP MD5 password; never inline.
+	// PasswordSecret holds the TCP MD5 password; never inline. The Secret
+	// lives in the namespace of BGP passwords (pier-bgp-passwords unless
+	// the installation names another), the only namespace where the
+	// speakers may read Secrets.
 	// +optional
 	PasswordSecret *SecretKeyRef `json:"passwordSecret,omitempty"`
 	// +optional

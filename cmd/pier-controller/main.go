@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/pier-lb/pier/config"
 	"github.com/pier-lb/pier/controller"
 	"github.com/pier-lb/pier/controller/gossipkey"
 	"github.com/pier-lb/pier/controller/webhook"
@@ -39,6 +40,8 @@ func main() {
 	flag.StringVar(&wh.URL, "webhook-url", "", "base https URL for the API server instead of a Service (API servers outside the cluster)")
 	flag.StringVar(&wh.ListenAddress, "webhook-addr", ":9443", "webhook listen address")
 	flag.StringVar(&wh.SecretNamespace, "webhook-secret-namespace", "", "namespace of the webhook's certificate Secret (default: --namespace)")
+	flag.StringVar(&wh.PasswordNamespace, "bgp-password-namespace", config.DefaultPasswordNamespace,
+		"namespace of the BGP password Secrets: the webhook refuses a BGPPeer naming another (as pier-speaker --bgp-password-namespace)")
 	gossipSecret := flag.String("memberlist-secret", "pier-memberlist", `Secret with the speakers' memberlist key, created with a random key when absent ("": the site provides it)`)
 	level := flag.String("log-level", "info", "debug, info, warn or error")
 	flag.Parse()

@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/pier-lb/pier/config"
 	"github.com/pier-lb/pier/internal/daemon"
 	"github.com/pier-lb/pier/speaker"
 	"github.com/pier-lb/pier/speaker/members"
@@ -31,6 +32,8 @@ func main() {
 	kubeconfig := flag.String("kubeconfig", "", "kubeconfig file (default: in-cluster)")
 	flag.StringVar(&o.NodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name")
 	flag.StringVar(&o.Namespace, "namespace", daemon.Env("POD_NAMESPACE", "pier-system"), "namespace of Pier's configuration")
+	flag.StringVar(&o.PasswordNamespace, "bgp-password-namespace", config.DefaultPasswordNamespace,
+		"namespace of the BGP password Secrets (BGPPeer passwordSecret), the only Secrets the speaker reads")
 	flag.BoolVar(&o.OnlyOwnClass, "only-own-class", false, "serve only Services with spec.loadBalancerClass pier.dev/lb")
 	bind := flag.String("bind-addr", os.Getenv("NODE_IP"), "address the speakers gossip on (the node's IP)")
 	routerID := flag.String("router-id", "", "BGP router ID, an IPv4 address (default: --bind-addr when it is IPv4; without one BGP is off)")

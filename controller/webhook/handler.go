@@ -31,10 +31,12 @@ var errBadRequest = errors.New("bad admission request")
 
 type handler struct {
 	namespace string
-	objects   ObjectsReader // direct: confirms a refusal
-	cached    ObjectsReader // nil: every request reads objects
-	log       *slog.Logger
-	metrics   *Metrics
+	// passwordNamespace holds the BGP password Secrets (config.Objects).
+	passwordNamespace string
+	objects           ObjectsReader // direct: confirms a refusal
+	cached            ObjectsReader // nil: every request reads objects
+	log               *slog.Logger
+	metrics           *Metrics
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -149,6 +151,7 @@ func (h *handler) problems(ctx context.Context, r ObjectsReader, obj *object) ([
 		return nil, fmt.Errorf("read current %s configuration: %w", h.namespace, err)
 	}
 	obj.upsert(&objs)
+	objs.PasswordNamespace = h.passwordNamespace
 	if _, err = config.Parse(objs); err == nil {
 		return nil, nil
 	}

@@ -60,6 +60,15 @@ func duplicatePort(s *v1alpha1.RelaySpec) {
 	}
 }
 
+func bgpPeer(name, secretNamespace string) *v1alpha1.BGPPeer {
+	return &v1alpha1.BGPPeer{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "BGPPeer"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNS},
+		Spec: v1alpha1.BGPPeerSpec{MyASN: 64512, PeerASN: 64513, PeerAddress: "198.51.100.1",
+			PasswordSecret: &v1alpha1.SecretKeyRef{Name: "md5", Namespace: secretNamespace}},
+	}
+}
+
 func l2Adv(name string, pools ...string) *v1alpha1.L2Advertisement {
 	return &v1alpha1.L2Advertisement{
 		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "L2Advertisement"},
@@ -161,6 +170,16 @@ func TestHandler(t *testing.T) {
 		want:    outcome{Code: 200, Fields: []string{"metadata.namespace"}, Metric: "IPAddressPool/denied"},
 		wantMsg: []string{`only from namespace "pier-system"`},
 	}, {
+		// The handler is told the namespace of BGP passwords (site-bgp).
+		name: "peer password in the namespace of BGP passwords",
+		body: reviewFor(t, admissionv1.Create, testNS, bgpPeer("r1", "site-bgp")),
+		want: outcome{Code: 200, Allowed: true, Metric: "BGPPeer/allowed"},
+	}, {
+		name:    "peer password in another namespace",
+		body:    reviewFor(t, admissionv1.Create, testNS, bgpPeer("r1", testNS)),
+		want:    outcome{Code: 200, Fields: []string{"spec.passwordSecret.namespace"}, Metric: "BGPPeer/denied"},
+		wantMsg: []string{`"pier-system": BGP password Secrets must be in namespace "site-bgp"`},
+	}, {
 		name: "delete is allowed",
 		body: reviewFor(t, admissionv1.Delete, testNS, pool("pool-a", "198.51.100.0/25")),
 		want: outcome{Code: 200, Allowed: true, Metric: "IPAddressPool/allowed"},
@@ -236,7 +255,7 @@ func TestHandler(t *testing.T) {
 			}
 			reg := prometheus.NewPedanticRegistry()
 			m := NewMetrics(reg)
-			h := &handler{namespace: testNS, objects: tt.objects, log: testLogger(t), metrics: m}
+			h := &handler{namespace: testNS, passwordNamespace: "site-bgp", objects: tt.objects, log: testLogger(t), metrics: m}
 			r := httptest.NewRequest(tt.method, Path, bytes.NewReader(tt.body))
 			r.Header.Set("Content-Type", "application/json")
 			w := httptest.NewRecorder()

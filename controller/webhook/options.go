@@ -74,6 +74,10 @@ type Options struct {
 	// the Secrets in Namespace (the speakers read their BGP passwords
 	// there).
 	SecretNamespace string
+	// PasswordNamespace holds the BGP password Secrets; a BGPPeer naming
+	// another namespace is refused (config.Objects.PasswordNamespace).
+	// Default config.DefaultPasswordNamespace.
+	PasswordNamespace string
 	// CertValidity is the lifetime of each CA and serving certificate; a new
 	// one is issued when less than a third is left. Default one year,
 	// at least MinCertValidity.

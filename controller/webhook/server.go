@@ -68,7 +68,7 @@ func New(opts Options) (*Server, error) {
 		metrics:           opts.Metrics,
 		configuration:     s.configuration,
 	}
-	s.handler = &handler{namespace: opts.Namespace, objects: opts.Objects, cached: opts.Cached, log: s.log, metrics: opts.Metrics}
+	s.handler = &handler{namespace: opts.Namespace, passwordNamespace: opts.PasswordNamespace, objects: opts.Objects, cached: opts.Cached, log: s.log, metrics: opts.Metrics}
 	return s, nil
 }
 

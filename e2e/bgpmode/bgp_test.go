@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/config"
 	"github.com/pier-lb/pier/e2e/echo"
 	"github.com/pier-lb/pier/e2e/kubelab"
 	"github.com/pier-lb/pier/e2e/lab"
@@ -196,7 +197,7 @@ func TestBGPMode(t *testing.T) {
 	t.Run("wrong MD5 password stays down, said in log and status", func(t *testing.T) {
 		w.t = t
 		var sec corev1.Secret
-		must(t, w.env.Pier.Get(context.Background(), client.ObjectKey{Namespace: kubelab.PierNamespace, Name: "bird-md5"}, &sec))
+		must(t, w.env.Pier.Get(context.Background(), client.ObjectKey{Namespace: config.DefaultPasswordNamespace, Name: "bird-md5"}, &sec))
 		sec.Data["password"] = []byte("wrong-password")
 		must(t, w.env.Pier.Update(context.Background(), &sec))
 		w.waitBIRD(1, false, 30*time.Second)

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/config"
 	"github.com/pier-lb/pier/e2e/kubelab"
 	"github.com/pier-lb/pier/e2e/lab"
 	"github.com/pier-lb/pier/e2e/prereq"
@@ -126,8 +127,12 @@ func (w *world) configure(withBIRD bool) {
 		"frr6": timers(v1alpha1.BGPPeerSpec{MyASN: routerASN, PeerASN: routerASN, PeerAddress: routerAddr6.String()}),
 	}
 	if withBIRD {
+		// The password lives in the namespace of BGP passwords (the
+		// speakers' default), the only one where speakers read Secrets; the
+		// peer names the Secret only.
+		must(t, w.env.Pier.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: config.DefaultPasswordNamespace}}))
 		must(t, w.env.Pier.Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: "bird-md5", Namespace: ns},
+			ObjectMeta: metav1.ObjectMeta{Name: "bird-md5", Namespace: config.DefaultPasswordNamespace},
 			Data:       map[string][]byte{"password": []byte(md5Key)},
 		}))
 		peers["bird"] = timers(v1alpha1.BGPPeerSpec{MyASN: nodeASN, PeerASN: nodeASN, PeerAddress: birdAddr.Addr().String(),

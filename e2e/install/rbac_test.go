@@ -63,8 +63,9 @@ func (a access) String() string {
 
 const (
 	sys    = "pier-system"
-	relays = "pier-relays"  // the relays' Leases, and nothing else
-	whNS   = "pier-webhook" // the webhook's certificate Secret, and nothing else
+	relays = "pier-relays"        // the relays' Leases, and nothing else
+	whNS   = "pier-webhook"       // the webhook's certificate Secret, and nothing else
+	pwNS   = "pier-bgp-passwords" // BGP password Secrets, and nothing else
 )
 
 // needs is what each component does (grep of the client calls, caches,
@@ -122,7 +123,10 @@ var needs = map[string][]access{
 		{verb: "delete", resource: "bgpsessionstatuses.pier.dev", ns: sys},
 		{verb: "watch", resource: "bgpsessionstatuses.pier.dev", ns: sys},
 		{verb: "update", resource: "bgpsessionstatuses.pier.dev", sub: "status", ns: sys},
-		{verb: "watch", resource: "secrets", ns: sys},
+		// BGP passwords (BGPPeer passwordSecret), in their own namespace.
+		{verb: "get", resource: "secrets", ns: pwNS},
+		{verb: "list", resource: "secrets", ns: pwNS},
+		{verb: "watch", resource: "secrets", ns: pwNS},
 	},
 	"pier-relay": {
 		{verb: "watch", resource: "relays.pier.dev", all: true},
@@ -143,6 +147,7 @@ var refused = map[string][]access{
 		{verb: "get", resource: "secrets/pier-memberlist", ns: sys},
 		{verb: "list", resource: "secrets", ns: whNS},
 		{verb: "get", resource: "secrets/someone-elses", ns: whNS},
+		{verb: "get", resource: "secrets", ns: pwNS},
 		{verb: "get", resource: "secrets", ns: "default"},
 		{verb: "update", resource: "validatingwebhookconfigurations/someone-elses"},
 		{verb: "create", resource: "mutatingwebhookconfigurations"},
@@ -160,6 +165,12 @@ var refused = map[string][]access{
 		{verb: "update", resource: "services", ns: "default"},
 		{verb: "patch", resource: "services", sub: "status", ns: "default"},
 		{verb: "get", resource: "secrets", ns: "default"},
+		// Whatever else lands in Pier's namespace (other charts', operators'
+		// Secrets); the memberlist key reaches the speaker as a volume.
+		{verb: "get", resource: "secrets", ns: sys},
+		{verb: "list", resource: "secrets", ns: sys},
+		{verb: "watch", resource: "secrets", ns: sys},
+		{verb: "get", resource: "secrets/pier-memberlist", ns: sys},
 		// The webhook's serving key: a speaker could answer for the webhook.
 		{verb: "get", resource: "secrets/pier-webhook-cert", ns: whNS},
 		{verb: "list", resource: "secrets", ns: whNS},
@@ -173,6 +184,7 @@ var refused = map[string][]access{
 	},
 	"pier-relay": {
 		{verb: "get", resource: "secrets", ns: sys},
+		{verb: "get", resource: "secrets", ns: pwNS},
 		// The controller's leader Lease, and any other Lease outside the
 		// relays' namespace.
 		{verb: "update", resource: "leases/pier-controller", ns: sys},
@@ -189,13 +201,24 @@ var refused = map[string][]access{
 	},
 }
 
-// TestRBAC applies the kustomize base for real and asks the API server, as
-// each component's ServiceAccount, for what it needs and what it must not
-// have.
+// TestRBAC installs Pier for real, from the kustomize base and from the
+// chart, and asks the API server, as each component's ServiceAccount, for
+// what it needs and what it must not have.
 func TestRBAC(t *testing.T) {
 	kubectlPath(t)
-	c := cluster.ForTest(t, cluster.Options{})
-	applyBase(t, c)
+	for _, inst := range []struct {
+		name  string
+		apply func(*testing.T, *cluster.Cluster)
+	}{{"kustomize", applyBase}, {"helm", applyChart}} {
+		t.Run(inst.name, func(t *testing.T) {
+			c := cluster.ForTest(t, cluster.Options{})
+			inst.apply(t, c)
+			checkRBAC(t, c)
+		})
+	}
+}
+
+func checkRBAC(t *testing.T, c *cluster.Cluster) {
 	for sa, list := range needs {
 		for _, a := range list {
 			if !canI(t, c, sa, a) {
@@ -222,6 +245,18 @@ func TestRBAC(t *testing.T) {
 			}
 		}
 	}
+}
+
+// applyChart installs the chart's rendering for real (relays on), the
+// way applyBase does the base.
+func applyChart(t *testing.T, c *cluster.Cluster) {
+	t.Helper()
+	kubectl := kubectlPath(t)
+	run(t, nil, kubectl, kubeArgs(c, "create", "namespace", sys)...)
+	data := run(t, nil, helmPath(t), "template", "pier", filepath.Join(repo, "charts", "pier"), "--namespace", sys,
+		"--include-crds", "--set", "relay.enabled=true")
+	run(t, data, kubectl, kubeArgs(c, "apply", "--server-side", "-f", "-")...)
+	run(t, nil, kubectl, kubeArgs(c, "delete", "validatingwebhookconfiguration", "pier-validating")...)
 }
 
 // applyBase installs the base for real, except the webhook configuration:

@@ -138,6 +138,7 @@ func installCRDs(t *testing.T, c *cluster.Cluster) {
 	run(t, nil, kubectl, kubeArgs(c, "create", "namespace", "pier-system")...)
 	run(t, nil, kubectl, kubeArgs(c, "create", "namespace", "pier-relays")...)
 	run(t, nil, kubectl, kubeArgs(c, "create", "namespace", "pier-webhook")...)
+	run(t, nil, kubectl, kubeArgs(c, "create", "namespace", "pier-bgp-passwords")...)
 }
 
 // dryRun applies data server-side in dry-run mode and checks that the API
@@ -262,7 +263,11 @@ func checkSpeaker(t *testing.T, objs []*unstructured.Unstructured) {
 	if hp := vols["state"].HostPath; mounts["state"] != "/var/lib/pier" || hp == nil || hp.Path != "/var/lib/pier" {
 		t.Errorf("state dir: mount %q, hostPath %+v", mounts["state"], hp)
 	}
-	for _, a := range []string{"--memberlist-key-file=/etc/pier/memberlist/key", "--state-dir=/var/lib/pier", "--node-name=$(NODE_NAME)", "--bind-addr=$(NODE_IP)"} {
+	// The memberlist key comes as the volume above (the kubelet reads it);
+	// the only Secrets the speaker reads through the API are in the
+	// namespace of BGP passwords, where its Role is.
+	for _, a := range []string{"--memberlist-key-file=/etc/pier/memberlist/key", "--state-dir=/var/lib/pier", "--node-name=$(NODE_NAME)", "--bind-addr=$(NODE_IP)",
+		"--bgp-password-namespace=pier-bgp-passwords"} {
 		if !slices.Contains(c.Args, a) {
 			t.Errorf("speaker args %v lack %s", c.Args, a)
 		}
@@ -397,6 +402,16 @@ func TestHelmRefusesLatest(t *testing.T) {
 	}
 }
 
+// TestHelmRefusesPasswordsInReleaseNamespace: the speakers may read every
+// Secret in the namespace of BGP passwords, so it cannot be Pier's own.
+func TestHelmRefusesPasswordsInReleaseNamespace(t *testing.T) {
+	_, err := tryRun(nil, helmPath(t), "template", "pier", filepath.Join(repo, "charts", "pier"), "--namespace", "pier-system",
+		"--set", "speaker.bgpPasswordNamespace=pier-system")
+	if err == nil || !strings.Contains(err.Error(), "must not be the release namespace") {
+		t.Errorf("helm template with speaker.bgpPasswordNamespace=pier-system: %v", err)
+	}
+}
+
 // TestHelmRBACMatchesKustomize: the chart grants exactly what the kustomize
 // base grants, role by role.
 func TestHelmRBACMatchesKustomize(t *testing.T) {
@@ -415,7 +430,8 @@ func TestHelmRBACMatchesKustomize(t *testing.T) {
 			t.Errorf("%s %s rules differ, kustomize (-) helm (+):\n%s", o.GetKind(), o.GetName(), diff)
 		}
 	}
-	if n != 8 {
-		t.Errorf("%d roles in the base, want 8 (a Role and a ClusterRole per component, and the controller's Roles for the relays' Leases and the webhook's Secret)", n)
+	if n != 9 {
+		t.Errorf("%d roles in the base, want 9 (a Role and a ClusterRole per component, the controller's Roles for the relays' Leases "+
+			"and the webhook's Secret, the speaker's for BGP passwords)", n)
 	}
 }
