@@ -88,7 +88,7 @@ func TestAgainstAPIServer(t *testing.T) {
 	if err := manifests.InstallCRDs(ctx, e.c.Config); err != nil {
 		t.Fatal(err)
 	}
-	for _, ns := range []string{pierNS, migrate.DefaultMetalLBNamespace, "metallb-legacy", "shop"} {
+	for _, ns := range []string{pierNS, config.DefaultPasswordNamespace, migrate.DefaultMetalLBNamespace, "metallb-legacy", "shop"} {
 		if _, err := e.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}

@@ -40,6 +40,7 @@ func migrateCmd(ctx context.Context, args []string, stdio IO) int {
 	fs.BoolVar(&f.fromCluster, "from-cluster", false, "read MetalLB's objects from the cluster")
 	fs.StringVar(&f.opts.MetalLBNamespace, "metallb-namespace", migrate.DefaultMetalLBNamespace, "MetalLB's namespace")
 	fs.StringVar(&f.opts.Namespace, "namespace", migrate.DefaultNamespace, "Pier's namespace, for the objects written")
+	fs.StringVar(&f.opts.PasswordNamespace, "bgp-password-namespace", config.DefaultPasswordNamespace, "namespace of BGP password Secrets, for the Secrets written")
 	fs.StringVar(&f.outDir, "o", "", "write one file per object into this directory instead of stdout")
 	fs.BoolVar(&f.strict, "strict", false, "exit 3 if anything could not be carried over")
 	if code, ok := parse(fs, args, stdio); !ok {

@@ -32,10 +32,15 @@ type Options struct {
 	// others are skipped (objects without a namespace are taken as in it).
 	// Default metallb-system.
 	MetalLBNamespace string
+	// PasswordNamespace receives the BGP password Secrets, the only
+	// namespace where Pier's speakers read Secrets. Default
+	// config.DefaultPasswordNamespace.
+	PasswordNamespace string
 }
 
 func (o Options) withDefaults() Options {
 	o.Namespace = cmp.Or(o.Namespace, DefaultNamespace)
+	o.PasswordNamespace = cmp.Or(o.PasswordNamespace, config.DefaultPasswordNamespace)
 	o.MetalLBNamespace = cmp.Or(o.MetalLBNamespace, DefaultMetalLBNamespace)
 	return o
 }

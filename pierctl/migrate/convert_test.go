@@ -27,7 +27,7 @@ func TestConvertCases(t *testing.T) {
 			"spec":{"myASN":1,"peerASN":2,"peerAddress":"198.51.100.1","password":"x","passwordSecret":{"name":"s"}}}`,
 		findings: []string{
 			"BGPPeer metallb/p: spec.password: set together with spec.passwordSecret (MetalLB refuses both); the Secret is used, the password dropped",
-			`note: BGPPeer metallb/p: spec.passwordSecret: Pier reads Secret lb/s, key "password": copy Secret metallb/s there`,
+			`note: BGPPeer metallb/p: spec.passwordSecret: Pier reads Secret pier-bgp-passwords/s, key "password": copy Secret metallb/s there`,
 		},
 		check: func(t *testing.T, r Result) {
 			if len(r.Secrets) != 0 || r.Objects.BGPPeers[0].Spec.PasswordSecret.Name != "s" {

@@ -20,11 +20,11 @@
 //     Pier tries lower numbers first, 0 first of all. When any pool has a
 //     serviceAllocation, pools are renumbered to keep MetalLB's order (each
 //     change reported as a note).
-//   - BGPPeer password: Pier reads passwords only from Secrets, so a plain
-//     password becomes a Secret in Pier's namespace (a note, since the
-//     output then holds the password); passwordSecret is carried over by
-//     name and key "password", and the Secret must be copied to Pier's
-//     namespace.
+//   - BGPPeer password: Pier reads passwords only from Secrets, and only in
+//     the namespace of BGP passwords (Options.PasswordNamespace), so a plain
+//     password becomes a Secret there (a note, since the output then holds
+//     the password); passwordSecret is carried over by name and key
+//     "password", and the Secret must be copied to that namespace.
 //   - dualStackAddressFamily: addressFamilies IPv4Unicast and IPv6Unicast.
 //   - bfdProfile, vrf, dynamicASN and interface (unnumbered BGP) have no
 //     equivalent; a peer without a peerAddress or peerASN is not converted,

@@ -87,7 +87,7 @@ func (c *converter) password(peer string, r reporter, s *mlPeerSpec) *v1alpha1.S
 		}
 		c.secrets[ref.Name] = true
 		from := fmt.Sprintf("%s/%s", cmpOr(ref.Namespace, c.opts.MetalLBNamespace), ref.Name)
-		r.note("spec.passwordSecret", "Pier reads Secret %s/%s, key %q: copy Secret %s there", c.opts.Namespace, ref.Name, passwordKey, from)
+		r.note("spec.passwordSecret", "Pier reads Secret %s/%s, key %q: copy Secret %s there", c.opts.PasswordNamespace, ref.Name, passwordKey, from)
 		return &v1alpha1.SecretKeyRef{Name: ref.Name, Key: passwordKey}
 	}
 	if s.Password == "" {
@@ -96,11 +96,11 @@ func (c *converter) password(peer string, r reporter, s *mlPeerSpec) *v1alpha1.S
 	name := c.secretName(peer + "-bgp-password")
 	c.res.Secrets = append(c.res.Secrets, corev1.Secret{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: c.opts.Namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: c.opts.PasswordNamespace},
 		Type:       corev1.SecretTypeOpaque,
 		StringData: map[string]string{passwordKey: s.Password},
 	})
-	r.note("spec.password", "Pier reads passwords only from Secrets: written to Secret %s/%s, key %q (the output holds the password in clear text)", c.opts.Namespace, name, passwordKey)
+	r.note("spec.password", "Pier reads passwords only from Secrets: written to Secret %s/%s, key %q (the output holds the password in clear text)", c.opts.PasswordNamespace, name, passwordKey)
 	return &v1alpha1.SecretKeyRef{Name: name, Key: passwordKey}
 }
 
