@@ -144,14 +144,20 @@ func (s *site) floodCounts(t testing.TB) []floodCount {
 	t.Helper()
 	out := make([]floodCount, len(s.env.Site.Nodes))
 	for i := range out {
-		out[i] = floodCount{
-			active:  s.relayMetric(t, i, `pier_relay_active_flows{proto="udp",relay="voice/flood"}`),
-			drops:   s.relayMetric(t, i, `pier_relay_drops_total{proto="udp",reason="table-full",relay="voice/flood"}`),
-			evicted: s.relayMetric(t, i, `pier_relay_udp_flows_evicted_total{relay="voice/flood"}`),
-			kernel:  float64(udpRcvbufErrors(t, s.env.Site.Nodes[i])),
-		}
+		out[i] = s.floodCount(t, i)
 	}
 	return out
+}
+
+// floodCount is floodCounts for node i alone.
+func (s *site) floodCount(t testing.TB, i int) floodCount {
+	t.Helper()
+	return floodCount{
+		active:  s.relayMetric(t, i, `pier_relay_active_flows{proto="udp",relay="voice/flood"}`),
+		drops:   s.relayMetric(t, i, `pier_relay_drops_total{proto="udp",reason="table-full",relay="voice/flood"}`),
+		evicted: s.relayMetric(t, i, `pier_relay_udp_flows_evicted_total{relay="voice/flood"}`),
+		kernel:  float64(udpRcvbufErrors(t, s.env.Site.Nodes[i])),
+	}
 }
 
 // flood sends one datagram to dst from each of n client ports from first
