@@ -412,6 +412,22 @@ func TestHelmRefusesPasswordsInReleaseNamespace(t *testing.T) {
 	}
 }
 
+// TestHelmPasswordNamespaceWithoutValue: an upgrade with --reuse-values
+// from a release before speaker.bgpPasswordNamespace existed carries no
+// value for it; the chart still renders the namespace and both flags.
+func TestHelmPasswordNamespaceWithoutValue(t *testing.T) {
+	out := run(t, nil, helmPath(t), "template", "pier", filepath.Join(repo, "charts", "pier"), "--namespace", "pier-system",
+		"--set", "speaker.bgpPasswordNamespace=")
+	objs := parse(t, out)
+	find(t, objs, "Namespace", "pier-bgp-passwords")
+	specs := podSpecs(t, objs)
+	for _, name := range []string{"pier-speaker", "pier-controller"} {
+		if args := specs[name].Containers[0].Args; !slices.Contains(args, "--bgp-password-namespace=pier-bgp-passwords") {
+			t.Errorf("%s args %v lack --bgp-password-namespace=pier-bgp-passwords", name, args)
+		}
+	}
+}
+
 // TestHelmRBACMatchesKustomize: the chart grants exactly what the kustomize
 // base grants, role by role.
 func TestHelmRBACMatchesKustomize(t *testing.T) {

@@ -39,3 +39,9 @@ imagePullSecrets:
 {{- define "pier.memberlistSecret" -}}
 {{- default "pier-memberlist" .Values.speaker.memberlist.existingSecret -}}
 {{- end -}}
+
+{{/* The namespace of BGP password Secrets; the default also when an upgrade
+with --reuse-values carries no value for it (releases before it existed). */}}
+{{- define "pier.bgpPasswordNamespace" -}}
+{{- .Values.speaker.bgpPasswordNamespace | default "pier-bgp-passwords" -}}
+{{- end -}}
