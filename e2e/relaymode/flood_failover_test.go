@@ -142,7 +142,11 @@ func TestFailoverDuringFlood(t *testing.T) {
 				t.Errorf("call %s: %d replies through another node since node%d was killed %v ago",
 					c.f.src, resumed(c), old+1, time.Since(killed).Round(time.Millisecond))
 			}
-			t.Fatalf("the calls did not all resume during the flood")
+			for i, b := range before {
+				d := s.floodCount(t, i).minus(b)
+				t.Logf("node%d since the kill: %v new flows, %v evicted, %v table-full drops", i+1, d.active+d.evicted, d.evicted, d.drops)
+			}
+			t.Fatalf("the calls did not all resume during the flood (%d datagrams at %.0f/s)", fl.sent, fl.rate())
 		}
 		fl.round(t, targets(old))
 	}
