@@ -94,7 +94,7 @@ func (c *Controller) assign(ctx context.Context, svc *corev1.Service) error {
 		c.statsChanged()
 		c.opts.Metrics.latency.Observe(c.opts.Clock.Since(start).Seconds())
 		c.opts.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, "IPAllocated", "Assign",
-			"assigned %s from pool %s", addrList(as), poolOf(as))
+			"assigned %s from pool %s", addrList(as), svc.Annotations[v1alpha1.AnnotationAllocatedFromPool])
 	}
 	return nil
 }
@@ -162,7 +162,7 @@ func (c *Controller) holdsStatus(svc *corev1.Service) bool {
 // Service changed since (by a replica that took over, say) is read again
 // rather than overwritten. Nothing is written unless the Fence holds.
 func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, as []allocator.Assignment) (bool, error) {
-	want, pool := ingressFor(as), poolOf(as)
+	want, pool := ingressFor(as), poolAnnotation(svc, as)
 	if sameIngress(svc.Status.LoadBalancer.Ingress, want) && svc.Annotations[v1alpha1.AnnotationAllocatedFromPool] == pool {
 		return false, nil
 	}
@@ -184,6 +184,18 @@ func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, as []
 		return true, fmt.Errorf("annotate %s: %w", keyOf(svc), err)
 	}
 	return true, nil
+}
+
+// poolAnnotation is the pool annotation to write for as: the pools the
+// addresses came from or, while the Service holds an orphan (an address the
+// allocator finds in no pool), the annotation as it stands. It is the only
+// record of the orphan's pool, which the speakers announce it as until the
+// Service lets it go; a reconcile for any other reason must not erase it.
+func poolAnnotation(svc *corev1.Service, as []allocator.Assignment) string {
+	if slices.ContainsFunc(as, func(a allocator.Assignment) bool { return a.Pool == "" }) {
+		return svc.Annotations[v1alpha1.AnnotationAllocatedFromPool]
+	}
+	return poolOf(as)
 }
 
 func setAnnotation(obj *corev1.Service, key, value string) {

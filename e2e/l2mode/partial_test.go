@@ -20,9 +20,10 @@ import (
 // Deleting a pool that an L2Advertisement names leaves that advertisement
 // at fault, and nothing else: Services of the other pools created and
 // deleted afterwards are announced and withdrawn (issue 14, finding 4).
-// An address an edit leaves outside every pool stays announced until its
-// Service lets it go, and is not handed out again until it is back in a
-// pool (finding 5).
+// An address an edit leaves outside every pool, or whose pool is deleted,
+// stays announced until its Service lets it go, also across edits of the
+// Service, and is not handed out again until it is back in a pool
+// (finding 5).
 func TestConfigFaultsKeepTheRestAnnounced(t *testing.T) {
 	env := up(t, kubelab.Options{Nodes: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -50,8 +51,10 @@ func TestConfigFaultsKeepTheRestAnnounced(t *testing.T) {
 
 	old := v4Service(t, env, "old", v1alpha1.AnnotationAddressPool, "lab-l2")
 	kept := v4Service(t, env, "kept", v1alpha1.AnnotationLoadBalancerIPs, "198.51.100.190")
+	stranded := v4Service(t, env, "stranded", v1alpha1.AnnotationLoadBalancerIPs, "198.51.100.181")
 	waitARP(t, env, old.addr, "old", func(string) bool { return true })
 	waitARP(t, env, kept.addr, "kept", func(string) bool { return true })
+	waitARP(t, env, stranded.addr, "stranded", func(string) bool { return true })
 
 	t.Run("deleted referenced pool", func(t *testing.T) {
 		del(doomed)
@@ -59,6 +62,10 @@ func TestConfigFaultsKeepTheRestAnnounced(t *testing.T) {
 		del(old.svc)
 		waitARP(t, env, fresh.addr, "fresh, created after the pool was deleted,", func(string) bool { return true })
 		waitSilent(t, env, old.addr, "old, deleted after the pool was deleted,")
+		waitEvent(t, env, "stranded", "AddressOrphaned", stranded.addr.String())
+		if macs := kubelab.ARPReplies(ctx, env.Site.Router, "eth1", stranded.addr, 3); len(macs) == 0 {
+			t.Errorf("orphaned %s, its pool deleted, is no longer announced", stranded.addr)
+		}
 	})
 
 	t.Run("orphan stays announced until released", func(t *testing.T) {
@@ -86,6 +93,35 @@ func TestConfigFaultsKeepTheRestAnnounced(t *testing.T) {
 			t.Errorf("orphaned %s is no longer announced", kept.addr)
 		}
 
+		// An edit of the Service makes the controller reconcile it again;
+		// the pool annotation, the only record of an orphan's pool, stays
+		// and the address stays announced (stranded's pool is deleted,
+		// kept's no longer holds it).
+		orphans := map[*v4svc]string{&kept: "edge", &stranded: "doomed"}
+		for o := range orphans {
+			addLabel(ctx, t, env, o.svc)
+		}
+		// The controller takes up Services in the order it learns of them,
+		// and the speakers apply changes in order: once a Service created
+		// after the edits is announced, both have seen the edits. (Were a
+		// reconcile of an edit still running then, a regression could slip
+		// through this check once; a correct build never fails it.)
+		after := v4Service(t, env, "after-edits", v1alpha1.AnnotationAddressPool, "lab-l2")
+		waitARP(t, env, after.addr, "after-edits", func(string) bool { return true })
+		for o, pool := range orphans {
+			if err := env.Pier.Get(ctx, client.ObjectKeyFromObject(o.svc), o.svc); err != nil {
+				t.Fatal(err)
+			}
+			if got := o.svc.Annotations[v1alpha1.AnnotationAllocatedFromPool]; got != pool {
+				t.Errorf("%s: pool annotation %q after an edit, want %q", o.svc.Name, got, pool)
+			}
+			if macs := kubelab.ARPReplies(ctx, env.Site.Router, "eth1", o.addr, 3); len(macs) == 0 {
+				t.Errorf("orphaned %s of %s is no longer announced after an edit", o.addr, o.svc.Name)
+			}
+		}
+		del(stranded.svc)
+		waitSilent(t, env, stranded.addr, "stranded, deleted while orphaned,")
+
 		del(kept.svc)
 		waitSilent(t, env, kept.addr, "kept, deleted while orphaned,")
 		again := service("again", v1alpha1.AnnotationLoadBalancerIPs, "198.51.100.190")
@@ -97,6 +133,24 @@ func TestConfigFaultsKeepTheRestAnnounced(t *testing.T) {
 			t.Errorf("again got %s, want %s back in its pool", got, kept.addr)
 		}
 	})
+}
+
+// addLabel adds a label to svc, reading it again on a conflict.
+func addLabel(ctx context.Context, t *testing.T, env *kubelab.Env, svc *corev1.Service) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := env.Pier.Get(ctx, client.ObjectKeyFromObject(svc), svc); err != nil {
+			return err
+		}
+		if svc.Labels == nil {
+			svc.Labels = map[string]string{}
+		}
+		svc.Labels["edited"] = "yes"
+		return env.Pier.Update(ctx, svc)
+	})
+	if err != nil {
+		t.Fatalf("label %s: %v", svc.Name, err)
+	}
 }
 
 type v4svc struct {
