@@ -3,8 +3,6 @@ package podlab_test
 import (
 	"context"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,17 +14,7 @@ import (
 // installChart installs Pier with the L2 pool and relays from tag.
 func installChart(b testing.TB, e *podlab.Env, tag string) {
 	b.Helper()
-	ctx := context.Background()
-	values := filepath.Join(b.TempDir(), "values.yaml")
-	if err := os.WriteFile(values, []byte(l2Values), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	if err := e.LabelNodes(ctx, "pier.dev/relay", "true"); err != nil {
-		b.Fatal(err)
-	}
-	args := append([]string{"install", "pier", "charts/pier", "-n", podlab.Namespace, "--create-namespace",
-		"--set", "relay.enabled=true", "-f", values}, e.ChartValues(tag)...)
-	if _, err := e.Helm(ctx, args...); err != nil {
+	if err := e.InstallPier(context.Background(), tag); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -110,7 +98,7 @@ func BenchmarkRollingUpgrade(b *testing.B) {
 		lost += cs.Sent - cs.Answered
 		dual += as.Dual
 		unanswered += as.Unanswered
-		checkAddress(b, e, "voice-u", addr)
+		checkAddress(b, e, "voice-u", "media", addr)
 	}
 	b.ReportMetric(float64(gap.Milliseconds()), "max-gap-ms")
 	b.ReportMetric(float64(lost)/float64(b.N), "lost/op")

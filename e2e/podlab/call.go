@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,6 +30,7 @@ type Call struct {
 type CallReply struct {
 	At     time.Time
 	Server string
+	Client netip.AddrPort // the client the server saw
 }
 
 // CallStats sums up a call.
@@ -39,10 +41,13 @@ type CallStats struct {
 	LongestGap time.Duration
 	// Servers are the servers that answered, in order of first answer.
 	Servers []string
+	// Clients are the client addresses the servers saw, in order.
+	Clients []netip.AddrPort
 }
 
 func (s CallStats) String() string {
-	return fmt.Sprintf("sent %d, answered %d, longest gap %v, servers %v", s.Sent, s.Answered, s.LongestGap.Round(time.Millisecond), s.Servers)
+	return fmt.Sprintf("sent %d, answered %d, longest gap %v, servers %v, clients seen %v",
+		s.Sent, s.Answered, s.LongestGap.Round(time.Millisecond), s.Servers, s.Clients)
 }
 
 // StartCall starts a call from h to dst.
@@ -88,7 +93,7 @@ func (c *Call) read() {
 			continue
 		}
 		c.mu.Lock()
-		c.replies = append(c.replies, CallReply{At: time.Now(), Server: w.Name})
+		c.replies = append(c.replies, CallReply{At: time.Now(), Server: w.Name, Client: w.Client})
 		c.mu.Unlock()
 	}
 }
@@ -98,11 +103,12 @@ func (c *Call) Stats(now time.Time) CallStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := CallStats{Sent: c.sent, Answered: len(c.replies)}
-	seen := map[string]bool{}
 	for i, r := range c.replies {
-		if !seen[r.Server] {
-			seen[r.Server] = true
+		if !slices.Contains(s.Servers, r.Server) {
 			s.Servers = append(s.Servers, r.Server)
+		}
+		if !slices.Contains(s.Clients, r.Client) {
+			s.Clients = append(s.Clients, r.Client)
 		}
 		if i > 0 {
 			s.LongestGap = max(s.LongestGap, r.At.Sub(c.replies[i-1].At))
@@ -112,6 +118,11 @@ func (c *Call) Stats(now time.Time) CallStats {
 		s.LongestGap = max(s.LongestGap, now.Sub(c.replies[n-1].At))
 	}
 	return s
+}
+
+// Port is the call's UDP source port.
+func (c *Call) Port() uint16 {
+	return c.pc.LocalAddr().(*net.UDPAddr).AddrPort().Port()
 }
 
 // Answered returns how many replies have arrived.

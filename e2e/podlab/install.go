@@ -3,6 +3,7 @@ package podlab
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -135,6 +136,33 @@ func (e *Env) Describe(ctx context.Context, ns string) string {
 		}
 	}
 	return b.String()
+}
+
+// L2Values configure the chart with the lab's L2 pool.
+const L2Values = `config:
+  pools:
+  - name: l2
+    spec: {addresses: ["198.51.100.200-198.51.100.250"]}
+  l2Advertisements:
+  - name: l2
+    spec: {ipAddressPools: [l2]}
+`
+
+// InstallPier helm-installs Pier as release pier from tag of the lab
+// registry, with L2Values and a relay on every node, and returns once
+// helm has; WaitRollout waits for the Pods.
+func (e *Env) InstallPier(ctx context.Context, tag string) error {
+	values := filepath.Join(e.Dir, "values-l2.yaml")
+	if err := os.WriteFile(values, []byte(L2Values), 0o600); err != nil {
+		return err
+	}
+	if err := e.LabelNodes(ctx, "pier.dev/relay", "true"); err != nil {
+		return err
+	}
+	args := append([]string{"install", "pier", "charts/pier", "-n", Namespace, "--create-namespace",
+		"--set", "relay.enabled=true", "-f", values}, e.ChartValues(tag)...)
+	_, err := e.Helm(ctx, args...)
+	return err
 }
 
 // LabelNodes sets label key=value on every node.

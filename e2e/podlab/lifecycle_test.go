@@ -3,27 +3,21 @@ package podlab_test
 import (
 	"context"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/pier-lb/pier/config"
 	"github.com/pier-lb/pier/e2e/podlab"
 )
 
-// l2Values configure the chart with the lab's L2 pool.
-const l2Values = `config:
-  pools:
-  - name: l2
-    spec: {addresses: ["198.51.100.200-198.51.100.250"]}
-  l2Advertisements:
-  - name: l2
-    spec: {ipAddressPools: [l2]}
-`
+// relayName is the lifecycle's Relay, in front of the PROXY v2 servers.
+const relayName = "calls"
 
 // TestChartLifecycle is Pier as users run it: installed by its chart from
 // the site's registry onto kubelets, serving a call to backend Pods through
@@ -32,16 +26,7 @@ const l2Values = `config:
 func TestChartLifecycle(t *testing.T) {
 	e := cluster(t)
 	ctx := context.Background()
-	values := filepath.Join(t.TempDir(), "values.yaml")
-	if err := os.WriteFile(values, []byte(l2Values), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.LabelNodes(ctx, "pier.dev/relay", "true"); err != nil {
-		t.Fatal(err)
-	}
-	args := append([]string{"install", "pier", "charts/pier", "-n", podlab.Namespace, "--create-namespace",
-		"--set", "relay.enabled=true", "-f", values}, e.ChartValues("lab")...)
-	if _, err := e.Helm(ctx, args...); err != nil {
+	if err := e.InstallPier(ctx, "lab"); err != nil {
 		t.Fatal(err)
 	}
 	uninstalled := false
@@ -87,12 +72,39 @@ func TestChartLifecycle(t *testing.T) {
 	waitAnswers(t, call, 10)
 	t.Logf("call through %s: %v", addr, call.Stop())
 
+	if err := e.DeployProxyCallServers(ctx, "voice", "media-pp", 2); err != nil {
+		t.Fatal(err)
+	}
+	relayAddr, err := e.CreateRelay(ctx, "voice", relayName, "media-pp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("relay shows the client", func(t *testing.T) { relayShowsClient(t, e, relayAddr) })
 	t.Run("speaker pod deleted", func(t *testing.T) { speakerPodDeleted(t, e, addr, owner) })
 	t.Run("owner node stopped", func(t *testing.T) { ownerNodeStopped(t, e, addr) })
-	t.Run("upgrade under a call", func(t *testing.T) { upgradeUnderCall(t, e, addr, "lab2") })
-	t.Run("rollback under a call", func(t *testing.T) { rollbackUnderCall(t, e, addr) })
+	t.Run("upgrade under a call", func(t *testing.T) { upgradeUnderCall(t, e, addr, relayAddr, "lab2") })
+	t.Run("rollback under a call", func(t *testing.T) { rollbackUnderCall(t, e, addr, relayAddr) })
+	t.Run("relay deleted", func(t *testing.T) { relayDeleted(t, e) })
 	uninstalled = true
 	t.Run("uninstall leaves nothing", func(t *testing.T) { uninstall(t, e) })
+}
+
+// relayDeleted deletes the Relay as its user would before removing Pier
+// (helm uninstall leaves objects users created): Pier deletes the Service
+// it made for it, and with it the address.
+func relayDeleted(t *testing.T, e *podlab.Env) {
+	ctx := context.Background()
+	if _, err := e.Kubectl(ctx, "-n", "voice", "delete", "relay", relayName, "--wait"); err != nil {
+		t.Fatal(err)
+	}
+	svc := config.RelayServiceName(relayName)
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := e.Client.CoreV1().Services("voice").Get(ctx, svc, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		t.Fatalf("Service voice/%s still there a minute after its Relay was deleted", svc)
+	}
 }
 
 // uninstall removes Pier with helm: no address on any node's lo, no
@@ -191,12 +203,15 @@ func ownerNodeStopped(t *testing.T, e *podlab.Env, addr netip.Addr) {
 	}
 }
 
-// upgradeUnderCall upgrades Pier to tag while a call runs through addr:
-// speakers and relays roll node by node, the Service keeps its address,
-// the call goes on and no request is answered by two MACs.
-func upgradeUnderCall(t *testing.T, e *podlab.Env, addr netip.Addr, tag string) {
+// upgradeUnderCall upgrades Pier to tag while a call runs through addr
+// and a call and its TCP session through the Relay at relayAddr: speakers
+// and relays roll node by node, the Services keep their addresses, the
+// calls go on (the relay call on its server) and no request is answered
+// by two MACs.
+func upgradeUnderCall(t *testing.T, e *podlab.Env, addr, relayAddr netip.Addr, tag string) {
 	ctx := context.Background()
 	watch, call := startWatching(t, e, addr)
+	relay := startRelayTraffic(t, e, relayAddr)
 	start := time.Now()
 	args := append([]string{"upgrade", "pier", "charts/pier", "-n", podlab.Namespace, "--reuse-values"}, e.ChartValues(tag)...)
 	if _, err := e.Helm(ctx, args...); err != nil {
@@ -207,14 +222,18 @@ func upgradeUnderCall(t *testing.T, e *podlab.Env, addr netip.Addr, tag string) 
 	}
 	t.Logf("upgrade to %s rolled out in %v", tag, time.Since(start).Round(time.Millisecond))
 	settle(t, call)
+	relay.check(t)
 	checkWatching(t, e, watch, call)
-	checkAddress(t, e, "voice", addr)
+	checkAddress(t, e, "voice", "media", addr)
+	checkAddress(t, e, "voice", config.RelayServiceName(relayName), relayAddr)
 }
 
-// rollbackUnderCall is helm rollback to the first release, under a call.
-func rollbackUnderCall(t *testing.T, e *podlab.Env, addr netip.Addr) {
+// rollbackUnderCall is helm rollback to the first release, under calls
+// as upgradeUnderCall.
+func rollbackUnderCall(t *testing.T, e *podlab.Env, addr, relayAddr netip.Addr) {
 	ctx := context.Background()
 	watch, call := startWatching(t, e, addr)
+	relay := startRelayTraffic(t, e, relayAddr)
 	if _, err := e.Helm(ctx, "rollback", "pier", "1", "-n", podlab.Namespace); err != nil {
 		t.Fatal(err)
 	}
@@ -222,8 +241,10 @@ func rollbackUnderCall(t *testing.T, e *podlab.Env, addr netip.Addr) {
 		t.Fatal(err)
 	}
 	settle(t, call)
+	relay.check(t)
 	checkWatching(t, e, watch, call)
-	checkAddress(t, e, "voice", addr)
+	checkAddress(t, e, "voice", "media", addr)
+	checkAddress(t, e, "voice", config.RelayServiceName(relayName), relayAddr)
 }
 
 func startWatching(t testing.TB, e *podlab.Env, addr netip.Addr) (*podlab.ARPWatch, *podlab.Call) {
@@ -285,14 +306,14 @@ func logMembership(t testing.TB, e *podlab.Env) {
 	}
 }
 
-func checkAddress(t testing.TB, e *podlab.Env, ns string, addr netip.Addr) {
+func checkAddress(t testing.TB, e *podlab.Env, ns, name string, addr netip.Addr) {
 	t.Helper()
-	got, err := e.WaitServiceAddress(context.Background(), ns, "media")
+	got, err := e.WaitServiceAddress(context.Background(), ns, name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got != addr {
-		t.Errorf("Service address moved from %s to %s", addr, got)
+		t.Errorf("Service %s/%s: address moved from %s to %s", ns, name, addr, got)
 	}
 }
 

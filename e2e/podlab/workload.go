@@ -13,6 +13,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/config"
 )
 
 // Calling ports of the calling-server stand-ins.
@@ -25,9 +28,22 @@ const (
 // in whoami mode, named after their Pod) as Deployment name in ns, pulled
 // from the lab registry, and waits until they are Ready.
 func (e *Env) DeployCallServers(ctx context.Context, ns, name string, replicas int32) error {
+	return e.deployCallServers(ctx, ns, name, replicas)
+}
+
+// DeployProxyCallServers is DeployCallServers with servers that read a
+// PROXY v2 header in front of each connection and datagram and report its
+// client: the servers behind a Relay with backend.proxyProtocol.
+func (e *Env) DeployProxyCallServers(ctx context.Context, ns, name string, replicas int32) error {
+	return e.deployCallServers(ctx, ns, name, replicas, "-proxy")
+}
+
+func (e *Env) deployCallServers(ctx context.Context, ns, name string, replicas int32, flags ...string) error {
 	if err := e.ensureNamespace(ctx, ns); err != nil {
 		return err
 	}
+	command := append([]string{"/pier-lab", "echo", "-name", "$(POD_NAME)",
+		"-tcp", fmt.Sprintf(":%d", CallTCPPort), "-udp", fmt.Sprintf(":%d", CallUDPPort)}, flags...)
 	labels := map[string]string{"app": name}
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
@@ -41,7 +57,7 @@ func (e *Env) DeployCallServers(ctx context.Context, ns, name string, replicas i
 					Containers: []corev1.Container{{
 						Name:    "server",
 						Image:   e.Registry + "/" + LabImage,
-						Command: []string{"/pier-lab", "echo", "-name", "$(POD_NAME)", "-tcp", fmt.Sprintf(":%d", CallTCPPort), "-udp", fmt.Sprintf(":%d", CallUDPPort)},
+						Command: command,
 						Env: []corev1.EnvVar{{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{
 							FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}},
 						Ports: []corev1.ContainerPort{
@@ -75,22 +91,55 @@ func (e *Env) ensureNamespace(ctx context.Context, ns string) error {
 // Service name (8443/TCP, 16384/UDP) and returns its IPv4 address once
 // Pier has assigned it.
 func (e *Env) CreateCallService(ctx context.Context, ns, name string, etp corev1.ServiceExternalTrafficPolicy) (netip.Addr, error) {
-	svc := &corev1.Service{
+	svc := callService(ns, name)
+	svc.Spec.Type, svc.Spec.ExternalTrafficPolicy = corev1.ServiceTypeLoadBalancer, etp
+	if err := e.createService(ctx, svc); err != nil {
+		return netip.Addr{}, err
+	}
+	return e.WaitServiceAddress(ctx, ns, name)
+}
+
+// CreateRelay (idempotent) puts Relay name in ns, with PROXY v2 to its
+// backends, in front of Deployment app=backend (through a ClusterIP
+// Service backend, whose EndpointSlices the relays read), and returns the
+// Relay's IPv4 address once Pier has assigned it to the Relay's Service.
+func (e *Env) CreateRelay(ctx context.Context, ns, name, backend string) (netip.Addr, error) {
+	if err := e.createService(ctx, callService(ns, backend)); err != nil {
+		return netip.Addr{}, err
+	}
+	r := &v1alpha1.Relay{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1alpha1.RelaySpec{
+			Backend:  v1alpha1.RelayBackend{ServiceName: backend, ProxyProtocol: true},
+			Exposure: v1alpha1.RelayExposure{Type: v1alpha1.ExposeLoadBalancer},
+		},
+	}
+	if err := e.Pier.Create(ctx, r); err != nil && !apierrors.IsAlreadyExists(err) {
+		return netip.Addr{}, fmt.Errorf("create relay %s/%s: %w", ns, name, err)
+	}
+	return e.WaitServiceAddress(ctx, ns, config.RelayServiceName(name))
+}
+
+// callService is a ClusterIP Service name (8443/TCP, 16384/UDP) for
+// Deployment app=name.
+func callService(ns, name string) *corev1.Service {
+	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: corev1.ServiceSpec{
-			Type:                  corev1.ServiceTypeLoadBalancer,
-			Selector:              map[string]string{"app": name},
-			ExternalTrafficPolicy: etp,
+			Selector: map[string]string{"app": name},
 			Ports: []corev1.ServicePort{
 				{Name: "call-tcp", Port: CallTCPPort, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(CallTCPPort)},
 				{Name: "call-udp", Port: CallUDPPort, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(CallUDPPort)},
 			},
 		},
 	}
-	if _, err := e.Client.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return netip.Addr{}, fmt.Errorf("create service %s/%s: %w", ns, name, err)
+}
+
+func (e *Env) createService(ctx context.Context, svc *corev1.Service) error {
+	if _, err := e.Client.CoreV1().Services(svc.Namespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create service %s/%s: %w", svc.Namespace, svc.Name, err)
 	}
-	return e.WaitServiceAddress(ctx, ns, name)
+	return nil
 }
 
 // WaitServiceAddress waits until Service ns/name has an IPv4 ingress
