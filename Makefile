@@ -10,7 +10,7 @@ IMAGE ?= ghcr.io/pier-lb/pier:v0.1.0
 
 CONTROLLER_GEN = $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 
-.PHONY: all build deps controlplane tools nodes image demo test lint generate verify-generated lab-clean fuzz
+.PHONY: all build deps controlplane tools nodes image demo demo-pods test lint generate verify-generated lab-clean fuzz
 
 all: build
 
@@ -37,6 +37,10 @@ image:
 
 demo: deps controlplane build
 	PIER_CONTROLPLANE_DIR=$(CONTROLPLANE_DIR) ./bin/pier-lab demo
+
+# The same site as a cluster of kubelets, Pier installed by its chart.
+demo-pods: deps controlplane tools nodes build
+	PIER_CONTROLPLANE_DIR=$(CONTROLPLANE_DIR) PIER_TOOLS_DIR=$(TOOLS_DIR) PIER_NODES_DIR=$(NODES_DIR) ./bin/pier-lab demo -mode pods
 
 # deepcopy and CRD YAML are generated from api/ (edit the Go types, then run this).
 generate:

@@ -1,5 +1,6 @@
 // Command pier-lab drives the network-namespace lab: `demo` brings up a site
-// with a control plane and waits for Ctrl-C, `clean` removes what earlier
+// with a control plane (or, with -mode pods, a cluster of kubelets with Pier
+// installed by its chart) and waits for Ctrl-C, `clean` removes what earlier
 // runs left behind, `echo` is a TCP/UDP echo server to run inside hosts.
 package main
 
@@ -18,7 +19,7 @@ import (
 	"github.com/pier-lb/pier/e2e/lab"
 )
 
-const usage = `usage: pier-lab demo [-nodes N] [-mode l2|bgp] [-relay PATH] | clean [-all] | echo [-tcp ADDR] [-udp ADDR] [-name NAME [-proxy]]`
+const usage = `usage: pier-lab demo [-nodes N] [-mode l2|bgp|pods] [-relay PATH] | clean [-all] | echo [-tcp ADDR] [-udp ADDR] [-name NAME [-proxy]]`
 
 func main() {
 	if len(os.Args) < 2 {
@@ -51,8 +52,11 @@ func demo(ctx context.Context, log *slog.Logger, args []string) error {
 	controller := fs.String("controller", siblingBinary("pier-controller"), `pier-controller executable ("": none)`)
 	speaker := fs.String("speaker", siblingBinary("pier-speaker"), `pier-speaker executable ("": none)`)
 	relayBin := fs.String("relay", siblingBinary("pier-relay"), `pier-relay executable for the relay section of the L2 demo ("": none)`)
-	mode := fs.String("mode", "l2", `"l2" (ARP/NDP) or "bgp" (FRR on the router peers with the nodes)`)
+	mode := fs.String("mode", "l2", `"l2" (ARP/NDP), "bgp" (FRR on the router peers with the nodes) or "pods" (kubelets; Pier installed by its chart)`)
 	fs.Parse(args)
+	if *mode == "pods" {
+		return demoPods(ctx, log, *nodes)
+	}
 	if *mode != "l2" && *mode != "bgp" || *mode == "bgp" && (*controller == "" || *speaker == "") {
 		return fmt.Errorf("demo -mode %q: want l2, or bgp with the controller and speaker", *mode)
 	}
