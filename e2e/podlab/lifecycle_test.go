@@ -80,6 +80,7 @@ func TestChartLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("relay shows the client", func(t *testing.T) { relayShowsClient(t, e, relayAddr) })
+	t.Run("bgp ecmp", func(t *testing.T) { bgpECMP(t, e) })
 	t.Run("speaker pod deleted", func(t *testing.T) { speakerPodDeleted(t, e, addr, owner) })
 	t.Run("owner node stopped", func(t *testing.T) { ownerNodeStopped(t, e, addr) })
 	t.Run("upgrade under a call", func(t *testing.T) { upgradeUnderCall(t, e, addr, relayAddr, "lab2") })
