@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,10 +85,19 @@ func bgpECMP(t *testing.T, e *podlab.Env) {
 	t.Logf("%s: address after %v, at FRR with next hops %v after %v", route, assigned.Round(time.Millisecond),
 		nodeIPs, time.Since(start).Round(time.Millisecond))
 
+	// A node forwards the address once kube-proxy has its rules there:
+	// logged, as the route at FRR may come first.
+	waitKubeProxy(t, e, addr)
+	t.Logf("%s in kube-proxy's rules on every node after %v", addr, time.Since(start).Round(time.Millisecond))
+
 	call, err := podlab.StartCall(e.Site.Client, netip.AddrPortFrom(addr, podlab.CallUDPPort))
 	if err != nil {
 		t.Fatal(err)
 	}
+	called := time.Now()
+	waitAnswers(t, call, 1)
+	t.Logf("call through %s: first answer %v after the call started (%v after the Service was created)", addr,
+		time.Since(called).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	waitAnswers(t, call, 50)
 	t.Logf("call through %s: %v", addr, call.Stop())
 
@@ -107,6 +117,24 @@ func bgpECMP(t *testing.T, e *podlab.Env) {
 	if hops, err := frr.NextHops(route); err != nil || len(hops) > 0 {
 		t.Errorf("%s at FRR after the BGP objects were deleted: %v (%v)", route, hops, err)
 	}
+}
+
+// waitKubeProxy waits until kube-proxy's nftables table on every node
+// names addr.
+func waitKubeProxy(t testing.TB, e *podlab.Env, addr netip.Addr) {
+	t.Helper()
+	pollBGP(t, fmt.Sprintf("%s in kube-proxy's rules", addr), time.Minute, func() error {
+		for _, n := range e.Nodes {
+			out, err := n.Host.Run(context.Background(), "nft", "list", "table", "ip", "kube-proxy")
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(out, addr.String()) {
+				return fmt.Errorf("not on %s", n.Name)
+			}
+		}
+		return nil
+	})
 }
 
 func requireFRR(t testing.TB) {
