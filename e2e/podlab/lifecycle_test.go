@@ -199,7 +199,9 @@ func ownerNodeStopped(t *testing.T, e *podlab.Env, addr netip.Addr) {
 	if err := e.WaitRollout(ctx, podlab.Namespace, 3*time.Minute, []string{"pier-controller"}, []string{"pier-speaker", "pier-relay"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.WaitRollout(ctx, "voice", 3*time.Minute, []string{"media"}, nil); err != nil {
+	// The node's calling servers too: a later step that sees one come back
+	// would see the Relay's backends change under its call.
+	if err := e.WaitRollout(ctx, "voice", 3*time.Minute, []string{"media", "media-pp"}, nil); err != nil {
 		t.Fatal(err)
 	}
 }
