@@ -127,6 +127,36 @@ func TestKubeProxy(t *testing.T) {
 		t.Logf("owner node%d (%s not on it): 100 UDP flows through %s: %v; TCP and IPv6 reach their owners, PROXY v2 carries the client", o+1, s.calls[0], s.calls[0], count(flows))
 	})
 
+	// (b2) A call through the Relay address while the owner node's relay
+	// is replaced (stopped, which releases its Leases, and started again),
+	// as a rolling upgrade of the relays does: the call is answered again
+	// once the relay is back, on its server.
+	t.Run("call across the owner's relay restart", func(t *testing.T) {
+		vip := netip.AddrPortFrom(s.calls[0], 16384)
+		o := s.ownerNode(t, vip.Addr())
+		c := startCall(t, cl, vip)
+		defer c.stop()
+		start := time.Now()
+		c.waitReplies(t, start, 25, 30*time.Second)
+		stopped := time.Now()
+		must(t, s.relays[o].Stop())
+		c.waitReplies(t, stopped, 25, 30*time.Second)
+		t.Logf("owner node%d's relay stopped: the call went on through node%d", o+1, s.ownerNode(t, vip.Addr())+1)
+		back := time.Now()
+		s.startRelay(t, o)
+		s.waitLeases(t, "calls", len(s.env.Site.Nodes))
+		time.Sleep(3 * time.Second) // ownership returns to node o
+		replied := time.Now()
+		c.waitReplies(t, replied, 50, 30*time.Second)
+		t.Logf("relay back on node%d after %v; owner now node%d; longest gap %v", o+1, back.Sub(stopped).Round(time.Millisecond),
+			s.ownerNode(t, vip.Addr())+1, c.gap(start).Round(time.Millisecond))
+		for _, r := range c.since(start) {
+			if r.server != c.since(start)[0].server {
+				t.Fatalf("call moved from %s to %s", c.since(start)[0].server, r.server)
+			}
+		}
+	})
+
 	// (c) dataPath Kernel behind kube-proxy: flows still reach their
 	// owners, UDP and TCP, and the kernel path carried every UDP flow: the
 	// Relay address is on no node, so only the kernel path's match on the
