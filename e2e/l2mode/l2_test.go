@@ -87,7 +87,7 @@ func waitEvent(t *testing.T, env *kubelab.Env, svc, reason, note string) {
 }
 
 // scrape reads /metrics from inside a node.
-func scrape(t *testing.T, h *lab.Host, addr string) string {
+func scrape(t testing.TB, h *lab.Host, addr string) string {
 	t.Helper()
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: h.Dial}}
 	resp, err := c.Get("http://" + addr + "/metrics")
