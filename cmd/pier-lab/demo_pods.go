@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/pier-lb/pier/e2e/podlab"
 )
@@ -64,8 +65,9 @@ func demoPodsL2(ctx context.Context, env *podlab.Env) error {
 	if err != nil {
 		return err
 	}
+	answered(ctx, func() bool { return call.Answered() > 0 })
 	sleep(ctx, 2*time.Second)
-	fmt.Printf("A call through %s:%d for 2 s: %v\n\n", addr, podlab.CallUDPPort, call.Stop())
+	fmt.Printf("A call through %s:%d: %v\n\n", addr, podlab.CallUDPPort, call.Stop())
 	return nil
 }
 
@@ -79,17 +81,29 @@ func demoPodsRelay(ctx context.Context, env *podlab.Env) error {
 	if err != nil {
 		return err
 	}
+	if _, _, err := env.WhoAnswers(ctx, addr); err != nil {
+		return err
+	}
 	fmt.Printf("Relay voice/calls (PROXY v2 to the Pods of voice/media-pp) got %s.\n", addr)
 	call, err := podlab.StartCall(env.Site.Client, netip.AddrPortFrom(addr, podlab.CallUDPPort))
 	if err != nil {
 		return err
 	}
 	session := podlab.StartSession(env.Site.Client, netip.AddrPortFrom(addr, podlab.CallTCPPort))
+	answered(ctx, func() bool { return call.Answered() > 0 && session.Echoes() > 0 })
 	sleep(ctx, 2*time.Second)
-	fmt.Printf("A call through %s:%d for 2 s: %v\n", addr, podlab.CallUDPPort, call.Stop())
+	fmt.Printf("A call through %s:%d: %v\n", addr, podlab.CallUDPPort, call.Stop())
 	fmt.Printf("A TCP session through %s:%d: %v\n", addr, podlab.CallTCPPort, session.Stop())
 	fmt.Printf("Try: kubectl --kubeconfig %s -n voice get relay calls -o yaml. Ctrl-C tears it all down.\n", env.Cluster.Kubeconfig)
 	return nil
+}
+
+// answered waits up to 30 s for cond: a new address is announced about a
+// second before kube-proxy forwards it.
+func answered(ctx context.Context, cond func() bool) {
+	_ = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return cond(), nil
+	})
 }
 
 func sleep(ctx context.Context, d time.Duration) {
