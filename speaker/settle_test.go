@@ -13,14 +13,12 @@ import (
 	"github.com/pier-lb/pier/speaker/members"
 )
 
-// A starting speaker sees itself alone until its view settles: it announces
-// nothing then, not every address. Once settled it announces what it owns;
-// when a member joins, it re-announces what it keeps, for the clients that
-// heard the newcomer.
-func TestSpeakerWaitsForSettledView(t *testing.T) {
+// fakeSegmentSpeaker is node1's speaker over fakes, with node1 and peers
+// on one segment (eth1, 198.51.100.0/24), not reading the API.
+func fakeSegmentSpeaker(t *testing.T, mem *FakeMembers, peers ...string) (*Speaker, *FakeL2) {
+	t.Helper()
 	seg := []Iface{{Name: "eth1", Prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}}}
-	mem := NewFakeMembers("node1")
-	for _, n := range []string{"node2", "node3", "node4"} {
+	for _, n := range peers {
 		meta, err := EncodeIfaces(seg)
 		if err != nil {
 			t.Fatal(err)
@@ -37,6 +35,16 @@ func TestSpeakerWaitsForSettledView(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, ann
+}
+
+// A starting speaker sees itself alone until its view settles: it announces
+// nothing then, not every address. Once settled it announces what it owns;
+// when a member joins, it re-announces what it keeps, for the clients that
+// heard the newcomer.
+func TestSpeakerWaitsForSettledView(t *testing.T) {
+	mem := NewFakeMembers("node1")
+	s, ann := fakeSegmentSpeaker(t, mem, "node2", "node3", "node4")
 	all := map[string][]string{"node1": nil, "node2": nil, "node3": nil, "node4": nil}
 	var addrs []netip.Addr
 	for i := range 50 {

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
-
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 )
 
 // A speaker that shuts down leaves the group, and its view of the members
@@ -15,26 +13,9 @@ import (
 // a stopping node answered ARP for addresses its peers owned). Once its
 // context ends, no pass changes what the node announces.
 func TestShutdownClaimsNothing(t *testing.T) {
-	seg := []Iface{{Name: "eth1", Prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}}}
 	mem := NewFakeMembers("node1", "node2", "node3")
-	for _, n := range []string{"node2", "node3"} {
-		meta, err := EncodeIfaces(seg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mem.SetMetaOf(n, meta)
-	}
+	s, ann := fakeSegmentSpeaker(t, mem, "node2", "node3")
 	mem.Settle()
-	ann := &FakeL2{}
-	s, err := New(Options{
-		NodeName: "node1", Namespace: "pier-system",
-		Reader: fake.NewClientBuilder().Build(), Synced: func() bool { return false },
-		Members: mem, L2: ann,
-		Interfaces: func() ([]Iface, error) { return seg, nil },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	all := map[string][]string{"node1": nil, "node2": nil, "node3": nil}
 	for i := range 30 {
 		a := netip.AddrFrom4([4]byte{198, 51, 100, byte(200 + i)})

@@ -175,6 +175,22 @@ func (s *site) callFailover(t testing.TB) (time.Duration, int, int, *call) {
 	return c.gap(start), old, next, c
 }
 
+// checkMaglevOwner checks that every reply of the call came from its
+// Maglev owner among servers, and returns that server and the replies.
+func (c *call) checkMaglevOwner(t testing.TB) (string, []reply) {
+	t.Helper()
+	want := owner(t, c.f.src, servers...)
+	all := c.since(time.Time{})
+	seen := map[string]int{}
+	for _, r := range all {
+		seen[r.server]++
+	}
+	if len(seen) != 1 || seen[want] == 0 {
+		t.Errorf("call %s: replies by server %v, want all from %s (its Maglev owner)", c.f.src, seen, want)
+	}
+	return want, all
+}
+
 // settledOwner waits until the same node answers ARP for the Relay's IPv4
 // address three times in a row, half a second apart (while the speakers'
 // group settles, or after a node rejoins, ownership may move), and returns
@@ -205,15 +221,7 @@ func (s *site) settledOwner(t testing.TB) int {
 func TestCallThroughOwnerFailure(t *testing.T) {
 	s := up(t)
 	gap, old, next, c := s.callFailover(t)
-	want := owner(t, c.f.src, servers...)
-	all := c.since(time.Time{})
-	seen := map[string]int{}
-	for _, r := range all {
-		seen[r.server]++
-	}
-	if len(seen) != 1 || seen[want] == 0 {
-		t.Errorf("call %s: replies by server %v, want all from %s (its Maglev owner)", c.f.src, seen, want)
-	}
+	want, all := c.checkMaglevOwner(t)
 	t.Logf("call %s on %s: node%d killed, resumed through node%d after a gap of %v (%d sent, %d replies)",
 		c.f.src, want, old+1, next+1, gap.Round(time.Millisecond), c.sent, len(all))
 }

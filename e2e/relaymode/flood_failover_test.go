@@ -164,15 +164,7 @@ func TestFailoverDuringFlood(t *testing.T) {
 	}
 
 	for _, c := range calls {
-		want := owner(t, c.f.src, servers...)
-		all := c.since(time.Time{})
-		seen := map[string]int{}
-		for _, r := range all {
-			seen[r.server]++
-		}
-		if len(seen) != 1 || seen[want] == 0 {
-			t.Errorf("call %s: replies by server %v, want all from %s (its Maglev owner)", c.f.src, seen, want)
-		}
+		want, all := c.checkMaglevOwner(t)
 		if via := all[len(all)-1].via; via != nodeAddr(next) {
 			t.Errorf("call %s: last reply through %s, want the new owner node%d (%s)", c.f.src, via, next+1, nodeAddr(next))
 		}
