@@ -50,7 +50,7 @@ func New(opts Options) (*Announcer, error) {
 		apiPath: map[netip.Prefix]*api.Path{},
 		sets:    map[string]map[netip.Prefix]bool{},
 	}
-	a.sessions = newSessions(log, opts.Metrics)
+	a.sessions = newSessions(log, opts.Metrics, opts.Clock)
 	a.glog = newGobgpLogger(log, a.sessions.dialError, a.sessions.peerDown)
 	a.glog.onPrefixLimit, a.glog.onPeerUp = a.sessions.prefixLimit, a.sessions.peerUp
 	return a, nil

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // Options configures an Announcer.
@@ -29,6 +31,9 @@ type Options struct {
 	// StopTimeout bounds the withdraw-then-close sequence when Run's
 	// context ends; default 3s.
 	StopTimeout time.Duration
+	// Clock times the sessions (PeerStatus.Since and Uptime, WarnAfter);
+	// default the wall clock.
+	Clock clock.WithTicker
 }
 
 // Sentinel errors.
@@ -59,6 +64,9 @@ func (o *Options) validate() error {
 	}
 	if o.StopTimeout <= 0 {
 		o.StopTimeout = 3 * time.Second
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
 	}
 	return nil
 }

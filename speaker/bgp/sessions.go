@@ -9,6 +9,7 @@ import (
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
+	"k8s.io/utils/clock"
 )
 
 // sessions follows the state of every configured peer from gobgp's events:
@@ -17,6 +18,7 @@ import (
 type sessions struct {
 	log     *slog.Logger
 	metrics *Metrics
+	clock   clock.WithTicker
 
 	mu     sync.Mutex
 	byAddr map[string]*session
@@ -24,12 +26,16 @@ type sessions struct {
 }
 
 type session struct {
-	name    string
-	addr    netip.Addr
-	md5     bool
-	state   api.PeerState_SessionState
-	since   time.Time // of the current state (or of the peer's creation)
-	up      time.Time // when it last became Established
+	name  string
+	addr  netip.Addr
+	md5   bool
+	state api.PeerState_SessionState
+	since time.Time // of the current state (or of the peer's creation)
+	up    time.Time // when it last became Established
+	// down is when it last left Established (or the peer's creation):
+	// gobgp may cycle through the other states, and a session is stuck
+	// for as long as it is not Established, whatever its state.
+	down    time.Time
 	warned  bool
 	dialErr string
 	lastErr string // why the session last went down or failed to come up
@@ -39,15 +45,16 @@ type session struct {
 	overLimit bool
 }
 
-func newSessions(log *slog.Logger, m *Metrics) *sessions {
-	return &sessions{log: log, metrics: m, byAddr: map[string]*session{}, change: make(chan struct{})}
+func newSessions(log *slog.Logger, m *Metrics, clk clock.WithTicker) *sessions {
+	return &sessions{log: log, metrics: m, clock: clk, byAddr: map[string]*session{}, change: make(chan struct{})}
 }
 
 func (s *sessions) add(p *Peer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.clock.Now()
 	s.byAddr[p.Address.String()] = &session{name: p.Name, addr: p.Address, md5: p.Password != "",
-		state: api.PeerState_IDLE, since: time.Now(), limit: p.MaxPrefixes}
+		state: api.PeerState_IDLE, since: now, down: now, limit: p.MaxPrefixes}
 	s.metrics.setSession(p.Name, false)
 }
 
@@ -150,13 +157,14 @@ func (s *sessions) event(r *api.WatchEventResponse) {
 		return
 	}
 	was := ss.state
-	ss.state, ss.since = st.SessionState, time.Now()
+	ss.state, ss.since = st.SessionState, s.clock.Now()
 	established := st.SessionState == api.PeerState_ESTABLISHED
 	switch {
 	case established:
 		ss.up, ss.warned, ss.dialErr = ss.since, false, ""
 		s.log.Info("session established", "peer", ss.name, "addr", ss.addr)
 	case was == api.PeerState_ESTABLISHED:
+		ss.down = ss.since
 		s.log.Warn("session down", "peer", ss.name, "addr", ss.addr, "state", stateName(st.SessionState))
 	}
 	s.metrics.setSession(ss.name, established)
@@ -181,15 +189,16 @@ func stateName(st api.PeerState_SessionState) string {
 }
 
 // warnLoop logs, once per outage, every session that has not been
-// Established for longer than after; it returns when ctx ends.
+// Established for longer than after (in whatever states it went through);
+// it returns when ctx ends.
 func (s *sessions) warnLoop(ctx context.Context, after time.Duration) {
-	tick := time.NewTicker(max(min(after/4, time.Second), 10*time.Millisecond))
+	tick := s.clock.NewTicker(max(min(after/4, time.Second), 10*time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-tick.C():
 			s.warnStuck(after)
 		}
 	}
@@ -199,12 +208,12 @@ func (s *sessions) warnStuck(after time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, ss := range s.byAddr {
-		if ss.state == api.PeerState_ESTABLISHED || ss.warned || time.Since(ss.since) < after {
+		if ss.state == api.PeerState_ESTABLISHED || ss.warned || s.clock.Since(ss.down) < after {
 			continue
 		}
 		ss.warned = true
 		attrs := []any{"peer", ss.name, "addr", ss.addr, "state", stateName(ss.state),
-			"for", time.Since(ss.since).Round(time.Second), "md5", ss.md5}
+			"for", s.clock.Since(ss.down).Round(time.Second), "md5", ss.md5}
 		if ss.dialErr != "" {
 			attrs = append(attrs, "err", ss.dialErr)
 		}

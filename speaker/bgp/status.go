@@ -39,7 +39,7 @@ func (a *Announcer) Status() []PeerStatus {
 		st := PeerStatus{Name: ss.name, Address: ss.addr, State: stateName(ss.state), Since: ss.since,
 			PrefixesSent: c[0], PrefixesReceived: c[1], LastError: ss.lastErr}
 		if ss.state == api.PeerState_ESTABLISHED {
-			st.Uptime = time.Since(ss.up)
+			st.Uptime = a.opts.Clock.Since(ss.up)
 		}
 		out = append(out, st)
 	}

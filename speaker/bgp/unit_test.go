@@ -13,6 +13,8 @@ import (
 	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -144,11 +146,12 @@ func TestLoggerRedactsPasswords(t *testing.T) {
 
 func TestWarnStuckOncePerOutage(t *testing.T) {
 	var buf bytes.Buffer
-	s := newSessions(slog.New(slog.NewTextHandler(&buf, nil)), NewMetrics(nil))
+	clk := clocktesting.NewFakeClock(time.Now())
+	s := newSessions(slog.New(slog.NewTextHandler(&buf, nil)), NewMetrics(nil), clk)
 	p := Peer{Name: "r1", Address: netip.MustParseAddr("198.51.100.1"), Password: "s3cret"}
 	s.add(&p)
 	s.dialError("198.51.100.1", "i/o timeout")
-	s.byAddr["198.51.100.1"].since = s.byAddr["198.51.100.1"].since.Add(-time.Minute)
+	clk.Step(time.Minute)
 	s.warnStuck(30 * time.Second)
 	s.warnStuck(30 * time.Second)
 	out := buf.String()
@@ -263,7 +266,7 @@ func TestPrefixLimitOneEventPerSession(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
 	m := NewMetrics(prometheus.NewRegistry())
-	s := newSessions(log, m)
+	s := newSessions(log, m, clock.RealClock{})
 	p := Peer{Name: "r1", Address: netip.MustParseAddr("198.51.100.1"), MyASN: 64513, PeerASN: 64512}
 	if err := p.normalize(); err != nil {
 		t.Fatal(err)
