@@ -10,7 +10,7 @@ IMAGE ?= ghcr.io/pier-lb/pier:v0.1.0
 
 CONTROLLER_GEN = $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 
-.PHONY: all build deps controlplane tools nodes image demo demo-pods test lint generate verify-generated lab-clean fuzz
+.PHONY: all build deps controlplane tools nodes image demo demo-pods unit test lint generate verify-generated lab-clean fuzz
 
 all: build
 
@@ -59,6 +59,11 @@ verify-generated:
 lint: verify-generated
 	@unformatted="$$(gofmt -l .)"; if [[ -n "$$unformatted" ]]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+
+# The fast loop while changing code: every test that needs neither root nor
+# a control plane (lab tests skip, saying so). make test runs everything.
+unit:
+	env -u CI PIER_UNIT=1 $(GO) test -race -count=1 ./...
 
 test: deps controlplane tools nodes lint
 	PIER_CONTROLPLANE_DIR=$(CONTROLPLANE_DIR) PIER_TOOLS_DIR=$(TOOLS_DIR) PIER_NODES_DIR=$(NODES_DIR) $(GO) test $(GOTESTFLAGS) ./...

@@ -13,6 +13,7 @@ import (
 // test outside CI and fail it in CI.
 func ForTest(t testing.TB, opts Options) *Cluster {
 	t.Helper()
+	prereq.Lab(t, "a kube-apiserver and etcd")
 	c, err := Start(context.Background(), opts)
 	if errors.Is(err, ErrBinariesMissing) {
 		prereq.Missing(t, "%v", err)

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/pier-lb/pier/e2e/prereq"
 )
 
 // BuildBinaries builds Pier's commands (names under cmd/) into dir, for
@@ -30,6 +32,9 @@ type Binaries map[string]string
 // temporary directory, stores their paths in *into, runs the tests and
 // removes the directory. It returns the exit code for os.Exit.
 func RunWithBinaries(m *testing.M, into *Binaries, names ...string) int {
+	if prereq.Unit() {
+		return m.Run() // every lab test skips; building would be wasted
+	}
 	dir, err := os.MkdirTemp("", "pier-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -48,6 +53,7 @@ func RunWithBinaries(m *testing.M, into *Binaries, names ...string) int {
 // Path is the built command name; it fails t when name was not built.
 func (b Binaries) Path(t testing.TB, name string) string {
 	t.Helper()
+	prereq.Lab(t, "Pier's binaries")
 	if b[name] == "" {
 		t.Fatalf("%s not built", name)
 	}

@@ -44,6 +44,7 @@ func TestMain(m *testing.M) {
 // prerequisite is missing, failed otherwise.
 func cluster(t testing.TB) *podlab.Env {
 	t.Helper()
+	prereq.Lab(t, "root, kubelets and containerd")
 	upOnce.Do(func() {
 		if os.Geteuid() != 0 {
 			upErr = fmt.Errorf("%w: needs root", podlab.ErrPrerequisite)

@@ -29,9 +29,28 @@ func Missing(t testing.TB, format string, args ...any) {
 	t.Skipf("SKIPPED, PREREQUISITE MISSING: %s (run `make test` as root to run it; CI fails instead of skipping)", msg)
 }
 
+// Unit reports whether this is a unit run (make unit: PIER_UNIT=1), which
+// leaves out every test that needs root or a control plane. CI runs make
+// test, where Unit is false.
+func Unit() bool {
+	v := strings.ToLower(os.Getenv("PIER_UNIT"))
+	return v == "true" || v == "1"
+}
+
+// Lab stops a test that needs a lab (root, namespaces, a control plane) in
+// a unit run; elsewhere it does nothing.
+func Lab(t testing.TB, needs string) {
+	t.Helper()
+	if Unit() {
+		t.Skipf("make unit leaves this out: it needs %s (make test runs it)", needs)
+	}
+}
+
 // Root requires the test to run as root (network namespaces, raw sockets).
+// A unit run leaves it out even as root.
 func Root(t testing.TB) {
 	t.Helper()
+	Lab(t, "root")
 	if os.Geteuid() != 0 {
 		Missing(t, "needs root")
 	}
