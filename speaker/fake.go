@@ -2,6 +2,9 @@ package speaker
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
 
@@ -93,11 +96,30 @@ func (f *FakeMembers) SetPeers(peers []string) error {
 func (f *FakeMembers) Changes() <-chan struct{} { return f.changes }
 
 // FakeL2 is an L2Announcer in memory: it records the sets it is given and
-// counts the re-announcements.
+// counts the re-announcements. Like l2.Announcer, it serves every address
+// it can and returns an error naming those it cannot (FailOn).
 type FakeL2 struct {
 	mu          sync.Mutex
 	sets        [][]l2.Announcement
+	served      []l2.Announcement
+	fail        map[netip.Addr]error
+	failed      int
 	reannounced int
+}
+
+// FailOn makes Set fail to serve addr with err from now on; a nil err
+// ends the failure.
+func (f *FakeL2) FailOn(addr netip.Addr, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail == nil {
+		f.fail = map[netip.Addr]error{}
+	}
+	if err == nil {
+		delete(f.fail, addr)
+		return
+	}
+	f.fail[addr] = err
 }
 
 // Set implements L2Announcer.
@@ -105,7 +127,34 @@ func (f *FakeL2) Set(_ context.Context, desired []l2.Announcement) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.sets = append(f.sets, slices.Clone(desired))
-	return nil
+	f.served = nil
+	var errs []error
+	for _, a := range desired {
+		if err := f.fail[a.Addr]; err != nil {
+			errs = append(errs, fmt.Errorf("announce %s on %s: %w", a.Addr, a.Iface, err))
+			continue
+		}
+		f.served = append(f.served, a)
+	}
+	if len(errs) > 0 {
+		f.failed++
+	}
+	return errors.Join(errs...)
+}
+
+// Served returns what is served after the last Set: the set given less
+// the addresses that failed.
+func (f *FakeL2) Served() []l2.Announcement {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.served)
+}
+
+// Failed returns how many calls of Set returned an error.
+func (f *FakeL2) Failed() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failed
 }
 
 // Reannounce implements L2Announcer.
@@ -186,4 +235,29 @@ func (f *FakeBGP) Paths() []bgp.Path {
 		return nil
 	}
 	return slices.Clone(f.paths[len(f.paths)-1])
+}
+
+// FakeVIP is a VIPSetter in memory: it records the address sets it is
+// given.
+type FakeVIP struct {
+	mu   sync.Mutex
+	sets [][]netip.Addr
+}
+
+// Set implements VIPSetter.
+func (f *FakeVIP) Set(_ context.Context, addrs []netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sets = append(f.sets, slices.Clone(addrs))
+	return nil
+}
+
+// Addrs returns the set given last (nil before any).
+func (f *FakeVIP) Addrs() []netip.Addr {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.sets) == 0 {
+		return nil
+	}
+	return slices.Clone(f.sets[len(f.sets)-1])
 }

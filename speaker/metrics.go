@@ -10,7 +10,19 @@ import (
 type Metrics struct {
 	invalid     *prometheus.GaugeVec
 	stateWrites prometheus.Counter
+	applyFails  *prometheus.CounterVec
 }
+
+// The parts a pass applies, the values of the part label of
+// pier_speaker_apply_failures_total.
+const (
+	partL2       = "l2"
+	partBGPPeers = "bgp-peers"
+	partBGPPaths = "bgp-paths"
+	partVIP      = "vip"
+)
+
+var parts = []string{partL2, partBGPPeers, partBGPPaths, partVIP}
 
 // configKinds are the kinds a speaker reads, the values of the kind label.
 var configKinds = []string{config.KindIPAddressPool, config.KindL2Advertisement, config.KindBGPPeer, config.KindBGPAdvertisement}
@@ -27,12 +39,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "pier_speaker_state_write_failures_total",
 			Help: "Failed writes of the state file (what a restart during an API outage announces).",
 		}),
+		applyFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pier_speaker_apply_failures_total",
+			Help: "Passes in which a part (l2, bgp-peers, bgp-paths, vip) was not wholly applied; the rest of it was, and the next pass retries.",
+		}, []string{"part"}),
 	}
 	for _, k := range configKinds {
 		m.invalid.WithLabelValues(k)
 	}
+	for _, p := range parts {
+		m.applyFails.WithLabelValues(p)
+	}
 	if reg != nil {
-		reg.MustRegister(m.invalid, m.stateWrites)
+		reg.MustRegister(m.invalid, m.stateWrites, m.applyFails)
 	}
 	return m
 }
@@ -49,5 +68,11 @@ func (m *Metrics) setInvalid(counts map[string]int) {
 func (m *Metrics) stateWriteFailed() {
 	if m != nil {
 		m.stateWrites.Inc()
+	}
+}
+
+func (m *Metrics) applyFailed(part string) {
+	if m != nil {
+		m.applyFails.WithLabelValues(part).Inc()
 	}
 }

@@ -116,10 +116,6 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	if err != nil {
 		return err
 	}
-	bgpAnn, err := newBGP(o)
-	if err != nil {
-		return err
-	}
 	var synced atomic.Bool
 	if o.Health != nil {
 		ping, err := daemon.APIPing(o.Config)
@@ -128,24 +124,25 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 		}
 		o.Health.Add("api", daemon.APICheck(synced.Load, ping))
 	}
-	sp, err := New(Options{
+	opts := Options{
 		NodeName: o.NodeName, Namespace: o.Namespace, PasswordNamespace: o.PasswordNamespace,
 		OnlyOwnClass: o.OnlyOwnClass, GossipAddr: o.BindAddr,
 		Reader: c, Synced: synced.Load, Writer: writer, Recorder: recorder(ctx, o.Config, scheme),
 		Members: mem, L2: ann, StateFile: o.StateDir + "/speaker-state.json", Logger: o.Logger,
 		Owner: podOwner(o.PodName, o.PodUID), Metrics: NewMetrics(o.Registry),
-	})
+	}
+	bgpRun, err := withBGP(&opts, o)
 	if err != nil {
 		return err
 	}
-	bgpRun := func(context.Context) error { return nil }
-	if bgpAnn != nil {
-		sp.opts.BGP, bgpRun = bgpAnn, bgpAnn.Run
-	}
 	if o.LocalVIP {
-		if sp.opts.VIP, err = localVIP(o); err != nil {
+		if opts.VIP, err = localVIP(o); err != nil {
 			return err
 		}
+	}
+	sp, err := New(opts)
+	if err != nil {
+		return err
 	}
 	// On shutdown the node leaves the group first and keeps answering for
 	// each address it owned until its successor announces it, or
@@ -170,9 +167,11 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	)
 }
 
-// newBGP is the node's BGP announcer, or nil when the node has no IPv4
-// router ID (gobgp needs one): then BGPPeers are not served on this node.
-func newBGP(o NodeOptions) (*bgp.Announcer, error) {
+// withBGP gives opts the node's BGP announcer and returns its Run; BGP is
+// off (opts.BGP unset, a Run that returns at once) when the node has no
+// IPv4 router ID, which gobgp needs: then BGPPeers are not served here.
+func withBGP(opts *Options, o NodeOptions) (func(context.Context) error, error) {
+	off := func(context.Context) error { return nil }
 	id := o.RouterID
 	if !id.IsValid() && o.BindAddr.Is4() {
 		id = o.BindAddr
@@ -180,13 +179,14 @@ func newBGP(o NodeOptions) (*bgp.Announcer, error) {
 	if !id.IsValid() {
 		o.Logger.Warn("BGP off on this node: no IPv4 router ID (set --router-id when the speakers gossip over IPv6)",
 			"bind_addr", o.BindAddr)
-		return nil, nil
+		return off, nil
 	}
 	a, err := bgp.New(bgp.Options{RouterID: id, Logger: o.Logger, Metrics: bgp.NewMetrics(o.Registry), WarnAfter: o.BGPWarnAfter})
 	if err != nil {
-		return nil, fmt.Errorf("speaker: router id: %w", err)
+		return off, fmt.Errorf("speaker: router id: %w", err)
 	}
-	return a, nil
+	opts.BGP = a
+	return a.Run, nil
 }
 
 // leaveGrace is how long a leaving node keeps answering after its leave

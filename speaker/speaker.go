@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -80,8 +82,8 @@ type Options struct {
 	Recorder   EventRecorder
 	Members    Membership
 	L2         L2Announcer
-	BGP        BGPAnnouncer // optional
-	VIP        VIPSetter    // optional
+	BGP        BGPAnnouncer // optional: unset, BGP is off on this node
+	VIP        VIPSetter    // optional: unset, owned addresses stay off lo
 	Interfaces func() ([]Iface, error)
 	// StateFile keeps the last targets, peers and BGP plan on the node.
 	StateFile string
@@ -112,39 +114,21 @@ type Speaker struct {
 	saved     state             // what the state file holds
 	stateErr  string            // the last state-file write error, "" once written
 	meta      []byte
-	live      []string       // the live members at the last settled sync
-	configErr string         // the configuration faults last reported
-	invalid   map[string]int // objects left out of the configuration, by kind
-	waiting   bool           // the last sync waited for the view to settle
+	live      []string          // the live members at the last settled sync
+	configErr string            // the configuration faults last reported
+	invalid   map[string]int    // objects left out of the configuration, by kind
+	waiting   bool              // the last sync waited for the view to settle
+	failing   map[string]string // the last error of each part applied, while it fails
 
 	bgpMu    sync.Mutex
 	bgpView  BGPDesired // the plan last applied, for the status writer
 	bgpWrote map[string]v1alpha1.BGPSessionStatusStatus
 }
 
-// New validates opts.
+// New validates opts and fills in the defaults; it starts nothing.
 func New(opts Options) (*Speaker, error) {
-	if opts.NodeName == "" || opts.Namespace == "" {
-		return nil, errors.New("speaker: node name and namespace are required")
-	}
-	if opts.Reader == nil || opts.Synced == nil || opts.Members == nil || opts.L2 == nil {
-		return nil, errors.New("speaker: reader, synced, members and l2 announcer are required")
-	}
-	if opts.Interfaces == nil {
-		opts.Interfaces = LocalIfaces
-	}
-	opts.PasswordNamespace = cmp.Or(opts.PasswordNamespace, config.DefaultPasswordNamespace)
-	if opts.Resync == 0 {
-		opts.Resync = time.Second
-	}
-	if opts.StatusEvery == 0 {
-		opts.StatusEvery = time.Second
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Clock == nil {
-		opts.Clock = clock.RealClock{}
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("speaker: %w", err)
 	}
 	return &Speaker{
 		opts:    opts,
@@ -152,7 +136,57 @@ func New(opts Options) (*Speaker, error) {
 		trigger: make(chan struct{}, 1),
 		owned:   map[netip.Addr]Ownership{},
 		report:  newL2Report(),
+		failing: map[string]string{},
 	}, nil
+}
+
+// validate checks that every part the loop uses is there (BGP and VIP may
+// be left unset: off) and sets the defaults.
+func (o *Options) validate() error {
+	if o.NodeName == "" || o.Namespace == "" {
+		return errors.New("node name and namespace are required")
+	}
+	for _, p := range []struct {
+		name     string
+		v        any
+		optional bool
+	}{
+		{"API reader", o.Reader, false}, {"membership", o.Members, false}, {"l2 announcer", o.L2, false},
+		{"bgp announcer", o.BGP, true}, {"vip setter", o.VIP, true}, {"clock", o.Clock, true},
+	} {
+		switch {
+		case p.v == nil && !p.optional:
+			return fmt.Errorf("%s is required", p.name)
+		case p.v != nil && nilPointer(p.v):
+			return fmt.Errorf("%s is a nil %T (leave an optional part unset to turn it off)", p.name, p.v)
+		}
+	}
+	if o.Synced == nil {
+		return errors.New("synced (whether the API cache holds a full view) is required")
+	}
+	if o.Resync < 0 || o.StatusEvery < 0 {
+		return fmt.Errorf("resync %v and status period %v must not be negative", o.Resync, o.StatusEvery)
+	}
+	if o.Interfaces == nil {
+		o.Interfaces = LocalIfaces
+	}
+	o.PasswordNamespace = cmp.Or(o.PasswordNamespace, config.DefaultPasswordNamespace)
+	o.Resync = cmp.Or(o.Resync, time.Second)
+	o.StatusEvery = cmp.Or(o.StatusEvery, time.Second)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	return nil
+}
+
+// nilPointer tells whether v holds a nil pointer: a part that would panic
+// at its first use, not at start.
+func nilPointer(v any) bool {
+	r := reflect.ValueOf(v)
+	return r.Kind() == reflect.Pointer && r.IsNil()
 }
 
 // Trigger asks for a recomputation; calls coalesce.
@@ -203,9 +237,7 @@ func (s *Speaker) sync(ctx context.Context) {
 	}
 	plan := s.l2Plan(live)
 	ann := Announcements(plan, s.opts.NodeName)
-	if err := s.opts.L2.Set(ctx, ann); err != nil {
-		s.log.Warn("l2 announcements", "err", err)
-	}
+	s.applied(ctx, partL2, s.opts.L2.Set(ctx, ann))
 	if s.joined(live) {
 		// The newcomer may have claimed addresses before it knew their
 		// owners; clients that heard it learn the owners' MACs again.
@@ -219,9 +251,7 @@ func (s *Speaker) sync(ctx context.Context) {
 				local = append(local, a)
 			}
 		}
-		if err := s.opts.VIP.Set(ctx, local); err != nil {
-			s.log.Warn("local addresses", "err", err)
-		}
+		s.applied(ctx, partVIP, s.opts.VIP.Set(ctx, local))
 	}
 	s.reportOwnership(plan)
 }
@@ -315,11 +345,30 @@ func (s *Speaker) applyBGP(ctx context.Context) {
 	if s.opts.BGP == nil {
 		return
 	}
-	if err := s.opts.BGP.SetPeers(ctx, s.bgp.Peers); err != nil {
-		s.log.Warn("bgp peers", "err", err)
+	s.applied(ctx, partBGPPeers, s.opts.BGP.SetPeers(ctx, s.bgp.Peers))
+	s.applied(ctx, partBGPPaths, s.opts.BGP.SetPaths(ctx, s.bgp.Paths))
+}
+
+// applied takes what applying a part returned. The announcers apply all
+// they can and return what they could not, so a failure leaves the rest
+// announced; it is counted every pass, logged once per distinct error,
+// and retried at the next pass (every Resync at the latest), which hands
+// over the whole set again.
+func (s *Speaker) applied(ctx context.Context, part string, err error) {
+	if err == nil {
+		if _, was := s.failing[part]; was {
+			delete(s.failing, part)
+			s.log.Info("applied again", "part", part)
+		}
+		return
 	}
-	if err := s.opts.BGP.SetPaths(ctx, s.bgp.Paths); err != nil {
-		s.log.Warn("bgp paths", "err", err)
+	if ctx.Err() != nil {
+		return // stopping: not a failure of the part
+	}
+	s.opts.Metrics.applyFailed(part)
+	if msg := err.Error(); msg != s.failing[part] {
+		s.failing[part] = msg
+		s.log.Warn("not all applied: the rest is, and the next pass tries again", "part", part, "err", err)
 	}
 }
 
