@@ -8,7 +8,11 @@
 // subnet holds the address; every speaker computes the same owner from the
 // same inputs (rendezvous hashing, members.Owner), so no coordination
 // round-trip is needed. The speaker then hands the whole set this node owns
-// to idempotent announcers (l2 for ARP/NDP, vip for local addresses).
+// to idempotent announcers (l2 for ARP/NDP, bgp, vip for local
+// addresses). An announcer that cannot apply part of the set applies the
+// rest; the pass counts the failure (pier_speaker_apply_failures_total)
+// and the next one, a Resync later at the latest, hands over the whole set
+// again.
 //
 // Targets are persisted on the node after every change, so a speaker that
 // restarts while the API server is unreachable keeps announcing what it
