@@ -20,6 +20,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -155,7 +156,7 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 			context.AfterFunc(ctx, ann.Yield) // from the start of the leave
 			return mem.Run(ctx)
 		},
-		func(ctx context.Context) error { return ann.Run(afterLeave(ctx, left, leaveGrace)) },
+		func(ctx context.Context) error { return ann.Run(afterLeave(ctx, clock.RealClock{}, left, leaveGrace)) },
 		func(ctx context.Context) error {
 			if apicache.Watch(ctx, c, watched, sp.Trigger, o.Logger, "API unreachable, announcing from saved state") {
 				synced.Store(true)
@@ -193,9 +194,9 @@ func withBGP(opts *Options, o NodeOptions) (func(context.Context) error, error) 
 // was gossiped: the new owners' announcements go out within it.
 const leaveGrace = 300 * time.Millisecond
 
-// afterLeave is a context that ends grace after left closes (or at once if
-// the node never joined).
-func afterLeave(ctx context.Context, left <-chan struct{}, grace time.Duration) context.Context {
+// afterLeave is a context that ends grace (on clk) after both left closed
+// and ctx ended.
+func afterLeave(ctx context.Context, clk clock.Clock, left <-chan struct{}, grace time.Duration) context.Context {
 	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	go func() {
 		defer cancel()
@@ -205,7 +206,7 @@ func afterLeave(ctx context.Context, left <-chan struct{}, grace time.Duration) 
 			return
 		}
 		<-ctx.Done() // left can close early if membership failed; then stop with ctx
-		time.Sleep(grace)
+		<-clk.After(grace)
 	}()
 	return out
 }
