@@ -1,6 +1,7 @@
 package podlab_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/pier-lb/pier/e2e/podlab"
+	"github.com/pier-lb/pier/pierctl/status"
 )
 
 // TestInstallMistakesSayWhy: an install that cannot work ends in a message
@@ -23,12 +25,14 @@ func TestInstallMistakesSayWhy(t *testing.T) {
 		set  []string
 		// want is found in a Pier Pod's waiting message or events (a bad
 		// image stops the controller first, and with it the memberlist key
-		// the speakers wait for).
-		want []string
+		// the speakers wait for), and in what pierctl status says of
+		// component.
+		want      []string
+		component string
 	}{
-		{"image tag not in the registry", []string{"--set", "image.tag=no-such-tag"}, []string{"no-such-tag", "not found"}},
-		{"registry unreachable", []string{"--set", "image.registry=192.0.2.1:5999"}, []string{"192.0.2.1:5999", "connection refused"}},
-		{"memberlist Secret missing", []string{"--set", "speaker.memberlist.existingSecret=no-such-secret"}, []string{"no-such-secret", "not found"}},
+		{"image tag not in the registry", []string{"--set", "image.tag=no-such-tag"}, []string{"no-such-tag", "not found"}, "controller"},
+		{"registry unreachable", []string{"--set", "image.registry=192.0.2.1:5999"}, []string{"192.0.2.1:5999", "connection refused"}, "relay"},
+		{"memberlist Secret missing", []string{"--set", "speaker.memberlist.existingSecret=no-such-secret"}, []string{"no-such-secret", "not found"}, "speaker"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -51,8 +55,50 @@ func TestInstallMistakesSayWhy(t *testing.T) {
 				t.Fatalf("no message naming %q: %v\n%s", tc.want, err, last)
 			}
 			t.Logf("%s", firstLine(last, tc.want[0]))
+			statusNames(t, e, tc.component, tc.want)
 		})
 	}
+}
+
+// statusNames waits until pierctl status names a Pod of component as not
+// ready, with every string of want in why.
+func statusNames(t *testing.T, e *podlab.Env, component string, want []string) {
+	t.Helper()
+	ctx := context.Background()
+	var text bytes.Buffer
+	err := wait.PollUntilContextTimeout(ctx, time.Second, time.Minute, true, func(ctx context.Context) (bool, error) {
+		objs, err := status.Read(ctx, e.Cluster.Config, podlab.Namespace)
+		if err != nil {
+			return false, err
+		}
+		st := status.Build(objs)
+		text.Reset()
+		if err := st.WriteText(&text, time.Now()); err != nil {
+			return false, err
+		}
+		for _, c := range st.Components {
+			for _, p := range c.Problems {
+				if c.Name == component && containsAll(p.Why, want) {
+					return true, nil
+				}
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("pierctl status does not name %s with %q: %v\n%s", component, want, err, text.String())
+	}
+	head, _, _ := strings.Cut(text.String(), "\nPOOLS")
+	t.Logf("pierctl status:\n%s", head)
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }
 
 // podTrouble is what Pier's Pods' statuses and events say.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
@@ -503,6 +504,8 @@ func (e *env) status(ctx context.Context, t *testing.T) {
 		e.updateStatus(ctx, t, st)
 	}
 
+	e.speakerWithBadImage(ctx, t)
+
 	objs, err := status.Read(ctx, e.c.Config, pierNS)
 	if err != nil {
 		t.Fatal(err)
@@ -525,6 +528,35 @@ func (e *env) status(ctx context.Context, t *testing.T) {
 	code, stdout, _ = e.run(t, "", "status", "--kubeconfig", e.c.Kubeconfig)
 	if code != ExitOK || !strings.Contains(stdout, "node1 (eth1) for 198.51.100.200; node2 (eth1) for 2001:db8:100::200") {
 		t.Errorf("status: exit %d, output:\n%s", code, stdout)
+	}
+}
+
+// speakerWithBadImage writes what the DaemonSet controller and a kubelet
+// would for a speaker DaemonSet whose Pod on node2 cannot pull its image.
+func (e *env) speakerWithBadImage(ctx context.Context, t *testing.T) {
+	labels := map[string]string{status.LabelName: "pier", status.LabelComponent: "speaker"}
+	tmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "speaker", Image: "registry.lab/pier:no-such-tag"}}}}
+	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "pier-speaker", Namespace: pierNS, Labels: labels},
+		Spec: appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: tmpl}}
+	// No controller manager here makes the namespace's default account.
+	e.create(ctx, t, ds, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: pierNS}})
+	ds.Status = appsv1.DaemonSetStatus{DesiredNumberScheduled: 2, CurrentNumberScheduled: 2, NumberReady: 1, UpdatedNumberScheduled: 2}
+	e.updateStatus(ctx, t, ds)
+	for _, node := range []string{"node1", "node2"} {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "pier-speaker-" + node, Namespace: pierNS, Labels: labels},
+			Spec: *tmpl.Spec.DeepCopy()}
+		pod.Spec.NodeName = node
+		e.create(ctx, t, pod)
+		pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+		if node == "node2" {
+			pod.Status = corev1.PodStatus{Phase: corev1.PodPending,
+				Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}},
+				ContainerStatuses: []corev1.ContainerStatus{{Name: "speaker", Image: "registry.lab/pier:no-such-tag",
+					State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff",
+						Message: `Back-off pulling image "registry.lab/pier:no-such-tag"`}}}}}
+		}
+		e.updateStatus(ctx, t, pod)
 	}
 }
 

@@ -66,7 +66,31 @@ func Read(ctx context.Context, cfg *rest.Config, namespace string) (Objects, err
 		return o, fmt.Errorf("list services: %w", err)
 	}
 	o.Services = svcs.Items
-	return o, nil
+	return o, readWorkloads(ctx, kube, &o)
+}
+
+// readWorkloads lists Pier's Deployments, DaemonSets and Pods in
+// o.Namespace and the Warning events about Pods there.
+func readWorkloads(ctx context.Context, kube kubernetes.Interface, o *Objects) error {
+	pier := metav1.ListOptions{LabelSelector: Selector}
+	deps, err := kube.AppsV1().Deployments(o.Namespace).List(ctx, pier)
+	if err != nil {
+		return fmt.Errorf("list deployments: %w", err)
+	}
+	dss, err := kube.AppsV1().DaemonSets(o.Namespace).List(ctx, pier)
+	if err != nil {
+		return fmt.Errorf("list daemonsets: %w", err)
+	}
+	pods, err := kube.CoreV1().Pods(o.Namespace).List(ctx, pier)
+	if err != nil {
+		return fmt.Errorf("list pods: %w", err)
+	}
+	evs, err := kube.CoreV1().Events(o.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=Pod,type=Warning"})
+	if err != nil {
+		return fmt.Errorf("list events: %w", err)
+	}
+	o.Deployments, o.DaemonSets, o.Pods, o.Events = deps.Items, dss.Items, pods.Items, evs.Items
+	return nil
 }
 
 // servedResources returns the pier.dev/v1alpha1 resources the API server

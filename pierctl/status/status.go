@@ -1,6 +1,7 @@
 // Package status gathers what Pier is doing from the API server into one
 // report: pools and their usage, LoadBalancer Services with their
-// addresses, pool and announcing nodes, BGP sessions and relays. [Read]
+// addresses, pool and announcing nodes, BGP sessions, relays, and Pier's
+// own workloads with the reason any of their Pods is not Ready. [Read]
 // lists the objects, [Build] (pure) assembles the report, and
 // [Status.WriteText] and [Status.WriteJSON] print it.
 package status
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 
@@ -25,6 +27,12 @@ type Objects struct {
 	L2        []v1alpha1.ServiceL2Status
 	Sessions  []v1alpha1.BGPSessionStatus
 	Relays    []v1alpha1.Relay
+	// Pier's Deployments, DaemonSets and Pods (Selector) in Namespace, and
+	// the events there.
+	Deployments []appsv1.Deployment
+	DaemonSets  []appsv1.DaemonSet
+	Pods        []corev1.Pod
+	Events      []corev1.Event
 	// Missing names the Pier resources whose CRD is not installed
 	// ("relays.pier.dev").
 	Missing []string
@@ -33,6 +41,7 @@ type Objects struct {
 // Status is the report; its JSON form is pierctl status -o json.
 type Status struct {
 	Namespace   string       `json:"namespace"`
+	Components  []Component  `json:"components"`
 	Pools       []Pool       `json:"pools"`
 	Services    []Service    `json:"services"`
 	BGPSessions []BGPSession `json:"bgpSessions"`
@@ -104,7 +113,7 @@ type Relay struct {
 // Build assembles the report; every list is sorted.
 func Build(o Objects) Status {
 	s := Status{Namespace: o.Namespace, Missing: slices.Sorted(slices.Values(o.Missing)),
-		Pools: []Pool{}, Services: []Service{}, BGPSessions: []BGPSession{}, Relays: []Relay{}}
+		Components: components(o), Pools: []Pool{}, Services: []Service{}, BGPSessions: []BGPSession{}, Relays: []Relay{}}
 	for _, p := range o.Pools {
 		s.Pools = append(s.Pools, pool(p))
 	}

@@ -65,7 +65,10 @@ func TestBuildAndText(t *testing.T) {
 	if err := Build(objs).WriteText(&out, t0); err != nil {
 		t.Fatal(err)
 	}
-	want := `POOLS
+	want := `COMPONENTS
+(no Deployment or DaemonSet labelled app.kubernetes.io/name=pier in pier-system)
+
+POOLS
 NAME      AUTO-ASSIGN  IPV4 USED/FREE  IPV6 USED/FREE  ADDRESSES                                         PROBLEM
 default   yes          1/50            1/255           198.51.100.200-198.51.100.250,2001:db8:100::/120  -
 reserved  no           -               -               203.0.113.0/30                                    -
@@ -90,7 +93,7 @@ RELAYS
 
 func TestBuildEmpty(t *testing.T) {
 	got := Build(Objects{Namespace: "pier-system"})
-	want := Status{Namespace: "pier-system", Pools: []Pool{}, Services: []Service{}, BGPSessions: []BGPSession{}, Relays: []Relay{}}
+	want := Status{Namespace: "pier-system", Components: []Component{}, Pools: []Pool{}, Services: []Service{}, BGPSessions: []BGPSession{}, Relays: []Relay{}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
@@ -98,7 +101,7 @@ func TestBuildEmpty(t *testing.T) {
 	if err := got.WriteJSON(&out); err != nil {
 		t.Fatal(err)
 	}
-	wantJSON := "{\n  \"namespace\": \"pier-system\",\n  \"pools\": [],\n  \"services\": [],\n  \"bgpSessions\": [],\n  \"relays\": []\n}\n"
+	wantJSON := "{\n  \"namespace\": \"pier-system\",\n  \"components\": [],\n  \"pools\": [],\n  \"services\": [],\n  \"bgpSessions\": [],\n  \"relays\": []\n}\n"
 	if diff := cmp.Diff(wantJSON, out.String()); diff != "" {
 		t.Errorf("JSON (-want +got):\n%s", diff)
 	}

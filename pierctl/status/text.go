@@ -21,6 +21,7 @@ func (s Status) WriteJSON(w io.Writer) error {
 // WriteText writes s as aligned tables; ages are relative to now.
 func (s Status) WriteText(w io.Writer, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	writeComponents(tw, s)
 	section(tw, "POOLS", "pools", s.Missing, len(s.Pools), "NAME\tAUTO-ASSIGN\tIPV4 USED/FREE\tIPV6 USED/FREE\tADDRESSES\tPROBLEM")
 	for _, p := range s.Pools {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, yesNo(p.AutoAssign), p.IPv4, p.IPv6, list(p.Addresses), dash(p.Problem))
@@ -41,11 +42,39 @@ func (s Status) WriteText(w io.Writer, now time.Time) error {
 	return tw.Flush()
 }
 
+// writeComponents writes one row per workload and one per Pod that is not
+// Ready, naming its node and why.
+func writeComponents(tw *tabwriter.Writer, s Status) {
+	fmt.Fprintln(tw, "COMPONENTS")
+	if len(s.Components) == 0 {
+		fmt.Fprintf(tw, "(no Deployment or DaemonSet labelled %s in %s)\n", Selector, s.Namespace)
+		return
+	}
+	fmt.Fprintln(tw, "NAME\tOBJECT\tREADY\tUP-TO-DATE\tPROBLEM")
+	for _, c := range s.Components {
+		fmt.Fprintf(tw, "%s\t%s/%s\t%d/%d\t%d\t%s\n", c.Name, strings.ToLower(c.Kind), c.Object, c.Ready, c.Desired, c.UpToDate, summary(c))
+		for _, p := range c.Problems {
+			fmt.Fprintf(tw, "\t\t\t\t%s on %s: %s\n", p.Pod, dash(p.Node), p.Why)
+		}
+	}
+}
+
+// summary is a component's PROBLEM column: "-" when all is well.
+func summary(c Component) string {
+	switch {
+	case len(c.Problems) > 0:
+		return fmt.Sprintf("%d Pod(s) not ready:", len(c.Problems))
+	case c.Ready < c.Desired:
+		return fmt.Sprintf("%d of %d not ready", c.Desired-c.Ready, c.Desired)
+	}
+	return "-"
+}
+
 // section starts a table; it says so when the section's CRD is missing or
 // it has no rows. The blank line before every section but the first
 // goes through the tabwriter so columns stay aligned per section.
 func section(tw *tabwriter.Writer, title, resource string, missing []string, rows int, header string) {
-	if title != "POOLS" {
+	if title != "COMPONENTS" {
 		tw.Flush()
 		fmt.Fprintln(tw)
 	}
