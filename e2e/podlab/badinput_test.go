@@ -31,7 +31,7 @@ func TestInstallMistakesSayWhy(t *testing.T) {
 		component string
 	}{
 		{"image tag not in the registry", []string{"--set", "image.tag=no-such-tag"}, []string{"no-such-tag", "not found"}, "controller"},
-		{"registry unreachable", []string{"--set", "image.registry=192.0.2.1:5999"}, []string{"192.0.2.1:5999", "connection refused"}, "relay"},
+		{"registry unreachable", []string{"--set", "image.registry=192.0.2.1:5999"}, []string{"192.0.2.1:5999", "connection refused"}, "controller"},
 		{"memberlist Secret missing", []string{"--set", "speaker.memberlist.existingSecret=no-such-secret"}, []string{"no-such-secret", "not found"}, "speaker"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -81,7 +81,7 @@ func ptrOr(p *int32, def int32) int32 {
 func latestWarnings(evs []corev1.Event) map[string]string {
 	newest := map[string]corev1.Event{}
 	for _, ev := range evs {
-		if ev.Type != corev1.EventTypeWarning || ev.InvolvedObject.Kind != "Pod" || onlyReason(ev.Message) {
+		if ev.Type != corev1.EventTypeWarning || ev.InvolvedObject.Kind != "Pod" || onlyReason(ev.Message) || advisory[ev.Reason] {
 			continue
 		}
 		if cur, ok := newest[ev.InvolvedObject.Name]; !ok || eventTime(ev).After(eventTime(cur)) {
@@ -93,6 +93,15 @@ func latestWarnings(evs []corev1.Event) map[string]string {
 		out[pod] = ev.Reason + ": " + ev.Message
 	}
 	return out
+}
+
+// advisory are kubelet warnings that do not keep a Pod from running.
+var advisory = map[string]bool{"MissingClusterDNS": true, "DNSConfigForming": true}
+
+// backingOff reports a container waiting to pull again, whose message
+// does not say why the last pull failed.
+func backingOff(cs corev1.ContainerStatus) bool {
+	return cs.State.Waiting != nil && cs.State.Waiting.Reason == "ImagePullBackOff"
 }
 
 // onlyReason reports a message that repeats a container's waiting reason
@@ -126,8 +135,8 @@ func podProblem(p *corev1.Pod, warning string) string {
 	}
 	for _, cs := range slices.Concat(p.Status.InitContainerStatuses, p.Status.ContainerStatuses) {
 		if why := containerProblem(cs); why != "" {
-			if warning != "" && !strings.Contains(why, warning) {
-				why += " (" + warning + ")" // the pull error behind a back-off
+			if backingOff(cs) && warning != "" {
+				why += " (" + warning + ")" // the pull error behind the back-off
 			}
 			return why
 		}

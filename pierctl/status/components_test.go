@@ -66,6 +66,8 @@ func TestPodProblem(t *testing.T) {
 		{"back-off says the pull error", pierPod("p", "speaker", "node1", false, waiting("speaker", "ImagePullBackOff", `Back-off pulling image "192.0.2.1:5999/pier:v1"`)),
 			`Failed: Failed to pull image "192.0.2.1:5999/pier:v1": dial tcp 192.0.2.1:5999: connect: connection refused`,
 			`container speaker: ImagePullBackOff: Back-off pulling image "192.0.2.1:5999/pier:v1" (Failed: Failed to pull image "192.0.2.1:5999/pier:v1": dial tcp 192.0.2.1:5999: connect: connection refused)`},
+		{"a pull error says it all", pierPod("p", "speaker", "node1", false, waiting("speaker", "ErrImagePull", `failed to pull "lab/pier:v2": not found`)), "Unhealthy: older probe failure",
+			`container speaker: ErrImagePull: failed to pull "lab/pier:v2": not found`},
 		{"not ready without an event", pierPod("p", "controller", "node1", false, running), "", "containers with unready status: [controller]"},
 		{"starting", pierPod("p", "speaker", "node1", false, waiting("speaker", "ContainerCreating", "")), "", "not ready (Pending)"},
 	} {
@@ -99,6 +101,8 @@ func TestComponentsText(t *testing.T) {
 			{InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "pier-speaker-b"}, Type: corev1.EventTypeWarning, Reason: "Failed", Message: `Failed to pull image "lab/pier:v2": not found`,
 				LastTimestamp: metav1.Time{Time: t0.Add(-time.Second)}},
 			{InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "pier-speaker-b"}, Type: corev1.EventTypeWarning, Reason: "Failed", Message: "Error: ImagePullBackOff",
+				LastTimestamp: metav1.Time{Time: t0}},
+			{InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "pier-speaker-b"}, Type: corev1.EventTypeWarning, Reason: "MissingClusterDNS", Message: "kubelet does not have ClusterDNS IP configured",
 				LastTimestamp: metav1.Time{Time: t0}},
 			{InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "pier-speaker-b"}, Type: corev1.EventTypeNormal, Reason: "BackOff", Message: `Back-off pulling image "lab/pier:v2"`,
 				LastTimestamp: metav1.Time{Time: t0}},
