@@ -41,20 +41,11 @@
 // Elsewhere the relay reads and writes one datagram per call
 // (udp_other.go).
 //
-// Measured (e2e/relaybench, pier-relay against nginx's stream module with 2
-// workers and reuseport, medians of 5 interleaved rounds on two shared
-// cores): one socket and one datagram per call gave 0.6-0.97x nginx's
-// packets/s; recvmmsg alone on one socket had given no measurable gain
-// (about 49,000 datagrams/s each way with 64 flows, with and without it),
-// because one reader goroutine was the serialization point. The socket
-// group together with batching in both directions raised pier-relay from
-// 1.07, 0.78, 0.96 and 0.76x nginx (64 B one flow, 64 B 64 flows, 1,200 B
-// one flow, 1,200 B 64 flows) to 1.31, 0.95, 1.20 and 1.01x, and
-// BenchmarkUDPRelayManyFlows from about 43,000 to 51,000 datagrams/s. It is
-// not the 1.5x of the target: on two cores shared with the load generator
-// and the echo sink, the relay's own CPU per datagram (6-8 us each way,
-// nginx's too) is mostly the kernel's UDP send and receive work, which
-// batching does not reduce.
+// One reader goroutine per socket of a SO_REUSEPORT group is what lets
+// batching help: recvmmsg on a single socket left that reader as the
+// serialization point. What remains per datagram is mostly the kernel's
+// UDP send and receive work, which batching does not reduce (figures:
+// README, e2e/relaybench).
 //
 // Kernel data path (kernel.go, package kernelpath; Options.Kernel): the
 // datagrams of a UDP flow need not reach the relay at all. The relay
@@ -66,11 +57,9 @@
 // (a backend of the other address family, one wanting PROXY headers) are
 // not in the map: their flows reach the relay's socket as before, on the
 // same backend. A backend going down rewrites the map (a quarter of a
-// 65,537-bucket map for one of four backends: 49 ms, BenchmarkApply*) and
+// 65,537-bucket map for one of four backends: BenchmarkApply*) and
 // deletes its conntrack entries so its flows are placed again; flows
-// survive a relay restart. Measured the same way as above: 1.67-2.20x
-// nginx's packets/s (117,000-125,000 datagrams/s each way, 87-92% of
-// plain IP forwarding on the same host).
+// survive a relay restart.
 //
 // TCP (tcp.go): accept, pick, dial with Options.ConnectTimeout, then copy both
 // ways with io.Copy between *net.TCPConn so the kernel may splice, passing
