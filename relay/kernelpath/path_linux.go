@@ -105,18 +105,37 @@ func (p *Path) rebuild(ls []Listener) error {
 	if p.installed != nil {
 		p.nft.DelTable(p.table)
 	}
-	p.nft.AddTable(p.table)
-	chains := p.addChains()
-	for _, l := range ls {
-		if err := p.addListener(chains, l); err != nil {
-			return err
-		}
+	if err := p.write(p.nft, ls); err != nil {
+		return err
 	}
-	p.nft.AddRule(&nftables.Rule{Table: p.table, Chain: chains.snat, Exprs: masqRule(p.opts.CtMark)})
 	if err := p.nft.Flush(); err != nil {
 		return fmt.Errorf("kernelpath: write table %s: %w", p.opts.Table, err)
 	}
 	p.remember(ls)
+	return nil
+}
+
+// tableWriter is the part of *nftables.Conn that queues a whole table, so
+// that what a Path writes can be recorded (the golden test).
+type tableWriter interface {
+	AddTable(*nftables.Table) *nftables.Table
+	AddChain(*nftables.Chain) *nftables.Chain
+	AddObj(nftables.Obj) nftables.Obj
+	AddSet(*nftables.Set, []nftables.SetElement) error
+	SetAddElements(*nftables.Set, []nftables.SetElement) error
+	AddRule(*nftables.Rule) *nftables.Rule
+}
+
+// write queues the whole table for ls on w.
+func (p *Path) write(w tableWriter, ls []Listener) error {
+	w.AddTable(p.table)
+	chains := p.addChains(w)
+	for _, l := range ls {
+		if err := p.addListener(w, chains, l); err != nil {
+			return err
+		}
+	}
+	w.AddRule(&nftables.Rule{Table: p.table, Chain: chains.snat, Exprs: masqRule(p.opts.CtMark)})
 	return nil
 }
 
@@ -136,9 +155,9 @@ const dnatPriority = -105
 
 type chains struct{ dnat, count, snat *nftables.Chain }
 
-func (p *Path) addChains() chains {
+func (p *Path) addChains(w tableWriter) chains {
 	add := func(name string, t nftables.ChainType, hook *nftables.ChainHook, prio int32) *nftables.Chain {
-		return p.nft.AddChain(&nftables.Chain{Name: name, Table: p.table, Type: t, Hooknum: hook,
+		return w.AddChain(&nftables.Chain{Name: name, Table: p.table, Type: t, Hooknum: hook,
 			Priority: nftables.ChainPriorityRef(nftables.ChainPriority(prio))})
 	}
 	return chains{
@@ -152,24 +171,24 @@ func (p *Path) addChains() chains {
 // l's own chain for its datagrams (to a local address, or to one of its
 // VIPs), which sets the idle timeout, refuses flows over the limit and
 // places the rest.
-func (p *Path) addListener(c chains, l Listener) error {
+func (p *Path) addListener(w tableWriter, c chains, l Listener) error {
 	for _, kind := range []string{"in", "out", "new", "refused"} {
-		p.nft.AddObj(&nftables.NamedObj{Table: p.table, Name: counterName(kind, l.Name),
+		w.AddObj(&nftables.NamedObj{Table: p.table, Name: counterName(kind, l.Name),
 			Type: nftables.ObjTypeCounter, Obj: &expr.Counter{}})
 	}
 	rule := func(ch *nftables.Chain, e ...expr.Any) {
-		p.nft.AddRule(&nftables.Rule{Table: p.table, Chain: ch, Exprs: e})
+		w.AddRule(&nftables.Rule{Table: p.table, Chain: ch, Exprs: e})
 	}
-	own := p.nft.AddChain(&nftables.Chain{Name: listenerChain(l.Name), Table: p.table})
+	own := w.AddChain(&nftables.Chain{Name: listenerChain(l.Name), Table: p.table})
 	rule(c.dnat, append(udpTo(l), jump(own.Name))...)
 	for _, f := range families(l.Addr) {
 		vips := p.vipsOf(f, l)
-		if err := p.nft.AddSet(vips, vipElements(f, l.VIPs, nil)); err != nil {
+		if err := w.AddSet(vips, vipElements(f, l.VIPs, nil)); err != nil {
 			return fmt.Errorf("kernelpath: set %s: %w", vips.Name, err)
 		}
 		rule(c.dnat, append(toVIPs(f, l), jump(own.Name))...)
 		if p.opts.IdleTimeout > 0 {
-			p.nft.AddObj(p.idleObj(f, l))
+			w.AddObj(p.idleObj(f, l))
 			rule(own, idleRule(f, l)...)
 		}
 	}
@@ -178,10 +197,10 @@ func (p *Path) addListener(c chains, l Listener) error {
 	}
 	for _, f := range families(l.Addr) {
 		set := p.mapOf(f, l)
-		if err := p.nft.AddSet(set, nil); err != nil {
+		if err := w.AddSet(set, nil); err != nil {
 			return fmt.Errorf("kernelpath: map %s: %w", set.Name, err)
 		}
-		if err := inChunks(set, changed(f, l.Buckets, nil, true), p.nft.SetAddElements); err != nil {
+		if err := inChunks(set, changed(f, l.Buckets, nil, true), w.SetAddElements); err != nil {
 			return err
 		}
 		rule(own, dnatRule(f, l, p.opts)...)
