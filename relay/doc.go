@@ -6,7 +6,10 @@
 // only, Options.KeyByAddressOnly), hashed with a fixed FNV-1a based hash, so
 // every relay instance with the same backend set picks the same backend for
 // the same client. Once placed, a flow stays on its backend while that
-// backend is up, whatever happens to the backend set.
+// backend is up, whatever happens to the backend set. The backends and the
+// tables are one immutable version (plane), replaced whole by a backend or
+// health change: a new flow reads it without a lock, and never a table
+// naming a backend its version lacks.
 //
 // UDP (udp.go): per listener a group of Options.UDPSockets sockets
 // (default GOMAXPROCS) bound with SO_REUSEPORT, one reader goroutine each
@@ -59,7 +62,14 @@
 // same backend. A backend going down rewrites the map (a quarter of a
 // 65,537-bucket map for one of four backends: BenchmarkApply*) and
 // deletes its conntrack entries so its flows are placed again; flows
-// survive a relay restart.
+// survive a relay restart. The kernel is written by one goroutine of Run
+// (syncKernel): a change only signals it, changes made during a write
+// coalesce into one more write of the latest version, and a failed write
+// is counted (pier_relay_kernel_sync_errors_total) and tried again, so a
+// slow or failing netlink request never holds up a new flow in user space.
+// The process-wide part (the tag naming the process's tables, its anchor
+// table) is Options.Kernel.Tables, one per process; NewFakeKernel stands
+// in for it where nothing may be written.
 //
 // TCP (tcp.go): accept, pick, dial with Options.ConnectTimeout, then copy both
 // ways with io.Copy between *net.TCPConn so the kernel may splice, passing

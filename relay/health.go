@@ -53,12 +53,11 @@ func (r *Relay) healthLoop(ctx context.Context) {
 // fails its check is marked down, a down one that passes is marked up. Up
 // backends without a TCP port to check are left to the passive checks.
 func (r *Relay) checkAll(ctx context.Context) {
-	r.mu.Lock()
-	bs := make([]*backend, 0, len(r.backends))
-	for _, b := range r.backends {
+	backends := r.plane.Load().backends
+	bs := make([]*backend, 0, len(backends))
+	for _, b := range backends {
 		bs = append(bs, b)
 	}
-	r.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, b := range bs {
 		wg.Go(func() {

@@ -15,7 +15,7 @@ func TestActiveCheckMarksUpBackendDown(t *testing.T) {
 	eventually(t, "gone marked down by the active check", func() bool {
 		return r.counter(r.metrics.backendUp.WithLabelValues("gone")) == 0
 	})
-	if got := r.tables["udp"].Load().Backends(); len(got) != 1 || got[0] != "live" {
+	if got := r.table("udp").Backends(); len(got) != 1 || got[0] != "live" {
 		t.Errorf("udp table %v, want only live", got)
 	}
 	if up := r.counter(r.metrics.backendUp.WithLabelValues("live")); up != 1 {

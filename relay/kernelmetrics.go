@@ -4,15 +4,13 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/pier-lb/pier/relay/kernelpath"
 )
 
 // kernelCollector reads the kernel data path's counters and flows at
 // scrape time; it reports nothing while the path is off.
 type kernelCollector struct {
 	mu    sync.Mutex
-	path  *kernelpath.Path
+	path  KernelPath
 	ports map[string]uint16 // listener name to port
 
 	packets, bytes, flows, placed, refused *prometheus.Desc
@@ -35,7 +33,7 @@ func newKernelCollector() *kernelCollector {
 	}
 }
 
-func (k *kernelCollector) set(p *kernelpath.Path, ports map[string]uint16) {
+func (k *kernelCollector) set(p KernelPath, ports map[string]uint16) {
 	k.mu.Lock()
 	k.path, k.ports = p, ports
 	k.mu.Unlock()

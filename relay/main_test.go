@@ -68,7 +68,8 @@ func runRelayRole() {
 	}
 	maxTCP, _ := strconv.Atoi(os.Getenv("RELAY_MAX_TCP"))
 	maxTCPSource, _ := strconv.Atoi(os.Getenv("RELAY_MAX_TCP_SOURCE"))
-	r, err := New(Options{Backends: bs, Kernel: KernelOptions{Enabled: kernel}, MaxTCPConns: maxTCP, MaxTCPConnsPerSource: maxTCPSource, Listeners: []Listener{
+	tables := NewKernelTables() // one per process
+	r, err := New(Options{Backends: bs, Kernel: KernelOptions{Enabled: kernel, Tables: tables}, MaxTCPConns: maxTCP, MaxTCPConnsPerSource: maxTCPSource, Listeners: []Listener{
 		{Name: "tcp", Protocol: TCP, Addr: addr},
 		{Name: "udp", Protocol: UDP, Addr: addr},
 	}, Logger: slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))})
@@ -80,7 +81,7 @@ func runRelayRole() {
 	go func() {
 		<-r.Ready()
 		if kernel {
-			if err := RemoveStaleKernelTables(DefaultKernelTablePrefix); err != nil {
+			if err := tables.RemoveStale(DefaultKernelTablePrefix); err != nil {
 				fail(err)
 			}
 		}

@@ -19,7 +19,10 @@ type Metrics struct {
 	acceptErrors *prometheus.CounterVec
 	// evictions counts UDP flows removed from a full table for a new flow.
 	evictions prometheus.Counter
-	kernel    *kernelCollector
+	// kernelSyncErrors counts failed writes of the kernel data path's
+	// tables.
+	kernelSyncErrors prometheus.Counter
+	kernel           *kernelCollector
 }
 
 // Drop reasons.
@@ -76,6 +79,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		evictions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pier_relay_udp_flows_evicted_total", Help: "UDP flows that had carried one datagram from their client, removed from a full flow table to take a new flow.",
 		}),
+		kernelSyncErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pier_relay_kernel_sync_errors_total", Help: "Failed writes of the kernel data path's tables, each tried again after a back-off of 200 ms doubling to 5 s, or at the next change.",
+		}),
 		kernel: newKernelCollector(),
 	}
 	reg.MustRegister(m.collectors()...)
@@ -83,7 +89,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.activeFlows, m.packets, m.bytes, m.drops, m.backendUp, m.rebuilds, m.tokens, m.tcpRefused, m.acceptErrors, m.evictions, m.kernel}
+	return []prometheus.Collector{m.activeFlows, m.packets, m.bytes, m.drops, m.backendUp, m.rebuilds, m.tokens, m.tcpRefused, m.acceptErrors, m.evictions, m.kernelSyncErrors, m.kernel}
 }
 
 // Unregister removes the metrics from reg, the registerer NewMetrics was

@@ -15,8 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 	"k8s.io/utils/clock"
-
-	"github.com/pier-lb/pier/relay/kernelpath"
 )
 
 // Protocol is a listener's transport.
@@ -124,21 +122,34 @@ type Relay struct {
 	metrics *Metrics
 	clock   clock.WithTicker
 
-	mu       sync.Mutex
-	backends map[string]*backend
-	tables   map[string]*atomic.Pointer[Table] // by listener name
+	// mu serializes the writers of the data-plane state (SetBackends,
+	// SetVIPs, health changes); a new flow reads plane without it.
+	mu    sync.Mutex
+	plane atomic.Pointer[plane]
 
-	kernel *kernelpath.Path // nil when off; guarded by mu
-	vips   []netip.Addr     // guarded by mu
-	// kernelStopped: Run's context ended, the kernel takes no new flow;
-	// guarded by mu.
-	kernelStopped bool
-	kernelFwd     map[ipFamily]bool // families the node forwards; guarded by mu
+	// kernelTrigger asks the kernel sync (Run) to write the latest plane:
+	// changes made while it writes coalesce into one more write.
+	kernelTrigger chan struct{}
+	kmu           sync.Mutex
+	kernel        KernelPath // nil when off; guarded by kmu
+	forget        []*backend // down, their kernel flows to end (forgetKernel); guarded by kmu
+	// kernelFwd is the families the node forwards, set when the kernel
+	// path opens (Run), read-only after.
+	kernelFwd map[ipFamily]bool
 
 	ready   chan struct{}
 	addrsMu sync.Mutex
 	addrs   map[string]netip.AddrPort
 	udp     map[string]*udpServer
+}
+
+// plane is one version of the data-plane state. It is never changed once
+// published (Relay.plane), so a new flow reads a table and the backends it
+// names as one version, without a lock.
+type plane struct {
+	backends map[string]*backend
+	tables   map[string]*Table // by listener name; over the up backends
+	vips     []netip.Addr
 }
 
 // backend is a Backend with its health.
@@ -168,19 +179,16 @@ func New(opts Options) (*Relay, error) {
 		return nil, err
 	}
 	r := &Relay{
-		opts:     opts,
-		log:      opts.Logger.With("component", "relay"),
-		metrics:  opts.Metrics,
-		clock:    opts.Clock,
-		backends: map[string]*backend{},
-		tables:   map[string]*atomic.Pointer[Table]{},
-		ready:    make(chan struct{}),
-		addrs:    map[string]netip.AddrPort{},
-		udp:      map[string]*udpServer{},
+		opts:          opts,
+		log:           opts.Logger.With("component", "relay"),
+		metrics:       opts.Metrics,
+		clock:         opts.Clock,
+		ready:         make(chan struct{}),
+		addrs:         map[string]netip.AddrPort{},
+		udp:           map[string]*udpServer{},
+		kernelTrigger: make(chan struct{}, 1),
 	}
-	for _, l := range opts.Listeners {
-		r.tables[l.Name] = &atomic.Pointer[Table]{}
-	}
+	r.plane.Store(&plane{backends: map[string]*backend{}})
 	if err := r.SetVIPs(opts.VIPs); err != nil {
 		return nil, err
 	}
@@ -248,6 +256,9 @@ func validate(o Options) error {
 	if o.MaxTCPConns < 0 || o.MaxTCPConnsPerSource < 0 {
 		return fmt.Errorf("relay: max tcp connections %d, per source %d: out of range", o.MaxTCPConns, o.MaxTCPConnsPerSource)
 	}
+	if o.Kernel.Enabled && o.Kernel.Tables == nil {
+		return errors.New("relay: kernel data path without Options.Kernel.Tables (NewKernelTables, once per process)")
+	}
 	if m := o.Kernel.CtMark; m&(m-1) != 0 {
 		return fmt.Errorf("relay: kernel conntrack mark %#x: want a single bit", m)
 	}
@@ -296,10 +307,11 @@ func (r *Relay) SetBackends(bs []Backend) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	cur := r.plane.Load()
 	next := make(map[string]*backend, len(bs))
 	for _, b := range bs {
-		old, ok := r.backends[b.Name]
-		if ok && sameBackend(old.Backend, b) {
+		old, ok := cur.backends[b.Name]
+		if ok && old.Backend.Equal(b) {
 			next[b.Name] = old // flows keep sharing its health
 			continue
 		}
@@ -311,13 +323,12 @@ func (r *Relay) SetBackends(bs []Backend) error {
 		}
 		next[b.Name] = nb
 	}
-	for name := range r.backends {
+	for name := range cur.backends {
 		if _, ok := next[name]; !ok {
 			r.metrics.backendUp.DeleteLabelValues(name)
 		}
 	}
-	r.backends = next
-	r.rebuildLocked()
+	r.publishLocked(next, cur.vips)
 	return nil
 }
 
@@ -330,39 +341,64 @@ func (r *Relay) SetVIPs(vips []netip.Addr) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if slices.Equal(r.vips, vips) {
+	cur := r.plane.Load()
+	if slices.Equal(cur.vips, vips) {
 		return nil
 	}
-	r.vips = slices.Clone(vips)
-	r.applyKernelLocked()
+	next := *cur
+	next.vips = slices.Clone(vips)
+	r.plane.Store(&next)
+	r.signalKernel()
 	return nil
 }
 
-func sameBackend(a, b Backend) bool {
-	return a.Name == b.Name && a.Addr == b.Addr && a.ProxyProtocol == b.ProxyProtocol &&
-		a.HealthPort == b.HealthPort && a.DefaultPort == b.DefaultPort && maps.Equal(a.Ports, b.Ports)
+// Equal reports whether b and o are the same backend, with the same ports,
+// PROXY protocol and health check.
+func (b Backend) Equal(o Backend) bool {
+	return b.Name == o.Name && b.Addr == o.Addr && b.ProxyProtocol == o.ProxyProtocol &&
+		b.HealthPort == o.HealthPort && b.DefaultPort == o.DefaultPort && maps.Equal(b.Ports, o.Ports)
 }
 
-// rebuildLocked rebuilds every listener's table over its healthy backends.
+// rebuildLocked rebuilds every listener's table over the healthy backends
+// (one went up or down).
 func (r *Relay) rebuildLocked() {
-	for _, l := range r.opts.Listeners {
-		var names []string
-		for name, b := range r.backends {
-			if b.up.Load() {
-				names = append(names, name)
-			}
+	cur := r.plane.Load()
+	r.publishLocked(cur.backends, cur.vips)
+}
+
+// publishLocked makes backends, with every listener's table over the
+// healthy ones, and vips the data-plane state, then asks the kernel sync to
+// follow. backends must not change afterwards.
+func (r *Relay) publishLocked(backends map[string]*backend, vips []netip.Addr) {
+	var names []string
+	for name, b := range backends {
+		if b.up.Load() {
+			names = append(names, name)
 		}
-		t, err := NewTable(names, r.opts.TableSize)
-		if err != nil {
-			panic(err) // size validated in New
-		}
-		r.tables[l.Name].Store(t)
 	}
-	for name, b := range r.backends {
+	t, err := NewTable(names, r.opts.TableSize)
+	if err != nil {
+		panic(err) // size validated in New
+	}
+	next := &plane{backends: backends, tables: make(map[string]*Table, len(r.opts.Listeners)), vips: vips}
+	for _, l := range r.opts.Listeners {
+		next.tables[l.Name] = t // every listener hashes over the same backends
+	}
+	r.plane.Store(next)
+	for name, b := range backends {
 		r.metrics.backendUp.WithLabelValues(name).Set(boolGauge(b.up.Load()))
 	}
 	r.metrics.rebuilds.Inc()
-	r.applyKernelLocked()
+	r.signalKernel()
+}
+
+// signalKernel asks the kernel sync to write the current plane; it never
+// waits.
+func (r *Relay) signalKernel() {
+	select {
+	case r.kernelTrigger <- struct{}{}:
+	default: // a write is pending already: it reads the latest plane
+	}
 }
 
 func boolGauge(b bool) float64 {
@@ -372,12 +408,10 @@ func boolGauge(b bool) float64 {
 	return 0
 }
 
-// pick returns the backend owning client on listener l.
+// pick returns the backend owning client on listener l. It takes no lock.
 func (r *Relay) pick(l Listener, client netip.AddrPort) (*backend, error) {
-	name := r.tables[l.Name].Load().Lookup(HashKey(client, r.opts.KeyByAddressOnly))
-	r.mu.Lock()
-	b := r.backends[name]
-	r.mu.Unlock()
+	p := r.plane.Load()
+	b := p.backends[p.tables[l.Name].Lookup(HashKey(client, r.opts.KeyByAddressOnly))]
 	if b == nil {
 		return nil, ErrNoBackend
 	}
@@ -386,9 +420,12 @@ func (r *Relay) pick(l Listener, client netip.AddrPort) (*backend, error) {
 
 // backend returns the current backend called name, if any.
 func (r *Relay) backend(name string) *backend {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.backends[name]
+	return r.plane.Load().backends[name]
+}
+
+// table is listener name's current Maglev table.
+func (r *Relay) table(name string) *Table {
+	return r.plane.Load().tables[name]
 }
 
 // Ready is closed once every listener is open.
@@ -434,7 +471,9 @@ func (r *Relay) Run(ctx context.Context) error {
 	r.warnFileLimit()
 	var wg sync.WaitGroup
 	wg.Go(func() { r.healthLoop(ctx) })
-	wg.Go(func() { <-ctx.Done(); r.stopKernel() }) // stop taking new flows first
+	if p := r.kernelPath(); p != nil {
+		wg.Go(func() { r.syncKernel(ctx, p) }) // on ctx's end, it stops taking new flows first
+	}
 	defer r.closeKernel()
 	errs := make([]error, len(servers))
 	for i, s := range servers {

@@ -116,7 +116,7 @@ func TestTCPConnectFailureMarksDownAndCheckBringsBack(t *testing.T) {
 	if up := r.counter(r.metrics.backendUp.WithLabelValues("dead")); up != 0 {
 		t.Fatalf("dead backend up=%v", up)
 	}
-	if diff := r.tables["tcp"].Load().Backends(); len(diff) != 1 || diff[0] != "live" {
+	if diff := r.table("tcp").Backends(); len(diff) != 1 || diff[0] != "live" {
 		t.Fatalf("table %v, want only live", diff)
 	}
 	ln, err := net.Listen("tcp", netip.AddrPortFrom(dead.Addr, port).String())

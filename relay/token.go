@@ -93,9 +93,7 @@ func (r *Relay) tokenBackend(first []byte) (*backend, string) {
 	if !ok {
 		return nil, tokenShort
 	}
-	r.mu.Lock()
-	b := r.backends[string(name)] // no allocation: the compiler reads the bytes in place
-	r.mu.Unlock()
+	b := r.plane.Load().backends[string(name)] // no allocation: the compiler reads the bytes in place
 	switch {
 	case b == nil:
 		return nil, tokenUnknown

@@ -132,7 +132,7 @@ func TestNewValidatesToken(t *testing.T) {
 func TestKernelRefusesToken(t *testing.T) {
 	r, err := New(Options{
 		Listeners: []Listener{{Name: "udp", Protocol: UDP, Addr: netip.MustParseAddrPort("127.0.0.1:1")}},
-		Kernel:    KernelOptions{Enabled: true}, Token: TokenOptions{Length: 8},
+		Kernel:    KernelOptions{Enabled: true, Tables: NewFakeKernel()}, Token: TokenOptions{Length: 8},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +193,7 @@ func clientAddr(t *testing.T, r *running, network, listener, avoid string) (neti
 		} else {
 			a = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), closedPort(t))
 		}
-		if owner := r.tables[listener].Load().Lookup(HashKey(a, false)); owner != avoid {
+		if owner := r.table(listener).Lookup(HashKey(a, false)); owner != avoid {
 			return a, owner
 		}
 	}

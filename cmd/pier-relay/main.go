@@ -96,6 +96,7 @@ func main() {
 		return
 	}
 	opts.Logger, opts.Metrics = log, relay.NewMetrics(reg)
+	opts.Kernel.Tables = relay.NewKernelTables() // this process's tables
 	for _, s := range listens {
 		l, err := relay.ParseListener(s)
 		if err != nil {
@@ -135,7 +136,7 @@ func main() {
 		// written (one pier-relay per network namespace).
 		go func() {
 			<-r.Ready()
-			if err := relay.RemoveStaleKernelTables(relay.DefaultKernelTablePrefix); err != nil {
+			if err := opts.Kernel.Tables.RemoveStale(relay.DefaultKernelTablePrefix); err != nil {
 				log.Warn("cannot remove kernel data path tables left by an earlier relay", "err", err)
 			}
 		}()

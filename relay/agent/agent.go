@@ -73,6 +73,7 @@ type Agent struct {
 	metrics *metrics
 	trigger chan struct{}
 	synced  atomic.Bool
+	kernel  relay.KernelTables // this process's kernel data path tables
 
 	// Owned by the loop goroutine.
 	staleRemoved bool // removeStaleTables ran
@@ -120,6 +121,7 @@ func New(opts Options) (*Agent, error) {
 		log:      opts.Logger.With("component", "relay-agent", "node", opts.NodeName),
 		metrics:  newMetrics(opts.Registerer),
 		trigger:  make(chan struct{}, 1),
+		kernel:   relay.NewKernelTables(),
 		running:  map[Key]*instance{},
 		relayMet: map[Key]relayMetrics{},
 		lastErr:  map[Key]string{},
@@ -213,7 +215,7 @@ func (a *Agent) removeStaleTables() {
 		return
 	}
 	a.staleRemoved = true
-	if err := relay.RemoveStaleKernelTables(relay.DefaultKernelTablePrefix); err != nil {
+	if err := a.kernel.RemoveStale(relay.DefaultKernelTablePrefix); err != nil {
 		a.log.Info("cannot remove kernel data path tables left by an earlier relay (the kernel data path needs NET_ADMIN; the userspace path works without it)", "err", err)
 	}
 }
@@ -343,7 +345,7 @@ func (a *Agent) start(ctx context.Context, k Key, w Want, replacing bool) {
 		retries = bindRetries
 	}
 	log := a.opts.Logger.With("relay", k.String())
-	i, err := start(ctx, w, m.m, log, a.opts.Clock, retries)
+	i, err := start(ctx, w, m.m, a.kernel, log, a.opts.Clock, retries)
 	if err != nil {
 		a.metrics.startFailures.Inc()
 		if msg := err.Error(); a.lastErr[k] != msg {

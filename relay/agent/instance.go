@@ -64,7 +64,7 @@ const (
 // start runs a relay for want until ctx ends, and returns once its
 // listeners are open, or with the error that kept them shut. A busy port
 // (still held by the instance being replaced) is tried up to tries times.
-func start(ctx context.Context, want Want, metrics *relay.Metrics, log *slog.Logger, clk clock.WithTicker, tries int) (*instance, error) {
+func start(ctx context.Context, want Want, metrics *relay.Metrics, kernel relay.KernelTables, log *slog.Logger, clk clock.WithTicker, tries int) (*instance, error) {
 	var err error
 	for n := range tries {
 		if n > 0 {
@@ -75,7 +75,7 @@ func start(ctx context.Context, want Want, metrics *relay.Metrics, log *slog.Log
 			}
 		}
 		var i *instance
-		if i, err = startOnce(ctx, want, metrics, log, clk); err == nil {
+		if i, err = startOnce(ctx, want, metrics, kernel, log, clk); err == nil {
 			return i, nil
 		}
 		if !errors.Is(err, syscall.EADDRINUSE) {
@@ -85,9 +85,10 @@ func start(ctx context.Context, want Want, metrics *relay.Metrics, log *slog.Log
 	return nil, err
 }
 
-func startOnce(ctx context.Context, want Want, metrics *relay.Metrics, log *slog.Logger, clk clock.WithTicker) (*instance, error) {
+func startOnce(ctx context.Context, want Want, metrics *relay.Metrics, kernel relay.KernelTables, log *slog.Logger, clk clock.WithTicker) (*instance, error) {
 	opts := want.Config.options(want.Backends)
 	opts.Metrics, opts.Logger, opts.Clock, opts.VIPs = metrics, log, clk, want.VIPs
+	opts.Kernel.Tables = kernel
 	r, err := relay.New(opts)
 	if err != nil {
 		return nil, err
@@ -113,7 +114,7 @@ func startOnce(ctx context.Context, want Want, metrics *relay.Metrics, log *slog
 // setBackends hands a changed backend set to the running relay and reports
 // whether it changed.
 func (i *instance) setBackends(bs []relay.Backend) (bool, error) {
-	if slices.EqualFunc(bs, i.backends, sameBackend) {
+	if slices.EqualFunc(bs, i.backends, relay.Backend.Equal) {
 		return false, nil
 	}
 	if err := i.r.SetBackends(bs); err != nil {
@@ -121,17 +122,4 @@ func (i *instance) setBackends(bs []relay.Backend) (bool, error) {
 	}
 	i.backends = bs
 	return true, nil
-}
-
-func sameBackend(a, b relay.Backend) bool {
-	if a.Name != b.Name || a.Addr != b.Addr || a.DefaultPort != b.DefaultPort ||
-		a.ProxyProtocol != b.ProxyProtocol || a.HealthPort != b.HealthPort || len(a.Ports) != len(b.Ports) {
-		return false
-	}
-	for k, v := range a.Ports {
-		if w, ok := b.Ports[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }

@@ -36,5 +36,10 @@
 // would then lose their translation and reach the relay's sockets until the
 // next table is written.
 //
+// Tables is a process's share of the namespace: a random tag in the name of
+// every table it writes (so that the next process, RemoveStale, deletes an
+// earlier one's tables and not its own), its anchor table written once per
+// name prefix, and a sequence numbering its paths' tables. One per process.
+//
 // Linux only; needs CAP_NET_ADMIN in the node's network namespace.
 package kernelpath
