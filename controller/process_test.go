@@ -2,7 +2,6 @@ package controller_test
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pier-lb/pier/internal/release"
 )
 
 var (
@@ -30,10 +31,11 @@ func controllerBinary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "pier-controller")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/pier-lb/pier/cmd/pier-controller").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		root, err := release.Root()
+		if err == nil {
+			err = release.Build(root, dir, "", "./cmd/pier-controller")
 		}
+		buildErr = err
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
@@ -84,7 +86,12 @@ func (e *env) runController(t testing.TB, args ...string) *proc {
 
 // usage reads the process's CPU seconds and peak resident memory.
 func (p *proc) usage() (cpu time.Duration, peakRSS int64) {
-	pid := strconv.Itoa(p.cmd.Process.Pid)
+	return pidUsage(p.cmd.Process.Pid)
+}
+
+// pidUsage reads a process's CPU seconds and peak resident memory.
+func pidUsage(id int) (cpu time.Duration, peakRSS int64) {
+	pid := strconv.Itoa(id)
 	stat, _ := os.ReadFile("/proc/" + pid + "/stat")
 	if f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:])); len(f) > 13 {
 		ut, _ := strconv.ParseInt(f[11], 10, 64)

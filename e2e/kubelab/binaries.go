@@ -3,26 +3,27 @@ package kubelab
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/pier-lb/pier/e2e/prereq"
+	"github.com/pier-lb/pier/internal/release"
 )
 
 // BuildBinaries builds Pier's commands (names under cmd/) into dir, for
 // scenarios that run the real binaries in the lab, and returns their paths.
 func BuildBinaries(dir string, names ...string) (map[string]string, error) {
-	paths := map[string]string{}
-	for _, name := range names {
-		path := filepath.Join(dir, name)
-		out, err := exec.Command("go", "build", "-o", path, "github.com/pier-lb/pier/cmd/"+name).CombinedOutput()
-		if err != nil {
-			return nil, fmt.Errorf("build %s: %v\n%s", name, err, out)
-		}
-		paths[name] = path
+	root, err := release.Root()
+	if err != nil {
+		return nil, err
 	}
-	return paths, nil
+	paths := map[string]string{}
+	pkgs := make([]string, len(names))
+	for i, name := range names {
+		pkgs[i] = "./cmd/" + name
+		paths[name] = filepath.Join(dir, name)
+	}
+	return paths, release.Build(root, dir, "", pkgs...)
 }
 
 // Binaries are commands built once for all the tests of a package.

@@ -2,10 +2,8 @@ package podlab
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -13,6 +11,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/pier-lb/pier/internal/release"
 )
 
 // Images the lab pushes, as repository paths in its registry.
@@ -25,30 +25,10 @@ const (
 	PierRepository = "pier-lb/pier"
 )
 
-// repoRoot is the module root, from the test's package directory.
-func repoRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out))), nil
-}
-
-// goBuild builds static linux binaries of pkgs into dir.
-func goBuild(root, dir string, pkgs ...string) error {
-	cmd := exec.Command("go", append([]string{"build", "-trimpath", "-ldflags", "-s -w", "-o", dir + "/"}, pkgs...)...)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %v: %w\n%s", pkgs, err, out)
-	}
-	return nil
-}
-
 // pushLabImage builds pause and pier-lab and pushes them as LabImage.
 func pushLabImage(root, work, registry string) error {
 	dir := filepath.Join(work, "lab-image")
-	if err := goBuild(root, dir, "./e2e/podlab/pause", "./cmd/pier-lab"); err != nil {
+	if err := release.Build(root, dir, "", "./e2e/podlab/pause", "./cmd/pier-lab"); err != nil {
 		return err
 	}
 	layer, err := filesLayer(dir, "pause", "pier-lab")

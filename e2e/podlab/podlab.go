@@ -28,6 +28,7 @@ import (
 	"github.com/pier-lb/pier/e2e/kubelab"
 	"github.com/pier-lb/pier/e2e/lab"
 	"github.com/pier-lb/pier/e2e/teardown"
+	"github.com/pier-lb/pier/internal/release"
 )
 
 // RegistryPort is where the lab registry is published on the management
@@ -97,7 +98,7 @@ func Up(ctx context.Context, opts Options) (_ *Env, err error) {
 	if e.bins, err = findBinaries(""); err != nil {
 		return nil, err
 	}
-	if e.Root, err = repoRoot(); err != nil {
+	if e.Root, err = release.Root(); err != nil {
 		return nil, err
 	}
 	if e.Dir, err = os.MkdirTemp("", "pier-podlab-"); err != nil {

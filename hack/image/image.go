@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -18,6 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/pier-lb/pier/internal/release"
 )
 
 // DefaultTag is the image the install manifests name.
@@ -46,17 +47,11 @@ var ErrNotStatic = errors.New("binary is not statically linked")
 // BuildBinaries compiles the commands of the module at root into dir as
 // static linux binaries for arch.
 func BuildBinaries(root, dir, arch string) error {
-	args := []string{"build", "-trimpath", "-ldflags", "-s -w", "-o", dir + "/"}
-	for _, b := range Binaries {
-		args = append(args, "./cmd/"+b)
+	pkgs := make([]string, len(Binaries))
+	for i, b := range Binaries {
+		pkgs[i] = "./cmd/" + b
 	}
-	cmd := exec.Command("go", args...)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %w\n%s", strings.Join(Binaries, " "), err, out)
-	}
-	return nil
+	return release.Build(root, dir, arch, pkgs...)
 }
 
 // Build assembles the image: one layer with /etc/passwd, /etc/group and the

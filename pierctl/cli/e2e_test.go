@@ -37,6 +37,7 @@ import (
 	"github.com/pier-lb/pier/config"
 	"github.com/pier-lb/pier/controller/webhook"
 	"github.com/pier-lb/pier/e2e/cluster"
+	"github.com/pier-lb/pier/internal/release"
 	"github.com/pier-lb/pier/manifests"
 	"github.com/pier-lb/pier/pierctl/migrate"
 	"github.com/pier-lb/pier/pierctl/status"
@@ -154,12 +155,15 @@ func TestBinaryExitCodes(t *testing.T) {
 
 func buildPierctl(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "pierctl")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/pier-lb/pier/cmd/pierctl").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	dir := t.TempDir()
+	root, err := release.Root()
+	if err == nil {
+		err = release.Build(root, dir, "", "./cmd/pierctl")
 	}
-	return bin
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "pierctl")
 }
 
 func (e *env) clients(t *testing.T) {
