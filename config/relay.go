@@ -75,8 +75,10 @@ var userAnnotations = []string{
 	v1alpha1.AnnotationLoadBalancerIPs,
 }
 
-// ParseRelay validates one Relay beyond its CRD schema and returns one
-// *Error per problem, nil when it is valid. It is pure and never panics.
+// ParseRelay validates one Relay beyond its CRD schema and returns its
+// configuration, or the zero Relay and one *Error per problem. It is pure
+// and never panics; the controller, the webhook and the relays all call it,
+// so a node runs no Relay the controller reports invalid.
 // Relays are checked alone: unlike the four configuration kinds they live
 // in the applications' namespaces and refer to nothing Parse reads.
 //
@@ -115,24 +117,33 @@ var userAnnotations = []string{
 // payload), and needs an active check, a TCP listener (the defaults have one)
 // or backend.healthCheckPort, since the kernel path cannot see a dead UDP
 // server's ICMP port unreachable.
-func ParseRelay(o *v1alpha1.Relay) []*Error {
+func ParseRelay(o *v1alpha1.Relay) (Relay, []*Error) {
 	p := &parser{}
 	r := refOf(KindRelay, &o.ObjectMeta)
 	if !p.checkName(r) {
-		return p.errs
+		return Relay{}, p.errs
 	}
 	if len(r.Name) > validation.LabelValueMaxLength {
 		p.fail(r, "metadata.name", "%d characters; at most %d, since relays label their Leases with the name",
 			len(r.Name), validation.LabelValueMaxLength)
 	}
 	s := &o.Spec
-	exp := p.relayExposure(r, s)
-	if NeedsService(exp) {
+	if NeedsService(RelayExposure(s)) {
 		if msgs := validation.IsDNS1035Label(RelayServiceName(r.Name)); len(msgs) > 0 {
 			p.fail(r, "metadata.name", "the owned Service %q would not be a valid Service name: %s",
 				RelayServiceName(r.Name), strings.Join(msgs, "; "))
 		}
 	}
+	p.relaySpec(r, s)
+	if len(p.errs) > 0 {
+		return Relay{}, p.errs
+	}
+	return relayOf(s), nil
+}
+
+// relaySpec checks a Relay's spec (ParseRelay, StandaloneRelay).
+func (p *parser) relaySpec(r Ref, s *v1alpha1.RelaySpec) {
+	exp := p.relayExposure(r, s)
 	p.relayListeners(r, s.Listeners, exp)
 	p.relayBackend(r, &s.Backend)
 	if exp == v1alpha1.ExposeHostNetwork {
@@ -155,7 +166,6 @@ func ParseRelay(o *v1alpha1.Relay) []*Error {
 	p.relayTimeouts(r, &s.Timeouts)
 	p.relayLimits(r, &s.Limits)
 	p.relayDataPath(r, s)
-	return p.errs
 }
 
 // pierPort is a port one of Pier's daemons holds on every node's own

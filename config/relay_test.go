@@ -266,9 +266,12 @@ func TestParseRelay(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := tc.relay.DeepCopy()
-			got := ParseRelay(tc.relay)
+			cfg, got := ParseRelay(tc.relay)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("ParseRelay (-want +got):\n%s", diff)
+			}
+			if valid := len(cfg.Listeners) > 0; valid != (len(got) == 0) {
+				t.Errorf("ParseRelay returned %d listeners with %d errors; want a configuration exactly when valid", len(cfg.Listeners), len(got))
 			}
 			if diff := cmp.Diff(before, tc.relay); diff != "" {
 				t.Errorf("ParseRelay modified its input:\n%s", diff)
@@ -316,9 +319,16 @@ func FuzzParseRelay(f *testing.F) {
 		r.Spec.Exposure = v1alpha1.RelayExposure{Type: v1alpha1.RelayExposureType(exp), ServiceAnnotations: map[string]string{annKey: annVal},
 			IPFamilies: []corev1.IPFamily{corev1.IPFamily(family)}}
 		r.Spec.Timeouts.Connect = dur(time.Duration(d))
-		errs := ParseRelay(r)
-		if diff := cmp.Diff(errs, ParseRelay(r)); diff != "" {
+		cfg, errs := ParseRelay(r)
+		cfg2, errs2 := ParseRelay(r)
+		if diff := cmp.Diff(errs, errs2); diff != "" {
 			t.Fatalf("not deterministic:\n%s", diff)
+		}
+		if diff := cmp.Diff(cfg, cfg2, cmpSelector, cmpAddr); diff != "" {
+			t.Fatalf("configuration not deterministic:\n%s", diff)
+		}
+		if (len(errs) == 0) != (len(cfg.Listeners) > 0) {
+			t.Fatalf("%d errors and %d listeners: want a configuration exactly when valid", len(errs), len(cfg.Listeners))
 		}
 		for _, e := range errs {
 			if e.Kind != KindRelay || e.Field == "" || e.Message == "" || e.Name != name {
@@ -355,7 +365,7 @@ func TestParseRelayPierPorts(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := ParseRelay(relay("r", listeners(tc.listener)))
+			_, got := ParseRelay(relay("r", listeners(tc.listener)))
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("ParseRelay (-want +got):\n%s", diff)
 			}

@@ -108,7 +108,7 @@ func (c *RelayController) Reconcile(ctx context.Context, req reconcile.Request) 
 	}
 	obs := &observation{exposure: config.RelayExposure(&relay.Spec)}
 	var result reconcile.Result
-	if problems := config.ParseRelay(&relay); len(problems) > 0 {
+	if _, problems := config.ParseRelay(&relay); len(problems) > 0 {
 		obs.invalid = joinProblems(problems)
 		// The Service is left as it is; read it for the status only.
 		obs.svc, obs.exposed = c.currentService(ctx, &relay)

@@ -12,7 +12,8 @@
 // that fails with a warning and Relays on the userspace path still work.
 //
 // Standalone mode (no Kubernetes), chosen when --listen or --backend is
-// given, takes its listeners and backends from flags:
+// given, takes its listeners and backends from flags, checked with the
+// rules of a Relay's spec (config.StandaloneRelay):
 //
 //	pier-relay --listen calls-udp/UDP/0.0.0.0:16384 --backend srv1=198.18.1.1 --backend srv2=198.18.1.2
 package main
@@ -25,7 +26,6 @@ import (
 	_ "net/http/pprof" // served only on --pprof-addr (DefaultServeMux)
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,27 +37,9 @@ import (
 	"github.com/pier-lb/pier/relay/agent"
 )
 
-// repeated collects a flag given several times.
-type repeated []string
-
-func (r *repeated) String() string     { return strings.Join(*r, ",") }
-func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
-
 func main() {
-	var listens, backends repeated
-	var opts relay.Options
-	flag.Var(&listens, "listen", "standalone listener name/PROTO/addr:port (repeat)")
-	flag.Var(&backends, "backend", "standalone backend name=addr[:port] (repeat)")
-	proxy := flag.Bool("proxy-protocol", false, "standalone: send PROXY protocol v2 to every backend")
-	healthPort := flag.Uint("health-port", 0, "standalone: TCP port of the backends' active check (0: the first TCP listener's)")
-	flag.BoolVar(&opts.KeyByAddressOnly, "key-by-address", false, "standalone: hash the client address only, not its port")
-	flag.IntVar(&opts.MaxFlows, "max-flows", relay.DefaultMaxFlows, "standalone: UDP flows per listener")
-	flag.IntVar(&opts.MaxTCPConns, "max-tcp-conns", relay.DefaultMaxTCPConns, "standalone: connections per TCP listener")
-	flag.IntVar(&opts.MaxTCPConnsPerSource, "max-tcp-conns-per-source", relay.DefaultMaxTCPConnsPerSource, "standalone: connections per TCP listener from one client address (IPv6: one /64)")
-	flag.DurationVar(&opts.UDPIdleTimeout, "udp-idle", relay.DefaultUDPIdleTimeout, "standalone: UDP flow idle timeout")
-	flag.DurationVar(&opts.DrainTimeout, "drain", relay.DefaultDrainTimeout, "standalone: how long TCP flows may finish after SIGTERM")
-	flag.BoolVar(&opts.Kernel.Enabled, "kernel", false, "standalone: UDP flows through the kernel data path (nftables DNAT; needs NET_ADMIN)")
-	token := flag.String("token", "", "standalone: routing token offset:length, the bytes of a flow's first datagram or first TCP bytes naming its backend (off by default)")
+	var sf standaloneFlags
+	sf.register(flag.CommandLine)
 	var ao agent.Options
 	kubeconfig := flag.String("kubeconfig", "", "Kubernetes mode: kubeconfig file (default: in-cluster)")
 	flag.StringVar(&ao.NodeName, "node-name", os.Getenv("NODE_NAME"), "Kubernetes mode: this node's name")
@@ -90,42 +72,18 @@ func main() {
 	if *pprofAddr != "" {
 		go func() { log.Error("pprof server", "err", http.ListenAndServe(*pprofAddr, nil)) }()
 	}
-	if len(listens) == 0 && len(backends) == 0 {
+	if len(sf.listens) == 0 && len(sf.backends) == 0 {
 		ao.Logger, ao.Registerer, ao.Health = log, reg, health
 		runAgent(ctx, ao, *kubeconfig, log)
 		return
 	}
+	opts, err := sf.options()
+	if err != nil {
+		log.Error("bad standalone flags", "err", err)
+		os.Exit(2)
+	}
 	opts.Logger, opts.Metrics = log, relay.NewMetrics(reg)
 	opts.Kernel.Tables = relay.NewKernelTables() // this process's tables
-	for _, s := range listens {
-		l, err := relay.ParseListener(s)
-		if err != nil {
-			log.Error("bad --listen", "err", err)
-			os.Exit(2)
-		}
-		opts.Listeners = append(opts.Listeners, l)
-	}
-	for _, s := range backends {
-		b, err := relay.ParseBackend(s)
-		if err != nil {
-			log.Error("bad --backend", "err", err)
-			os.Exit(2)
-		}
-		b.ProxyProtocol, b.HealthPort = *proxy, uint16(*healthPort)
-		opts.Backends = append(opts.Backends, b)
-	}
-	if *token != "" {
-		t, err := relay.ParseToken(*token)
-		if err != nil {
-			log.Error("bad --token", "err", err)
-			os.Exit(2)
-		}
-		opts.Token = t
-		if opts.Kernel.Enabled {
-			log.Error("--token and --kernel do not go together: the kernel places a flow before the relay reads its payload")
-			os.Exit(2)
-		}
-	}
 	r, err := relay.New(opts)
 	if err != nil {
 		log.Error("set up relay", "err", err)

@@ -28,7 +28,7 @@ func reviewRelay(req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionRespo
 		r.Name = req.Name
 	}
 	r.Namespace = req.Namespace
-	problems := config.ParseRelay(&r)
+	_, problems := config.ParseRelay(&r)
 	if len(problems) == 0 {
 		return &admissionv1.AdmissionResponse{Allowed: true}, nil
 	}

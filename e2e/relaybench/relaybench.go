@@ -210,7 +210,9 @@ func (b *Bench) startPier(kind Kind) error {
 		}
 	}
 	if kind == PierKernel {
-		args = append(args, "--kernel", "--listen", fmt.Sprintf("l%d/UDP/%s", UDPEcho, Target(kind, UDPEcho)))
+		// The kernel path needs an active check (config): the TCP echo's port.
+		args = append(args, "--kernel", "--health-port", strconv.Itoa(int(TCPEcho)),
+			"--listen", fmt.Sprintf("l%d/UDP/%s", UDPEcho, Target(kind, UDPEcho)))
 	} else if b.opts.PprofAddr != "" {
 		args = append(args, "--pprof-addr", b.opts.PprofAddr)
 	}

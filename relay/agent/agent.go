@@ -80,6 +80,8 @@ type Agent struct {
 	running      map[Key]*instance
 	relayMet     map[Key]relayMetrics
 	lastErr      map[Key]string
+	accepted     map[Key]*v1alpha1.Relay // the Relays as last accepted (Desired)
+	refused      map[Key]string          // the errors last logged of the Relays refused
 	leases       *leases
 	draining     sync.WaitGroup
 	saved        []byte // the state file's content, as last written
@@ -125,6 +127,7 @@ func New(opts Options) (*Agent, error) {
 		running:  map[Key]*instance{},
 		relayMet: map[Key]relayMetrics{},
 		lastErr:  map[Key]string{},
+		refused:  map[Key]string{},
 	}
 	if opts.Health != nil {
 		ping, err := daemon.APIPing(opts.Config)
@@ -237,15 +240,33 @@ func (a *Agent) reconcile(ctx context.Context, r client.Reader, bind netip.Addr)
 		a.log.Warn("reading the API cache failed, keeping the relays as they are", "err", err)
 		return
 	}
-	in.Bind = bind
-	want, errs := Desired(in)
-	for _, err := range errs {
-		a.log.Debug("relay skipped", "err", err)
-	}
+	in.Bind, in.Accepted = bind, a.accepted
+	want, accepted, refused := Desired(in)
+	a.accepted = accepted
+	a.logRefused(refused, want)
 	a.save(want)
 	a.apply(ctx, want)
 	a.leases.Set(slices.Collect(maps.Keys(a.running)))
 	a.metrics.served.Set(float64(len(a.running)))
+}
+
+// logRefused logs each Relay config refuses, once per distinct problem,
+// and counts them.
+func (a *Agent) logRefused(refused map[Key]error, want map[Key]Want) {
+	for k, err := range refused {
+		if msg := err.Error(); a.refused[k] != msg {
+			a.refused[k] = msg
+			_, kept := want[k]
+			a.log.Warn("Relay is invalid, refused (a relay serving it keeps its last valid configuration)",
+				"relay", k.String(), "serving", kept, "err", err)
+		}
+	}
+	for k := range a.refused {
+		if _, ok := refused[k]; !ok {
+			delete(a.refused, k)
+		}
+	}
+	a.metrics.invalid.Set(float64(len(refused)))
 }
 
 func read(ctx context.Context, r client.Reader, node string) (Inputs, error) {

@@ -2,18 +2,17 @@ package agent
 
 import (
 	"cmp"
-	"fmt"
+	"errors"
 	"net/netip"
 	"slices"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/config"
 	"github.com/pier-lb/pier/relay"
 )
 
@@ -21,47 +20,55 @@ import (
 type Key = types.NamespacedName
 
 // Config is the part of a relay that needs a new relay instance when it
-// changes: everything but the backends.
+// changes: everything but the backends. It is built from a config.Relay
+// (ConfigOf), never from a Relay object directly, so that a node runs only
+// what config accepts.
 type Config struct {
-	Listeners        []relay.Listener
-	KeyByAddressOnly bool
-	MaxFlows         int
-	MaxDatagramSize  int
-	// MaxTCPConns and MaxTCPConnsPerSource are spec.limits.maxTCPConnections
-	// and maxTCPConnectionsPerSource (0: the relay's defaults).
-	MaxTCPConns          int
-	MaxTCPConnsPerSource int
-	ConnectTimeout       time.Duration
-	TCPIdleTimeout       time.Duration
-	UDPIdleTimeout       time.Duration
-	DrainTimeout         time.Duration
-	// Kernel turns on the kernel data path for the UDP listeners
-	// (spec.dataPath Kernel).
-	Kernel bool
+	Listeners []relay.Listener
+	// RelaySettings are the routing, limits, timeouts and data path.
+	config.RelaySettings
 	// Token is the routing token (spec.routing.token); Length 0 is off.
 	Token relay.TokenOptions
 }
 
-// Equal reports whether two configs run the same relay.
+// Equal reports whether two configs run the same relay. Config has these
+// three fields only (a test keeps it so): the settings are compared whole,
+// so a field added to config.RelaySettings is compared too.
 func (c Config) Equal(o Config) bool {
-	return slices.Equal(c.Listeners, o.Listeners) && c.KeyByAddressOnly == o.KeyByAddressOnly &&
-		c.MaxFlows == o.MaxFlows && c.MaxDatagramSize == o.MaxDatagramSize &&
-		c.MaxTCPConns == o.MaxTCPConns && c.MaxTCPConnsPerSource == o.MaxTCPConnsPerSource &&
-		c.ConnectTimeout == o.ConnectTimeout && c.TCPIdleTimeout == o.TCPIdleTimeout &&
-		c.UDPIdleTimeout == o.UDPIdleTimeout && c.DrainTimeout == o.DrainTimeout &&
-		c.Kernel == o.Kernel && c.Token == o.Token
+	return slices.Equal(c.Listeners, o.Listeners) && c.RelaySettings == o.RelaySettings && c.Token == o.Token
 }
 
-// options are the relay options of c (zero values take the relay's
-// defaults).
-func (c Config) options(backends []relay.Backend) relay.Options {
+// ConfigOf is the relay config of a valid configuration; listeners that
+// name no address (a Relay object's) listen on bind.
+func ConfigOf(c config.Relay, bind netip.Addr) Config {
+	out := Config{
+		RelaySettings: c.Settings,
+		Token:         relay.TokenOptions{Offset: c.Token.Offset, Length: c.Token.Length},
+	}
+	for _, l := range c.Listeners {
+		addr := l.Addr
+		if !addr.IsValid() {
+			addr = bind
+		}
+		out.Listeners = append(out.Listeners, relay.Listener{
+			Name: l.Name, Protocol: relay.Protocol(l.Protocol), Addr: netip.AddrPortFrom(addr, l.Port),
+		})
+	}
+	return out
+}
+
+// RelayOptions are the relay options of c with backends (zero values take
+// the relay's defaults); the caller adds metrics, logger, clock, addresses
+// and the kernel's tables.
+func (c Config) RelayOptions(backends []relay.Backend) relay.Options {
+	s := c.RelaySettings
 	return relay.Options{
-		Listeners: c.Listeners, Backends: backends, KeyByAddressOnly: c.KeyByAddressOnly,
-		MaxFlows: c.MaxFlows, MaxDatagramSize: c.MaxDatagramSize,
-		MaxTCPConns: c.MaxTCPConns, MaxTCPConnsPerSource: c.MaxTCPConnsPerSource,
-		ConnectTimeout: c.ConnectTimeout, TCPIdleTimeout: c.TCPIdleTimeout,
-		UDPIdleTimeout: c.UDPIdleTimeout, DrainTimeout: c.DrainTimeout,
-		Kernel: relay.KernelOptions{Enabled: c.Kernel}, Token: c.Token,
+		Listeners: c.Listeners, Backends: backends, KeyByAddressOnly: s.KeyByAddressOnly,
+		MaxFlows: s.MaxFlows, MaxDatagramSize: s.MaxDatagramSize,
+		MaxTCPConns: s.MaxTCPConns, MaxTCPConnsPerSource: s.MaxTCPConnsPerSource,
+		ConnectTimeout: s.ConnectTimeout, TCPIdleTimeout: s.TCPIdleTimeout,
+		UDPIdleTimeout: s.UDPIdleTimeout, DrainTimeout: s.DrainTimeout,
+		Kernel: relay.KernelOptions{Enabled: s.Kernel}, Token: c.Token,
 	}
 }
 
@@ -81,33 +88,64 @@ type Inputs struct {
 	EndpointSlices []discoveryv1.EndpointSlice
 	// Bind is the address listeners bind (a wildcard).
 	Bind netip.Addr
+	// Accepted are the Relays as the previous pass accepted them (Desired's
+	// second result); nil on the first pass.
+	Accepted map[Key]*v1alpha1.Relay
 }
 
-// Desired returns the relays this node runs. Relays it cannot serve (an
-// invalid node selector) are left out and named in the errors.
-func Desired(in Inputs) (map[Key]Want, []error) {
-	out := map[Key]Want{}
-	var errs []error
+// Desired returns the relays this node runs, and the Relays it accepted,
+// for the next pass's Inputs.Accepted. Every Relay is parsed with
+// config.ParseRelay; one that fails is refused (named in refused, with its
+// errors joined) and served, if at all, as it was last accepted: a change
+// the controller reports invalid leaves the relay as it was, and a Relay
+// never accepted is not served.
+func Desired(in Inputs) (want map[Key]Want, accepted map[Key]*v1alpha1.Relay, refused map[Key]error) {
+	want, accepted, refused = map[Key]Want{}, map[Key]*v1alpha1.Relay{}, map[Key]error{}
 	for i := range in.Relays {
 		r := &in.Relays[i]
 		if r.DeletionTimestamp != nil {
 			continue
 		}
-		ok, err := selects(r.Spec.NodeSelector, in.Node)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("relay %s/%s: node selector: %w", r.Namespace, r.Name, err))
+		k := Key{Namespace: r.Namespace, Name: r.Name}
+		spec := r
+		cfg, problems := config.ParseRelay(r)
+		if len(problems) > 0 {
+			refused[k] = joinProblems(problems)
+			prev, ok := in.Accepted[k]
+			if !ok {
+				continue
+			}
+			spec = prev
+			cfg, _ = config.ParseRelay(prev)
+		}
+		accepted[k] = spec
+		if !selects(cfg.NodeSelector, in.Node) {
 			continue
 		}
-		if !ok {
-			continue
-		}
-		out[Key{Namespace: r.Namespace, Name: r.Name}] = Want{
-			Config:   ConfigOf(&r.Spec, in.Bind),
-			Backends: Backends(r, in.EndpointSlices),
+		want[k] = Want{
+			Config:   ConfigOf(cfg, in.Bind),
+			Backends: Backends(spec, in.EndpointSlices),
 			VIPs:     vips(r.Status.Addresses),
 		}
 	}
-	return out, errs
+	return want, accepted, refused
+}
+
+// selects reports whether sel picks node; an empty selector picks every
+// node, another picks no unknown node.
+func selects(sel labels.Selector, node *corev1.Node) bool {
+	if sel.Empty() {
+		return true
+	}
+	return node != nil && sel.Matches(labels.Set(node.Labels))
+}
+
+func joinProblems(problems []*config.Error) error {
+	errs := make([]error, len(problems))
+	for i, p := range problems {
+		errs[i] = p
+	}
+	return errors.Join(errs...)
 }
 
 // vips parses a Relay's status addresses, sorted; the controller writes
@@ -121,54 +159,6 @@ func vips(addrs []string) []netip.Addr {
 	}
 	slices.SortFunc(out, netip.Addr.Compare)
 	return out
-}
-
-// selects reports whether sel picks node; no selector picks every node, a
-// selector picks no unknown node.
-func selects(sel *metav1.LabelSelector, node *corev1.Node) (bool, error) {
-	if sel == nil {
-		return true, nil
-	}
-	s, err := metav1.LabelSelectorAsSelector(sel)
-	if err != nil {
-		return false, err
-	}
-	if node == nil {
-		return false, nil
-	}
-	return s.Matches(labels.Set(node.Labels)), nil
-}
-
-// ConfigOf turns a Relay spec into a relay config with listeners on bind.
-func ConfigOf(spec *v1alpha1.RelaySpec, bind netip.Addr) Config {
-	c := Config{
-		KeyByAddressOnly:     spec.Routing.Key == v1alpha1.RoutingKeyClientAddress,
-		MaxFlows:             int(spec.Limits.MaxFlows),
-		MaxDatagramSize:      int(spec.Limits.MaxDatagramSize),
-		MaxTCPConns:          int(spec.Limits.MaxTCPConnections),
-		MaxTCPConnsPerSource: int(spec.Limits.MaxTCPConnectionsPerSource),
-		ConnectTimeout:       duration(spec.Timeouts.Connect),
-		TCPIdleTimeout:       duration(spec.Timeouts.TCPIdle),
-		UDPIdleTimeout:       duration(spec.Timeouts.UDPIdle),
-		DrainTimeout:         duration(spec.Timeouts.Drain),
-		Kernel:               spec.DataPath == v1alpha1.DataPathKernel,
-	}
-	if t := spec.Routing.Token; t != nil {
-		c.Token = relay.TokenOptions{Offset: int(t.Offset), Length: int(t.Length)}
-	}
-	for _, l := range spec.ListenersOrDefault() {
-		c.Listeners = append(c.Listeners, relay.Listener{
-			Name: l.Name, Protocol: relay.Protocol(l.Protocol), Addr: netip.AddrPortFrom(bind, uint16(l.Port)),
-		})
-	}
-	return c
-}
-
-func duration(d *metav1.Duration) time.Duration {
-	if d == nil || d.Duration < 0 {
-		return 0
-	}
-	return d.Duration
 }
 
 // Backends are the ready endpoints of the Relay's backend Service, one per

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 
@@ -164,7 +165,7 @@ func TestDesired(t *testing.T) {
 			want: []Key{{Namespace: "b", Name: "r"}}, errored: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, errs := Desired(Inputs{Relays: tc.relays, Node: tc.node, Bind: any6})
+			got, _, refused := Desired(Inputs{Relays: tc.relays, Node: tc.node, Bind: any6})
 			var keys []Key
 			for k, w := range got {
 				keys = append(keys, k)
@@ -175,13 +176,15 @@ func TestDesired(t *testing.T) {
 			if diff := cmp.Diff(tc.want, keys, cmpopts.EquateEmpty(), cmpopts.SortSlices(func(a, b Key) bool { return a.String() < b.String() })); diff != "" {
 				t.Errorf("served (-want +got):\n%s", diff)
 			}
-			if len(errs) != tc.errored {
-				t.Errorf("errors %v, want %d", errs, tc.errored)
+			if len(refused) != tc.errored {
+				t.Errorf("refused %v, want %d", refused, tc.errored)
 			}
 		})
 	}
 }
 
+// TestConfigOf: a Relay's relay config is config.ParseRelay's, with
+// its listeners on the bind address.
 func TestConfigOf(t *testing.T) {
 	udp := []v1alpha1.RelayListener{{Name: "m", Protocol: corev1.ProtocolUDP, Port: 3478}}
 	udpWant := []relay.Listener{{Name: "m", Protocol: relay.UDP, Addr: netip.MustParseAddrPort("0.0.0.0:3478")}}
@@ -198,13 +201,14 @@ func TestConfigOf(t *testing.T) {
 				UDPIdle: &metav1.Duration{Duration: 20 * time.Second}, Drain: &metav1.Duration{Duration: 3 * time.Second},
 			},
 			Limits: v1alpha1.RelayLimits{MaxFlows: 1000, MaxDatagramSize: 1500, MaxTCPConnections: 500, MaxTCPConnectionsPerSource: 50},
-		}, want: Config{
-			Listeners: udpWant, KeyByAddressOnly: true, MaxFlows: 1000, MaxDatagramSize: 1500,
+		}, want: Config{Listeners: udpWant, RelaySettings: config.RelaySettings{
+			KeyByAddressOnly: true, MaxFlows: 1000, MaxDatagramSize: 1500,
 			MaxTCPConns: 500, MaxTCPConnsPerSource: 50,
 			ConnectTimeout: time.Second, TCPIdleTimeout: time.Minute, UDPIdleTimeout: 20 * time.Second, DrainTimeout: 3 * time.Second,
-		}},
-		{name: "kernel data path", spec: v1alpha1.RelaySpec{Listeners: udp, DataPath: v1alpha1.DataPathKernel},
-			want: Config{Listeners: udpWant, Kernel: true}},
+		}}},
+		{name: "kernel data path", spec: v1alpha1.RelaySpec{Listeners: udp, DataPath: v1alpha1.DataPathKernel,
+			Backend: v1alpha1.RelayBackend{HealthCheckPort: 8080}},
+			want: Config{Listeners: udpWant, RelaySettings: config.RelaySettings{Kernel: true}}},
 		{name: "userspace data path", spec: v1alpha1.RelaySpec{Listeners: udp, DataPath: v1alpha1.DataPathUserspace},
 			want: Config{Listeners: udpWant}},
 		{name: "routing token", spec: v1alpha1.RelaySpec{Listeners: udp,
@@ -213,27 +217,48 @@ func TestConfigOf(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := ConfigOf(&tc.spec, netip.IPv4Unspecified())
+			r := calls("a", "r", func(r *v1alpha1.Relay) { tc.spec.Backend.ServiceName = "media"; r.Spec = tc.spec })
+			c, errs := config.ParseRelay(&r)
+			if len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			got := ConfigOf(c, netip.IPv4Unspecified())
 			if diff := cmp.Diff(tc.want, got, cmpAP); diff != "" {
 				t.Errorf("config (-want +got):\n%s", diff)
 			}
 			if !got.Equal(tc.want) {
 				t.Error("Equal: a config differs from its copy")
 			}
-			if k := got.options(nil).Kernel; k.Enabled != tc.want.Kernel {
-				t.Errorf("relay options: kernel data path %+v, want enabled %v", k, tc.want.Kernel)
+			o := got.RelayOptions(nil)
+			if o.Kernel.Enabled != tc.want.Kernel {
+				t.Errorf("relay options: kernel data path %+v, want enabled %v", o.Kernel, tc.want.Kernel)
 			}
-			if diff := cmp.Diff(tc.want.Token, got.options(nil).Token); diff != "" {
+			if diff := cmp.Diff(tc.want.Token, o.Token); diff != "" {
 				t.Errorf("relay options: token (-want +got):\n%s", diff)
 			}
 		})
 	}
 }
 
+// TestConfigFields: Config.Equal compares these fields, the settings
+// whole; a field added to Config must be added to Equal (and here).
+func TestConfigFields(t *testing.T) {
+	var got []string
+	for f := range reflect.TypeFor[Config]().Fields() {
+		got = append(got, f.Name)
+	}
+	if diff := cmp.Diff([]string{"Listeners", "RelaySettings", "Token"}, got); diff != "" {
+		t.Errorf("Config fields (-compared by Equal +declared):\n%s", diff)
+	}
+	if !reflect.TypeFor[config.RelaySettings]().Comparable() {
+		t.Error("config.RelaySettings is not comparable")
+	}
+}
+
 func TestConfigEqual(t *testing.T) {
 	base := Config{
-		Listeners:      []relay.Listener{{Name: "m", Protocol: relay.UDP, Addr: netip.MustParseAddrPort("0.0.0.0:3478")}},
-		UDPIdleTimeout: time.Minute, DrainTimeout: 3 * time.Second,
+		Listeners:     []relay.Listener{{Name: "m", Protocol: relay.UDP, Addr: netip.MustParseAddrPort("0.0.0.0:3478")}},
+		RelaySettings: config.RelaySettings{UDPIdleTimeout: time.Minute, DrainTimeout: 3 * time.Second},
 	}
 	cases := []struct {
 		name   string
@@ -263,7 +288,7 @@ func TestConfigEqual(t *testing.T) {
 func TestDesiredVIPs(t *testing.T) {
 	r := calls("a", "r")
 	r.Status.Addresses = []string{"2001:db8:100::200", "not-an-address", "198.51.100.200"}
-	got, _ := Desired(Inputs{Relays: []v1alpha1.Relay{r}, Bind: any6})
+	got, _, _ := Desired(Inputs{Relays: []v1alpha1.Relay{r}, Bind: any6})
 	want := []netip.Addr{netip.MustParseAddr("198.51.100.200"), netip.MustParseAddr("2001:db8:100::200")}
 	if diff := cmp.Diff(want, got[Key{Namespace: "a", Name: "r"}].VIPs, cmpopts.EquateComparable(netip.Addr{})); diff != "" {
 		t.Errorf("VIPs (-want +got):\n%s", diff)

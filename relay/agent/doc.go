@@ -1,7 +1,12 @@
 // Package agent runs Pier's relays on a node from the API: it watches Relay
 // objects (all namespaces), the EndpointSlices of their backend Services and
 // this node's Node object, and for every Relay whose node selector picks this
-// node runs one relay.Relay built from the Relay's spec.
+// node runs one relay.Relay built from the Relay's configuration as
+// config.ParseRelay returns it (ConfigOf, Config.RelayOptions): the rules
+// the webhook and the controller apply. A Relay that config refuses is not
+// served; one served before keeps its last valid configuration (logged once,
+// counted in pier_relay_agent_invalid_relays), so a node never runs a Relay
+// the controller reports invalid.
 //
 // What runs is computed by a pure function (Desired) from the cached API
 // objects, then applied: a change of backends goes to the running relay

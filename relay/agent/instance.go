@@ -86,7 +86,7 @@ func start(ctx context.Context, want Want, metrics *relay.Metrics, kernel relay.
 }
 
 func startOnce(ctx context.Context, want Want, metrics *relay.Metrics, kernel relay.KernelTables, log *slog.Logger, clk clock.WithTicker) (*instance, error) {
-	opts := want.Config.options(want.Backends)
+	opts := want.Config.RelayOptions(want.Backends)
 	opts.Metrics, opts.Logger, opts.Clock, opts.VIPs = metrics, log, clk, want.VIPs
 	opts.Kernel.Tables = kernel
 	r, err := relay.New(opts)

@@ -11,6 +11,8 @@ type metrics struct {
 	apiSynced     prometheus.Gauge
 	// stateWriteFailures counts state files that could not be written.
 	stateWriteFailures prometheus.Counter
+	// invalid counts the Relays config refuses.
+	invalid prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -30,7 +32,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		stateWriteFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pier_relay_agent_state_write_failures_total", Help: "Failed writes of the state file (the relays served after a restart while the API is unreachable).",
 		}),
+		invalid: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pier_relay_agent_invalid_relays", Help: "Relays refused as invalid (config.ParseRelay); those this node served keep their last valid configuration.",
+		}),
 	}
-	reg.MustRegister(m.served, m.startFailures, m.leaseWrites, m.apiSynced, m.stateWriteFailures)
+	reg.MustRegister(m.served, m.startFailures, m.leaseWrites, m.apiSynced, m.stateWriteFailures, m.invalid)
 	return m
 }

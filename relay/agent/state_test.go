@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"k8s.io/client-go/rest"
 
+	"github.com/pier-lb/pier/config"
 	"github.com/pier-lb/pier/relay"
 )
 
@@ -27,8 +29,8 @@ func sampleWant() map[Key]Want {
 					{Name: "calls-tcp", Protocol: relay.TCP, Addr: netip.AddrPortFrom(bind, 8443)},
 					{Name: "calls-udp", Protocol: relay.UDP, Addr: netip.AddrPortFrom(bind, 16384)},
 				},
-				KeyByAddressOnly: true, MaxFlows: 1000, UDPIdleTimeout: 90 * time.Second,
-				Token: relay.TokenOptions{Offset: 4, Length: 16},
+				RelaySettings: config.RelaySettings{KeyByAddressOnly: true, MaxFlows: 1000, UDPIdleTimeout: 90 * time.Second},
+				Token:         relay.TokenOptions{Offset: 4, Length: 16},
 			},
 			Backends: []relay.Backend{
 				{Name: "srv1", Addr: netip.MustParseAddr("198.51.100.21"), Ports: map[string]uint16{"calls-tcp": 9443, "calls-udp": 9384}},
@@ -36,7 +38,8 @@ func sampleWant() map[Key]Want {
 			},
 		},
 		{Namespace: "voice", Name: "empty"}: {
-			Config: Config{Listeners: []relay.Listener{{Name: "u", Protocol: relay.UDP, Addr: netip.AddrPortFrom(bind, 16385)}}, Kernel: true},
+			Config: Config{Listeners: []relay.Listener{{Name: "u", Protocol: relay.UDP, Addr: netip.AddrPortFrom(bind, 16385)}},
+				RelaySettings: config.RelaySettings{Kernel: true}},
 		},
 	}
 }
@@ -132,7 +135,8 @@ func TestStateBeforeDataPath(t *testing.T) {
 	}
 	a, _ := newTestAgent(t, dir)
 	want := map[Key]Want{{Namespace: "voice", Name: "calls"}: {Config: Config{
-		Listeners: []relay.Listener{{Name: "u", Protocol: relay.UDP, Addr: netip.MustParseAddrPort("[::]:16384")}}, MaxFlows: 10,
+		Listeners:     []relay.Listener{{Name: "u", Protocol: relay.UDP, Addr: netip.MustParseAddrPort("[::]:16384")}},
+		RelaySettings: config.RelaySettings{MaxFlows: 10},
 	}}}
 	if diff := cmp.Diff(want, a.loadSaved(), cmpAddr, cmpAP); diff != "" {
 		t.Errorf("loaded state (-want +got):\n%s", diff)
@@ -191,5 +195,31 @@ func TestStateUnwritable(t *testing.T) {
 	var m dto.Metric
 	if err := a.metrics.stateWriteFailures.Write(&m); err != nil || m.GetCounter().GetValue() != 1 {
 		t.Errorf("pier_relay_agent_state_write_failures_total = %v (%v), want 1", m.GetCounter().GetValue(), err)
+	}
+}
+
+// TestStateConfigFormat: a Config is saved as earlier releases saved it
+// (before it was built from config.Relay), so that a rollback, or an
+// upgrade while the API server is unreachable, reads the other's file.
+func TestStateConfigFormat(t *testing.T) {
+	const earlier = `{"Listeners":[{"Name":"calls-tcp","Protocol":"TCP","Addr":"[::]:8443"},{"Name":"calls-udp","Protocol":"UDP","Addr":"[::]:16384"}],` +
+		`"KeyByAddressOnly":true,"MaxFlows":1000,"MaxDatagramSize":0,"MaxTCPConns":0,"MaxTCPConnsPerSource":0,"ConnectTimeout":0,` +
+		`"TCPIdleTimeout":0,"UDPIdleTimeout":90000000000,"DrainTimeout":0,"Kernel":false,"Token":{"Offset":4,"Length":16,"Timeout":0}}`
+	c := sampleWant()[Key{Namespace: "voice", Name: "calls"}].Config
+	got, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(earlier, string(got)); diff != "" {
+		t.Errorf("saved config (-earlier +now):\n%s", diff)
+	}
+	var back Config
+	dec := json.NewDecoder(strings.NewReader(earlier))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&back); err != nil {
+		t.Fatalf("earlier saved config: %v", err)
+	}
+	if !back.Equal(c) {
+		t.Errorf("earlier saved config read as %+v, want %+v", back, c)
 	}
 }
