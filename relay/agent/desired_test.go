@@ -305,3 +305,11 @@ func TestTCPLimitDefaults(t *testing.T) {
 			relay.DefaultMaxTCPConns, relay.DefaultMaxTCPConnsPerSource)
 	}
 }
+
+// TestTokenLimits: config accepts no token the relay refuses.
+func TestTokenLimits(t *testing.T) {
+	if config.MaxTokenOffset > relay.MaxTokenOffset || config.MaxTokenLength > relay.MaxTokenLength {
+		t.Errorf("config's token limits offset %d, length %d exceed the relay's %d, %d",
+			config.MaxTokenOffset, config.MaxTokenLength, relay.MaxTokenOffset, relay.MaxTokenLength)
+	}
+}
