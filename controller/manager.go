@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/pier-lb/pier/api/v1alpha1"
 	"github.com/pier-lb/pier/controller/webhook"
+	"github.com/pier-lb/pier/internal/apicache"
 )
 
 // ManagerOptions configures the process around the controller.
@@ -68,6 +70,9 @@ func NewManager(opts ManagerOptions) (manager.Manager, *Controller, error) {
 		return nil, nil, errors.New("controller manager: config, namespace and registerer are required")
 	}
 	opts.defaults()
+	if err := requireCRDs(opts); err != nil {
+		return nil, nil, err
+	}
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, nil, err
@@ -119,6 +124,23 @@ func NewManager(opts ManagerOptions) (manager.Manager, *Controller, error) {
 		return nil, nil, err
 	}
 	return mgr, c, nil
+}
+
+// requireCRDs refuses to start when the API server answers without
+// Pier's CRDs: the controller would otherwise wait for informers that never
+// sync and say nothing. An API server it cannot ask is left to the
+// manager, which retries.
+func requireCRDs(opts ManagerOptions) error {
+	disc, err := discovery.NewDiscoveryClientForConfig(opts.Config)
+	if err != nil {
+		return err
+	}
+	err = apicache.RequireCRDs(disc, v1alpha1.GroupVersion, v1alpha1.Resources...)
+	if err != nil && !errors.Is(err, apicache.ErrCRDsMissing) {
+		opts.Logger.Warn("cannot check Pier's CRDs; starting anyway", "err", err)
+		return nil
+	}
+	return err
 }
 
 // fenceLeaderLease has the manager elect its leader on a LeaseFence and

@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/pier-lb/pier/api/v1alpha1"
 	"github.com/pier-lb/pier/e2e/cluster"
 	"github.com/pier-lb/pier/manifests"
 )
@@ -23,6 +25,14 @@ func TestCRDsParse(t *testing.T) {
 	want := []string{"bgpadvertisements.pier.dev", "bgppeers.pier.dev", "bgpsessionstatuses.pier.dev", "ipaddresspools.pier.dev", "l2advertisements.pier.dev", "relays.pier.dev", "servicel2statuses.pier.dev"}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("CRDs (-want +got):\n%s", diff)
+	}
+	// The daemons refuse to start without these (apicache.RequireCRDs).
+	var resources []string
+	for _, r := range v1alpha1.Resources {
+		resources = append(resources, r+"."+v1alpha1.GroupVersion.Group)
+	}
+	if diff := cmp.Diff(names, resources, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+		t.Errorf("v1alpha1.Resources against the CRDs (-CRDs +Resources):\n%s", diff)
 	}
 }
 

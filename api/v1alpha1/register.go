@@ -9,6 +9,13 @@ import (
 // GroupVersion is pier.dev/v1alpha1.
 var GroupVersion = schema.GroupVersion{Group: "pier.dev", Version: "v1alpha1"}
 
+// Resources are the plural names of every kind above: the CRDs Pier needs
+// served before it runs (manifests' test keeps the list true).
+var Resources = []string{
+	"ipaddresspools", "l2advertisements", "bgppeers", "bgpadvertisements",
+	"servicel2statuses", "bgpsessionstatuses", "relays",
+}
+
 var (
 	// SchemeBuilder registers the kinds; AddToScheme adds them to a scheme.
 	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)

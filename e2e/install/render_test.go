@@ -330,6 +330,13 @@ func checkContainerSecurity(t *testing.T, name string, s corev1.PodSpec, add []c
 	if diff := cmp.Diff(add, sc.Capabilities.Add); diff != "" {
 		t.Errorf("%s: added capabilities (-want +got):\n%s", name, diff)
 	}
+	// A crash loop then shows the daemon's last error in the Pod's status
+	// (kubectl describe, pierctl status).
+	for _, c := range slices.Concat(s.InitContainers, s.Containers) {
+		if c.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {
+			t.Errorf("%s: container %s terminationMessagePolicy %q, want FallbackToLogsOnError", name, c.Name, c.TerminationMessagePolicy)
+		}
+	}
 }
 
 // TestHelmSiteValues checks what the site values change beyond the image:

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"time"
@@ -29,7 +30,8 @@ func statusCmd(ctx context.Context, args []string, stdio IO) int {
 		return ExitFailure
 	}
 	objs, err := status.Read(ctx, cfg, *namespace)
-	if err != nil {
+	notInstalled := errors.Is(err, status.ErrNotInstalled) // Pier's Pods still say why
+	if err != nil && !notInstalled {
 		fmt.Fprintf(stdio.Err, "pierctl status: %v\n", err)
 		return ExitFailure
 	}
@@ -41,6 +43,10 @@ func statusCmd(ctx context.Context, args []string, stdio IO) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stdio.Err, "pierctl status: %v\n", err)
+		return ExitFailure
+	}
+	if notInstalled {
+		fmt.Fprintf(stdio.Err, "pierctl status: %v\n", status.ErrNotInstalled)
 		return ExitFailure
 	}
 	return ExitOK

@@ -4,17 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/internal/apicache"
 )
 
 // ErrNotInstalled means the API server serves no pier.dev/v1alpha1 API:
@@ -23,11 +23,12 @@ var ErrNotInstalled = errors.New("Pier's CRDs are not installed (the API server 
 
 // Read lists what Build needs: the pools, ServiceL2Status and
 // BGPSessionStatus objects in namespace, Relays and Services in every
-// namespace. Kinds whose CRD is missing are named in Objects.Missing; with
-// none of Pier's CRDs it returns ErrNotInstalled.
+// namespace, and Pier's workloads. Kinds whose CRD is missing are named in
+// Objects.Missing; with none of Pier's CRDs it returns everything it read
+// and ErrNotInstalled.
 func Read(ctx context.Context, cfg *rest.Config, namespace string) (Objects, error) {
 	o := Objects{Namespace: namespace}
-	served, err := servedResources(cfg)
+	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return o, err
 	}
@@ -44,9 +45,15 @@ func Read(ctx context.Context, cfg *rest.Config, namespace string) (Objects, err
 		{"bgpsessionstatuses", namespace, func(l *unstructured.UnstructuredList) error { return into(l, &o.Sessions) }},
 		{"relays", metav1.NamespaceAll, func(l *unstructured.UnstructuredList) error { return into(l, &o.Relays) }},
 	}
+	resources := make([]string, len(lists))
+	for i, l := range lists {
+		resources[i] = l.resource
+	}
+	if o.Missing, err = apicache.MissingCRDs(kube.Discovery(), v1alpha1.GroupVersion, resources...); err != nil {
+		return o, err
+	}
 	for _, l := range lists {
-		if !served[l.resource] {
-			o.Missing = append(o.Missing, l.resource+"."+v1alpha1.GroupVersion.Group)
+		if slices.Contains(o.Missing, l.resource+"."+v1alpha1.GroupVersion.Group) {
 			continue
 		}
 		list, err := dyn.Resource(v1alpha1.GroupVersion.WithResource(l.resource)).Namespace(l.namespace).List(ctx, metav1.ListOptions{})
@@ -57,16 +64,18 @@ func Read(ctx context.Context, cfg *rest.Config, namespace string) (Objects, err
 			return o, fmt.Errorf("read %s: %w", l.resource, err)
 		}
 	}
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return o, err
-	}
 	svcs, err := kube.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return o, fmt.Errorf("list services: %w", err)
 	}
 	o.Services = svcs.Items
-	return o, readWorkloads(ctx, kube, &o)
+	if err := readWorkloads(ctx, kube, &o); err != nil {
+		return o, err
+	}
+	if len(o.Missing) == len(lists) {
+		return o, ErrNotInstalled
+	}
+	return o, nil
 }
 
 // readWorkloads lists Pier's Deployments, DaemonSets and Pods in
@@ -91,27 +100,6 @@ func readWorkloads(ctx context.Context, kube kubernetes.Interface, o *Objects) e
 	}
 	o.Deployments, o.DaemonSets, o.Pods, o.Events = deps.Items, dss.Items, pods.Items, evs.Items
 	return nil
-}
-
-// servedResources returns the pier.dev/v1alpha1 resources the API server
-// serves.
-func servedResources(cfg *rest.Config) (map[string]bool, error) {
-	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	rl, err := disc.ServerResourcesForGroupVersion(v1alpha1.GroupVersion.String())
-	if apierrors.IsNotFound(err) {
-		return nil, ErrNotInstalled
-	}
-	if err != nil {
-		return nil, fmt.Errorf("discover %s: %w", v1alpha1.GroupVersion, err)
-	}
-	out := map[string]bool{}
-	for _, r := range rl.APIResources {
-		out[r.Name] = true
-	}
-	return out, nil
 }
 
 // into converts the items of l into *out.
