@@ -3,6 +3,7 @@ package podlab_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -29,13 +30,22 @@ func TestInstallMistakesSayWhy(t *testing.T) {
 		// component.
 		want      []string
 		component string
+		before    func(context.Context, *podlab.Env) error
 	}{
-		{"image tag not in the registry", []string{"--set", "image.tag=no-such-tag"}, []string{"no-such-tag", "not found"}, "controller"},
-		{"registry unreachable", []string{"--set", "image.registry=192.0.2.1:5999"}, []string{"192.0.2.1:5999", "connection refused"}, "controller"},
-		{"memberlist Secret missing", []string{"--set", "speaker.memberlist.existingSecret=no-such-secret"}, []string{"no-such-secret", "not found"}, "speaker"},
+		{"image tag not in the registry", []string{"--set", "image.tag=no-such-tag"}, []string{"no-such-tag", "not found"}, "controller", nil},
+		{"registry unreachable", []string{"--set", "image.registry=192.0.2.1:5999"}, []string{"192.0.2.1:5999", "connection refused"}, "controller", nil},
+		{"memberlist Secret missing", []string{"--set", "speaker.memberlist.existingSecret=no-such-secret"}, []string{"no-such-secret", "not found"}, "speaker", nil},
+		// An install that skips the CRDs on a cluster without them (GitOps
+		// tools that apply CRDs separately, out of order).
+		{"CRDs not applied first", []string{"--skip-crds"}, []string{"Pier's CRDs are not installed", "ipaddresspools.pier.dev"}, "controller", deleteCRDs},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
+			if tc.before != nil {
+				if err := tc.before(ctx, e); err != nil {
+					t.Fatal(err)
+				}
+			}
 			args := append([]string{"install", "pier", "charts/pier", "-n", podlab.Namespace, "--create-namespace"}, e.ChartValues("lab")...)
 			if _, err := e.Helm(ctx, append(args, tc.set...)...); err != nil {
 				t.Fatal(err)
@@ -68,7 +78,7 @@ func statusNames(t *testing.T, e *podlab.Env, component string, want []string) {
 	var text bytes.Buffer
 	err := wait.PollUntilContextTimeout(ctx, time.Second, time.Minute, true, func(ctx context.Context) (bool, error) {
 		objs, err := status.Read(ctx, e.Cluster.Config, podlab.Namespace)
-		if err != nil {
+		if err != nil && !errors.Is(err, status.ErrNotInstalled) {
 			return false, err
 		}
 		st := status.Build(objs)
@@ -101,6 +111,25 @@ func containsAll(s string, subs []string) bool {
 	return true
 }
 
+// deleteCRDs removes Pier's CRDs (a later helm install puts them back).
+func deleteCRDs(ctx context.Context, e *podlab.Env) error {
+	out, err := e.Kubectl(ctx, "get", "crd", "-o", "name")
+	if err != nil {
+		return err
+	}
+	var pier []string
+	for _, name := range strings.Fields(out) {
+		if strings.HasSuffix(name, ".pier.dev") {
+			pier = append(pier, name)
+		}
+	}
+	if len(pier) == 0 {
+		return nil
+	}
+	_, err = e.Kubectl(ctx, append([]string{"delete", "--wait"}, pier...)...)
+	return err
+}
+
 // podTrouble is what Pier's Pods' statuses and events say.
 func podTrouble(ctx context.Context, e *podlab.Env) string {
 	var b strings.Builder
@@ -112,6 +141,9 @@ func podTrouble(ctx context.Context, e *podlab.Env) string {
 		for _, cs := range p.Status.ContainerStatuses {
 			if w := cs.State.Waiting; w != nil {
 				fmt.Fprintf(&b, "%s: %s: %s\n", p.Name, w.Reason, w.Message)
+			}
+			if t := cs.LastTerminationState.Terminated; t != nil {
+				fmt.Fprintf(&b, "%s: last exit %d: %s\n", p.Name, t.ExitCode, t.Message)
 			}
 		}
 		evs, err := e.Client.CoreV1().Events(podlab.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + p.Name})

@@ -2,6 +2,7 @@ package status
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -189,8 +190,14 @@ func join(a, b string) string {
 }
 
 // lastLine is the last non-empty line of a termination message (the
-// error a daemon printed before it exited).
+// error a daemon printed before it exited); a JSON log line (Pier's
+// daemons log JSON) is shortened to its message and error.
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
+	line := strings.TrimSpace(lines[len(lines)-1])
+	var entry struct{ Msg, Err string }
+	if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg != "" {
+		return join(entry.Msg, entry.Err)
+	}
+	return line
 }

@@ -57,6 +57,10 @@ func TestPodProblem(t *testing.T) {
 			`container speaker: ImagePullBackOff: Back-off pulling image "registry.lab:5000/pier-lb/pier:no-such-tag"`},
 		{"crash loop shows the last error", pierPod("p", "speaker", "node1", false, crash), "",
 			"container speaker: CrashLoopBackOff: back-off 40s restarting failed container=speaker; last exit 1 (Error: memberlist key: open /etc/pier/memberlist/key: no such file or directory)"},
+		{"a JSON log line shortened", pierPod("p", "controller", "node2", false, corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{
+			Name: "controller", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error",
+				Message: `{"time":"2026-12-05T23:02:44Z","level":"ERROR","msg":"set up controller","err":"Pier's CRDs are not installed: relays.pier.dev not served"}`}}}}}), "",
+			"container controller: exited 1 (Error: set up controller: Pier's CRDs are not installed: relays.pier.dev not served)"},
 		{"init container failed", pierPod("p", "relay", "node2", false, initFailed), "",
 			"container state-dir: exited 2 (Error: chown /var/lib/pier-relay: operation not permitted)"},
 		{"not scheduled", pierPod("p", "controller", "", false, unscheduled), "",
