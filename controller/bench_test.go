@@ -1,9 +1,12 @@
 package controller_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,15 +16,48 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/pier-lb/pier/e2e/cluster"
 )
 
 const benchServices = 1000
 
-// BenchmarkBacklog: 1,000 LoadBalancer Services exist, then a real
+// benchSizes are the Service counts of BenchmarkBacklog and
+// BenchmarkRestart: PIER_BENCH_SERVICES="1000,5000,20000" draws the
+// curve; the default is 1000.
+func benchSizes(b *testing.B) []int {
+	var out []int
+	for _, f := range strings.Split(cmp.Or(os.Getenv("PIER_BENCH_SERVICES"), "1000"), ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			b.Fatalf("PIER_BENCH_SERVICES: %q is not a count", f)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// BenchmarkBacklog: n LoadBalancer Services exist, then a real
 // pier-controller process starts; measured is the time until every one has
-// an address, with the process's CPU time and peak RSS.
+// an address, with the process's CPU time and peak RSS, and the API
+// server's CPU in the same time (the split between Pier's work and the
+// API writes it asks for).
 func BenchmarkBacklog(b *testing.B) {
-	e := newEnv(b)
+	for _, n := range benchSizes(b) {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) { backlog(b, n) })
+	}
+}
+
+// scaleCluster holds 20,000 Services: a Service range of 65,536 and no
+// node ports (the default range has 2,768).
+var scaleCluster = cluster.Options{APIServerFlags: []string{"--service-cluster-ip-range=198.19.0.0/16,2001:db8:ffff::/112"}}
+
+func noNodePorts(s *corev1.Service) { s.Spec.AllocateLoadBalancerNodePorts = ptr.To(false) }
+
+func backlog(b *testing.B, n int) {
+	e := newEnv(b, scaleCluster)
 	e.create(pool("bench", "198.18.0.0/16"))
 	controllerBinary(b) // build outside the measurement
 	var sum metricSum
@@ -29,22 +65,90 @@ func BenchmarkBacklog(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		ns := fmt.Sprintf("backlog-%d", i)
 		e.create(&corev1.Namespace{ObjectMeta: metaName(ns)})
-		createMany(b, e, ns, benchServices)
+		createMany(b, e, ns, n, noNodePorts)
 		counter := e.countAssigned(b, ns)
+		api0, _ := pidUsage(e.cluster.APIServerPID())
 		start := time.Now()
 		p := e.runController(b, "--leader-elect=false", "--workers="+workers())
-		counter.waitFor(b, benchServices)
+		counter.waitFor(b, int64(n))
 		elapsed := time.Since(start)
 		cpu, rss := p.usage()
+		api1, _ := pidUsage(e.cluster.APIServerPID())
 		if os.Getenv("PIER_BENCH_LOG") != "" {
 			b.Logf("start %s\n%s", start.Format(time.RFC3339Nano), p.output())
 		}
 		p.cmd.Process.Kill()
 		<-p.done
 		sum.add("s/backlog", elapsed.Seconds())
+		sum.add("assigned/s", float64(n)/elapsed.Seconds())
+		sum.add("cpu-s", cpu.Seconds())
+		sum.add("apiserver-cpu-s", (api1 - api0).Seconds())
+		sum.add("peak-RSS-MiB", float64(rss)/(1<<20))
+	}
+}
+
+// BenchmarkRestart: n Services are assigned, the controller is killed
+// and started again; measured is the time from the start until a Service
+// created at that moment has an address (the controller first restores
+// every allocation from the Services), with its CPU and peak RSS. No
+// assigned Service may change address.
+func BenchmarkRestart(b *testing.B) {
+	for _, n := range benchSizes(b) {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) { restart(b, n) })
+	}
+}
+
+func restart(b *testing.B, n int) {
+	e := newEnv(b, scaleCluster)
+	e.create(pool("bench", "198.18.0.0/16"))
+	const ns = "restart"
+	e.create(&corev1.Namespace{ObjectMeta: metaName(ns)})
+	createMany(b, e, ns, n, noNodePorts)
+	counter := e.countAssigned(b, ns)
+	first := e.runController(b, "--leader-elect=false", "--workers="+workers())
+	counter.waitFor(b, int64(n))
+	first.cmd.Process.Kill()
+	<-first.done
+	before := e.addresses(b, ns)
+	var sum metricSum
+	defer sum.report(b)
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		p := e.runController(b, "--leader-elect=false", "--workers="+workers())
+		probe := fmt.Sprintf("probe-%d", i)
+		if err := e.c.Create(context.Background(), service(ns, probe, noNodePorts)); err != nil {
+			b.Fatal(err)
+		}
+		counter.waitFor(b, int64(n+i+1))
+		elapsed := time.Since(start)
+		cpu, rss := p.usage()
+		p.cmd.Process.Kill()
+		<-p.done
+		sum.add("s/ready-to-assign", elapsed.Seconds())
 		sum.add("cpu-s", cpu.Seconds())
 		sum.add("peak-RSS-MiB", float64(rss)/(1<<20))
 	}
+	after := e.addresses(b, ns)
+	for name, addr := range before {
+		if after[name] != addr {
+			b.Errorf("%s moved from %s to %s across the restart", name, addr, after[name])
+		}
+	}
+}
+
+// addresses are the first ingress address of every Service in ns.
+func (e *env) addresses(b testing.TB, ns string) map[string]string {
+	var l corev1.ServiceList
+	if err := e.c.List(context.Background(), &l, client.InNamespace(ns)); err != nil {
+		b.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, s := range l.Items {
+		if len(s.Status.LoadBalancer.Ingress) > 0 {
+			out[s.Name] = s.Status.LoadBalancer.Ingress[0].IP
+		}
+	}
+	return out
 }
 
 // BenchmarkLive: a synced pier-controller process is running; 1,000
@@ -99,7 +203,8 @@ func (e *env) countAssigned(b testing.TB, ns string) *assignedCounter {
 
 func (c *assignedCounter) waitFor(b testing.TB, n int64) {
 	b.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 5*time.Millisecond, 2*time.Minute, true, func(context.Context) (bool, error) {
+	timeout := 2*time.Minute + time.Duration(n)*10*time.Millisecond
+	err := wait.PollUntilContextTimeout(context.Background(), 5*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
 		return c.n.Load() >= n, nil
 	})
 	if err != nil {

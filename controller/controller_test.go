@@ -52,14 +52,14 @@ func TestThousandServices(t *testing.T) {
 }
 
 // createMany creates n Services named svc-0000... with a few writers.
-func createMany(t testing.TB, e *env, ns string, n int) {
+func createMany(t testing.TB, e *env, ns string, n int, mutate ...func(*corev1.Service)) {
 	t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for w := range 8 {
 		wg.Go(func() {
 			for i := w; i < n; i += 8 {
-				if err := e.c.Create(context.Background(), service(ns, fmt.Sprintf("svc-%04d", i))); err != nil {
+				if err := e.c.Create(context.Background(), service(ns, fmt.Sprintf("svc-%04d", i), mutate...)); err != nil {
 					errs <- err
 				}
 			}

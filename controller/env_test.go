@@ -47,9 +47,9 @@ type env struct {
 	c       client.Client
 }
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB, opts ...cluster.Options) *env {
 	t.Helper()
-	cl := cluster.ForTest(t, cluster.Options{})
+	cl := cluster.ForTest(t, append(opts, cluster.Options{})[0])
 	ctx := context.Background()
 	if err := manifests.InstallCRDs(ctx, cl.Config); err != nil {
 		t.Fatal(err)

@@ -83,6 +83,10 @@ type Cluster struct {
 	log             *slog.Logger
 }
 
+// APIServerPID is the kube-apiserver's process id, for benchmarks that
+// split the CPU a workload costs between Pier and the API server.
+func (c *Cluster) APIServerPID() int { return c.apiserver.cmd.Process.Pid }
+
 // DefaultBinDir is where hack/controlplane.sh puts the binaries.
 func DefaultBinDir() string {
 	if d := os.Getenv("PIER_CONTROLPLANE_DIR"); d != "" {
