@@ -145,6 +145,10 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	if err != nil {
 		return err
 	}
+	crds, err := apicache.CRDs(o.Config, v1alpha1.GroupVersion, v1alpha1.Resources...)
+	if err != nil {
+		return err
+	}
 	// On shutdown the node leaves the group first and keeps answering for
 	// each address it owned until its successor announces it, or
 	// leaveGrace has passed: the handover has neither gap nor overlap.
@@ -158,7 +162,7 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 		},
 		func(ctx context.Context) error { return ann.Run(afterLeave(ctx, clock.RealClock{}, left, leaveGrace)) },
 		func(ctx context.Context) error {
-			if apicache.Watch(ctx, c, watched, sp.Trigger, o.Logger, "API unreachable, announcing from saved state") {
+			if apicache.Watch(ctx, c, watched, sp.Trigger, o.Logger, "API unreachable, announcing from saved state", crds) {
 				synced.Store(true)
 				sp.Trigger()
 				o.Logger.Info("API view synced")

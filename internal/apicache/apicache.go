@@ -6,6 +6,7 @@ package apicache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -44,9 +45,10 @@ func Mapper(kinds ...Kind) meta.RESTMapper {
 
 // Watch registers trigger on the informer of every object kind, retrying
 // each second while the API server is unreachable (logging waiting), then
-// waits for the cache to sync. It returns true once synced, false when ctx
-// ended first.
-func Watch(ctx context.Context, c cache.Cache, objs []client.Object, trigger func(), log *slog.Logger, waiting string) bool {
+// waits for the cache to sync, saying so when crds (nil: not asked) finds
+// Pier's CRDs missing. It returns true once synced, false when ctx ended
+// first.
+func Watch(ctx context.Context, c cache.Cache, objs []client.Object, trigger func(), log *slog.Logger, waiting string, crds func() error) bool {
 	handler := toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { trigger() },
 		UpdateFunc: func(any, any) { trigger() },
@@ -69,5 +71,39 @@ func Watch(ctx context.Context, c cache.Cache, objs []client.Object, trigger fun
 			}
 		}
 	}
-	return c.WaitForCacheSync(ctx)
+	return waitSynced(ctx, c, crds, log)
+}
+
+// CRDCheckInterval is how often Watch asks whether Pier's CRDs are served
+// while its cache has not synced.
+var CRDCheckInterval = 5 * time.Second
+
+// waitSynced waits for c to sync. Without the CRDs of its kinds a cache
+// never syncs and client-go only logs failed lists, so while it waits it
+// asks crds and logs, once per change, which are missing.
+func waitSynced(ctx context.Context, c cache.Cache, crds func() error, log *slog.Logger) bool {
+	if crds == nil {
+		return c.WaitForCacheSync(ctx)
+	}
+	done := make(chan bool, 1)
+	go func() { done <- c.WaitForCacheSync(ctx) }()
+	tick := time.NewTicker(CRDCheckInterval)
+	defer tick.Stop()
+	var said string
+	for {
+		select {
+		case ok := <-done:
+			return ok
+		case <-tick.C:
+			err := crds()
+			switch {
+			case errors.Is(err, ErrCRDsMissing) && err.Error() != said:
+				said = err.Error()
+				log.Error("waiting for Pier's CRDs", "err", err)
+			case err == nil && said != "":
+				said = ""
+				log.Info("Pier's CRDs are installed")
+			}
+		}
+	}
 }

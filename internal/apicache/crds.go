@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
 )
 
 // ErrCRDsMissing means the API server answers but does not serve some of
@@ -37,6 +38,15 @@ func MissingCRDs(disc discovery.ServerResourcesInterface, gv schema.GroupVersion
 		}
 	}
 	return missing, nil
+}
+
+// CRDs is a Watch check that cfg's API server serves want in gv.
+func CRDs(cfg *rest.Config, gv schema.GroupVersion, want ...string) (func() error, error) {
+	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return func() error { return RequireCRDs(disc, gv, want...) }, nil
 }
 
 // RequireCRDs returns an error wrapping ErrCRDsMissing that names every

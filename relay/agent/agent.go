@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/internal/apicache"
 	"github.com/pier-lb/pier/internal/daemon"
 	"github.com/pier-lb/pier/relay"
 )
@@ -150,6 +151,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("relay agent: %w", err)
 	}
+	crds := func() error {
+		return apicache.RequireCRDs(cs.Discovery(), v1alpha1.GroupVersion, v1alpha1.Resources...)
+	}
 	a.leases = newLeases(cs.CoordinationV1().Leases(a.opts.Namespace), a.opts.NodeName,
 		a.opts.LeaseDuration, a.opts.RenewInterval, a.opts.Clock, a.log, a.metrics)
 	bind := a.opts.Bind
@@ -159,7 +163,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("relay agent starting", "bind", bind)
 	return daemon.RunAll(ctx, a.log,
 		c.Start,
-		func(ctx context.Context) error { return watch(ctx, c, a.Trigger, &a.synced, a.metrics, a.log) },
+		func(ctx context.Context) error { return watch(ctx, c, crds, a.Trigger, &a.synced, a.metrics, a.log) },
 		func(ctx context.Context) error { return a.loop(ctx, c, bind) },
 		a.leases.Run,
 	)

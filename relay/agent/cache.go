@@ -57,10 +57,11 @@ func restMapper() meta.RESTMapper {
 }
 
 // watch registers trigger on every informer the agent reads, retrying while
-// the API server is unreachable, then marks the view synced.
-func watch(ctx context.Context, c cache.Cache, trigger func(), synced *atomic.Bool, m *metrics, log *slog.Logger) error {
+// the API server is unreachable (and saying when Pier's CRDs are missing),
+// then marks the view synced.
+func watch(ctx context.Context, c cache.Cache, crds func() error, trigger func(), synced *atomic.Bool, m *metrics, log *slog.Logger) error {
 	kinds := []client.Object{&v1alpha1.Relay{}, &discoveryv1.EndpointSlice{}, &corev1.Node{}}
-	if !apicache.Watch(ctx, c, kinds, trigger, log, "API unreachable, only saved relays until it answers") {
+	if !apicache.Watch(ctx, c, kinds, trigger, log, "API unreachable, only saved relays until it answers", crds) {
 		return nil
 	}
 	synced.Store(true)
