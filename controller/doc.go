@@ -19,4 +19,7 @@
 // Every pool's Valid condition says which: True (Accepted) or False
 // (Invalid, with the faulty fields as config.Parse words them), written
 // by the leader only when it changes.
+//
+// The manager (NewManager) runs the Relay controller, package relayctl,
+// beside it on the leader, and the validating webhook on every replica.
 package controller

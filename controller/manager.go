@@ -28,6 +28,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/controller/relayctl"
 	"github.com/pier-lb/pier/controller/webhook"
 	"github.com/pier-lb/pier/internal/apicache"
 )
@@ -161,12 +162,12 @@ func fenceLeaderLease(mo *manager.Options, opts ManagerOptions) (func() error, e
 // addRelayController runs the Relay controller beside the Service
 // controller, on the leader only.
 func addRelayController(mgr manager.Manager, opts ManagerOptions) error {
-	rc, err := NewRelayController(RelayOptions{
+	rc, err := relayctl.New(relayctl.Options{
 		Client:            mgr.GetClient(),
 		Namespace:         opts.RelayLeaseNamespace,
 		OldLeaseNamespace: opts.Namespace,
 		Recorder:          mgr.GetEventRecorder("pier-controller"),
-		Metrics:           NewRelayMetrics(opts.Registerer),
+		Metrics:           relayctl.NewMetrics(opts.Registerer),
 		Logger:            opts.Logger,
 	})
 	if err != nil {

@@ -21,7 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
-	"github.com/pier-lb/pier/controller"
+	"github.com/pier-lb/pier/controller/relayctl"
 )
 
 const appNS = "calls"
@@ -159,8 +159,8 @@ func TestRelayLoadBalancer(t *testing.T) {
 		t.Errorf("address %v not from the pool", addrs)
 	}
 	got := e.waitRelay("edge", "showed the address", func(r *v1alpha1.Relay) bool { return slices.Equal(r.Status.Addresses, addrs) })
-	if got.Status.ServiceName != "edge-relay" || condition(got, controller.CondExposed) != "True/AddressAssigned" ||
-		condition(got, controller.CondReady) != "False/NoReadyBackends" || got.Status.ObservedGeneration != got.Generation {
+	if got.Status.ServiceName != "edge-relay" || condition(got, relayctl.CondExposed) != "True/AddressAssigned" ||
+		condition(got, relayctl.CondReady) != "False/NoReadyBackends" || got.Status.ObservedGeneration != got.Generation {
 		t.Errorf("status %+v", got.Status)
 	}
 	e.waitEvent(appNS, "edge", "ServiceCreated")
@@ -172,7 +172,7 @@ func TestRelayLoadBalancer(t *testing.T) {
 	other.Labels[discoveryv1.LabelServiceName] = "not-calling"
 	e.create(other)
 	got = e.waitRelay("edge", "counted 2 ready backends", func(r *v1alpha1.Relay) bool { return r.Status.ReadyBackends == 2 })
-	if c := condition(got, controller.CondBackendsReady); c != "True/EndpointsReady" {
+	if c := condition(got, relayctl.CondBackendsReady); c != "True/EndpointsReady" {
 		t.Errorf("BackendsReady %s", c)
 	}
 
@@ -188,7 +188,7 @@ func TestRelayLoadBalancer(t *testing.T) {
 	e.create(lease("edge", "node3", now.Add(-time.Hour), 10))
 	e.create(lease("elsewhere", "node1", now, 3600))
 	got = e.waitRelay("edge", "counted 2 ready relays", func(r *v1alpha1.Relay) bool { return r.Status.ReadyRelays == 2 })
-	if c := condition(got, controller.CondReady); c != "True/Ready" {
+	if c := condition(got, relayctl.CondReady); c != "True/Ready" {
 		t.Errorf("Ready %s with 2 relays and 2 backends", c)
 	}
 	e.waitSlice("edge-relay-ipv4", []string{"node1 198.51.100.11", "node2 198.51.100.12"})
@@ -202,7 +202,7 @@ func TestRelayLoadBalancer(t *testing.T) {
 		t.Errorf("EndpointSlice ports (-want +got):\n%s", diff)
 	}
 	if es.AddressType != discoveryv1.AddressTypeIPv4 || es.Labels[discoveryv1.LabelServiceName] != "edge-relay" ||
-		es.Labels[discoveryv1.LabelManagedBy] != controller.SliceManager {
+		es.Labels[discoveryv1.LabelManagedBy] != relayctl.SliceManager {
 		t.Errorf("EndpointSlice %s labels %v", es.AddressType, es.Labels)
 	}
 
@@ -225,7 +225,7 @@ func TestRelayLoadBalancer(t *testing.T) {
 	got = e.waitRelay("edge", "showed node1's addresses", func(r *v1alpha1.Relay) bool {
 		return slices.Equal(r.Status.Addresses, []string{"198.51.100.11", "2001:db8:100::11"})
 	})
-	if got.Status.ServiceName != "" || condition(got, controller.CondExposed) != "True/HostNetwork" {
+	if got.Status.ServiceName != "" || condition(got, relayctl.CondExposed) != "True/HostNetwork" {
 		t.Errorf("status with HostNetwork %+v", got.Status)
 	}
 	e.waitEvent(appNS, "edge", "ServiceDeleted")
@@ -284,7 +284,7 @@ func checkOwnedService(t *testing.T, svc *corev1.Service, r *v1alpha1.Relay) {
 	if len(svc.Spec.Selector) > 0 {
 		t.Errorf("selector %v: the relay pods are in another namespace; Pier writes the EndpointSlices", svc.Spec.Selector)
 	}
-	if svc.Labels[controller.LabelManagedBy] != controller.ManagedByPier || svc.Labels[v1alpha1.LabelRelayName] != r.Name {
+	if svc.Labels[relayctl.LabelManagedBy] != relayctl.ManagedByPier || svc.Labels[v1alpha1.LabelRelayName] != r.Name {
 		t.Errorf("labels %v", svc.Labels)
 	}
 	if svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
@@ -320,7 +320,7 @@ func TestRelayNodePort(t *testing.T) {
 	}
 	allocated := svc.Spec.Ports[1].NodePort
 	e.waitSlice("np-relay-ipv4", nil) // no relay yet: no endpoint
-	got := e.waitRelay("np", "exposed", func(r *v1alpha1.Relay) bool { return condition(r, controller.CondExposed) == "True/NodePortsAllocated" })
+	got := e.waitRelay("np", "exposed", func(r *v1alpha1.Relay) bool { return condition(r, relayctl.CondExposed) == "True/NodePortsAllocated" })
 	if got.Status.ServiceName != "np-relay" {
 		t.Errorf("serviceName %q", got.Status.ServiceName)
 	}
@@ -353,9 +353,9 @@ func TestRelayConflictAndInvalid(t *testing.T) {
 	e.create(service(appNS, "taken-relay"))
 	e.create(relayObj("taken"))
 	got := e.waitRelay("taken", "reported the conflict", func(r *v1alpha1.Relay) bool {
-		return condition(r, controller.CondExposed) == "False/ServiceConflict"
+		return condition(r, relayctl.CondExposed) == "False/ServiceConflict"
 	})
-	if condition(got, controller.CondReady) != "False/NotExposed" || got.Status.ServiceName != "" {
+	if condition(got, relayctl.CondReady) != "False/NotExposed" || got.Status.ServiceName != "" {
 		t.Errorf("status %+v", got.Status)
 	}
 	e.waitEvent(appNS, "taken", "ServiceConflict")
@@ -370,9 +370,9 @@ func TestRelayConflictAndInvalid(t *testing.T) {
 		}
 	}))
 	got = e.waitRelay("bad", "reported the invalid spec", func(r *v1alpha1.Relay) bool {
-		return condition(r, controller.CondReady) == "False/InvalidSpec"
+		return condition(r, relayctl.CondReady) == "False/InvalidSpec"
 	})
-	if c := apimeta.FindStatusCondition(got.Status.Conditions, controller.CondReady); c.Message != "spec.listeners[1].port: 16384/UDP is also spec.listeners[0]" {
+	if c := apimeta.FindStatusCondition(got.Status.Conditions, relayctl.CondReady); c.Message != "spec.listeners[1].port: 16384/UDP is also spec.listeners[0]" {
 		t.Errorf("Ready message %q", c.Message)
 	}
 	if note := e.waitEvent(appNS, "bad", "InvalidSpec"); note != "spec.listeners[1].port: 16384/UDP is also spec.listeners[0]" {

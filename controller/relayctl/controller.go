@@ -1,4 +1,4 @@
-package controller
+package relayctl
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,8 +23,13 @@ import (
 	"github.com/pier-lb/pier/config"
 )
 
-// RelayOptions configures the Relay controller.
-type RelayOptions struct {
+// EventRecorder records events about objects (client-go's events API).
+type EventRecorder interface {
+	Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any)
+}
+
+// Options configures the Relay controller.
+type Options struct {
 	// Client reads from the informer caches and writes to the API server.
 	Client client.Client
 	// Namespace is where the relays renew their Leases.
@@ -33,12 +39,12 @@ type RelayOptions struct {
 	// moves the Leases loses no relay while the relays roll.
 	OldLeaseNamespace string
 	Recorder          EventRecorder
-	Metrics           *RelayMetrics
+	Metrics           *Metrics
 	Logger            *slog.Logger
 	Clock             clock.PassiveClock
 }
 
-// RelayController keeps, for every Relay, the Service Pier owns for it
+// Controller keeps, for every Relay, the Service Pier owns for it
 // (exposure LoadBalancer or NodePort) and its status: addresses, ready
 // backends, ready relays and conditions. It runs on the leader only.
 //
@@ -47,7 +53,7 @@ type RelayOptions struct {
 // Relay. A LoadBalancer always gets spec.loadBalancerClass pier.dev/lb, so
 // Pier serves it with or without --only-own-class and no other load
 // balancer implementation takes it. It has no selector; the controller
-// writes its EndpointSlices (relay_endpoints.go). Edits to the fields
+// writes its EndpointSlices (endpoints.go). Edits to the fields
 // Pier manages are undone; the Service and its slices are deleted
 // explicitly when the exposure becomes HostNetwork or the Relay goes (no
 // garbage collector is assumed, and no finalizer holds the Relay back: an
@@ -59,8 +65,8 @@ type RelayOptions struct {
 // InternalIPs of the nodes whose relays hold a live Lease for NodePort and
 // HostNetwork. readyRelays counts those Leases; the Relay is looked at
 // again when the first of them expires.
-type RelayController struct {
-	opts   RelayOptions
+type Controller struct {
+	opts   Options
 	log    *slog.Logger
 	leases *leaseWatch
 
@@ -68,8 +74,8 @@ type RelayController struct {
 	states map[types.NamespacedName]string // relay -> metrics state
 }
 
-// NewRelayController validates opts; it starts nothing (SetupWithManager).
-func NewRelayController(opts RelayOptions) (*RelayController, error) {
+// New validates opts; it starts nothing (SetupWithManager).
+func New(opts Options) (*Controller, error) {
 	switch {
 	case opts.Client == nil:
 		return nil, errors.New("relay controller: a client is required")
@@ -78,7 +84,7 @@ func NewRelayController(opts RelayOptions) (*RelayController, error) {
 	case opts.Recorder == nil:
 		return nil, errors.New("relay controller: an event recorder is required")
 	case opts.Metrics == nil:
-		return nil, errors.New("relay controller: metrics are required (NewRelayMetrics)")
+		return nil, errors.New("relay controller: metrics are required (NewMetrics)")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -86,7 +92,7 @@ func NewRelayController(opts RelayOptions) (*RelayController, error) {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
-	return &RelayController{
+	return &Controller{
 		opts:   opts,
 		log:    opts.Logger.With("component", "relay-controller"),
 		leases: newLeaseWatch(opts.Clock),
@@ -96,7 +102,7 @@ func NewRelayController(opts RelayOptions) (*RelayController, error) {
 
 // Reconcile brings one Relay's owned Service and status in line with its
 // spec and with the EndpointSlices and Leases it depends on.
-func (c *RelayController) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	var relay v1alpha1.Relay
 	if err := c.opts.Client.Get(ctx, req.NamespacedName, &relay); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -141,7 +147,7 @@ const serviceRetry = 30 * time.Second
 
 // expose creates, updates or deletes the owned Service as the exposure
 // requires and records what it found in obs.
-func (c *RelayController) expose(ctx context.Context, relay *v1alpha1.Relay, obs *observation) error {
+func (c *Controller) expose(ctx context.Context, relay *v1alpha1.Relay, obs *observation) error {
 	if !config.NeedsService(obs.exposure) {
 		obs.exposed = exposedCond{ok: true, reason: "HostNetwork", msg: "relays listen on the nodes' own addresses"}
 		return c.deleteService(ctx, relay.Namespace, relay.Name, relay)
@@ -163,7 +169,7 @@ func (c *RelayController) expose(ctx context.Context, relay *v1alpha1.Relay, obs
 
 // setState records relay's state for the pier_controller_relays gauge; ""
 // forgets it.
-func (c *RelayController) setState(key types.NamespacedName, state string) {
+func (c *Controller) setState(key types.NamespacedName, state string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if state == "" {
@@ -182,7 +188,7 @@ func (c *RelayController) setState(key types.NamespacedName, state string) {
 
 // writeStatus patches the Relay's status when it changed, with an event
 // when the Ready condition changes.
-func (c *RelayController) writeStatus(ctx context.Context, relay *v1alpha1.Relay, obs *observation) error {
+func (c *Controller) writeStatus(ctx context.Context, relay *v1alpha1.Relay, obs *observation) error {
 	now := c.opts.Clock.Now()
 	want := statusFor(relay, obs, now)
 	c.setState(client.ObjectKeyFromObject(relay), stateOf(obs, &want))
@@ -204,7 +210,7 @@ func (c *RelayController) writeStatus(ctx context.Context, relay *v1alpha1.Relay
 
 // readyEvent reports a new Ready condition: a warning for an invalid spec
 // (the webhook may have been down), normal otherwise.
-func (c *RelayController) readyEvent(relay *v1alpha1.Relay, reason, msg string) {
+func (c *Controller) readyEvent(relay *v1alpha1.Relay, reason, msg string) {
 	typ := corev1.EventTypeNormal
 	if reason == reasonInvalidSpec {
 		typ = corev1.EventTypeWarning
@@ -228,15 +234,15 @@ const (
 	relayInvalid  = "invalid"
 )
 
-// RelayMetrics are the Relay controller's metrics.
-type RelayMetrics struct {
+// Metrics are the Relay controller's metrics.
+type Metrics struct {
 	relays *prometheus.GaugeVec
 	errors *prometheus.CounterVec
 }
 
-// NewRelayMetrics creates the metrics and registers them with reg.
-func NewRelayMetrics(reg prometheus.Registerer) *RelayMetrics {
-	m := &RelayMetrics{
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
 		relays: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pier_controller_relays",
 			Help: "Relays by state: ready, not_ready (not exposed, or no ready backend or relay), invalid.",

@@ -1,4 +1,4 @@
-package controller
+package relayctl
 
 // The owned Service has no selector: the relay pods run in Pier's
 // namespace, and a selector only picks pods of the Service's own namespace
@@ -38,7 +38,7 @@ type relayNode struct {
 
 // relayNodes reads the InternalIPs of the named nodes; unknown nodes are
 // skipped.
-func (c *RelayController) relayNodes(ctx context.Context, names []string) ([]relayNode, error) {
+func (c *Controller) relayNodes(ctx context.Context, names []string) ([]relayNode, error) {
 	var out []relayNode
 	for _, name := range names {
 		var node corev1.Node
@@ -120,7 +120,7 @@ func desiredSlices(relay *v1alpha1.Relay, svc *corev1.Service, nodes []relayNode
 
 // syncSlices writes the owned Service's EndpointSlices and deletes stale
 // ones (another family, an older Service).
-func (c *RelayController) syncSlices(ctx context.Context, relay *v1alpha1.Relay, svc *corev1.Service, nodes []relayNode) error {
+func (c *Controller) syncSlices(ctx context.Context, relay *v1alpha1.Relay, svc *corev1.Service, nodes []relayNode) error {
 	have, err := c.ownedSlices(ctx, relay.Namespace, svc.Name)
 	if err != nil {
 		return err
@@ -158,7 +158,7 @@ func (c *RelayController) syncSlices(ctx context.Context, relay *v1alpha1.Relay,
 }
 
 // deleteSlices deletes the EndpointSlices Pier wrote for the Service.
-func (c *RelayController) deleteSlices(ctx context.Context, namespace, service string) error {
+func (c *Controller) deleteSlices(ctx context.Context, namespace, service string) error {
 	have, err := c.ownedSlices(ctx, namespace, service)
 	if err != nil {
 		return err
@@ -171,7 +171,7 @@ func (c *RelayController) deleteSlices(ctx context.Context, namespace, service s
 	return nil
 }
 
-func (c *RelayController) ownedSlices(ctx context.Context, namespace, service string) ([]discoveryv1.EndpointSlice, error) {
+func (c *Controller) ownedSlices(ctx context.Context, namespace, service string) ([]discoveryv1.EndpointSlice, error) {
 	var list discoveryv1.EndpointSliceList
 	if err := c.opts.Client.List(ctx, &list, client.InNamespace(namespace), client.MatchingLabels{
 		discoveryv1.LabelServiceName: service, discoveryv1.LabelManagedBy: SliceManager,
@@ -181,7 +181,7 @@ func (c *RelayController) ownedSlices(ctx context.Context, namespace, service st
 	return list.Items, nil
 }
 
-func (c *RelayController) deleteSlice(ctx context.Context, es *discoveryv1.EndpointSlice) error {
+func (c *Controller) deleteSlice(ctx context.Context, es *discoveryv1.EndpointSlice) error {
 	if err := client.IgnoreNotFound(c.opts.Client.Delete(ctx, es)); err != nil {
 		return fmt.Errorf("delete EndpointSlice %s/%s: %w", es.Namespace, es.Name, err)
 	}

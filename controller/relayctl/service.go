@@ -1,4 +1,4 @@
-package controller
+package relayctl
 
 import (
 	"context"
@@ -39,7 +39,7 @@ type serviceRefused struct {
 func (e *serviceRefused) Error() string { return e.err.Error() }
 
 // ensureService creates the owned Service or brings it back to the spec.
-func (c *RelayController) ensureService(ctx context.Context, relay *v1alpha1.Relay) (*corev1.Service, error) {
+func (c *Controller) ensureService(ctx context.Context, relay *v1alpha1.Relay) (*corev1.Service, error) {
 	want := desiredService(relay)
 	var cur corev1.Service
 	err := c.opts.Client.Get(ctx, client.ObjectKeyFromObject(want), &cur)
@@ -74,7 +74,7 @@ func (c *RelayController) ensureService(ctx context.Context, relay *v1alpha1.Rel
 	return next, nil
 }
 
-func (c *RelayController) createService(ctx context.Context, relay *v1alpha1.Relay, want *corev1.Service, reason string) (*corev1.Service, error) {
+func (c *Controller) createService(ctx context.Context, relay *v1alpha1.Relay, want *corev1.Service, reason string) (*corev1.Service, error) {
 	if err := c.opts.Client.Create(ctx, want); err != nil {
 		return nil, c.writeFailed(relay, want.Name, "create", err)
 	}
@@ -86,7 +86,7 @@ func (c *RelayController) createService(ctx context.Context, relay *v1alpha1.Rel
 // writeFailed turns a refused write into a condition (invalid spec, such
 // as a node port in use, or forbidden) and returns other errors for a
 // retry with backoff.
-func (c *RelayController) writeFailed(relay *v1alpha1.Relay, name, verb string, err error) error {
+func (c *Controller) writeFailed(relay *v1alpha1.Relay, name, verb string, err error) error {
 	err = fmt.Errorf("%s Service %s: %w", verb, name, err)
 	if !apierrors.IsInvalid(err) && !apierrors.IsForbidden(err) && !apierrors.IsBadRequest(err) {
 		return err
@@ -96,7 +96,7 @@ func (c *RelayController) writeFailed(relay *v1alpha1.Relay, name, verb string, 
 	return &serviceRefused{reason: "ServiceFailed", retry: true, err: err}
 }
 
-func (c *RelayController) serviceEvent(relay *v1alpha1.Relay, reason string, err error) {
+func (c *Controller) serviceEvent(relay *v1alpha1.Relay, reason string, err error) {
 	c.log.Warn("relay Service", "relay", relay.Namespace+"/"+relay.Name, "reason", reason, "err", err)
 	c.opts.Recorder.Eventf(relay, nil, corev1.EventTypeWarning, reason, "Reconcile", "%v", err)
 }
@@ -104,7 +104,7 @@ func (c *RelayController) serviceEvent(relay *v1alpha1.Relay, reason string, err
 // deleteService deletes the Service owned by the Relay namespace/name and
 // its EndpointSlices, if any: the Relay is gone (relay nil) or no longer
 // needs one. No garbage collector is assumed to run.
-func (c *RelayController) deleteService(ctx context.Context, namespace, name string, relay *v1alpha1.Relay) error {
+func (c *Controller) deleteService(ctx context.Context, namespace, name string, relay *v1alpha1.Relay) error {
 	if err := c.deleteSlices(ctx, namespace, config.RelayServiceName(name)); err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func (c *RelayController) deleteService(ctx context.Context, namespace, name str
 	return c.deleteOwned(ctx, relay, &svc)
 }
 
-func (c *RelayController) deleteOwned(ctx context.Context, relay *v1alpha1.Relay, svc *corev1.Service) error {
+func (c *Controller) deleteOwned(ctx context.Context, relay *v1alpha1.Relay, svc *corev1.Service) error {
 	err := c.opts.Client.Delete(ctx, svc, client.Preconditions{UID: &svc.UID})
 	if err := client.IgnoreNotFound(err); err != nil {
 		return fmt.Errorf("delete Service %s/%s: %w", svc.Namespace, svc.Name, err)
@@ -133,7 +133,7 @@ func (c *RelayController) deleteOwned(ctx context.Context, relay *v1alpha1.Relay
 }
 
 // currentService reads the owned Service without changing it.
-func (c *RelayController) currentService(ctx context.Context, relay *v1alpha1.Relay) (*corev1.Service, exposedCond) {
+func (c *Controller) currentService(ctx context.Context, relay *v1alpha1.Relay) (*corev1.Service, exposedCond) {
 	exp := config.RelayExposure(&relay.Spec)
 	if !config.NeedsService(exp) {
 		return nil, exposedCond{ok: true, reason: "HostNetwork", msg: "relays listen on the nodes' own addresses"}
@@ -172,7 +172,7 @@ func desiredService(relay *v1alpha1.Relay) *corev1.Service {
 		Spec: corev1.ServiceSpec{
 			Type: typ,
 			// No selector: the relay pods are in Pier's namespace; the
-			// controller writes the EndpointSlices (relay_endpoints.go),
+			// controller writes the EndpointSlices (endpoints.go),
 			// one endpoint per node with a live relay. Local: only those
 			// nodes announce the address (speakers honour it), and
 			// kube-proxy keeps the client's address, which the relay hashes

@@ -1,4 +1,4 @@
-package controller
+package relayctl
 
 import (
 	"context"
@@ -28,7 +28,7 @@ const relayWorkers = 2
 // leader, like the Service controller. It watches Relays, the Services it
 // owns, EndpointSlices (by the Relays' backend Service) and the relays'
 // Leases in Pier's namespace.
-func (c *RelayController) SetupWithManager(mgr manager.Manager) error {
+func (c *Controller) SetupWithManager(mgr manager.Manager) error {
 	err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.Relay{}, relayBackendIndex,
 		func(o client.Object) []string { return []string{o.(*v1alpha1.Relay).Spec.Backend.ServiceName} })
 	if err != nil {
@@ -46,7 +46,7 @@ func (c *RelayController) SetupWithManager(mgr manager.Manager) error {
 
 // sliceChanged maps an EndpointSlice to the Relays whose backend is its
 // Service, or one Pier writes to its Relay.
-func (c *RelayController) sliceChanged(ctx context.Context, obj client.Object) []reconcile.Request {
+func (c *Controller) sliceChanged(ctx context.Context, obj client.Object) []reconcile.Request {
 	l := obj.GetLabels()
 	if l[discoveryv1.LabelManagedBy] == SliceManager && l[v1alpha1.LabelRelayName] != "" {
 		// One of the slices Pier writes: its Relay puts it right.
@@ -70,7 +70,7 @@ func (c *RelayController) sliceChanged(ctx context.Context, obj client.Object) [
 }
 
 // leaseChanged maps a relay's Lease to the Relay it serves.
-func (c *RelayController) leaseChanged(_ context.Context, obj client.Object) []reconcile.Request {
+func (c *Controller) leaseChanged(_ context.Context, obj client.Object) []reconcile.Request {
 	l := obj.GetLabels()
 	ns, name := l[v1alpha1.LabelRelayNamespace], l[v1alpha1.LabelRelayName]
 	if !slices.Contains(c.leaseNamespaces(), obj.GetNamespace()) || ns == "" || name == "" {

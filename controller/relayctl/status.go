@@ -1,4 +1,4 @@
-package controller
+package relayctl
 
 import (
 	"context"
@@ -85,7 +85,7 @@ func ingressIPs(svc *corev1.Service) []string {
 
 // relayLeases lists the Leases relays renew for relay, in the lease
 // namespace and the old one.
-func (c *RelayController) relayLeases(ctx context.Context, relay *v1alpha1.Relay) ([]coordinationv1.Lease, error) {
+func (c *Controller) relayLeases(ctx context.Context, relay *v1alpha1.Relay) ([]coordinationv1.Lease, error) {
 	var out []coordinationv1.Lease
 	for _, ns := range c.leaseNamespaces() {
 		var leases coordinationv1.LeaseList
@@ -99,7 +99,7 @@ func (c *RelayController) relayLeases(ctx context.Context, relay *v1alpha1.Relay
 	return out, nil
 }
 
-func (c *RelayController) leaseNamespaces() []string {
+func (c *Controller) leaseNamespaces() []string {
 	if o := c.opts.OldLeaseNamespace; o != "" && o != c.opts.Namespace {
 		return []string{c.opts.Namespace, o}
 	}
@@ -107,7 +107,7 @@ func (c *RelayController) leaseNamespaces() []string {
 }
 
 // observe counts ready backends and relays and finds the addresses.
-func (c *RelayController) observe(ctx context.Context, relay *v1alpha1.Relay, obs *observation) error {
+func (c *Controller) observe(ctx context.Context, relay *v1alpha1.Relay, obs *observation) error {
 	var eps discoveryv1.EndpointSliceList
 	if err := c.opts.Client.List(ctx, &eps, client.InNamespace(relay.Namespace),
 		client.MatchingLabels{discoveryv1.LabelServiceName: relay.Spec.Backend.ServiceName}); err != nil {
