@@ -32,8 +32,11 @@ type Node struct {
 }
 
 // hostPaths are directories that Pods (Pier's hostPath volumes) or the
-// kubelet use at fixed places; each node gets its own copy.
-var hostPaths = []string{"/var/lib/pier", "/var/lib/pier-relay", "/var/log/pods", "/var/log/containers"}
+// kubelet use at fixed places; each node gets its own copy (startScript
+// binds the same list). The kubelet's device-plugin socket does not
+// follow its root dir: shared, kubelets starting together raced for it
+// ("bind: address already in use").
+var hostPaths = []string{"/var/lib/pier", "/var/lib/pier-relay", "/var/log/pods", "/var/log/containers", "/var/lib/kubelet/device-plugins"}
 
 // v1Hierarchies are the cgroup v1 controllers the kubelet and runc use.
 var v1Hierarchies = []string{"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd"}
@@ -203,7 +206,7 @@ done
 mkdir -p /sys/fs/cgroup/systemd /sys/fs/cgroup/unified
 mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd
 mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified
-for p in /var/lib/pier /var/lib/pier-relay /var/log/pods /var/log/containers; do
+for p in /var/lib/pier /var/lib/pier-relay /var/log/pods /var/log/containers /var/lib/kubelet/device-plugins; do
 	mkdir -p "$p"
 	mount --bind "$dir/host$p" "$p"
 done
