@@ -1,7 +1,6 @@
 package speaker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/e2e/lab"
 	"github.com/pier-lb/pier/speaker/bgp"
 	"github.com/pier-lb/pier/speaker/l2"
 	"github.com/pier-lb/pier/speaker/members"
@@ -257,7 +256,7 @@ var announcedOpts = []cmp.Option{cmp.AllowUnexported(announcement{}), addrCmp, c
 func TestPartialL2FailureRetried(t *testing.T) {
 	var down atomic.Bool
 	c := loopAPI(t, &down, nil, "node1")
-	logs := &lockedBuffer{}
+	logs := &lab.SyncBuffer{}
 	clk := clocktesting.NewFakeClock(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC))
 	n := newLoopNode(t, "node1", c, func() bool { return true }, "", func(o *Options) {
 		o.Metrics, o.Clock, o.Resync = NewMetrics(prometheus.NewRegistry()), clk, time.Second
@@ -311,22 +310,4 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
-}
-
-// lockedBuffer is a log sink read while the loop writes to it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,11 +1,9 @@
 package apicache_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,26 +15,10 @@ import (
 
 	"github.com/pier-lb/pier/api/v1alpha1"
 	"github.com/pier-lb/pier/e2e/cluster"
+	"github.com/pier-lb/pier/e2e/lab"
 	"github.com/pier-lb/pier/internal/apicache"
 	"github.com/pier-lb/pier/manifests"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestWatchSaysCRDsMissing: a node agent started before Pier's CRDs waits
 // for them saying which are missing (its cache cannot sync, and client-go
@@ -58,7 +40,7 @@ func TestWatchSaysCRDsMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	crds := func() error { return apicache.RequireCRDs(disc, v1alpha1.GroupVersion, "relays") }
-	var logs syncBuffer
+	var logs lab.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

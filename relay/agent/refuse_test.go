@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	ctrlfake "sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/e2e/lab"
 	"github.com/pier-lb/pier/relay"
 )
 
@@ -117,7 +117,7 @@ func TestInvalidChangeKeepsRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := ctrlfake.NewClientBuilder().WithScheme(scheme).WithObjects(&r).Build()
-	var logs syncBuffer
+	var logs lab.SyncBuffer
 	reg := prometheus.NewRegistry()
 	a, err := New(Options{
 		Config: &rest.Config{Host: "https://192.0.2.1:6443"}, NodeName: "node1", Namespace: "pier-system",
@@ -190,22 +190,4 @@ func freePort(t *testing.T) uint16 {
 	}
 	defer l.Close()
 	return uint16(l.Addr().(*net.TCPAddr).Port)
-}
-
-// syncBuffer is a log sink the relays' goroutines may write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,25 +1,25 @@
 package bgp
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
 	"k8s.io/apimachinery/pkg/util/wait"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/pier-lb/pier/e2e/lab"
 )
 
 // clockEnv is an announcer (not running: no gobgp) on a fake clock with
 // one configured peer, r1 at 198.51.100.1, logging into a buffer.
-func clockEnv(t *testing.T, warnAfter time.Duration) (*Announcer, *clocktesting.FakeClock, *syncBuffer) {
+func clockEnv(t *testing.T, warnAfter time.Duration) (*Announcer, *clocktesting.FakeClock, *lab.SyncBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &lab.SyncBuffer{}
 	clk := clocktesting.NewFakeClock(time.Date(2020, 3, 4, 5, 6, 7, 0, time.UTC))
 	a, err := New(Options{RouterID: netip.MustParseAddr("198.51.100.11"), Clock: clk, WarnAfter: warnAfter,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
@@ -32,24 +32,6 @@ func clockEnv(t *testing.T, warnAfter time.Duration) (*Announcer, *clocktesting.
 	}
 	a.sessions.add(&p)
 	return a, clk, logs
-}
-
-// syncBuffer is a log sink read while a goroutine writes to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // stateEvent is gobgp's word that the session with addr entered st.
