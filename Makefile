@@ -61,9 +61,11 @@ lint: verify-generated
 	$(GO) vet ./...
 
 # The fast loop while changing code: every test that needs neither root nor
-# a control plane (lab tests skip, saying so). make test runs everything.
+# a control plane (lab tests skip, saying so). Go's test cache reruns only
+# the packages a change reaches; UNITFLAGS=-count=1 reruns all of them.
+# make test runs everything.
 unit:
-	env -u CI PIER_UNIT=1 $(GO) test -race -count=1 ./...
+	env -u CI PIER_UNIT=1 $(GO) test -race $(UNITFLAGS) ./...
 
 # go test starts packages in the order it is given them, two at a time on
 # the reference machine: the longest go first so that none starts last,

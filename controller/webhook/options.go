@@ -20,6 +20,7 @@ const (
 	DefaultServicePort       = 443
 	DefaultCertValidity      = 365 * 24 * time.Hour
 	DefaultCheckInterval     = time.Minute
+	DefaultReadTimeout       = 10 * time.Second
 )
 
 // MinCertValidity is the shortest CertValidity New accepts: a third of it
@@ -85,6 +86,10 @@ type Options struct {
 	// CheckInterval is how often the certificate is checked besides when the
 	// Secret or the configuration changes. Default one minute.
 	CheckInterval time.Duration
+	// ReadTimeout bounds how long a request (headers and body) may take to
+	// arrive before the connection is closed. Default 10 s, twice the API
+	// server's own webhook timeout.
+	ReadTimeout time.Duration
 
 	Logger  *slog.Logger
 	Clock   clock.Clock
@@ -109,8 +114,8 @@ func (o *Options) validate() error {
 	if o.CertValidity != 0 && o.CertValidity < MinCertValidity {
 		return fmt.Errorf("%w: CertValidity %v is shorter than %v", ErrInvalidOptions, o.CertValidity, MinCertValidity)
 	}
-	if o.CheckInterval < 0 || o.ServicePort < 0 {
-		return fmt.Errorf("%w: negative CheckInterval or ServicePort", ErrInvalidOptions)
+	if o.CheckInterval < 0 || o.ServicePort < 0 || o.ReadTimeout < 0 {
+		return fmt.Errorf("%w: negative CheckInterval, ServicePort or ReadTimeout", ErrInvalidOptions)
 	}
 	return nil
 }
@@ -136,6 +141,9 @@ func (o *Options) defaults() {
 	}
 	if o.CheckInterval == 0 {
 		o.CheckInterval = DefaultCheckInterval
+	}
+	if o.ReadTimeout == 0 {
+		o.ReadTimeout = DefaultReadTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -31,12 +31,11 @@ var Resources = []string{"ipaddresspools", "l2advertisements", "bgppeers", "bgpa
 const shutdownTimeout = 5 * time.Second
 
 // A request (headers and body, at most maxBodyBytes) must arrive within
-// readTimeout and its answer be written within writeTimeout of that, or the
+// Options.ReadTimeout and its answer be written within writeTimeout of that, or the
 // connection is closed: a slow or stalled client holds no goroutine and no
 // connection for long. The API server gives up after its own 5 s webhook
 // timeout anyway. idleTimeout lets it reuse a connection between requests.
 const (
-	readTimeout  = 10 * time.Second
 	writeTimeout = 15 * time.Second
 	idleTimeout  = 90 * time.Second
 )
@@ -128,8 +127,8 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.rot.getCertificate},
-		ReadHeaderTimeout: readTimeout,
-		ReadTimeout:       readTimeout,
+		ReadHeaderTimeout: s.opts.ReadTimeout,
+		ReadTimeout:       s.opts.ReadTimeout,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),

@@ -75,8 +75,8 @@ func (e *env) run(t *testing.T, stdin string, args ...string) (int, string, stri
 // kube-apiserver: without Pier's CRDs, with the webhook admitting every
 // converted fixture, reading MetalLB objects from the cluster, and status.
 func TestAgainstAPIServer(t *testing.T) {
-	e := &env{bin: buildPierctl(t)}
-	e.c = cluster.ForTest(t, cluster.Options{})
+	c := cluster.ForTest(t, cluster.Options{}) // may skip: build after it
+	e := &env{bin: buildPierctl(t), c: c}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	e.clients(t)
