@@ -298,3 +298,37 @@ func assertGone(t *testing.T, prefix string) {
 		}
 	}
 }
+
+// TestLargestSite: a site of MaxSiteNodes nodes builds and its last node
+// is reached from the first across the segment (IPv4 and IPv6) and from the
+// client through the router; one node more is refused.
+func TestLargestSite(t *testing.T) {
+	l := newLab(t)
+	if _, err := l.BuildSite(lab.SiteOptions{Nodes: lab.MaxSiteNodes + 1}); err == nil {
+		t.Fatalf("a site of %d nodes was built", lab.MaxSiteNodes+1)
+	}
+	site, err := l.BuildSite(lab.SiteOptions{Nodes: lab.MaxSiteNodes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := len(site.Nodes) - 1
+	startEcho(t, site.Nodes[last], 7007)
+	v4, v6 := lab.NodeAddrs(last + 1)
+	for _, tc := range []struct {
+		from *lab.Host
+		addr netip.Addr
+	}{{site.Client, v4.Addr()}, {site.Nodes[0], v4.Addr()}, {site.Nodes[0], v6.Addr()}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := echo.RoundTrip(ctx, tc.from.Dial, "udp", netip.AddrPortFrom(tc.addr, 7007).String())
+		cancel()
+		if err != nil {
+			t.Errorf("%s -> %s: %v", tc.from.Name, tc.addr, err)
+		}
+	}
+	if pool := netip.MustParseAddr("198.51.100.200"); v4.Addr().Compare(pool) >= 0 {
+		t.Errorf("last node %s is inside the LoadBalancer pool from %s", v4.Addr(), pool)
+	}
+	if !site.NodeMgmt[last].IsValid() || !lab.MgmtSubnet.Contains(site.NodeMgmt[last]) {
+		t.Errorf("last node's management address %v outside %s", site.NodeMgmt[last], lab.MgmtSubnet)
+	}
+}

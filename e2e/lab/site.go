@@ -7,7 +7,7 @@ import (
 
 // A Site is the standard lab topology that tests and the demo share:
 //
-//	                 management 192.0.2.x/28 (root namespace: control plane)
+//	                 management 192.0.2.x/24 (root namespace: control plane)
 //	                     |        |        |
 //	client --- router === node1 == node2 == node3     (=== L2 segment "l2")
 //	198.18.0.10   198.51.100.1    .11      .12      .13
@@ -38,9 +38,14 @@ var (
 	ClientNets = netip.MustParsePrefix("198.18.0.0/15")
 )
 
+// MaxSiteNodes is the largest site: node i is .10+i on the segment, below
+// the LoadBalancer pool at .200, and the management network (192.0.2.0/24
+// from .11) holds more.
+const MaxSiteNodes = 189
+
 // SiteOptions sizes the standard site.
 type SiteOptions struct {
-	Nodes int // default 3, at most 13 (the management subnet's size)
+	Nodes int // default 3, at most MaxSiteNodes
 }
 
 // BuildSite creates the standard topology in l.
@@ -48,8 +53,8 @@ func (l *Lab) BuildSite(opts SiteOptions) (*Site, error) {
 	if opts.Nodes == 0 {
 		opts.Nodes = 3
 	}
-	if opts.Nodes < 1 || opts.Nodes > 13 {
-		return nil, fmt.Errorf("site: %d nodes: want 1 to 13", opts.Nodes)
+	if opts.Nodes < 1 || opts.Nodes > MaxSiteNodes {
+		return nil, fmt.Errorf("site: %d nodes: want 1 to %d", opts.Nodes, MaxSiteNodes)
 	}
 	s := &Site{}
 	var err error

@@ -1,0 +1,210 @@
+package l2mode
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/pier-lb/pier/e2e/kubelab"
+)
+
+// BenchmarkFailoverAtScale: one Service's address among PIER_BENCH_NODES
+// speakers (default 100), each on its own node of the segment. It reports
+// the speakers' idle CPU and RSS and the members declared gone while
+// nothing failed (false suspicions), then the gap after the owner's speaker
+// is SIGKILLed and after the owner's segment link is cut, 20 times each.
+// Run with -benchtime 1x.
+func BenchmarkFailoverAtScale(b *testing.B) {
+	env := up(b, kubelab.Options{Nodes: benchNodes(b)})
+	addr := createService(b, env, "calls", noChange)
+	macs := allMACs(b, env)
+	waitAllSeeAll(b, env)
+	p := startProber(b, env.Site.Router, "eth1", addr, 5*time.Millisecond)
+	b.Run("idle", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			reportIdle(b, env, 30*time.Second)
+		}
+	})
+	for _, mode := range []string{"sigkill", "linkdown"} {
+		b.Run("mode="+mode, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				var gaps []time.Duration
+				for range 20 {
+					gaps = append(gaps, failOwner(b, env, p, macs, mode))
+				}
+				b.ReportMetric(percentile(gaps, 50).Seconds()*1000, "p50-ms")
+				b.ReportMetric(percentile(gaps, 99).Seconds()*1000, "p99-ms")
+				b.ReportMetric(slices.Max(gaps).Seconds()*1000, "max-ms")
+			}
+		})
+	}
+}
+
+// benchNodes is PIER_BENCH_NODES, default 100.
+func benchNodes(b *testing.B) int {
+	s := os.Getenv("PIER_BENCH_NODES")
+	if s == "" {
+		return 100
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 2 {
+		b.Fatalf("PIER_BENCH_NODES=%q: want a number of nodes, at least 2", s)
+	}
+	return n
+}
+
+// failOwner fails the node answering for the address (mode sigkill: its
+// speaker; linkdown: its segment link), returns the time until another
+// node answered, then brings the node back and waits until it answers
+// again or, when it no longer owns the address, has rejoined.
+func failOwner(b *testing.B, env *kubelab.Env, p *prober, macs []string, mode string) time.Duration {
+	b.Helper()
+	owner := slices.Index(macs, waitProbe(b, p, time.Now(), "", macs))
+	n := env.Site.Nodes[owner]
+	goneBefore, joinedBefore := memberLines(env, "member gone", n.Name), memberLines(env, "member joined", n.Name)
+	failed := time.Now()
+	switch mode {
+	case "sigkill":
+		must(b, env.Speakers[owner].Signal(syscall.SIGKILL))
+	case "linkdown":
+		must(b, n.SetLink("eth1", false))
+	}
+	waitProbe(b, p, failed, macs[owner], macs)
+	r, _ := p.firstAfter(failed, macs[owner])
+	switch mode {
+	case "sigkill":
+		<-env.Speakers[owner].Done()
+		if _, err := env.StartSpeaker(owner); err != nil {
+			b.Fatal(err)
+		}
+		waitRejoined(b, env, owner)
+	case "linkdown":
+		must(b, n.SetLink("eth1", true))
+		waitBack(b, env, n.Name, goneBefore, joinedBefore)
+	}
+	return r.at.Sub(failed)
+}
+
+// waitAllSeeAll waits until every speaker has logged each other node
+// joining.
+func waitAllSeeAll(b *testing.B, env *kubelab.Env) {
+	b.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 5*time.Minute, true, func(context.Context) (bool, error) {
+		for _, n := range env.Site.Nodes {
+			if memberLines(env, "member joined", n.Name) < len(env.Site.Nodes)-1 {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		b.Fatalf("speakers never all saw each other: %v", err)
+	}
+}
+
+// waitBack waits, after node's link came back, until every speaker that
+// declared it gone since the failure (goneBefore and joinedBefore: the
+// counts then) has seen it join again.
+func waitBack(b *testing.B, env *kubelab.Env, node string, goneBefore, joinedBefore int) {
+	b.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 2*time.Minute, true, func(context.Context) (bool, error) {
+		gone := memberLines(env, "member gone", node) - goneBefore
+		back := memberLines(env, "member joined", node) - joinedBefore
+		return gone > 0 && back >= gone, nil
+	})
+	if err != nil {
+		b.Fatalf("%s never rejoined after its link came back: %v", node, err)
+	}
+}
+
+// memberLines counts the speakers' log lines with message msg about peer.
+func memberLines(env *kubelab.Env, msg, peer string) int {
+	n := 0
+	for _, p := range env.Speakers {
+		for _, line := range strings.Split(p.Output(), "\n") {
+			if strings.Contains(line, `"msg":"`+msg+`"`) && strings.Contains(line, `"peer":"`+peer+`"`) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// reportIdle measures the speakers over d with nothing changing: CPU per
+// speaker (percent of a core), RSS, and the members declared gone (false
+// suspicions: nothing failed), per hour.
+func reportIdle(b *testing.B, env *kubelab.Env, d time.Duration) {
+	b.Helper()
+	cpu0 := speakersCPU(b, env)
+	gone0 := countLines(env, `"msg":"member gone"`)
+	time.Sleep(d) // the idle period is what is measured
+	cpu := speakersCPU(b, env) - cpu0
+	falses := countLines(env, `"msg":"member gone"`) - gone0
+	var rss []float64
+	for _, p := range env.Speakers {
+		rss = append(rss, rssMiB(b, p.Pid()))
+	}
+	n := float64(len(env.Speakers))
+	b.ReportMetric(100*cpu.Seconds()/d.Seconds()/n, "cpu-%-per-speaker")
+	b.ReportMetric(sum(rss)/n, "rss-MiB-mean")
+	b.ReportMetric(slices.Max(rss), "rss-MiB-max")
+	b.ReportMetric(float64(falses)*float64(time.Hour)/float64(d), "false-gone/h")
+}
+
+// speakersCPU is the user and system CPU time all speakers used so far.
+func speakersCPU(b *testing.B, env *kubelab.Env) time.Duration {
+	b.Helper()
+	var total time.Duration
+	for _, p := range env.Speakers {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Fields after the command's closing parenthesis: utime and stime
+		// are the 12th and 13th, in clock ticks (100 per second on Linux).
+		f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+		for _, s := range f[11:13] {
+			t, err := strconv.Atoi(s)
+			if err != nil {
+				b.Fatal(err)
+			}
+			total += time.Duration(t) * 10 * time.Millisecond
+		}
+	}
+	return total
+}
+
+func rssMiB(b *testing.B, pid int) float64 {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kib, err := strconv.Atoi(f[1])
+			if err != nil {
+				b.Fatal(err)
+			}
+			return float64(kib) / 1024
+		}
+	}
+	b.Fatalf("no VmRSS for pid %d", pid)
+	return 0
+}
+
+func sum(v []float64) float64 {
+	t := 0.0
+	for _, x := range v {
+		t += x
+	}
+	return t
+}
