@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -266,9 +267,13 @@ func (t Timers) apply(c *memberlist.Config) {
 func (m *Members) rejoinLoop(ctx context.Context, ml *memberlist.Memberlist) {
 	tick := m.clock.NewTicker(m.timers.RejoinInterval)
 	defer tick.Stop()
+	joinOne := func(addr string) error {
+		_, err := ml.Join([]string{addr})
+		return err
+	}
 	failing := false
 	for {
-		failing = m.join(ml, failing)
+		failing = m.join(joinOne, failing)
 		select {
 		case <-ctx.Done():
 			return
@@ -278,15 +283,25 @@ func (m *Members) rejoinLoop(ctx context.Context, ml *memberlist.Memberlist) {
 	}
 }
 
-// join joins the peers that are not members, in parallel so that
-// unreachable ones cost one TCPTimeout per round, not one each. It reports
-// whether none could be reached, and logs only when that changes.
-func (m *Members) join(ml *memberlist.Memberlist, failing bool) bool {
-	targets := m.missing()
-	if len(targets) == 0 {
+// maxJoinsPerRound bounds the missing peers one round joins, picked at
+// random. One live member is enough to learn the whole group: its state
+// comes with the join's push-pull, and gossip brings the rest. Joining
+// every missing peer made N starting speakers open N-1 push-pulls of the
+// whole state each; at 100 nodes on two cores that starved the group into
+// flapping, and members that flapped were all joined again.
+const maxJoinsPerRound = 3
+
+// join joins some of the peers that are not members (maxJoinsPerRound), in
+// parallel so that unreachable ones cost one TCPTimeout per round, not one
+// each. It reports whether none could be reached, and logs only when that
+// changes.
+func (m *Members) join(joinOne func(addr string) error, failing bool) bool {
+	missing := m.missing()
+	if len(missing) == 0 {
 		return false
 	}
-	n, err := joinAll(ml, targets)
+	targets := pickJoins(missing, maxJoinsPerRound)
+	n, err := joinAll(joinOne, targets)
 	if n > 0 {
 		m.contacted()
 		m.log.Debug("joined", "peers", n, "of", len(targets))
@@ -294,7 +309,7 @@ func (m *Members) join(ml *memberlist.Memberlist, failing bool) bool {
 	}
 	m.metrics.joinErrors.Inc()
 	if !failing {
-		m.log.Warn("cannot reach any missing peer, retrying", "peers", targets, "err", err)
+		m.log.Warn("cannot reach the missing peers tried, retrying", "tried", targets, "missing", len(missing), "err", err)
 	}
 	return true
 }
@@ -302,7 +317,17 @@ func (m *Members) join(ml *memberlist.Memberlist, failing bool) bool {
 // maxParallelJoins bounds the concurrent join attempts of one round.
 const maxParallelJoins = 16
 
-func joinAll(ml *memberlist.Memberlist, targets []string) (int, error) {
+// pickJoins returns at most k of targets, chosen at random.
+func pickJoins(targets []string, k int) []string {
+	if len(targets) <= k {
+		return targets
+	}
+	picked := slices.Clone(targets)
+	rand.Shuffle(len(picked), func(i, j int) { picked[i], picked[j] = picked[j], picked[i] })
+	return picked[:k]
+}
+
+func joinAll(joinOne func(addr string) error, targets []string) (int, error) {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -314,7 +339,7 @@ func joinAll(ml *memberlist.Memberlist, targets []string) (int, error) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			_, err := ml.Join([]string{t})
+			err := joinOne(t)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
