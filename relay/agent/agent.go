@@ -51,8 +51,9 @@ type Options struct {
 	// LeaseDuration and RenewInterval of the per-Relay Leases.
 	LeaseDuration time.Duration
 	RenewInterval time.Duration
-	// Resync is how often the agent looks at the cached API view even
-	// without an event (it retries relays whose ports were busy).
+	// Resync is how often the agent retries, without an event, the relays
+	// whose ports were busy or that stopped; it reads the API view only
+	// when an event changed it.
 	Resync time.Duration
 	// StateDir is where the agent saves the relays it runs, to serve them
 	// after a restart while the API server is unreachable; "" saves
@@ -74,7 +75,13 @@ type Agent struct {
 	metrics *metrics
 	trigger chan struct{}
 	synced  atomic.Bool
-	kernel  relay.KernelTables // this process's kernel data path tables
+	passes  atomic.Int64 // passes of the loop, for tests
+	// dirty: the API view changed since the loop last read it.
+	dirty atomic.Bool
+	// services are the backend Services of the Relays as last read: the
+	// EndpointSlice events of other Services change nothing.
+	services atomic.Pointer[map[Key]bool]
+	kernel   relay.KernelTables // this process's kernel data path tables
 
 	// Owned by the loop goroutine.
 	staleRemoved bool // removeStaleTables ran
@@ -82,6 +89,7 @@ type Agent struct {
 	relayMet     map[Key]relayMetrics
 	lastErr      map[Key]string
 	accepted     map[Key]*v1alpha1.Relay // the Relays as last accepted (Desired)
+	want         map[Key]Want            // Desired as last read; nil before the first read
 	refused      map[Key]string          // the errors last logged of the Relays refused
 	leases       *leases
 	draining     sync.WaitGroup
@@ -130,6 +138,7 @@ func New(opts Options) (*Agent, error) {
 		lastErr:  map[Key]string{},
 		refused:  map[Key]string{},
 	}
+	a.dirty.Store(true)
 	if opts.Health != nil {
 		ping, err := daemon.APIPing(opts.Config)
 		if err != nil {
@@ -163,7 +172,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("relay agent starting", "bind", bind)
 	return daemon.RunAll(ctx, a.log,
 		c.Start,
-		func(ctx context.Context) error { return watch(ctx, c, crds, a.Trigger, &a.synced, a.metrics, a.log) },
+		func(ctx context.Context) error {
+			return watch(ctx, c, crds, a.changed, a.backendSlice, &a.synced, a.metrics, a.log)
+		},
 		func(ctx context.Context) error { return a.loop(ctx, c, bind) },
 		a.leases.Run,
 	)
@@ -188,6 +199,27 @@ func (a *Agent) Trigger() {
 	}
 }
 
+// changed says the API view changed: the next pass reads it.
+func (a *Agent) changed() {
+	a.dirty.Store(true)
+	a.Trigger()
+}
+
+// backendSlice reports whether es belongs to a Relay's backend Service
+// (as of the last read of the Relays).
+func (a *Agent) backendSlice(es *discoveryv1.EndpointSlice) bool {
+	svcs := a.services.Load()
+	if svcs == nil {
+		return true
+	}
+	svc, ok := es.Labels[discoveryv1.LabelServiceName]
+	return ok && (*svcs)[Key{Namespace: es.Namespace, Name: svc}]
+}
+
+// loop makes a pass on every trigger and resync tick: it reads the API
+// view only when it changed (changed), otherwise it applies the relays
+// last read again (retrying those that could not start or stopped), so
+// that an idle agent does no work that grows with the cluster.
 func (a *Agent) loop(ctx context.Context, r client.Reader, bind netip.Addr) error {
 	tick := a.opts.Clock.NewTicker(a.opts.Resync)
 	defer tick.Stop()
@@ -196,13 +228,18 @@ func (a *Agent) loop(ctx context.Context, r client.Reader, bind netip.Addr) erro
 		switch {
 		case a.synced.Load():
 			saved = nil
-			a.reconcile(ctx, r, bind)
+			if a.dirty.Swap(false) {
+				a.reconcile(ctx, r, bind)
+			} else {
+				a.refresh(ctx)
+			}
 			a.removeStaleTables()
 		case saved != nil:
 			a.apply(ctx, saved) // until the API view replaces it
 			a.metrics.served.Set(float64(len(a.running)))
 			a.removeStaleTables()
 		}
+		a.passes.Add(1)
 		select {
 		case <-ctx.Done():
 			a.shutdown()
@@ -238,18 +275,28 @@ func (a *Agent) shutdown() {
 	a.log.Info("relays drained")
 }
 
+// reconcile reads the API view and runs what it asks for.
 func (a *Agent) reconcile(ctx context.Context, r client.Reader, bind netip.Addr) {
-	in, err := read(ctx, r, a.opts.NodeName)
+	in, err := a.read(ctx, r)
 	if err != nil {
+		a.dirty.Store(true) // read again on the next pass
 		a.log.Warn("reading the API cache failed, keeping the relays as they are", "err", err)
 		return
 	}
-	in.Bind, in.Accepted = bind, a.accepted
+	in.Bind = bind
 	want, accepted, refused := Desired(in)
-	a.accepted = accepted
+	a.accepted, a.want = accepted, want
 	a.logRefused(refused, want)
 	a.save(want)
-	a.apply(ctx, want)
+	a.refresh(ctx)
+}
+
+// refresh applies the relays last read (none before the first read).
+func (a *Agent) refresh(ctx context.Context) {
+	if a.want == nil {
+		return
+	}
+	a.apply(ctx, a.want)
 	a.leases.Set(slices.Collect(maps.Keys(a.running)))
 	a.metrics.served.Set(float64(len(a.running)))
 }
@@ -273,25 +320,49 @@ func (a *Agent) logRefused(refused map[Key]error, want map[Key]Want) {
 	a.metrics.invalid.Set(float64(len(refused)))
 }
 
-func read(ctx context.Context, r client.Reader, node string) (Inputs, error) {
-	var in Inputs
+// read lists the Relays, then the EndpointSlices of their backend
+// Services (those of the Relays as accepted before too: a refused Relay is
+// served as it was), and gets this node's Node. The Services are published
+// for the event handlers before the slices are listed, so that no change
+// of a slice falls between the two.
+func (a *Agent) read(ctx context.Context, r client.Reader) (Inputs, error) {
+	in := Inputs{Accepted: a.accepted}
 	var relays v1alpha1.RelayList
 	if err := r.List(ctx, &relays); err != nil {
 		return in, fmt.Errorf("list relays: %w", err)
 	}
-	var eps discoveryv1.EndpointSliceList
-	if err := r.List(ctx, &eps); err != nil {
-		return in, fmt.Errorf("list endpoint slices: %w", err)
+	svcs := backendServices(relays.Items, a.accepted)
+	a.services.Store(&svcs)
+	for svc := range svcs {
+		var eps discoveryv1.EndpointSliceList
+		// Not copied: Desired only reads them.
+		if err := r.List(ctx, &eps, client.InNamespace(svc.Namespace),
+			client.MatchingFields{serviceIndex: svc.Name}, client.UnsafeDisableDeepCopy); err != nil {
+			return in, fmt.Errorf("list endpoint slices of %s: %w", svc, err)
+		}
+		in.EndpointSlices = append(in.EndpointSlices, eps.Items...)
 	}
 	var n corev1.Node
-	switch err := r.Get(ctx, client.ObjectKey{Name: node}, &n); {
+	switch err := r.Get(ctx, client.ObjectKey{Name: a.opts.NodeName}, &n); {
 	case err == nil:
 		in.Node = &n
 	case !apierrors.IsNotFound(err):
-		return in, fmt.Errorf("get node %s: %w", node, err)
+		return in, fmt.Errorf("get node %s: %w", a.opts.NodeName, err)
 	}
-	in.Relays, in.EndpointSlices = relays.Items, eps.Items
+	in.Relays = relays.Items
 	return in, nil
+}
+
+// backendServices are the backend Services of relays and of accepted.
+func backendServices(relays []v1alpha1.Relay, accepted map[Key]*v1alpha1.Relay) map[Key]bool {
+	out := map[Key]bool{}
+	for i := range relays {
+		out[Key{Namespace: relays[i].Namespace, Name: relays[i].Spec.Backend.ServiceName}] = true
+	}
+	for _, r := range accepted {
+		out[Key{Namespace: r.Namespace, Name: r.Spec.Backend.ServiceName}] = true
+	}
+	return out
 }
 
 // apply makes the running relays match want.

@@ -8,6 +8,14 @@
 // counted in pier_relay_agent_invalid_relays), so a node never runs a Relay
 // the controller reports invalid.
 //
+// The agent reads its API cache only when an informer event changed what
+// it reads (a Relay, this Node, or an EndpointSlice of a Service a Relay
+// names: the cache indexes slices by Service, and the events of the other
+// slices, most of a cluster's, are ignored); its resync tick only retries
+// the relays whose ports were busy or that stopped. An idle agent so does
+// no work that grows with the cluster. The cache keeps of a slice and of
+// the Node only what the agent reads.
+//
 // What runs is computed by a pure function (Desired) from the cached API
 // objects, then applied: a change of backends goes to the running relay
 // (SetBackends: placed flows stay on their backend), a change of listeners,

@@ -15,11 +15,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	ctrlfake "sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
 	"github.com/pier-lb/pier/e2e/lab"
@@ -109,14 +106,7 @@ func TestInvalidChangeKeepsRelay(t *testing.T) {
 	r := calls("a", "r", func(r *v1alpha1.Relay) {
 		r.Spec.Listeners = []v1alpha1.RelayListener{{Name: "calls-tcp", Protocol: "TCP", Port: int32(port)}}
 	})
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c := ctrlfake.NewClientBuilder().WithScheme(scheme).WithObjects(&r).Build()
+	c := fakeAPI(t, &r)
 	var logs lab.SyncBuffer
 	reg := prometheus.NewRegistry()
 	a, err := New(Options{
@@ -182,7 +172,7 @@ func gauge(t *testing.T, g prometheus.Gauge) float64 {
 }
 
 // freePort is a TCP port free on the loopback address.
-func freePort(t *testing.T) uint16 {
+func freePort(t testing.TB) uint16 {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

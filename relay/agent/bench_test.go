@@ -1,0 +1,341 @@
+package agent
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/e2e/cluster"
+	"github.com/pier-lb/pier/manifests"
+)
+
+// benchSizes are the EndpointSlice counts of BenchmarkAgentIdle:
+// PIER_BENCH_SERVICES="1000,5000,20000" draws the curve; default 1000.
+func benchSizes(b *testing.B) []int {
+	var out []int
+	for _, f := range strings.Split(cmp.Or(os.Getenv("PIER_BENCH_SERVICES"), "1000"), ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			b.Fatalf("PIER_BENCH_SERVICES: %q is not a count", f)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+const (
+	benchNS     = "bench"
+	benchNode   = "bench-node"
+	benchRelays = 3
+)
+
+// BenchmarkAgentIdle: n Services' EndpointSlices (one each, three ready
+// endpoints) and benchRelays Relays, each naming one of those Services as
+// its backend, are on a real API server; then one relay agent starts in
+// this process (its real API cache and Leases, listeners on loopback).
+// Measured:
+//   - s/start: from the start until every Relay is served;
+//   - idle, over PIER_BENCH_IDLE seconds (default 10) with no change:
+//     the process's CPU per second (ms/s), and the live heap and the
+//     process RSS after;
+//   - per change, 10 times: an endpoint is added to a Relay's backend
+//     slice; the time until the running relay has it (p50, max).
+//
+// The Services themselves are not created: the agent does not read them.
+// The process is the test binary: its CPU and RSS include this harness
+// (idle while measured) and the Go runtime.
+func BenchmarkAgentIdle(b *testing.B) {
+	ctrllog.SetLogger(logr.Discard())
+	for _, n := range benchSizes(b) {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) { agentBench(b, n) })
+	}
+}
+
+func agentBench(b *testing.B, n int) {
+	e := newBenchEnv(b)
+	idle := 10 * time.Second
+	if v, err := strconv.Atoi(os.Getenv("PIER_BENCH_IDLE")); err == nil && v > 0 {
+		idle = time.Duration(v) * time.Second
+	}
+	created := time.Now()
+	e.createSlices(b, n)
+	for i := range benchRelays {
+		port := freePort(b)
+		e.create(b, &v1alpha1.Relay{
+			ObjectMeta: metav1.ObjectMeta{Namespace: benchNS, Name: fmt.Sprintf("relay-%d", i)},
+			Spec: v1alpha1.RelaySpec{
+				Backend:   v1alpha1.RelayBackend{ServiceName: benchService(i)},
+				Listeners: []v1alpha1.RelayListener{{Name: "calls", Protocol: corev1.ProtocolTCP, Port: int32(port)}},
+			},
+		})
+	}
+	b.Logf("%d EndpointSlices and %d Relays written in %v", n, benchRelays, time.Since(created).Round(time.Second))
+
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		cpu0 := processCPU()
+		start := time.Now()
+		ag := e.runAgent(b)
+		ag.wait(b, "every Relay served", func() bool { return ag.gauge("pier_relay_agent_served_relays", "") == benchRelays })
+		b.ReportMetric(time.Since(start).Seconds(), "s/start")
+		b.ReportMetric((processCPU() - cpu0).Seconds(), "cpu-s/start")
+
+		time.Sleep(2 * time.Second) // the first Lease writes
+		runtime.GC()
+		stopProfile := idleProfile(b)
+		cpu0 = processCPU()
+		time.Sleep(idle) // the measurement: nothing changes
+		cpu1 := processCPU()
+		stopProfile()
+		b.ReportMetric(float64((cpu1-cpu0).Milliseconds())/idle.Seconds(), "idle-cpu-ms/s")
+		heap, rss := memory()
+		b.ReportMetric(heap, "heap-MiB")
+		b.ReportMetric(rss, "RSS-MiB")
+
+		var lat []time.Duration
+		for k := range 10 {
+			endpoints := 3 + i*10 + k + 1
+			written := e.setEndpoints(b, 0, endpoints)
+			ag.wait(b, "the added backend", func() bool { return ag.gauge("pier_relay_backend_up", "bench/relay-0") == endpoints })
+			lat = append(lat, time.Since(written))
+		}
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "ms-to-backend-p50")
+		b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "ms-to-backend-max")
+		ag.stop()
+	}
+}
+
+// idleProfile writes a CPU profile of the idle time to
+// $PIER_BENCH_IDLE_PROFILE when it is set.
+func idleProfile(b *testing.B) (stop func()) {
+	path := os.Getenv("PIER_BENCH_IDLE_PROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
+func benchService(i int) string { return fmt.Sprintf("svc-%05d", i) }
+
+// processCPU is this process's user and system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// memory is the live heap after a collection and the process's RSS, in
+// MiB.
+func memory() (heap, rss float64) {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	heap = float64(ms.HeapInuse) / (1 << 20)
+	raw, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			rss = kb / 1024
+		}
+	}
+	return heap, rss
+}
+
+// benchEnv is a real API server with Pier's CRDs, the bench namespace,
+// Pier's namespace and the agent's Node.
+type benchEnv struct {
+	cl *cluster.Cluster
+	c  client.Client
+}
+
+func newBenchEnv(tb testing.TB) *benchEnv {
+	tb.Helper()
+	cl := cluster.ForTest(tb, cluster.Options{})
+	if err := manifests.InstallCRDs(context.Background(), cl.Config); err != nil {
+		tb.Fatal(err)
+	}
+	scheme := clientgoscheme.Scheme
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		tb.Fatal(err)
+	}
+	cfg := *cl.Config
+	cfg.QPS, cfg.Burst = 2000, 4000 // the harness writes fast; the agent's own client is not changed
+	c, err := client.New(&cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e := &benchEnv{cl: cl, c: c}
+	for _, ns := range []string{benchNS, "pier-system"} {
+		e.create(tb, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	}
+	e.create(tb, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: benchNode}})
+	return e
+}
+
+func (e *benchEnv) create(tb testing.TB, obj client.Object) {
+	tb.Helper()
+	if err := e.c.Create(context.Background(), obj); err != nil {
+		tb.Fatalf("create %T %s: %v", obj, obj.GetName(), err)
+	}
+}
+
+// createSlices creates one EndpointSlice for each of n Services, 16 at a
+// time.
+func (e *benchEnv) createSlices(tb testing.TB, n int) {
+	tb.Helper()
+	var wg sync.WaitGroup
+	var failed atomic.Pointer[error]
+	var next atomic.Int64
+	for range min(16, n) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n && failed.Load() == nil; i = int(next.Add(1) - 1) {
+				if err := e.c.Create(context.Background(), benchSlice(i, 3)); err != nil {
+					failed.Store(&err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		tb.Fatal(*err)
+	}
+}
+
+// benchSlice is the EndpointSlice of the i-th Service with its first
+// endpoints (pods named after it, on benchNode, loopback addresses: the
+// relays' health checks connect to their backends, and find them closed).
+func benchSlice(i, endpoints int) *discoveryv1.EndpointSlice {
+	name := benchService(i)
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Namespace: benchNS, Name: name + "-1",
+			Labels: map[string]string{discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: "bench"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("calls"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To[int32](8443)}},
+	}
+	for k := range endpoints {
+		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
+			Addresses:  []string{netip.AddrFrom4([4]byte{127, byte(1 + k), byte(i >> 8), byte(i)}).String()},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
+			NodeName:   ptr.To(benchNode),
+			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: benchNS, Name: fmt.Sprintf("%s-%d", name, k)},
+		})
+	}
+	return es
+}
+
+// setEndpoints gives the i-th Service's slice that many endpoints; it
+// returns when the write returned.
+func (e *benchEnv) setEndpoints(tb testing.TB, i, endpoints int) time.Time {
+	tb.Helper()
+	want := benchSlice(i, endpoints)
+	var cur discoveryv1.EndpointSlice
+	if err := e.c.Get(context.Background(), client.ObjectKeyFromObject(want), &cur); err != nil {
+		tb.Fatal(err)
+	}
+	cur.Endpoints = want.Endpoints
+	if err := e.c.Update(context.Background(), &cur); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Now()
+}
+
+// benchAgent is a relay agent running in this process.
+type benchAgent struct {
+	reg  *prometheus.Registry
+	stop func()
+}
+
+func (e *benchEnv) runAgent(tb testing.TB) *benchAgent {
+	tb.Helper()
+	log := slog.New(slog.DiscardHandler)
+	if os.Getenv("PIER_BENCH_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	reg := prometheus.NewRegistry()
+	a, err := New(Options{
+		Config: e.cl.Config, NodeName: benchNode, Namespace: "pier-system",
+		Bind: netip.MustParseAddr("127.0.0.1"), Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	var once sync.Once
+	ag := &benchAgent{reg: reg, stop: func() { once.Do(func() { cancel(); <-done }) }}
+	tb.Cleanup(ag.stop)
+	return ag
+}
+
+// gauge is the sum of the metric's series (with relay="relay" when not
+// ""), or, for pier_relay_backend_up, how many series it has.
+func (ag *benchAgent) gauge(name, relay string) int {
+	mfs, err := ag.reg.Gather()
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if relay != "" && !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == "relay" && l.GetValue() == relay }) {
+				continue
+			}
+			if name == "pier_relay_backend_up" {
+				n++
+			} else {
+				n += int(m.GetGauge().GetValue())
+			}
+		}
+	}
+	return n
+}
+
+func (ag *benchAgent) wait(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s: not within 10 minutes", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
