@@ -32,6 +32,7 @@ func (s *Speaker) refreshTargets(ctx context.Context) error {
 	in.Config, in.Last, in.LastBGP = cfg, s.targets, s.bgp.Sources
 	s.setBGP(BGPPlan(in, s.opts.NodeName, s.passwords))
 	s.targets = Targets(in)
+	s.gen++
 	peers := peerAddrs(in.Nodes, s.opts.NodeName, s.opts.GossipAddr.Is4())
 	if err := s.opts.Members.SetPeers(peers); err != nil {
 		s.log.Warn("memberlist peers", "err", err)
@@ -84,10 +85,14 @@ func (s *Speaker) readAPI(ctx context.Context) (Inputs, config.Objects, error) {
 	)
 	ns := client.InNamespace(s.opts.Namespace)
 	pwNS := client.InNamespace(s.opts.PasswordNamespace)
+	// The kinds that grow with the cluster are read as cached, not copied:
+	// Targets, BGPPlan and peerAddrs only read them, and keep nothing of
+	// them but strings and addresses.
+	shared := []client.ListOption{client.UnsafeDisableDeepCopy}
 	for _, l := range []struct {
 		list client.ObjectList
 		opts []client.ListOption
-	}{{&svcs, nil}, {&slices, nil}, {&nodes, nil}, {&pools, []client.ListOption{ns}}, {&advs, []client.ListOption{ns}},
+	}{{&svcs, shared}, {&slices, shared}, {&nodes, shared}, {&pools, []client.ListOption{ns}}, {&advs, []client.ListOption{ns}},
 		{&peers, []client.ListOption{ns}}, {&bgpAdvs, []client.ListOption{ns}}, {&secrets, []client.ListOption{pwNS}}} {
 		if err := s.opts.Reader.List(ctx, l.list, l.opts...); err != nil {
 			return in, objs, err

@@ -21,7 +21,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
@@ -81,23 +80,13 @@ type NodeOptions struct {
 // until ctx ends. It does not need the API server to start: until the
 // caches sync it announces from the saved state.
 func RunNode(ctx context.Context, o NodeOptions) error {
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
+	scheme, err := nodeScheme()
+	if err != nil {
 		return err
 	}
 	o.PasswordNamespace = cmp.Or(o.PasswordNamespace, config.DefaultPasswordNamespace)
 	mapper := restMapper()
-	c, err := cache.New(o.Config, cache.Options{Scheme: scheme, Mapper: mapper, ByObject: map[client.Object]cache.ByObject{
-		&v1alpha1.IPAddressPool{}:    {Namespaces: map[string]cache.Config{o.Namespace: {}}},
-		&v1alpha1.L2Advertisement{}:  {Namespaces: map[string]cache.Config{o.Namespace: {}}},
-		&v1alpha1.ServiceL2Status{}:  {Namespaces: map[string]cache.Config{o.Namespace: {}}},
-		&v1alpha1.BGPPeer{}:          {Namespaces: map[string]cache.Config{o.Namespace: {}}},
-		&v1alpha1.BGPAdvertisement{}: {Namespaces: map[string]cache.Config{o.Namespace: {}}},
-		&corev1.Secret{}:             {Namespaces: map[string]cache.Config{o.PasswordNamespace: {}}},
-	}})
+	c, err := newAPICache(o.Config, scheme, mapper, o.Namespace, o.PasswordNamespace)
 	if err != nil {
 		return fmt.Errorf("speaker cache: %w", err)
 	}
@@ -161,15 +150,17 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 			return mem.Run(ctx)
 		},
 		func(ctx context.Context) error { return ann.Run(afterLeave(ctx, clock.RealClock{}, left, leaveGrace)) },
-		func(ctx context.Context) error {
-			if apicache.Watch(ctx, c, watched, sp.Trigger, o.Logger, "API unreachable, announcing from saved state", crds) {
-				synced.Store(true)
-				sp.Trigger()
-				o.Logger.Info("API view synced")
-			}
-			return nil
-		},
+		func(ctx context.Context) error { return sp.watchAPI(ctx, c, &synced, o.Logger, crds) },
 	)
+}
+
+// nodeScheme knows the kinds the speaker reads and writes.
+func nodeScheme() (*runtime.Scheme, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	return scheme, v1alpha1.AddToScheme(scheme)
 }
 
 // withBGP gives opts the node's BGP announcer and returns its Run; BGP is
@@ -215,7 +206,7 @@ func afterLeave(ctx context.Context, clk clock.Clock, left <-chan struct{}, grac
 	return out
 }
 
-// watched are the kinds whose changes trigger a pass.
+// watched are the kinds the speaker caches.
 var watched = []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{},
 	&v1alpha1.IPAddressPool{}, &v1alpha1.L2Advertisement{}, &v1alpha1.ServiceL2Status{},
 	&v1alpha1.BGPPeer{}, &v1alpha1.BGPAdvertisement{}, &corev1.Secret{}}

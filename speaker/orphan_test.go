@@ -122,19 +122,23 @@ func TestOrphanStaysAnnouncedL2AndBGP(t *testing.T) {
 	checkAnnounced(t, "of a pool member", l2a, bgpa, orphanL2, orphanBGP)
 
 	editPoolB(t, c, "198.51.100.96/27") // .70 falls outside
+	s.APIChanged()                      // what the cache's informer does
 	s.sync(ctx)
 	checkAnnounced(t, "of an orphan of an edited pool", l2a, bgpa, orphanL2, orphanBGP)
 
 	editPoolB(t, c) // deleted: both advertisements now name no pool
+	s.APIChanged()  // what the cache's informer does
 	s.sync(ctx)
 	checkAnnounced(t, "of an orphan of a deleted pool", l2a, bgpa, orphanL2, orphanBGP)
-	s.sync(ctx) // and again: the fallback keeps itself
+	s.APIChanged()
+	s.sync(ctx) // and again, read anew: the fallback keeps itself
 	checkAnnounced(t, "of an orphan of a deleted pool, next sync", l2a, bgpa, orphanL2, orphanBGP)
 	if diff := cmp.Diff([]netip.Addr{netip.MustParseAddr("198.51.100.70")}, s.bgp.Addrs, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("addresses BGP carries, for the local VIPs (-want +got):\n%s", diff)
 	}
 
 	mustDo(t, c.Delete(ctx, kept))
+	s.APIChanged() // what the cache's informer does
 	s.sync(ctx)
 	checkAnnounced(t, "once the Service is deleted", l2a, bgpa, nil, nil)
 }
@@ -150,6 +154,7 @@ func TestOrphanOfDeletedPoolSurvivesRestart(t *testing.T) {
 	kept := keptService(t, c)
 	s.sync(ctx)
 	editPoolB(t, c)
+	s.APIChanged() // what the cache's informer does
 	s.sync(ctx)
 
 	again, l2a, bgpa := orphanSpeaker(t, c, file)
@@ -158,6 +163,7 @@ func TestOrphanOfDeletedPoolSurvivesRestart(t *testing.T) {
 	checkAnnounced(t, "after a restart", l2a, bgpa, orphanL2, orphanBGP)
 
 	mustDo(t, c.Delete(ctx, kept))
+	again.APIChanged() // what the cache's informer does
 	again.sync(ctx)
 	checkAnnounced(t, "after a restart, once the Service is deleted", l2a, bgpa, nil, nil)
 }

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -120,6 +121,17 @@ type Speaker struct {
 	waiting   bool              // the last sync waited for the view to settle
 	failing   map[string]string // the last error of each part applied, while it fails
 
+	// apiChanged: the API view may have changed since the targets were
+	// last computed from it (informer events set it; a pass that reads
+	// clears it). Idle passes read nothing from the API.
+	apiChanged atomic.Bool
+	// gen counts the changes of targets and BGP plan; lastPass is what the
+	// last pass acted on. A pass whose view equals lastPass, with
+	// no part failing, has nothing to do.
+	gen      uint64
+	lastPass *passView
+	unsaved  *state // a state the file failed to take, written again each pass
+
 	bgpMu    sync.Mutex
 	bgpView  BGPDesired // the plan last applied, for the status writer
 	bgpWrote map[string]v1alpha1.BGPSessionStatusStatus
@@ -130,14 +142,16 @@ func New(opts Options) (*Speaker, error) {
 	if err := opts.validate(); err != nil {
 		return nil, fmt.Errorf("speaker: %w", err)
 	}
-	return &Speaker{
+	s := &Speaker{
 		opts:    opts,
 		log:     opts.Logger.With("component", "speaker", "node", opts.NodeName),
 		trigger: make(chan struct{}, 1),
 		owned:   map[netip.Addr]Ownership{},
 		report:  newL2Report(),
 		failing: map[string]string{},
-	}, nil
+	}
+	s.apiChanged.Store(true) // nothing read yet
+	return s, nil
 }
 
 // validate checks that every part the loop uses is there (BGP and VIP may
@@ -197,9 +211,19 @@ func (s *Speaker) Trigger() {
 	}
 }
 
+// APIChanged says that the API view changed (an informer event) and asks
+// for a pass, which reads it again.
+func (s *Speaker) APIChanged() {
+	s.apiChanged.Store(true)
+	s.Trigger()
+}
+
 // Run recomputes on every trigger, membership change and resync tick until
 // ctx ends. It starts from the persisted state so that a restart during an
-// API outage announces at once.
+// API outage announces at once. The API is read only after it changed
+// (APIChanged), and the plan made again only when its inputs changed: an
+// idle pass reads the local interfaces and the members, nothing that grows
+// with the Services.
 func (s *Speaker) Run(ctx context.Context) error {
 	s.restore()
 	tick := s.opts.Clock.NewTicker(s.opts.Resync)
@@ -219,10 +243,14 @@ func (s *Speaker) Run(ctx context.Context) error {
 // sync is one pass: targets (from the API when synced, else the saved
 // ones), live members, plan, then the announcers and the status.
 func (s *Speaker) sync(ctx context.Context) {
-	if s.opts.Synced() {
+	switch {
+	case s.opts.Synced() && s.apiChanged.Swap(false):
 		if err := s.refreshTargets(ctx); err != nil {
+			s.apiChanged.Store(true) // read again at the next pass
 			s.log.Warn("reading the API cache failed, keeping the last targets", "err", err)
 		}
+	case s.unsaved != nil:
+		s.persist(*s.unsaved)
 	}
 	live, err := s.liveMembers()
 	if err != nil {
@@ -235,6 +263,11 @@ func (s *Speaker) sync(ctx context.Context) {
 		// if it was torn, so this check is enough.
 		return
 	}
+	view := &passView{gen: s.gen, settled: s.opts.Members.Settled(), live: live}
+	if len(s.failing) == 0 && s.lastPass.equal(view) {
+		return // nothing changed and nothing to retry
+	}
+	s.lastPass = view
 	plan := s.l2Plan(live)
 	ann := Announcements(plan, s.opts.NodeName)
 	s.applied(ctx, partL2, s.opts.L2.Set(ctx, ann))
@@ -370,6 +403,18 @@ func (s *Speaker) applied(ctx context.Context, part string, err error) {
 		s.failing[part] = msg
 		s.log.Warn("not all applied: the rest is, and the next pass tries again", "part", part, "err", err)
 	}
+}
+
+// passView is what a pass plans from: the targets and BGP plan (by
+// generation) and the membership view.
+type passView struct {
+	gen     uint64
+	settled bool
+	live    []Member
+}
+
+func (v *passView) equal(w *passView) bool {
+	return v != nil && w != nil && v.gen == w.gen && v.settled == w.settled && reflect.DeepEqual(v.live, w.live)
 }
 
 func ownedAddrs(ann []l2.Announcement) []netip.Addr {

@@ -61,6 +61,7 @@ func (s *Speaker) restore() {
 		return
 	}
 	s.targets = st.Targets
+	s.gen++
 	_ = s.opts.Members.SetPeers(st.Peers)
 	if st.BGP != nil {
 		s.setBGP(st.BGP.withPasswords(s.passwords))
@@ -72,10 +73,12 @@ func (s *Speaker) restore() {
 // is counted every time, logged once per distinct error, and tried again
 // at the next sync.
 func (s *Speaker) persist(st state) {
+	s.unsaved = nil
 	if reflect.DeepEqual(st, s.saved) {
 		return
 	}
 	if err := saveState(s.opts.StateFile, st); err != nil {
+		s.unsaved = &st
 		s.opts.Metrics.stateWriteFailed()
 		if msg := err.Error(); msg != s.stateErr {
 			s.stateErr = msg

@@ -1,0 +1,174 @@
+package speaker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/internal/apicache"
+)
+
+// newAPICache is the speaker's API cache. Every kind is held without its
+// managed fields, and Services, EndpointSlices and Nodes, which grow with
+// the cluster, keep only what the speaker reads (see slimService,
+// slimSlice, slimNode): at 20,000 Services the cache is most of the
+// speaker's memory.
+func newAPICache(cfg *rest.Config, scheme *runtime.Scheme, mapper meta.RESTMapper, ns, passwordNS string) (cache.Cache, error) {
+	inNS := func(ns string) map[string]cache.Config { return map[string]cache.Config{ns: {}} }
+	return cache.New(cfg, cache.Options{
+		Scheme: scheme, Mapper: mapper,
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Service{}:            {Transform: slim(slimService)},
+			&discoveryv1.EndpointSlice{}: {Transform: slim(slimSlice)},
+			&corev1.Node{}:               {Transform: slim(slimNode)},
+			&v1alpha1.IPAddressPool{}:    {Namespaces: inNS(ns)},
+			&v1alpha1.L2Advertisement{}:  {Namespaces: inNS(ns)},
+			&v1alpha1.ServiceL2Status{}:  {Namespaces: inNS(ns)},
+			&v1alpha1.BGPPeer{}:          {Namespaces: inNS(ns)},
+			&v1alpha1.BGPAdvertisement{}: {Namespaces: inNS(ns)},
+			&corev1.Secret{}:             {Namespaces: inNS(passwordNS), Transform: slim(slimSecret)},
+		},
+	})
+}
+
+// slim is a cache transform from a function that trims one kind in
+// place; other objects (tombstones) pass unchanged.
+func slim[T any](trim func(*T)) toolscache.TransformFunc {
+	return func(in any) (any, error) {
+		if o, ok := in.(*T); ok {
+			trim(o)
+		}
+		return in, nil
+	}
+}
+
+// slimService keeps what Targets, BGPPlan and the events read: name,
+// labels, Pier's annotations, type, class, traffic policy and the
+// addresses in the status.
+func slimService(s *corev1.Service) {
+	s.ManagedFields, s.OwnerReferences, s.Finalizers = nil, nil, nil
+	s.Annotations = pierAnnotations(s.Annotations)
+	s.Spec = corev1.ServiceSpec{
+		Type: s.Spec.Type, LoadBalancerClass: s.Spec.LoadBalancerClass,
+		ExternalTrafficPolicy: s.Spec.ExternalTrafficPolicy,
+	}
+	s.Status = corev1.ServiceStatus{LoadBalancer: s.Status.LoadBalancer}
+}
+
+func pierAnnotations(in map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range in {
+		if strings.HasPrefix(k, "pier.dev/") {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// slimSlice keeps the Service an EndpointSlice belongs to and, of each
+// endpoint, its node and whether it is ready (readyNodes).
+func slimSlice(es *discoveryv1.EndpointSlice) {
+	svc, ok := es.Labels[discoveryv1.LabelServiceName]
+	es.ManagedFields, es.OwnerReferences, es.Annotations, es.Labels, es.Ports = nil, nil, nil, nil, nil
+	if ok {
+		es.Labels = map[string]string{discoveryv1.LabelServiceName: svc}
+	}
+	for i, ep := range es.Endpoints {
+		es.Endpoints[i] = discoveryv1.Endpoint{NodeName: ep.NodeName, Conditions: discoveryv1.EndpointConditions{Ready: ep.Conditions.Ready}}
+	}
+}
+
+// slimNode keeps a Node's labels, addresses and the type and status of its
+// conditions (eligible): not the heartbeat times, so that a heartbeat
+// changes nothing the speaker reads.
+func slimNode(n *corev1.Node) {
+	n.ManagedFields, n.OwnerReferences, n.Annotations = nil, nil, nil
+	n.Spec = corev1.NodeSpec{}
+	conds := make([]corev1.NodeCondition, len(n.Status.Conditions))
+	for i, c := range n.Status.Conditions {
+		conds[i] = corev1.NodeCondition{Type: c.Type, Status: c.Status}
+	}
+	n.Status = corev1.NodeStatus{Addresses: n.Status.Addresses, Conditions: conds}
+}
+
+// slimSecret drops the annotations, where kubectl apply keeps a second
+// copy of the data.
+func slimSecret(s *corev1.Secret) {
+	s.ManagedFields, s.Annotations = nil, nil
+}
+
+// readKinds are the kinds refreshTargets reads: a change of one of them
+// changes the API view. (ServiceL2Status, also cached, is only written.)
+var readKinds = []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{},
+	&v1alpha1.IPAddressPool{}, &v1alpha1.L2Advertisement{},
+	&v1alpha1.BGPPeer{}, &v1alpha1.BGPAdvertisement{}, &corev1.Secret{}}
+
+// watchAPI starts the cache's informers, waiting while the API server is
+// unreachable, then marks the view synced and from then on tells the
+// speaker of every change of what it reads (APIChanged). Updates that
+// change nothing kept (a Node's heartbeat, a Pod's address in an
+// EndpointSlice) are no change.
+func (s *Speaker) watchAPI(ctx context.Context, c cache.Cache, synced *atomic.Bool, log *slog.Logger, crds func() error) error {
+	if !apicache.Watch(ctx, c, watched, func() {}, log, "API unreachable, announcing from saved state", crds) {
+		return nil
+	}
+	handler := toolscache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { s.APIChanged() },
+		UpdateFunc: func(old, obj any) {
+			if readChanged(old, obj) {
+				s.APIChanged()
+			}
+		},
+		DeleteFunc: func(any) { s.APIChanged() },
+	}
+	for _, o := range readKinds {
+		inf, err := c.GetInformer(ctx, o, cache.BlockUntilSynced(false))
+		if err == nil {
+			_, err = inf.AddEventHandler(handler)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("watch %T: %w", o, err)
+		}
+	}
+	synced.Store(true)
+	s.APIChanged()
+	log.Info("API view synced")
+	return nil
+}
+
+// readChanged tells whether an update changed the object as cached (after
+// the transforms), its resource version and generation aside.
+func readChanged(old, obj any) bool {
+	o, ok1 := old.(client.Object)
+	n, ok2 := obj.(client.Object)
+	if !ok1 || !ok2 {
+		return true
+	}
+	if o.GetResourceVersion() == n.GetResourceVersion() {
+		return false // a resync: the same object
+	}
+	o = o.DeepCopyObject().(client.Object)
+	o.SetResourceVersion(n.GetResourceVersion())
+	o.SetGeneration(n.GetGeneration())
+	return !equality.Semantic.DeepEqual(o, n)
+}
