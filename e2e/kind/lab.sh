@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Pier's kind lab, for machines with Docker: a kind cluster on its own Docker
 # network (198.51.100.0/24, the netns lab's L2 segment), an FRR container as
-# the BGP router at 198.51.100.1, Pier installed from the image tarball with
-# the l2-bgp overlay, and the netns lab's scenarios:
+# the BGP router at 198.51.100.1, a client container routing the BGP pool
+# through it, Pier installed from the image tarball with the l2-bgp overlay,
+# and the scenarios the pods lab runs too (e2e/scenario, driven by
+# TestKindScenarios in e2e/kind):
 #   1. a Service gets an address from the L2 pool (198.51.100.200-250);
-#   2. exactly one node answers ARP for it (the one its ServiceL2Status names)
-#      and HTTP through it reaches a backend;
-#   3. a Service from the BGP pool (203.0.113.0/24) is learned by FRR from
-#      every node and reached through the router.
+#      exactly one MAC answers ARP for it, the MAC of the node its
+#      ServiceL2Status names, and HTTP through it reaches a backend;
+#   2. a Service from the BGP pool (203.0.113.0/24) is learned by FRR from
+#      every node that may carry load-balancer traffic (the control plane
+#      is excluded) and reached from the client through the router.
 #
 # Usage: e2e/kind/lab.sh [up|test|down]   (default: up, test, then down;
 #        KEEP=1 leaves everything running)
-# Needs: docker, kind, kubectl, and the image tarball (make image).
+# Needs: docker, kind, kubectl, go, and the image tarball (make image).
 # Images pulled from the internet unless overridden (private registries):
 #   KIND_NODE_IMAGE, FRR_IMAGE, CLIENT_IMAGE, ECHO_IMAGE.
 set -euo pipefail
@@ -25,6 +28,8 @@ CLIENT_IMAGE="${CLIENT_IMAGE:-nicolaka/netshoot:v0.13}"
 ECHO_IMAGE="${ECHO_IMAGE:-registry.k8s.io/e2e-test-images/agnhost:2.53}"
 KIND_NODE_IMAGE="${KIND_NODE_IMAGE:-}"
 FRR="${CLUSTER}-frr"
+CLIENT="${CLUSTER}-client"
+BGP_POOL=203.0.113.0/24
 ROUTER_IP=198.51.100.1
 ROUTER_ASN=64512
 NODE_ASN=64513
@@ -38,17 +43,6 @@ fail() {
 	exit 1
 }
 
-# wait_for DESCRIPTION SECONDS COMMAND...: polls COMMAND until it succeeds.
-wait_for() {
-	local what="$1" timeout="$2"
-	shift 2
-	local deadline=$((SECONDS + timeout))
-	until "$@" >/dev/null 2>&1; do
-		((SECONDS < deadline)) || fail "timed out after ${timeout}s waiting for $what"
-		sleep 2
-	done
-}
-
 up() {
 	[[ -f "$IMAGE_TAR" ]] || fail "no image tarball at $IMAGE_TAR (run make image)"
 	log "docker network $NETWORK (198.51.100.0/24)"
@@ -56,6 +50,7 @@ up() {
 		docker network create --driver bridge --subnet 198.51.100.0/24 --ip-range 198.51.100.0/25 \
 			--gateway 198.51.100.254 "$NETWORK" >/dev/null
 	start_frr
+	start_client
 	log "kind cluster $CLUSTER"
 	cat >"$WORK/kind.yaml" <<-YAML
 		kind: Cluster
@@ -99,8 +94,19 @@ start_frr() {
 		!
 	CONF
 	docker run -d --name "$FRR" --network "$NETWORK" --ip "$ROUTER_IP" --privileged \
+		--sysctl net.ipv4.ip_forward=1 \
 		-v "$conf/daemons:/etc/frr/daemons:ro" -v "$conf/frr.conf:/etc/frr/frr.conf:ro" \
 		"$FRR_IMAGE" >/dev/null
+}
+
+# start_client: the client the scenarios send from, on the segment, with
+# the BGP pool routed through the router (as the netns lab's client).
+start_client() {
+	docker inspect "$CLIENT" >/dev/null 2>&1 && return
+	log "client $CLIENT_IMAGE, $BGP_POOL via $ROUTER_IP"
+	docker run -d --name "$CLIENT" --network "$NETWORK" --cap-add NET_RAW --cap-add NET_ADMIN \
+		"$CLIENT_IMAGE" sleep infinity >/dev/null
+	docker exec "$CLIENT" ip route replace "$BGP_POOL" via "$ROUTER_IP"
 }
 
 install_pier() {
@@ -118,52 +124,19 @@ install_pier() {
 	kubectl rollout status deployment/echo --timeout=5m
 }
 
-# service_ip NAME: the Service's first ingress address, once it has one.
-service_ip() {
-	local ip=""
-	wait_for "an address for Service $1" 120 bash -c \
-		"kubectl get service '$1' -o jsonpath='{.status.loadBalancer.ingress[0].ip}' | grep -q ."
-	ip="$(kubectl get service "$1" -o jsonpath='{.status.loadBalancer.ingress[0].ip}')"
-	echo "$ip"
-}
-
-client() { docker run --rm --network "$NETWORK" --cap-add NET_RAW "$CLIENT_IMAGE" "$@"; }
-
-scenario_l2() {
-	local ip owner owner_mac macs
-	ip="$(service_ip calls-l2)"
-	log "calls-l2 got $ip"
-	[[ "$ip" =~ ^198\.51\.100\.(2[0-4][0-9]|250)$ ]] || fail "$ip is not from the L2 pool 198.51.100.200-250"
-	wait_for "a ServiceL2Status for calls-l2" 60 bash -c \
-		"kubectl -n pier-system get servicel2statuses -l pier.dev/service-name=calls-l2 -o name | grep -q ."
-	owner="$(kubectl -n pier-system get servicel2statuses -l pier.dev/service-name=calls-l2 -o jsonpath='{.items[0].status.node}')"
-	owner_mac="$(docker exec "$owner" cat /sys/class/net/eth0/address)"
-	macs="$(client arping -c 3 -I eth0 "$ip" | grep -oiE '([0-9a-f]{2}:){5}[0-9a-f]{2}' | tr 'A-F' 'a-f' | sort -u)"
-	[[ "$(wc -l <<<"$macs")" -eq 1 && -n "$macs" ]] || fail "ARP for $ip answered by: ${macs:-nobody}"
-	[[ "$macs" == "$owner_mac" ]] || fail "ARP for $ip answered by $macs, but $owner ($owner_mac) owns it"
-	log "ARP for $ip answered by $owner only ($owner_mac)"
-	client curl -fsS --max-time 5 "http://$ip:8080/hostname" >/dev/null || fail "no HTTP answer at $ip:8080"
-	log "HTTP through $ip reaches a backend"
-}
-
-scenario_bgp() {
-	local ip nodes paths
-	ip="$(service_ip calls-bgp)"
-	log "calls-bgp got $ip"
-	[[ "$ip" == 203.0.113.* ]] || fail "$ip is not from the BGP pool 203.0.113.0/24"
-	nodes="$(kubectl get nodes -o name | wc -l)"
-	wait_for "FRR to learn $ip/32 from $nodes nodes" 120 bash -c \
-		"docker exec '$FRR' vtysh -c 'show bgp ipv4 unicast $ip/32' | grep -q 'Paths: ($nodes available'"
-	paths="$(docker exec "$FRR" vtysh -c "show bgp ipv4 unicast $ip/32" | grep -o 'Paths: ([0-9]* available')"
-	log "FRR: $paths for $ip/32"
-	docker exec "$FRR" wget -qO- -T 5 "http://$ip:8080/hostname" >/dev/null || fail "no HTTP answer at $ip:8080 through FRR"
-	log "HTTP through the router to $ip reaches a backend"
+# scenarios: the shared checks (e2e/scenario) through TestKindScenarios,
+# which reaches the containers with docker exec.
+scenarios() {
+	log "scenarios (go test ./e2e/kind -run TestKindScenarios)"
+	(cd "$ROOT" && PIER_KIND_KUBECONFIG="$KUBECONFIG" PIER_KIND_ROUTER="$FRR" PIER_KIND_CLIENT="$CLIENT" \
+		go test -count=1 -v -timeout 15m -run '^TestKindScenarios$' ./e2e/kind/) || fail "scenarios failed"
+	log "all scenarios passed"
 }
 
 down() {
-	log "removing cluster $CLUSTER, $FRR and network $NETWORK"
+	log "removing cluster $CLUSTER, $FRR, $CLIENT and network $NETWORK"
 	kind delete cluster --name "$CLUSTER" >/dev/null 2>&1 || true
-	docker rm -f "$FRR" >/dev/null 2>&1 || true
+	docker rm -f "$FRR" "$CLIENT" >/dev/null 2>&1 || true
 	docker network rm "$NETWORK" >/dev/null 2>&1 || true
 	rm -rf "$ROOT/bin/kind-lab"
 }
@@ -187,16 +160,12 @@ up)
 	;;
 test)
 	kind get kubeconfig --name "$CLUSTER" >"$KUBECONFIG"
-	scenario_l2
-	scenario_bgp
-	log "all scenarios passed"
+	scenarios
 	;;
 down) down ;;
 all)
 	up
-	scenario_l2
-	scenario_bgp
-	log "all scenarios passed"
+	scenarios
 	;;
 *) fail "usage: $0 [up|test|down]" ;;
 esac

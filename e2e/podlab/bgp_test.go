@@ -21,6 +21,7 @@ import (
 	"github.com/pier-lb/pier/e2e/lab"
 	"github.com/pier-lb/pier/e2e/podlab"
 	"github.com/pier-lb/pier/e2e/prereq"
+	"github.com/pier-lb/pier/e2e/scenario"
 )
 
 const (
@@ -81,9 +82,17 @@ func bgpECMP(t *testing.T, e *podlab.Env) {
 		t.Fatalf("Service voice/%s got %s, want one of pool %s", bgpService, addr, bgpPool)
 	}
 	route := netip.PrefixFrom(addr, 32)
-	waitNextHops(t, frr, route, nodeIPs)
-	t.Logf("%s: address after %v, at FRR with next hops %v after %v", route, assigned.Round(time.Millisecond),
-		nodeIPs, time.Since(start).Round(time.Millisecond))
+	// The BGP scenario the kind lab runs too (e2e/scenario): the route
+	// from every node, a request through the router answered.
+	bgp, err := scenario.CheckBGP(ctx, e.ScenarioSite(frr), scenario.Service{Namespace: "voice", Name: bgpService, Pool: bgpName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(bgp.NextHops, slices.Sorted(slices.Values(nodeIPs))) {
+		t.Fatalf("%s: next hops %v, want the lab's nodes %v", route, bgp.NextHops, nodeIPs)
+	}
+	t.Logf("%s: address after %v, at FRR with next hops %v and %s reached through it after %v", route, assigned.Round(time.Millisecond),
+		bgp.NextHops, bgp.Backend, time.Since(start).Round(time.Millisecond))
 
 	// A node forwards the address once kube-proxy has its rules there:
 	// logged, as the route at FRR may come first.

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/pier-lb/pier/e2e/podlab"
+	"github.com/pier-lb/pier/e2e/scenario"
 )
 
 // TestKustomizeInstall installs Pier as an air-gapped site would with
@@ -62,10 +63,12 @@ images:
 	if err != nil {
 		t.Fatal(err)
 	}
-	owner, _, err := e.WhoAnswers(ctx, addr)
+	// The L2 scenario the kind lab runs too (e2e/scenario).
+	l2, err := scenario.CheckL2(ctx, e.ScenarioSite(nil), scenario.Service{Namespace: "voice-k", Name: "media", Pool: "l2"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	owner := l2.Node
 	call, err := podlab.StartCall(e.Site.Client, netip.AddrPortFrom(addr, podlab.CallUDPPort))
 	if err != nil {
 		t.Fatal(err)

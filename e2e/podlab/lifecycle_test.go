@@ -14,6 +14,7 @@ import (
 
 	"github.com/pier-lb/pier/config"
 	"github.com/pier-lb/pier/e2e/podlab"
+	"github.com/pier-lb/pier/e2e/scenario"
 )
 
 // relayName is the lifecycle's Relay, in front of the PROXY v2 servers.
@@ -60,11 +61,16 @@ func TestChartLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	owner, mac, err := e.WhoAnswers(ctx, addr)
+	// The L2 scenario the kind lab runs too (e2e/scenario).
+	l2, err := scenario.CheckL2(ctx, e.ScenarioSite(nil), scenario.Service{Namespace: "voice", Name: "media", Pool: "l2"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%s answered by %s (%s)", addr, owner, mac)
+	if l2.Addr != addr {
+		t.Fatalf("Service voice/media: checked %s, created with %s", l2.Addr, addr)
+	}
+	owner := l2.Node
+	t.Logf("%s answered by %s (%s) only; reached %s", addr, owner, l2.MAC, l2.Backend)
 	call, err := podlab.StartCall(e.Site.Client, netip.AddrPortFrom(addr, podlab.CallUDPPort))
 	if err != nil {
 		t.Fatal(err)
