@@ -194,6 +194,7 @@ func bgpPaths(in Inputs, n *corev1.Node, peers []string) ([]bgp.Path, []netip.Ad
 	ready := readyNodes(in.EndpointSlices)
 	byPrefix := map[netip.Prefix]*bgp.Path{}
 	var addrs []netip.Addr
+	seen := map[netip.Addr]bool{} // addrs as a set: a list search was quadratic in the Services
 	var sources []BGPSource
 	for i := range in.Services {
 		svc := &in.Services[i]
@@ -213,7 +214,8 @@ func bgpPaths(in Inputs, n *corev1.Node, peers []string) ([]bgp.Path, []netip.Ad
 			for _, p := range paths {
 				mergePath(byPrefix, p)
 			}
-			if !slices.Contains(addrs, addr) {
+			if !seen[addr] {
+				seen[addr] = true
 				addrs = append(addrs, addr)
 			}
 			sources = append(sources, BGPSource{Addr: addr, Service: key, Paths: paths})
