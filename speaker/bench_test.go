@@ -1,0 +1,412 @@
+package speaker
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/e2e/cluster"
+	"github.com/pier-lb/pier/manifests"
+	"github.com/pier-lb/pier/speaker/l2"
+)
+
+// benchSizes are the Service counts of BenchmarkSpeaker:
+// PIER_BENCH_SERVICES="1000,5000,20000" draws the curve; default 1000.
+func benchSizes(b *testing.B) []int {
+	var out []int
+	for _, f := range strings.Split(cmp.Or(os.Getenv("PIER_BENCH_SERVICES"), "1000"), ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			b.Fatalf("PIER_BENCH_SERVICES: %q is not a count", f)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// benchEnvInt reads a positive count from the environment.
+func benchEnvInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("%s: %q is not a count", name, v)
+	}
+	return n
+}
+
+// BenchmarkSpeaker: n assigned LoadBalancer Services (half
+// externalTrafficPolicy Local), each with an EndpointSlice, and
+// PIER_BENCH_NODES Node objects (default 3) are on a real API server;
+// then one speaker starts in this process, with its real API cache, status
+// writer and state file, and fakes for what needs root or other nodes
+// (membership: this node alone, settled; the L2 announcer records when
+// each address first appears in a Set). Measured:
+//   - s/start: from the start until every address is announced;
+//   - idle: over PIER_BENCH_IDLE seconds (default 10) with no change,
+//     the process's CPU per second (ms/s), the speaker's API cache
+//     reads per second, and the live heap and the process RSS after;
+//   - per change, PIER_BENCH_CHANGES times (default 20) one after the
+//     other: a new Service gets its address (status written as the
+//     controller does); the time from that write to the speaker's L2 Set
+//     carrying the address (p50 and max), and the process's CPU per change.
+//
+// The process is the test binary: its CPU and RSS include this harness
+// (idle while measured, save the change writes) and the Go runtime.
+func BenchmarkSpeaker(b *testing.B) {
+	for _, n := range benchSizes(b) {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) { speakerBench(b, n) })
+	}
+}
+
+// scaleCluster holds 20,000 Services: a Service range of 65,536 (the
+// default has 4,096) and 40,000 node ports, for the health-check node
+// port each Service of externalTrafficPolicy Local gets (the default
+// range has 2,768).
+var scaleCluster = cluster.Options{APIServerFlags: []string{"--service-cluster-ip-range=198.19.0.0/16",
+	"--service-node-port-range=20000-59999"}}
+
+const (
+	benchNode = "bench-node-00"
+	benchNS   = "bench"
+)
+
+func speakerBench(b *testing.B, n int) {
+	e := newAPIEnv(b, scaleCluster)
+	nodes := benchEnvInt(b, "PIER_BENCH_NODES", 3)
+	idle := time.Duration(benchEnvInt(b, "PIER_BENCH_IDLE", 10)) * time.Second
+	changes := benchEnvInt(b, "PIER_BENCH_CHANGES", 20)
+	for i := range nodes {
+		e.create(b, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-node-%02d", i)}})
+	}
+	e.create(b, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: benchNS}})
+	created := time.Now()
+	e.createAssigned(b, 0, n)
+	b.Logf("%d Services, EndpointSlices and statuses written in %v", n, time.Since(created).Round(time.Second))
+
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		cpu0 := processCPU()
+		start := time.Now()
+		sp := e.runSpeaker(b)
+		sp.l2.waitCount(b, n)
+		b.ReportMetric(time.Since(start).Seconds(), "s/start")
+		b.ReportMetric((processCPU() - cpu0).Seconds(), "cpu-s/start")
+
+		time.Sleep(3 * time.Second) // let the start's status writes settle
+		runtime.GC()
+		cpu0, lists0 := processCPU(), sp.lists.Load()
+		time.Sleep(idle) // the measurement: nothing changes
+		cpu1, lists1 := processCPU(), sp.lists.Load()
+		b.ReportMetric(float64((cpu1-cpu0).Milliseconds())/idle.Seconds(), "idle-cpu-ms/s")
+		b.ReportMetric(float64(lists1-lists0)/idle.Seconds(), "idle-lists/s")
+		heap, rss := memory()
+		b.ReportMetric(heap, "heap-MiB")
+		b.ReportMetric(rss, "RSS-MiB")
+
+		var lat []time.Duration
+		cpu0 = processCPU()
+		for k := range changes {
+			idx := n + i*changes + k
+			written := e.createAssigned(b, idx, idx+1)
+			lat = append(lat, sp.l2.waitAddr(b, benchAddr(idx)).Sub(written))
+		}
+		cpu1 = processCPU()
+		b.ReportMetric(float64((cpu1-cpu0).Milliseconds())/float64(changes), "cpu-ms/change")
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "ms-to-announce-p50")
+		b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "ms-to-announce-max")
+		sp.stop()
+	}
+}
+
+// processCPU is this process's user and system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// memory is the live heap after a collection and the process's RSS, in
+// MiB.
+func memory() (heap, rss float64) {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	heap = float64(ms.HeapInuse) / (1 << 20)
+	raw, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			rss = kb / 1024
+		}
+	}
+	return heap, rss
+}
+
+// apiEnv is a real API server with Pier's CRDs, an L2 pool of
+// 198.18.0.0/16 and its L2Advertisement.
+type apiEnv struct {
+	cl *cluster.Cluster
+	c  client.Client
+}
+
+func newAPIEnv(tb testing.TB, opts cluster.Options) *apiEnv {
+	tb.Helper()
+	cl := cluster.ForTest(tb, opts)
+	ctx := context.Background()
+	if err := manifests.InstallCRDs(ctx, cl.Config); err != nil {
+		tb.Fatal(err)
+	}
+	scheme, err := nodeScheme()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg := *cl.Config
+	cfg.QPS, cfg.Burst = 2000, 4000 // the harness writes fast; the speaker's own client is not changed
+	c, err := client.New(&cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e := &apiEnv{cl: cl, c: c}
+	e.create(tb, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "pier-system"}})
+	e.create(tb, &v1alpha1.IPAddressPool{ObjectMeta: metaNS("bench", "pier-system"), Spec: v1alpha1.IPAddressPoolSpec{Addresses: []string{"198.18.0.0/16"}}})
+	e.create(tb, &v1alpha1.L2Advertisement{ObjectMeta: metaNS("bench", "pier-system"), Spec: v1alpha1.L2AdvertisementSpec{IPAddressPools: []string{"bench"}}})
+	return e
+}
+
+func (e *apiEnv) create(tb testing.TB, obj client.Object) {
+	tb.Helper()
+	if err := e.c.Create(context.Background(), obj); err != nil {
+		tb.Fatalf("create %T %s: %v", obj, obj.GetName(), err)
+	}
+}
+
+// benchAddr is the address of the i-th Service.
+func benchAddr(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
+}
+
+// createAssigned creates Services from to to (not included), each with an
+// EndpointSlice holding one ready endpoint on benchNode, and writes their
+// addresses in their status as the controller does; it returns when the
+// last status write returned.
+func (e *apiEnv) createAssigned(tb testing.TB, from, to int) time.Time {
+	tb.Helper()
+	var wg sync.WaitGroup
+	var failed atomic.Pointer[error]
+	next := atomic.Int64{}
+	next.Store(int64(from))
+	for range min(16, to-from) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < to && failed.Load() == nil; i = int(next.Add(1) - 1) {
+				if err := e.createOne(i); err != nil {
+					failed.Store(&err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		tb.Fatal(*err)
+	}
+	return time.Now()
+}
+
+func (e *apiEnv) createOne(i int) error {
+	ctx := context.Background()
+	name := fmt.Sprintf("svc-%05d", i)
+	policy := corev1.ServiceExternalTrafficPolicyCluster
+	if i%2 == 1 {
+		policy = corev1.ServiceExternalTrafficPolicyLocal
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: benchNS, Name: name, Labels: map[string]string{"app": name},
+			Annotations: map[string]string{v1alpha1.AnnotationAllocatedFromPool: "bench"}},
+		Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": name},
+			Ports:                         []corev1.ServicePort{{Name: "calls", Protocol: corev1.ProtocolTCP, Port: 8443}},
+			ExternalTrafficPolicy:         policy,
+			AllocateLoadBalancerNodePorts: ptr.To(false),
+		},
+	}
+	if err := e.c.Create(ctx, svc); err != nil {
+		return fmt.Errorf("create service %s: %w", name, err)
+	}
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Namespace: benchNS, Name: name + "-1",
+			Labels: map[string]string{discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: "bench"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("calls"), Port: ptr.To[int32](8443)}},
+		Endpoints: []discoveryv1.Endpoint{{
+			Addresses: []string{fmt.Sprintf("10.%d.%d.%d", 1+i>>16, byte(i>>8), byte(i))},
+			NodeName:  ptr.To(benchNode), Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+		}},
+	}
+	if err := e.c.Create(ctx, es); err != nil {
+		return fmt.Errorf("create endpointslice %s: %w", name, err)
+	}
+	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: benchAddr(i).String()}}
+	if err := e.c.Status().Update(ctx, svc); err != nil {
+		return fmt.Errorf("status of %s: %w", name, err)
+	}
+	return nil
+}
+
+// benchSpeaker is a speaker over the real API cache (as RunNode makes it),
+// with fake membership and L2 announcer.
+type benchSpeaker struct {
+	l2    *stampL2
+	lists atomic.Int64 // List calls on the API cache
+	stop  func()
+}
+
+// countingReader counts the Lists a speaker makes.
+type countingReader struct {
+	client.Reader
+	lists *atomic.Int64
+}
+
+func (r countingReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	r.lists.Add(1)
+	return r.Reader.List(ctx, list, opts...)
+}
+
+func (e *apiEnv) runSpeaker(tb testing.TB) *benchSpeaker {
+	tb.Helper()
+	scheme, err := nodeScheme()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := newAPICache(e.cl.Config, scheme, restMapper(), "pier-system", "pier-system")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	writer, err := client.New(e.cl.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	mem := NewFakeMembers(benchNode)
+	mem.Settle()
+	bs := &benchSpeaker{l2: newStampL2()}
+	var synced atomic.Bool
+	log := slog.New(slog.DiscardHandler)
+	if os.Getenv("PIER_BENCH_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	sp, err := New(Options{
+		NodeName: benchNode, Namespace: "pier-system", PasswordNamespace: "pier-system", GossipAddr: netip.MustParseAddr("192.0.2.1"),
+		Reader: countingReader{c, &bs.lists}, Synced: synced.Load, Writer: writer,
+		Members: mem, L2: bs.l2, Logger: log,
+		Interfaces: func() ([]Iface, error) {
+			return []Iface{{Name: "bench0", Prefixes: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16")}}}, nil
+		},
+		StateFile: filepath.Join(tb.TempDir(), "speaker-state.json"),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, run := range []func(context.Context) error{
+		c.Start, sp.Run, sp.RunL2Status,
+		func(ctx context.Context) error { return sp.watchAPI(ctx, c, &synced, log, nil) },
+	} {
+		wg.Go(func() { _ = run(ctx) })
+	}
+	bs.stop = func() { cancel(); wg.Wait() }
+	tb.Cleanup(bs.stop)
+	return bs
+}
+
+// stampL2 is an L2 announcer that records when each address first
+// appears in a Set, and how many it holds.
+type stampL2 struct {
+	mu    sync.Mutex
+	first map[netip.Addr]time.Time
+	count int
+	grew  chan struct{}
+}
+
+func newStampL2() *stampL2 {
+	return &stampL2{first: map[netip.Addr]time.Time{}, grew: make(chan struct{}, 1)}
+}
+
+func (s *stampL2) Set(_ context.Context, desired []l2.Announcement) error {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range desired {
+		if _, ok := s.first[a.Addr]; !ok {
+			s.first[a.Addr] = now
+		}
+	}
+	s.count = len(desired)
+	select {
+	case s.grew <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (s *stampL2) Reannounce() {}
+
+func (s *stampL2) waitCount(tb testing.TB, n int) {
+	tb.Helper()
+	s.wait(tb, fmt.Sprintf("%d addresses announced", n), func() bool { return s.count >= n })
+}
+
+// waitAddr returns when addr was first set.
+func (s *stampL2) waitAddr(tb testing.TB, addr netip.Addr) time.Time {
+	tb.Helper()
+	var at time.Time
+	s.wait(tb, addr.String()+" announced", func() bool {
+		t, ok := s.first[addr]
+		at = t
+		return ok
+	})
+	return at
+}
+
+func (s *stampL2) wait(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.After(10 * time.Minute)
+	for {
+		s.mu.Lock()
+		ok := cond()
+		s.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-s.grew:
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			tb.Fatalf("%s: not within 10 minutes", what)
+		}
+	}
+}
