@@ -277,6 +277,7 @@ func (a *Agent) shutdown() {
 
 // reconcile reads the API view and runs what it asks for.
 func (a *Agent) reconcile(ctx context.Context, r client.Reader, bind netip.Addr) {
+	a.metrics.apiReads.Inc()
 	in, err := a.read(ctx, r)
 	if err != nil {
 		a.dirty.Store(true) // read again on the next pass

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"runtime"
@@ -85,12 +86,12 @@ func agentBench(b *testing.B, n int) {
 	created := time.Now()
 	e.createSlices(b, n)
 	for i := range benchRelays {
-		port := freePort(b)
+		port := freeUDPPort(b)
 		e.create(b, &v1alpha1.Relay{
 			ObjectMeta: metav1.ObjectMeta{Namespace: benchNS, Name: fmt.Sprintf("relay-%d", i)},
 			Spec: v1alpha1.RelaySpec{
 				Backend:   v1alpha1.RelayBackend{ServiceName: benchService(i)},
-				Listeners: []v1alpha1.RelayListener{{Name: "calls", Protocol: corev1.ProtocolTCP, Port: int32(port)}},
+				Listeners: []v1alpha1.RelayListener{{Name: "calls", Protocol: corev1.ProtocolUDP, Port: int32(port)}},
 			},
 		})
 	}
@@ -114,6 +115,7 @@ func agentBench(b *testing.B, n int) {
 		stopProfile()
 		b.ReportMetric(float64((cpu1-cpu0).Milliseconds())/idle.Seconds(), "idle-cpu-ms/s")
 		heap, rss := memory()
+		heapProfile(b)
 		b.ReportMetric(heap, "heap-MiB")
 		b.ReportMetric(rss, "RSS-MiB")
 
@@ -146,6 +148,32 @@ func idleProfile(b *testing.B) (stop func()) {
 		b.Fatal(err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
+// freeUDPPort is a UDP port free on the loopback address.
+func freeUDPPort(tb testing.TB) uint16 {
+	tb.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer c.Close()
+	return uint16(c.LocalAddr().(*net.UDPAddr).Port)
+}
+
+// heapProfile writes a heap profile to $PIER_BENCH_HEAP_PROFILE when it
+// is set.
+func heapProfile(b *testing.B) {
+	if path := os.Getenv("PIER_BENCH_HEAP_PROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 func benchService(i int) string { return fmt.Sprintf("svc-%05d", i) }
@@ -237,19 +265,20 @@ func (e *benchEnv) createSlices(tb testing.TB, n int) {
 }
 
 // benchSlice is the EndpointSlice of the i-th Service with its first
-// endpoints (pods named after it, on benchNode, loopback addresses: the
-// relays' health checks connect to their backends, and find them closed).
+// endpoints (pods named after it, on benchNode, addresses in the
+// benchmarking range that nothing contacts: the Relays listen on UDP
+// only and name no health port, so their relays make no active check).
 func benchSlice(i, endpoints int) *discoveryv1.EndpointSlice {
 	name := benchService(i)
 	es := &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Namespace: benchNS, Name: name + "-1",
 			Labels: map[string]string{discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: "bench"}},
 		AddressType: discoveryv1.AddressTypeIPv4,
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("calls"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To[int32](8443)}},
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("calls"), Protocol: ptr.To(corev1.ProtocolUDP), Port: ptr.To[int32](8443)}},
 	}
 	for k := range endpoints {
 		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
-			Addresses:  []string{netip.AddrFrom4([4]byte{127, byte(1 + k), byte(i >> 8), byte(i)}).String()},
+			Addresses:  []string{netip.AddrFrom4([4]byte{198, 18, byte(k), byte(i)}).String()},
 			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
 			NodeName:   ptr.To(benchNode),
 			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: benchNS, Name: fmt.Sprintf("%s-%d", name, k)},
@@ -303,7 +332,7 @@ func (e *benchEnv) runAgent(tb testing.TB) *benchAgent {
 	return ag
 }
 
-// gauge is the sum of the metric's series (with relay="relay" when not
+// gauge is the sum of the metric's series (gauges or counters) (with relay="relay" when not
 // ""), or, for pier_relay_backend_up, how many series it has.
 func (ag *benchAgent) gauge(name, relay string) int {
 	mfs, err := ag.reg.Gather()
@@ -319,9 +348,12 @@ func (ag *benchAgent) gauge(name, relay string) int {
 			if relay != "" && !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == "relay" && l.GetValue() == relay }) {
 				continue
 			}
-			if name == "pier_relay_backend_up" {
+			switch {
+			case name == "pier_relay_backend_up":
 				n++
-			} else {
+			case m.Counter != nil:
+				n += int(m.GetCounter().GetValue())
+			default:
 				n += int(m.GetGauge().GetValue())
 			}
 		}

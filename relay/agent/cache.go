@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
@@ -88,22 +89,17 @@ func slim[T any](trim func(*T)) toolscache.TransformFunc {
 
 // slimSlice keeps what Backends reads: the slice's Service, address type
 // and ports, and of each endpoint its addresses, readiness, hostname and
-// target's name.
+// target's name. It trims in place, allocating nothing.
 func slimSlice(es *discoveryv1.EndpointSlice) {
-	svc, ok := es.Labels[discoveryv1.LabelServiceName]
-	es.ManagedFields, es.OwnerReferences, es.Annotations, es.Labels = nil, nil, nil, nil
-	if ok {
-		es.Labels = map[string]string{discoveryv1.LabelServiceName: svc}
-	}
-	for i, ep := range es.Endpoints {
-		out := discoveryv1.Endpoint{
-			Addresses: ep.Addresses, Hostname: ep.Hostname,
-			Conditions: discoveryv1.EndpointConditions{Ready: ep.Conditions.Ready, Terminating: ep.Conditions.Terminating},
-		}
+	es.ManagedFields, es.OwnerReferences, es.Annotations = nil, nil, nil
+	maps.DeleteFunc(es.Labels, func(k, _ string) bool { return k != discoveryv1.LabelServiceName })
+	for i := range es.Endpoints {
+		ep := &es.Endpoints[i]
+		ep.NodeName, ep.Zone, ep.Hints, ep.DeprecatedTopology = nil, nil, nil, nil
+		ep.Conditions.Serving = nil
 		if ep.TargetRef != nil {
-			out.TargetRef = &corev1.ObjectReference{Name: ep.TargetRef.Name}
+			*ep.TargetRef = corev1.ObjectReference{Name: ep.TargetRef.Name}
 		}
-		es.Endpoints[i] = out
 	}
 }
 
@@ -139,14 +135,16 @@ func watch(ctx context.Context, c cache.Cache, crds func() error, changed func()
 		es, ok := obj.(*discoveryv1.EndpointSlice)
 		return !ok || backend(es) // a tombstone: may have been one
 	}
+	var regs []toolscache.InformerSynced
 	for _, o := range kinds {
 		relevant := every
 		if _, ok := o.(*discoveryv1.EndpointSlice); ok {
 			relevant = slices
 		}
 		inf, err := c.GetInformer(ctx, o, cache.BlockUntilSynced(false))
+		var reg toolscache.ResourceEventHandlerRegistration
 		if err == nil {
-			_, err = inf.AddEventHandler(handler(relevant, changed))
+			reg, err = inf.AddEventHandler(handler(relevant, changed))
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -154,6 +152,12 @@ func watch(ctx context.Context, c cache.Cache, crds func() error, changed func()
 			}
 			return fmt.Errorf("relay agent: watch %T: %w", o, err)
 		}
+		regs = append(regs, reg.HasSynced)
+	}
+	// The handlers first get every cached object as added: the first read
+	// comes after them.
+	if !toolscache.WaitForCacheSync(ctx.Done(), regs...) {
+		return nil
 	}
 	synced.Store(true)
 	m.apiSynced.Set(1)

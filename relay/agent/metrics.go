@@ -13,6 +13,8 @@ type metrics struct {
 	stateWriteFailures prometheus.Counter
 	// invalid counts the Relays config refuses.
 	invalid prometheus.Gauge
+	// apiReads counts the reads of the API cache.
+	apiReads prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,7 +37,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		invalid: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pier_relay_agent_invalid_relays", Help: "Relays refused as invalid (config.ParseRelay); those this node served keep their last valid configuration.",
 		}),
+		apiReads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pier_relay_agent_api_reads_total", Help: "Reads of the API cache (the Relays, their backend Services' EndpointSlices, the Node): one per change of what the agent reads, none while nothing changes.",
+		}),
 	}
-	reg.MustRegister(m.served, m.startFailures, m.leaseWrites, m.apiSynced, m.stateWriteFailures, m.invalid)
+	reg.MustRegister(m.served, m.startFailures, m.leaseWrites, m.apiSynced, m.stateWriteFailures, m.invalid, m.apiReads)
 	return m
 }
