@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,7 +75,11 @@ func benchEnvInt(b *testing.B, name string, def int) int {
 //     carrying the address (p50 and max), and the process's CPU per change.
 //
 // The process is the test binary: its CPU and RSS include this harness
-// (idle while measured, save the change writes) and the Go runtime.
+// (idle while measured, save the change writes) and the Go runtime. The
+// status writer starts with one ServiceL2Status to write per Service, at
+// client-go's default 5 requests/s: its catch-up is most of the idle CPU
+// for minutes (hours at 20,000). PIER_BENCH_STATUS=off leaves it out, to
+// measure the announcing side alone.
 func BenchmarkSpeaker(b *testing.B) {
 	for _, n := range benchSizes(b) {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) { speakerBench(b, n) })
@@ -117,9 +122,11 @@ func speakerBench(b *testing.B, n int) {
 
 		time.Sleep(3 * time.Second) // let the start's status writes settle
 		runtime.GC()
+		stopProfile := idleProfile(b)
 		cpu0, lists0 := processCPU(), sp.lists.Load()
 		time.Sleep(idle) // the measurement: nothing changes
 		cpu1, lists1 := processCPU(), sp.lists.Load()
+		stopProfile()
 		b.ReportMetric(float64((cpu1-cpu0).Milliseconds())/idle.Seconds(), "idle-cpu-ms/s")
 		b.ReportMetric(float64(lists1-lists0)/idle.Seconds(), "idle-lists/s")
 		heap, rss := memory()
@@ -140,6 +147,23 @@ func speakerBench(b *testing.B, n int) {
 		b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "ms-to-announce-max")
 		sp.stop()
 	}
+}
+
+// idleProfile writes a CPU profile of the idle window to
+// $PIER_BENCH_IDLE_PROFILE, when set.
+func idleProfile(b *testing.B) (stop func()) {
+	path := os.Getenv("PIER_BENCH_IDLE_PROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 // processCPU is this process's user and system CPU time so far.
@@ -310,6 +334,10 @@ func (e *apiEnv) runSpeaker(tb testing.TB) *benchSpeaker {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	var w client.Client = writer
+	if os.Getenv("PIER_BENCH_STATUS") == "off" {
+		w = nil // no ServiceL2Status writes: the announcing side alone
+	}
 	mem := NewFakeMembers(benchNode)
 	mem.Settle()
 	bs := &benchSpeaker{l2: newStampL2()}
@@ -320,7 +348,7 @@ func (e *apiEnv) runSpeaker(tb testing.TB) *benchSpeaker {
 	}
 	sp, err := New(Options{
 		NodeName: benchNode, Namespace: "pier-system", PasswordNamespace: "pier-system", GossipAddr: netip.MustParseAddr("192.0.2.1"),
-		Reader: countingReader{c, &bs.lists}, Synced: synced.Load, Writer: writer,
+		Reader: countingReader{c, &bs.lists}, Synced: synced.Load, Writer: w,
 		Members: mem, L2: bs.l2, Logger: log,
 		Interfaces: func() ([]Iface, error) {
 			return []Iface{{Name: "bench0", Prefixes: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16")}}}, nil
