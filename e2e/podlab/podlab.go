@@ -404,5 +404,64 @@ func (e *Env) RestartNode(ctx context.Context, n *Node) error {
 	if err := n.start(e.bins.KubeDir); err != nil {
 		return err
 	}
-	return e.waitNodeReadySince(ctx, n, since)
+	if err := e.waitNodeReadySince(ctx, n, since); err != nil {
+		return err
+	}
+	return e.waitPodsRestarted(ctx, n, since)
+}
+
+// waitPodsRestarted waits until every Pod on n runs containers started
+// since the node came back and is Ready. Until then the API still shows
+// the Pods of before the stop as running (the node was not down long
+// enough to be marked NotReady), so a rollout status says nothing: a step
+// after a restart would otherwise begin while the node's servers, speaker
+// and relay are still coming back.
+func (e *Env) waitPodsRestarted(ctx context.Context, n *Node, since time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	var last string
+	err := wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		pods, err := e.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + n.Name})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		for _, p := range pods.Items {
+			if why := notBack(&p, since); why != "" {
+				last = p.Namespace + "/" + p.Name + ": " + why
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("Pods on %s not back after its restart: %w (last: %s)", n.Name, err, last)
+	}
+	return nil
+}
+
+// notBack says why p has not come back since a restart at since: a
+// container not running, or running since before, or p not Ready. Pods
+// being deleted or finished are not waited for.
+func notBack(p *corev1.Pod, since time.Time) string {
+	if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		return ""
+	}
+	if len(p.Status.ContainerStatuses) == 0 {
+		return "no container status yet"
+	}
+	for _, c := range p.Status.ContainerStatuses {
+		switch {
+		case c.State.Running == nil:
+			return "container " + c.Name + " not running"
+		case c.State.Running.StartedAt.Time.Before(since):
+			return "container " + c.Name + " not restarted yet"
+		}
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+			return ""
+		}
+	}
+	return "not Ready"
 }
