@@ -300,18 +300,20 @@ func checkWatching(t testing.TB, e *podlab.Env, watch *podlab.ARPWatch, call *po
 	return cs, as
 }
 
-// logMembership logs what the running speakers said about their peers:
-// two MACs for one address mean two speakers believed they owned it.
+// logMembership logs what the running speakers said about their peers and
+// the addresses they took and handed over: two MACs for one address mean
+// two speakers believed they owned it.
 func logMembership(t testing.TB, e *podlab.Env) {
 	t.Helper()
 	logs, err := e.PodLogs(context.Background(), podlab.Namespace, "app.kubernetes.io/component=speaker",
-		"member gone", "member joined", "Suspect", "Marking", "Refuting", "view settled", "no peer reached")
+		"member gone", "member joined", "Suspect", "Marking", "Refuting", "view settled", "no peer reached",
+		`"taking over"`, `"handing over"`)
 	if err != nil {
 		t.Logf("speaker logs: %v", err)
 		return
 	}
 	for pod, lines := range logs {
-		t.Logf("speaker %s, membership (%d lines, last 15):\n%s", pod, len(lines), strings.Join(lines[max(0, len(lines)-15):], "\n"))
+		t.Logf("speaker %s, membership and ownership (%d lines, last 30):\n%s", pod, len(lines), strings.Join(lines[max(0, len(lines)-30):], "\n"))
 	}
 }
 
