@@ -1,6 +1,7 @@
 package l2mode
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -17,13 +18,15 @@ import (
 )
 
 // BenchmarkFailoverAtScale: one Service's address among PIER_BENCH_NODES
-// speakers (default 100), each on its own node of the segment. It reports
+// speakers (default 100), each on its own node of the segment, with the
+// memberlist profile PIER_BENCH_PROFILE (default fast-lan). It reports
 // the speakers' idle CPU and RSS and the members declared gone while
 // nothing failed (false suspicions), then the gap after the owner's speaker
 // is SIGKILLed and after the owner's segment link is cut, 20 times each.
 // Run with -benchtime 1x.
 func BenchmarkFailoverAtScale(b *testing.B) {
-	env := up(b, kubelab.Options{Nodes: benchNodes(b)})
+	profile := cmp.Or(os.Getenv("PIER_BENCH_PROFILE"), "fast-lan")
+	env := up(b, kubelab.Options{Nodes: benchNodes(b), SpeakerArgs: []string{"--memberlist-profile", profile}})
 	addr := createService(b, env, "calls", noChange)
 	macs := allMACs(b, env)
 	waitAllSeeAll(b, env)
