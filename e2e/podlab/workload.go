@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
 	"github.com/pier-lb/pier/config"
@@ -117,7 +118,29 @@ func (e *Env) CreateRelay(ctx context.Context, ns, name, backend string) (netip.
 	if err := e.Pier.Create(ctx, r); err != nil && !apierrors.IsAlreadyExists(err) {
 		return netip.Addr{}, fmt.Errorf("create relay %s/%s: %w", ns, name, err)
 	}
-	return e.WaitServiceAddress(ctx, ns, config.RelayServiceName(name))
+	addr, err := e.WaitServiceAddress(ctx, ns, config.RelayServiceName(name))
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return addr, e.waitRelaysServe(ctx, r)
+}
+
+// waitRelaysServe waits until the relay of every node serves r (its
+// status counts a Lease per node), as a user would before sending
+// traffic: the address may be announced a moment before the relays
+// listen on it.
+func (e *Env) waitRelaysServe(ctx context.Context, r *v1alpha1.Relay) error {
+	want := int32(len(e.Nodes))
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		if err := e.Pier.Get(ctx, client.ObjectKeyFromObject(r), r); err != nil {
+			return false, nil
+		}
+		return r.Status.ReadyRelays >= want, nil
+	})
+	if err != nil {
+		return fmt.Errorf("relay %s/%s: %d of %d relays serve it after 2 min", r.Namespace, r.Name, r.Status.ReadyRelays, want)
+	}
+	return nil
 }
 
 // callService is a ClusterIP Service name (8443/TCP, 16384/UDP) for
