@@ -121,8 +121,34 @@ func relayShowsClient(t *testing.T, e *podlab.Env, addr netip.Addr) {
 		t.Fatal(err)
 	}
 	t.Logf("Relay address %s answered by %s (%s)", addr, node, mac)
+	waitRelayAccepts(t, e, addr)
 	_, ss := startRelayTraffic(t, e, addr).check(t)
 	if len(ss.Lost)+ss.FailedDials > 0 || len(ss.Conns) != 1 {
 		t.Errorf("relay session: %v, want one connection never lost", ss)
 	}
+}
+
+// waitRelayAccepts waits until a TCP connection to the Relay's address
+// from the client is accepted. The address is announced as soon as it is
+// assigned, a moment before the owner node forwards it (noted as a
+// defect to fix in Pier); the session measured after this must then
+// never fail.
+func waitRelayAccepts(t testing.TB, e *podlab.Env, addr netip.Addr) {
+	t.Helper()
+	to := netip.AddrPortFrom(addr, podlab.CallTCPPort).String()
+	start := time.Now()
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		c, err := e.Site.Client.Dial(dctx, "tcp", to)
+		if err != nil {
+			return false, nil
+		}
+		c.Close()
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("no TCP connection to %s accepted in a minute", to)
+	}
+	t.Logf("%s accepted a connection %v after its address answered ARP", to, time.Since(start).Round(time.Millisecond))
 }
