@@ -188,5 +188,5 @@ func (s *site) reviveNode(b *testing.B, i int) {
 		}
 	}
 	s.waitLeases(b, "calls", len(s.env.Site.Nodes))
-	s.settledOwner(b)
+	s.settledOwner(b, s.calls[0])
 }

@@ -147,17 +147,8 @@ func (s *site) callFailover(t testing.TB) (time.Duration, int, int, *call) {
 	c := startCall(t, s.env.Site.Client, netip.AddrPortFrom(addr, 16384))
 	start := time.Now()
 	c.waitReplies(t, start, 25, 30*time.Second)
-	old := s.settledOwner(t)
-	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
-		rs := c.since(start)
-		return rs[len(rs)-1].via == nodeAddr(old), nil
-	})
-	if err != nil {
-		rs := c.since(start)
-		neigh, _ := s.env.Site.Router.Run(context.Background(), "ip", "neigh", "show", addr.String())
-		t.Fatalf("the call does not come through the owner node%d (%s) but through %s; router's neighbour entry: %s",
-			old+1, nodeAddr(old), rs[len(rs)-1].via, strings.TrimSpace(neigh))
-	}
+	old := s.settledOwner(t, addr)
+	s.waitThrough(t, start, old, c)
 	killed := time.Now()
 	s.killNode(t, old)
 	c.waitReplies(t, killed, 50, 60*time.Second)
@@ -191,15 +182,13 @@ func (c *call) checkMaglevOwner(t testing.TB) (string, []reply) {
 	return want, all
 }
 
-// settledOwner waits until the same node answers ARP for the Relay's IPv4
-// address three times in a row, half a second apart (while the speakers'
-// group settles, or after a node rejoins, ownership may move), and returns
-// it.
-func (s *site) settledOwner(t testing.TB) int {
+// settledOwner waits until the same node answers ARP for addr three times
+// in a row (half a second apart) and returns it.
+func (s *site) settledOwner(t testing.TB, addr netip.Addr) int {
 	t.Helper()
 	last, same := -1, 0
 	err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
-		o := s.ownerNode(t, s.calls[0])
+		o := s.ownerNode(t, addr)
 		if o == last {
 			same++
 		} else {
@@ -208,9 +197,28 @@ func (s *site) settledOwner(t testing.TB) int {
 		return same >= 3, nil
 	})
 	if err != nil {
-		t.Fatalf("the Relay's address %s never settled on one owner", s.calls[0])
+		t.Fatalf("%s never settled on one owner", addr)
 	}
 	return last
+}
+
+// waitThrough waits until the latest reply of every call (after start)
+// came through node i, as it does once the router's neighbour entry for
+// the call's address names the node that answers ARP.
+func (s *site) waitThrough(t testing.TB, start time.Time, i int, calls ...*call) {
+	t.Helper()
+	for _, c := range calls {
+		err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+			rs := c.since(start)
+			return len(rs) > 0 && rs[len(rs)-1].via == nodeAddr(i), nil
+		})
+		if err != nil {
+			rs := c.since(start)
+			neigh, _ := s.env.Site.Router.Run(context.Background(), "ip", "neigh", "show", c.dst.Addr().String())
+			t.Fatalf("call %s does not come through the owner node%d (%s) but through %s; router's neighbour entry: %s",
+				c.f.src, i+1, nodeAddr(i), rs[len(rs)-1].via, strings.TrimSpace(neigh))
+		}
+	}
 }
 
 // TestCallThroughOwnerFailure: a call (UDP at 50 packets/s) through the

@@ -128,7 +128,7 @@ func upWith(t testing.TB, opts kubelab.Options) *site {
 	// The Relay Services have externalTrafficPolicy Local: the owner of an
 	// address is chosen among the nodes with a live relay, so it may move
 	// while the relays come up. Tests start once it holds still.
-	s.settledOwner(t)
+	s.settledOwner(t, s.calls[0])
 	return s
 }
 
