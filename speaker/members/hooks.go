@@ -28,6 +28,7 @@ func (h *hooks) NodeMeta(limit int) []byte {
 	if len(h.m.meta) > limit {
 		return nil // SetMeta and New check against MetaMaxSize
 	}
+	h.m.given = bytes.Clone(h.m.meta)
 	return bytes.Clone(h.m.meta)
 }
 

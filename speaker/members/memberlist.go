@@ -43,9 +43,11 @@ type Members struct {
 	peersChanged chan struct{}
 	contact      chan struct{} // a value at the first contact with a peer of a Run
 	settled      atomic.Bool
+	created      func() // test hook: runs between creating the list and storing it
 
 	mu      sync.Mutex
 	meta    []byte
+	given   []byte // the meta memberlist last took (NodeMeta)
 	peers   []netip.AddrPort
 	live    map[string]member
 	list    *memberlist.Memberlist
@@ -119,9 +121,20 @@ func (m *Members) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if m.created != nil {
+		m.created()
+	}
 	m.mu.Lock()
 	m.list = ml
+	// A SetMeta between creating the list and storing it found no list to
+	// gossip through: the list holds the meta it was created with.
+	stale := !bytes.Equal(m.given, m.meta)
 	m.mu.Unlock()
+	if stale {
+		if err := ml.UpdateNode(m.timers.LeaveTimeout); err != nil {
+			m.log.Warn("gossip metadata set while starting", "err", err)
+		}
+	}
 	m.log.Info("member started", "addr", m.bind)
 	var wg sync.WaitGroup
 	wg.Go(func() { m.rejoinLoop(ctx, ml) })

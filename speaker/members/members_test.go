@@ -270,3 +270,32 @@ func TestSettled(t *testing.T) {
 		t.Errorf("node2's view when settled (-want +got):\n%s", diff)
 	}
 }
+
+// TestMetaSetWhileStarting: a speaker publishes its interfaces as soon as
+// its loop starts, which may be while Run is creating the member list. A
+// SetMeta after the list took its meta but before Run stored the list had
+// nothing to gossip through, and the others saw the member without
+// interfaces for good: they kept its addresses while it announced them too.
+func TestMetaSetWhileStarting(t *testing.T) {
+	l := newTestLab(t, 2)
+	first := l.start(0, nil)
+	m, err := New(Options{
+		Name: "node2", BindAddr: l.addr(1), Peers: l.peers(), SecretKey: testKey,
+		Timers: testTimers(), Logger: testLogger(), Namespace: l.hosts[1].Do,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.created = func() {
+		if err := m.SetMeta([]byte("ifaces")); err != nil {
+			t.Error(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, converge, "node1 sees node2's meta", func() bool {
+		return string(first.MetaOf("node2")) == "ifaces"
+	})
+}
