@@ -3,6 +3,7 @@ package speaker
 import (
 	"net/netip"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -114,17 +115,46 @@ func eligible(n *corev1.Node) bool {
 }
 
 // poolFor is the pool addr is announced as: the pool holding it or, for an
-// orphan, the pool its Service's annotation names. gone reports an orphan
-// whose pool is no longer in the configuration (deleted or left out).
+// orphan, the pool its Service's annotation names. A dual-stack Service
+// may name one pool per family ("v4pool,v6pool"): the orphan's is the named
+// pool that holds its family, else a named pool that is gone. gone reports
+// an orphan whose pool is no longer in the configuration (deleted or left
+// out).
 func poolFor(svc *corev1.Service, addr netip.Addr, pools []allocator.Pool) (name string, gone bool) {
 	if p := poolOf(addr, pools); p != "" {
 		return p, false
 	}
-	name = svc.Annotations[v1alpha1.AnnotationAllocatedFromPool]
-	if name == "" {
+	names := strings.Split(svc.Annotations[v1alpha1.AnnotationAllocatedFromPool], ",")
+	if names[0] == "" {
 		return "", false
 	}
-	return name, !slices.ContainsFunc(pools, func(p allocator.Pool) bool { return p.Name == name })
+	byName := func(n string) int { return slices.IndexFunc(pools, func(p allocator.Pool) bool { return p.Name == n }) }
+	for _, n := range names {
+		if i := byName(n); i >= 0 && holdsFamily(pools[i], addr.Is4()) {
+			return n, false
+		}
+	}
+	for _, n := range names {
+		if byName(n) < 0 {
+			return n, true
+		}
+	}
+	return names[0], false // every named pool is there; none holds the family now
+}
+
+// holdsFamily reports whether p has addresses of IPv4 (is4) or IPv6.
+func holdsFamily(p allocator.Pool, is4 bool) bool {
+	for _, pfx := range p.Prefixes {
+		if pfx.Addr().Is4() == is4 {
+			return true
+		}
+	}
+	for _, r := range p.Ranges {
+		if r.First.Is4() == is4 {
+			return true
+		}
+	}
+	return false
 }
 
 // announced is a record of how an address of a Service was announced
