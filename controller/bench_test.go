@@ -1,12 +1,9 @@
 package controller_test
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/e2e/cluster"
+	"github.com/pier-lb/pier/internal/benchenv"
 )
 
 const benchServices = 1000
@@ -28,15 +26,11 @@ const benchServices = 1000
 // BenchmarkRestart: PIER_BENCH_SERVICES="1000,5000,20000" draws the
 // curve; the default is 1000.
 func benchSizes(b *testing.B) []int {
-	var out []int
-	for _, f := range strings.Split(cmp.Or(os.Getenv("PIER_BENCH_SERVICES"), "1000"), ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			b.Fatalf("PIER_BENCH_SERVICES: %q is not a count", f)
-		}
-		out = append(out, n)
+	sizes, err := benchenv.Sizes("PIER_BENCH_SERVICES", "1000")
+	if err != nil {
+		b.Fatal(err)
 	}
-	return out
+	return sizes
 }
 
 // BenchmarkBacklog: n LoadBalancer Services exist, then a real
@@ -67,13 +61,13 @@ func backlog(b *testing.B, n int) {
 		e.create(&corev1.Namespace{ObjectMeta: metaName(ns)})
 		createMany(b, e, ns, n, noNodePorts)
 		counter := e.countAssigned(b, ns)
-		api0, _ := pidUsage(e.cluster.APIServerPID())
+		api0, _ := pidUsage(b, e.cluster.APIServerPID())
 		start := time.Now()
 		p := e.runController(b, "--leader-elect=false", "--workers="+workers())
 		counter.waitFor(b, int64(n))
 		elapsed := time.Since(start)
-		cpu, rss := p.usage()
-		api1, _ := pidUsage(e.cluster.APIServerPID())
+		cpu, rss := p.usage(b)
+		api1, _ := pidUsage(b, e.cluster.APIServerPID())
 		if os.Getenv("PIER_BENCH_LOG") != "" {
 			b.Logf("start %s\n%s", start.Format(time.RFC3339Nano), p.output())
 		}
@@ -121,7 +115,7 @@ func restart(b *testing.B, n int) {
 		}
 		counter.waitFor(b, int64(n+i+1))
 		elapsed := time.Since(start)
-		cpu, rss := p.usage()
+		cpu, rss := p.usage(b)
 		p.cmd.Process.Kill()
 		<-p.done
 		sum.add("s/ready-to-assign", elapsed.Seconds())
@@ -164,12 +158,12 @@ func BenchmarkLive(b *testing.B) {
 		ns := fmt.Sprintf("live-%d", i)
 		e.create(&corev1.Namespace{ObjectMeta: metaName(ns)})
 		counter := e.countAssigned(b, ns)
-		cpu0, _ := p.usage()
+		cpu0, _ := p.usage(b)
 		createStart := time.Now()
 		createMany(b, e, ns, benchServices)
 		lastCreate := time.Now()
 		counter.waitFor(b, benchServices)
-		cpu1, rss := p.usage()
+		cpu1, rss := p.usage(b)
 		sum.add("s/after-last-create", time.Since(lastCreate).Seconds())
 		sum.add("s/creating", lastCreate.Sub(createStart).Seconds())
 		sum.add("cpu-s", (cpu1 - cpu0).Seconds())

@@ -5,13 +5,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pier-lb/pier/internal/procstat"
 	"github.com/pier-lb/pier/internal/release"
 )
 
@@ -85,25 +84,19 @@ func (e *env) runController(t testing.TB, args ...string) *proc {
 }
 
 // usage reads the process's CPU seconds and peak resident memory.
-func (p *proc) usage() (cpu time.Duration, peakRSS int64) {
-	return pidUsage(p.cmd.Process.Pid)
+func (p *proc) usage(tb testing.TB) (cpu time.Duration, peakRSS int64) {
+	return pidUsage(tb, p.cmd.Process.Pid)
 }
 
 // pidUsage reads a process's CPU seconds and peak resident memory.
-func pidUsage(id int) (cpu time.Duration, peakRSS int64) {
-	pid := strconv.Itoa(id)
-	stat, _ := os.ReadFile("/proc/" + pid + "/stat")
-	if f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:])); len(f) > 13 {
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		cpu = time.Duration(ut+st) * time.Second / 100 // USER_HZ
+func pidUsage(tb testing.TB, pid int) (cpu time.Duration, peakRSS int64) {
+	tb.Helper()
+	cpu, err := procstat.CPU(pid)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	status, _ := os.ReadFile("/proc/" + pid + "/status")
-	for _, line := range strings.Split(string(status), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			peakRSS = kb * 1024
-		}
+	if peakRSS, err = procstat.PeakRSS(pid); err != nil {
+		tb.Fatal(err)
 	}
 	return cpu, peakRSS
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pier-lb/pier/e2e/lab"
+	"github.com/pier-lb/pier/internal/procstat"
 )
 
 // TestLabTCPFlood floods a relay process (RLIMIT_NOFILE 1024, at most 150
@@ -131,15 +132,11 @@ func trickle(ctx context.Context, c net.Conn) {
 // procCPU is the user and system time pid has used.
 func procCPU(t *testing.T, pid int) time.Duration {
 	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	cpu, err := procstat.CPU(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	utime, _ := strconv.Atoi(f[11])
-	stime, _ := strconv.Atoi(f[12])
-	return time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ 100
+	return cpu
 }
 
 func procFDs(t *testing.T, pid int) int {

@@ -1,7 +1,6 @@
 package speaker
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -12,10 +11,8 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,23 +24,11 @@ import (
 
 	"github.com/pier-lb/pier/api/v1alpha1"
 	"github.com/pier-lb/pier/e2e/cluster"
+	"github.com/pier-lb/pier/internal/benchenv"
+	"github.com/pier-lb/pier/internal/procstat"
 	"github.com/pier-lb/pier/manifests"
 	"github.com/pier-lb/pier/speaker/l2"
 )
-
-// benchSizes are the Service counts of BenchmarkSpeaker:
-// PIER_BENCH_SERVICES="1000,5000,20000" draws the curve; default 1000.
-func benchSizes(b *testing.B) []int {
-	var out []int
-	for _, f := range strings.Split(cmp.Or(os.Getenv("PIER_BENCH_SERVICES"), "1000"), ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			b.Fatalf("PIER_BENCH_SERVICES: %q is not a count", f)
-		}
-		out = append(out, n)
-	}
-	return out
-}
 
 // benchEnvInt reads a positive count from the environment.
 func benchEnvInt(b *testing.B, name string, def int) int {
@@ -79,9 +64,14 @@ func benchEnvInt(b *testing.B, name string, def int) int {
 // status writer starts with one ServiceL2Status to write per Service, at
 // client-go's default 5 requests/s: its catch-up is most of the idle CPU
 // for minutes (hours at 20,000). PIER_BENCH_STATUS=off leaves it out, to
-// measure the announcing side alone.
+// measure the announcing side alone. PIER_BENCH_SERVICES="1000,5000,20000"
+// draws the curve over n; default 1000.
 func BenchmarkSpeaker(b *testing.B) {
-	for _, n := range benchSizes(b) {
+	sizes, err := benchenv.Sizes("PIER_BENCH_SERVICES", "1000")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range sizes {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) { speakerBench(b, n) })
 	}
 }
@@ -113,34 +103,38 @@ func speakerBench(b *testing.B, n int) {
 
 	for i := 0; i < b.N; i++ {
 		runtime.GC()
-		cpu0 := processCPU()
+		cpu0 := processCPU(b)
 		start := time.Now()
 		sp := e.runSpeaker(b)
 		sp.l2.waitCount(b, n)
 		b.ReportMetric(time.Since(start).Seconds(), "s/start")
-		b.ReportMetric((processCPU() - cpu0).Seconds(), "cpu-s/start")
+		b.ReportMetric((processCPU(b) - cpu0).Seconds(), "cpu-s/start")
 
 		time.Sleep(3 * time.Second) // let the start's status writes settle
 		runtime.GC()
 		stopProfile := idleProfile(b)
-		cpu0, lists0 := processCPU(), sp.lists.Load()
+		cpu0, lists0 := processCPU(b), sp.lists.Load()
 		time.Sleep(idle) // the measurement: nothing changes
-		cpu1, lists1 := processCPU(), sp.lists.Load()
+		cpu1, lists1 := processCPU(b), sp.lists.Load()
 		stopProfile()
 		b.ReportMetric(float64((cpu1-cpu0).Milliseconds())/idle.Seconds(), "idle-cpu-ms/s")
 		b.ReportMetric(float64(lists1-lists0)/idle.Seconds(), "idle-lists/s")
-		heap, rss := memory()
-		b.ReportMetric(heap, "heap-MiB")
-		b.ReportMetric(rss, "RSS-MiB")
+		heap := procstat.LiveHeap()
+		rss, err := procstat.RSS(0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(heap)/(1<<20), "heap-MiB")
+		b.ReportMetric(float64(rss)/(1<<20), "RSS-MiB")
 
 		var lat []time.Duration
-		cpu0 = processCPU()
+		cpu0 = processCPU(b)
 		for k := range changes {
 			idx := n + i*changes + k
 			written := e.createAssigned(b, idx, idx+1)
 			lat = append(lat, sp.l2.waitAddr(b, benchAddr(idx)).Sub(written))
 		}
-		cpu1 = processCPU()
+		cpu1 = processCPU(b)
 		b.ReportMetric(float64((cpu1-cpu0).Milliseconds())/float64(changes), "cpu-ms/change")
 		slices.Sort(lat)
 		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "ms-to-announce-p50")
@@ -167,29 +161,12 @@ func idleProfile(b *testing.B) (stop func()) {
 }
 
 // processCPU is this process's user and system CPU time so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+func processCPU(b *testing.B) time.Duration {
+	cpu, err := procstat.CPU(0)
+	if err != nil {
+		b.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// memory is the live heap after a collection and the process's RSS, in
-// MiB.
-func memory() (heap, rss float64) {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	heap = float64(ms.HeapInuse) / (1 << 20)
-	raw, _ := os.ReadFile("/proc/self/status")
-	for _, l := range strings.Split(string(raw), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			rss = kb / 1024
-		}
-	}
-	return heap, rss
+	return cpu
 }
 
 // apiEnv is a real API server with Pier's CRDs, an L2 pool of

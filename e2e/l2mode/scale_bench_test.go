@@ -3,7 +3,6 @@ package l2mode
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/pier-lb/pier/e2e/kubelab"
+	"github.com/pier-lb/pier/internal/procstat"
 )
 
 // BenchmarkFailoverAtScale: one Service's address among PIER_BENCH_NODES
@@ -167,41 +167,22 @@ func speakersCPU(b *testing.B, env *kubelab.Env) time.Duration {
 	b.Helper()
 	var total time.Duration
 	for _, p := range env.Speakers {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
+		cpu, err := procstat.CPU(p.Pid())
 		if err != nil {
 			b.Fatal(err)
 		}
-		// Fields after the command's closing parenthesis: utime and stime
-		// are the 12th and 13th, in clock ticks (100 per second on Linux).
-		f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
-		for _, s := range f[11:13] {
-			t, err := strconv.Atoi(s)
-			if err != nil {
-				b.Fatal(err)
-			}
-			total += time.Duration(t) * 10 * time.Millisecond
-		}
+		total += cpu
 	}
 	return total
 }
 
 func rssMiB(b *testing.B, pid int) float64 {
 	b.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	rss, err := procstat.RSS(pid)
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kib, err := strconv.Atoi(f[1])
-			if err != nil {
-				b.Fatal(err)
-			}
-			return float64(kib) / 1024
-		}
-	}
-	b.Fatalf("no VmRSS for pid %d", pid)
-	return 0
+	return float64(rss) / (1 << 20)
 }
 
 func sum(v []float64) float64 {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/pier-lb/pier/api/v1alpha1"
 	"github.com/pier-lb/pier/e2e/echo"
 	"github.com/pier-lb/pier/e2e/lab"
+	"github.com/pier-lb/pier/internal/procstat"
 )
 
 // Helpers of the scenarios that build on TestRelay's site: flows kept open
@@ -182,21 +182,11 @@ func (s *site) relayMetric(t testing.TB, i int, series string) float64 {
 // vmRSS is a process's resident set size in bytes (/proc/<pid>/status).
 func vmRSS(t testing.TB, pid int) int64 {
 	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	rss, err := procstat.RSS(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				t.Fatalf("VmRSS %q: %v", v, err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatalf("no VmRSS in /proc/%d/status", pid)
-	return 0
+	return rss
 }
 
 // mib formats bytes as MiB.

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -12,10 +11,8 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,22 +29,10 @@ import (
 
 	"github.com/pier-lb/pier/api/v1alpha1"
 	"github.com/pier-lb/pier/e2e/cluster"
+	"github.com/pier-lb/pier/internal/benchenv"
+	"github.com/pier-lb/pier/internal/procstat"
 	"github.com/pier-lb/pier/manifests"
 )
-
-// benchSizes are the EndpointSlice counts of BenchmarkAgentIdle:
-// PIER_BENCH_SERVICES="1000,5000,20000" draws the curve; default 1000.
-func benchSizes(b *testing.B) []int {
-	var out []int
-	for _, f := range strings.Split(cmp.Or(os.Getenv("PIER_BENCH_SERVICES"), "1000"), ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			b.Fatalf("PIER_BENCH_SERVICES: %q is not a count", f)
-		}
-		out = append(out, n)
-	}
-	return out
-}
 
 const (
 	benchNS     = "bench"
@@ -67,12 +52,19 @@ const (
 //   - per change, 10 times: an endpoint is added to a Relay's backend
 //     slice; the time until the running relay has it (p50, max).
 //
+// PIER_BENCH_SERVICES="1000,5000,20000" draws the curve over n; default
+// 1000.
+//
 // The Services themselves are not created: the agent does not read them.
 // The process is the test binary: its CPU and RSS include this harness
 // (idle while measured) and the Go runtime.
 func BenchmarkAgentIdle(b *testing.B) {
 	ctrllog.SetLogger(logr.Discard())
-	for _, n := range benchSizes(b) {
+	sizes, err := benchenv.Sizes("PIER_BENCH_SERVICES", "1000")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range sizes {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) { agentBench(b, n) })
 	}
 }
@@ -99,25 +91,29 @@ func agentBench(b *testing.B, n int) {
 
 	for i := 0; i < b.N; i++ {
 		runtime.GC()
-		cpu0 := processCPU()
+		cpu0 := processCPU(b)
 		start := time.Now()
 		ag := e.runAgent(b)
 		ag.wait(b, "every Relay served", func() bool { return ag.gauge("pier_relay_agent_served_relays", "") == benchRelays })
 		b.ReportMetric(time.Since(start).Seconds(), "s/start")
-		b.ReportMetric((processCPU() - cpu0).Seconds(), "cpu-s/start")
+		b.ReportMetric((processCPU(b) - cpu0).Seconds(), "cpu-s/start")
 
 		time.Sleep(2 * time.Second) // the first Lease writes
 		runtime.GC()
 		stopProfile := idleProfile(b)
-		cpu0 = processCPU()
+		cpu0 = processCPU(b)
 		time.Sleep(idle) // the measurement: nothing changes
-		cpu1 := processCPU()
+		cpu1 := processCPU(b)
 		stopProfile()
 		b.ReportMetric(float64((cpu1-cpu0).Milliseconds())/idle.Seconds(), "idle-cpu-ms/s")
-		heap, rss := memory()
+		heap := procstat.LiveHeap()
+		rss, err := procstat.RSS(0)
+		if err != nil {
+			b.Fatal(err)
+		}
 		heapProfile(b)
-		b.ReportMetric(heap, "heap-MiB")
-		b.ReportMetric(rss, "RSS-MiB")
+		b.ReportMetric(float64(heap)/(1<<20), "heap-MiB")
+		b.ReportMetric(float64(rss)/(1<<20), "RSS-MiB")
 
 		var lat []time.Duration
 		for k := range 10 {
@@ -179,29 +175,12 @@ func heapProfile(b *testing.B) {
 func benchService(i int) string { return fmt.Sprintf("svc-%05d", i) }
 
 // processCPU is this process's user and system CPU time so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+func processCPU(b *testing.B) time.Duration {
+	cpu, err := procstat.CPU(0)
+	if err != nil {
+		b.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// memory is the live heap after a collection and the process's RSS, in
-// MiB.
-func memory() (heap, rss float64) {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	heap = float64(ms.HeapInuse) / (1 << 20)
-	raw, _ := os.ReadFile("/proc/self/status")
-	for _, l := range strings.Split(string(raw), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			rss = kb / 1024
-		}
-	}
-	return heap, rss
+	return cpu
 }
 
 // benchEnv is a real API server with Pier's CRDs, the bench namespace,

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pier-lb/pier/internal/procstat"
 	"github.com/pier-lb/pier/speaker/bgp"
 )
 
@@ -78,7 +79,7 @@ func TestPrefixFloodFromPeer(t *testing.T) {
 	growth := int64(after.HeapInuse) - int64(base.HeapInuse)
 	t.Logf("FIGURE: %d prefixes sent by FRR; after %s: frr prefixes stored %d (most seen %d), last error %q; Go heap in use %.1f MiB (%+.1f MiB, %.0f bytes per sent prefix), RSS %.1f MiB (peak %.1f MiB, with the race detector's share); limit events %v",
 		n, time.Since(start).Round(time.Millisecond), st.PrefixesReceived, peak, st.LastError,
-		mib(after.HeapInuse), float64(growth)/(1<<20), float64(growth)/float64(n), mib(b.rss(1)), mib(b.procStatus(1, "VmHWM:")),
+		mib(after.HeapInuse), float64(growth)/(1<<20), float64(growth)/float64(n), mib(b.rss(1)), mib(b.peakRSS(1)),
 		after.Metrics["pier_bgp_prefix_limit_exceeded_total{peer=frr}"])
 
 	// Holding the limit's worth of paths and what one UPDATE burst queues
@@ -174,19 +175,16 @@ func (b *bgpLab) peerStatus(i int, name string) bgp.PeerStatus {
 
 // rss is node i's announcer's resident set from /proc (the process is
 // the test binary itself: ip netns exec and env exec it in place).
-func (b *bgpLab) rss(i int) uint64 { return b.procStatus(i, "VmRSS:") }
+func (b *bgpLab) rss(i int) uint64 { return b.procSize(i, procstat.RSS) }
 
-// procStatus reads a size field (kB) of node i's announcer's /proc status.
-func (b *bgpLab) procStatus(i int, field string) uint64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", b.procs[i].Pid()))
+// peakRSS is node i's announcer's largest resident set so far.
+func (b *bgpLab) peakRSS(i int) uint64 { return b.procSize(i, procstat.PeakRSS) }
+
+// procSize reads a size of node i's announcer with read (procstat.RSS...).
+func (b *bgpLab) procSize(i int, read func(pid int) (int64, error)) uint64 {
+	n, err := read(b.procs[i].Pid())
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, field); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
+	return uint64(n)
 }
