@@ -84,16 +84,17 @@ type Agent struct {
 	kernel   relay.KernelTables // this process's kernel data path tables
 
 	// Owned by the loop goroutine.
-	staleRemoved bool // removeStaleTables ran
-	running      map[Key]*instance
-	relayMet     map[Key]relayMetrics
-	lastErr      map[Key]string
-	accepted     map[Key]*v1alpha1.Relay // the Relays as last accepted (Desired)
-	want         map[Key]Want            // Desired as last read; nil before the first read
-	refused      map[Key]string          // the errors last logged of the Relays refused
-	leases       *leases
-	draining     sync.WaitGroup
-	saved        []byte // the state file's content, as last written
+	staleRemoved  bool // removeStaleTables ran
+	running       map[Key]*instance
+	relayMet      map[Key]relayMetrics
+	lastErr       map[Key]string
+	accepted      map[Key]*v1alpha1.Relay // the Relays as last accepted (Desired)
+	want          map[Key]Want            // Desired as last read; nil before the first read
+	refused       map[Key]string          // the errors last logged of the Relays refused
+	leases        *leases
+	draining      sync.WaitGroup
+	saved         []byte // the state file's content, as last written
+	savedAccepted []byte // AcceptedFile's content, as last written
 }
 
 // New validates opts; it starts nothing.
@@ -224,6 +225,7 @@ func (a *Agent) loop(ctx context.Context, r client.Reader, bind netip.Addr) erro
 	tick := a.opts.Clock.NewTicker(a.opts.Resync)
 	defer tick.Stop()
 	saved := a.loadSaved()
+	a.restoreAccepted()
 	for {
 		switch {
 		case a.synced.Load():
@@ -289,6 +291,7 @@ func (a *Agent) reconcile(ctx context.Context, r client.Reader, bind netip.Addr)
 	a.accepted, a.want = accepted, want
 	a.logRefused(refused, want)
 	a.save(want)
+	a.saveAccepted(accepted)
 	a.refresh(ctx)
 }
 
