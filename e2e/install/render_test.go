@@ -419,20 +419,50 @@ func TestHelmRefusesPasswordsInReleaseNamespace(t *testing.T) {
 	}
 }
 
-// TestHelmPasswordNamespaceWithoutValue: an upgrade with --reuse-values
-// from a release before speaker.bgpPasswordNamespace existed carries no
-// value for it; the chart still renders the namespace and both flags.
-func TestHelmPasswordNamespaceWithoutValue(t *testing.T) {
-	out := run(t, nil, helmPath(t), "template", "pier", filepath.Join(repo, "charts", "pier"), "--namespace", "pier-system",
-		"--set", "speaker.bgpPasswordNamespace=")
-	objs := parse(t, out)
-	find(t, objs, "Namespace", "pier-bgp-passwords")
-	specs := podSpecs(t, objs)
-	for _, name := range []string{"pier-speaker", "pier-controller"} {
-		if args := specs[name].Containers[0].Args; !slices.Contains(args, "--bgp-password-namespace=pier-bgp-passwords") {
-			t.Errorf("%s args %v lack --bgp-password-namespace=pier-bgp-passwords", name, args)
-		}
+// TestHelmNamespacesWithoutValue: an upgrade with --reuse-values from a
+// release before a namespace value existed carries no value for it; the
+// chart still renders the namespace and every flag naming it (the relay
+// Lease and webhook Secret namespaces rendered empty before).
+func TestHelmNamespacesWithoutValue(t *testing.T) {
+	for _, tt := range []struct {
+		value, namespace string
+		flags            map[string]string // Deployment or DaemonSet -> flag
+	}{
+		{"speaker.bgpPasswordNamespace", "pier-bgp-passwords", map[string]string{
+			"pier-speaker": "--bgp-password-namespace=pier-bgp-passwords", "pier-controller": "--bgp-password-namespace=pier-bgp-passwords"}},
+		{"relay.leaseNamespace", "pier-relays", map[string]string{
+			"pier-relay": "--lease-namespace=pier-relays", "pier-controller": "--relay-lease-namespace=pier-relays"}},
+		{"controller.webhook.secretNamespace", "pier-webhook", map[string]string{
+			"pier-controller": "--webhook-secret-namespace=pier-webhook"}},
+	} {
+		t.Run(tt.value, func(t *testing.T) {
+			out := run(t, nil, helmPath(t), "template", "pier", filepath.Join(repo, "charts", "pier"), "--namespace", "pier-system",
+				"--set", "relay.enabled=true", "--set", tt.value+"=")
+			objs := parse(t, out)
+			find(t, objs, "Namespace", tt.namespace)
+			specs := podSpecs(t, objs)
+			for name, flag := range tt.flags {
+				if args := specs[name].Containers[0].Args; !slices.Contains(args, flag) {
+					t.Errorf("%s args %v lack %s", name, args, flag)
+				}
+			}
+			for _, o := range objs {
+				if o.GetKind() != "Namespace" && o.GetNamespace() == "" && namespaced(o.GetKind()) {
+					t.Errorf("%s %s rendered without a namespace", o.GetKind(), o.GetName())
+				}
+			}
+		})
 	}
+}
+
+// namespaced tells the kinds the chart renders that live in a namespace.
+func namespaced(kind string) bool {
+	switch kind {
+	case "Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
+		"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration":
+		return false
+	}
+	return true
 }
 
 // TestHelmRBACMatchesKustomize: the chart grants exactly what the kustomize

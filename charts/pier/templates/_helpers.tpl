@@ -45,3 +45,14 @@ with --reuse-values carries no value for it (releases before it existed). */}}
 {{- define "pier.bgpPasswordNamespace" -}}
 {{- .Values.speaker.bgpPasswordNamespace | default "pier-bgp-passwords" -}}
 {{- end -}}
+
+{{/* The namespace of the relays' Leases, and of the webhook's certificate
+Secret: their defaults also when an upgrade with --reuse-values carries no
+value for them (releases before they existed). */}}
+{{- define "pier.relayLeaseNamespace" -}}
+{{- .Values.relay.leaseNamespace | default "pier-relays" -}}
+{{- end -}}
+
+{{- define "pier.webhookSecretNamespace" -}}
+{{- .Values.controller.webhook.secretNamespace | default "pier-webhook" -}}
+{{- end -}}
