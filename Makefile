@@ -89,10 +89,7 @@ FUZZ_TARGETS = \
 	./controller/webhook:FuzzAdmissionBody ./controller/webhook:FuzzAdmissionObject \
 	./speaker:FuzzLoadState ./speaker/vip:FuzzReadState ./relay/agent:FuzzLoadState
 fuzz:
-	@set -e; for t in $(FUZZ_TARGETS); do \
-		echo "fuzz $${t%%:*} $${t##*:} for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
-	done
+	GO=$(GO) FUZZTIME=$(FUZZTIME) bash hack/fuzz.sh $(FUZZ_TARGETS)
 
 lab-clean:
 	$(GO) run ./cmd/pier-lab clean
