@@ -31,6 +31,7 @@ type LeaseFence struct {
 
 	mu      sync.Mutex
 	renewed time.Time // when our last successful renewal started; zero: none
+	holder  string    // the holder in the Lease as last read or written
 }
 
 // NewLeaseFence wraps lock. validFor must be shorter than the lease
@@ -44,9 +45,41 @@ func (f *LeaseFence) Create(ctx context.Context, ler resourcelock.LeaderElection
 	return f.record(ler, func() error { return f.Interface.Create(ctx, ler) })
 }
 
-// Update renews (or takes over, or releases) the Lease.
+// Get reads the Lease. A record naming another holder means this replica
+// no longer leads, whatever it last wrote.
+func (f *LeaseFence) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
+	ler, raw, err := f.Interface.Get(ctx)
+	if err != nil {
+		return ler, raw, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.holder = ler.HolderIdentity
+	if f.holder != f.Identity() {
+		f.renewed = time.Time{}
+	}
+	return ler, raw, nil
+}
+
+// Update renews (or takes over, or releases) the Lease. A release writes
+// only while the Lease last read is ours: client-go's release reads the
+// Lease and writes an empty holder without comparing whose it is, so a
+// leader thawed after a standby took over would free the new leader's
+// Lease, and a third replica would lead beside it.
 func (f *LeaseFence) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	if ler.HolderIdentity == "" && !f.lastReadOurs() {
+		f.mu.Lock()
+		f.renewed = time.Time{}
+		f.mu.Unlock()
+		return nil
+	}
 	return f.record(ler, func() error { return f.Interface.Update(ctx, ler) })
+}
+
+func (f *LeaseFence) lastReadOurs() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.holder == f.Identity()
 }
 
 func (f *LeaseFence) record(ler resourcelock.LeaderElectionRecord, write func() error) error {
@@ -54,13 +87,15 @@ func (f *LeaseFence) record(ler resourcelock.LeaderElectionRecord, write func() 
 	err := write()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	switch {
-	case err == nil && ler.HolderIdentity == f.Identity():
-		f.renewed = start
-	case err == nil:
-		f.renewed = time.Time{} // released
+	if err != nil {
+		return err
 	}
-	return err
+	f.holder = ler.HolderIdentity
+	f.renewed = time.Time{} // released, or written for another
+	if ler.HolderIdentity == f.Identity() {
+		f.renewed = start
+	}
+	return nil
 }
 
 // Check returns nil while this replica surely leads: its last renewal
