@@ -113,6 +113,10 @@ func (e *Env) CreateRelay(ctx context.Context, ns, name, backend string) (netip.
 		Spec: v1alpha1.RelaySpec{
 			Backend:  v1alpha1.RelayBackend{ServiceName: backend, ProxyProtocol: true},
 			Exposure: v1alpha1.RelayExposure{Type: v1alpha1.ExposeLoadBalancer},
+			// A rolling relay keeps a TCP session until it ends or the
+			// drain does (default 30 s; the lab's sessions never end):
+			// 5 s keeps upgrades short. The drain is tested in relaymode.
+			Timeouts: v1alpha1.RelayTimeouts{Drain: &metav1.Duration{Duration: 5 * time.Second}},
 		},
 	}
 	if err := e.Pier.Create(ctx, r); err != nil && !apierrors.IsAlreadyExists(err) {
