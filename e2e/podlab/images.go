@@ -25,13 +25,19 @@ const (
 	PierRepository = "pier-lb/pier"
 )
 
-// pushLabImage builds pause and pier-lab and pushes them as LabImage.
-func pushLabImage(root, work, registry string) error {
-	dir := filepath.Join(work, "lab-image")
-	if err := release.Build(root, dir, "", "./e2e/podlab/pause", "./cmd/pier-lab"); err != nil {
-		return err
+// buildImageInputs builds, in one go build, every binary the lab's images
+// hold (pause, pier-lab, Pier's commands) and the image command into dir.
+func buildImageInputs(root, dir string) error {
+	pkgs := []string{"./e2e/podlab/pause", "./cmd/pier-lab", "./hack/image"}
+	for _, c := range release.ImageCommands {
+		pkgs = append(pkgs, "./cmd/"+c)
 	}
-	layer, err := filesLayer(dir, "pause", "pier-lab")
+	return release.Build(root, dir, "", pkgs...)
+}
+
+// pushLabImage pushes pause and pier-lab, built into bin, as LabImage.
+func pushLabImage(bin, registry string) error {
+	layer, err := filesLayer(bin, "pause", "pier-lab")
 	if err != nil {
 		return err
 	}
@@ -65,13 +71,13 @@ func filesLayer(dir string, files ...string) (v1.Layer, error) {
 	return tarball.LayerFromFile(tmp)
 }
 
-// pushPierImage builds Pier's image exactly as `make image` does (a tarball
-// from hack/image) and pushes it as PierRepository:tag.
-func pushPierImage(root, work, registry, tag string) error {
+// pushPierImage makes Pier's image exactly as `make image` does (a tarball
+// from hack/image, here from the binaries built into bin) and pushes it as
+// PierRepository:tag.
+func pushPierImage(bin, work, registry, tag string) error {
 	tar := filepath.Join(work, "pier-image-"+tag+".tar")
 	ref := registry + "/" + PierRepository + ":" + tag
-	cmd := exec.Command("go", "run", "./hack/image", "--tag", ref, "--out", tar, "--version", tag)
-	cmd.Dir = root
+	cmd := exec.Command(filepath.Join(bin, "image"), "--tag", ref, "--out", tar, "--version", tag, "--bin-dir", bin)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("make image: %w\n%s", err, out)
 	}

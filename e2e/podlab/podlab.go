@@ -249,11 +249,15 @@ func (e *Env) startRegistry(ctx context.Context, tags []string) error {
 		return err
 	}
 	e.Registry = at.String()
-	if err := pushLabImage(e.Root, e.Dir, e.PushRegistry); err != nil {
+	bin := filepath.Join(e.Dir, "image-bin")
+	if err := buildImageInputs(e.Root, bin); err != nil {
+		return err
+	}
+	if err := pushLabImage(bin, e.PushRegistry); err != nil {
 		return err
 	}
 	for _, tag := range tags {
-		if err := pushPierImage(e.Root, e.Dir, e.PushRegistry, tag); err != nil {
+		if err := pushPierImage(bin, e.Dir, e.PushRegistry, tag); err != nil {
 			return err
 		}
 	}

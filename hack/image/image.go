@@ -25,7 +25,7 @@ import (
 const DefaultTag = "ghcr.io/pier-lb/pier:v0.1.0"
 
 // Binaries are the commands the image carries, in /usr/local/bin.
-var Binaries = []string{"pier-controller", "pier-speaker", "pier-relay"}
+var Binaries = release.ImageCommands
 
 // BinPath is where the binaries live in the image.
 const BinPath = "/usr/local/bin"

@@ -13,6 +13,9 @@ import (
 	"strings"
 )
 
+// ImageCommands are the commands (under cmd/) Pier's image carries.
+var ImageCommands = []string{"pier-controller", "pier-speaker", "pier-relay"}
+
 // Build compiles the packages pkgs ("./cmd/pier-speaker") of the module at
 // root into dir for GOARCH arch ("" for this machine's).
 func Build(root, dir, arch string, pkgs ...string) error {
