@@ -149,7 +149,7 @@ func start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 	c := &Cluster{Dir: dir, log: opts.Logger.With("component", "cluster", "dir", dir)}
-	c.unregister = teardown.Register(func() { c.stop(false) })
+	c.unregister = teardown.Register(c.stop)
 	defer func() {
 		if err != nil {
 			tails := c.LogTails(40)
@@ -157,7 +157,7 @@ func start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 				err = fmt.Errorf("%w: %w", errPortTaken, err)
 			}
 			err = fmt.Errorf("%w\n%s", err, tails)
-			c.stop(false)
+			c.stop()
 		}
 	}()
 	ports, err := freePorts(3)
@@ -291,19 +291,21 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// Stop ends the API server and etcd and removes the directory.
+// Stop kills the API server and etcd and removes the directory. Nothing
+// of a test cluster outlives it, so nothing waits for a graceful shutdown
+// (the API server's takes about a second).
 func (c *Cluster) Stop() {
-	c.stop(true)
+	c.stop()
 }
 
-func (c *Cluster) stop(graceful bool) {
-	c.stopOnce.Do(func() { c.stopNow(graceful) })
+func (c *Cluster) stop() {
+	c.stopOnce.Do(c.stopNow)
 }
 
-func (c *Cluster) stopNow(graceful bool) {
+func (c *Cluster) stopNow() {
 	for _, p := range append(c.controllers, c.apiserver, c.etcd) {
 		if p != nil {
-			p.stop(graceful)
+			p.kill()
 		}
 	}
 	if c.unregister != nil {

@@ -54,17 +54,9 @@ func (p *process) exited() bool {
 	}
 }
 
-func (p *process) stop(graceful bool) {
+func (p *process) kill() {
 	if p.exited() {
 		return
-	}
-	if graceful {
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-p.done:
-			return
-		case <-time.After(5 * time.Second):
-		}
 	}
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.done
