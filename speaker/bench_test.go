@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -112,7 +111,7 @@ func speakerBench(b *testing.B, n int) {
 
 		time.Sleep(3 * time.Second) // let the start's status writes settle
 		runtime.GC()
-		stopProfile := idleProfile(b)
+		stopProfile := benchenv.CPUProfile(b, "PIER_BENCH_IDLE_PROFILE")
 		cpu0, lists0 := processCPU(b), sp.lists.Load()
 		time.Sleep(idle) // the measurement: nothing changes
 		cpu1, lists1 := processCPU(b), sp.lists.Load()
@@ -141,23 +140,6 @@ func speakerBench(b *testing.B, n int) {
 		b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "ms-to-announce-max")
 		sp.stop()
 	}
-}
-
-// idleProfile writes a CPU profile of the idle window to
-// $PIER_BENCH_IDLE_PROFILE, when set.
-func idleProfile(b *testing.B) (stop func()) {
-	path := os.Getenv("PIER_BENCH_IDLE_PROFILE")
-	if path == "" {
-		return func() {}
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		b.Fatal(err)
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 // processCPU is this process's user and system CPU time so far.

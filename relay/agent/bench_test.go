@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -100,7 +99,7 @@ func agentBench(b *testing.B, n int) {
 
 		time.Sleep(2 * time.Second) // the first Lease writes
 		runtime.GC()
-		stopProfile := idleProfile(b)
+		stopProfile := benchenv.CPUProfile(b, "PIER_BENCH_IDLE_PROFILE")
 		cpu0 = processCPU(b)
 		time.Sleep(idle) // the measurement: nothing changes
 		cpu1 := processCPU(b)
@@ -111,7 +110,7 @@ func agentBench(b *testing.B, n int) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		heapProfile(b)
+		benchenv.HeapProfile(b, "PIER_BENCH_HEAP_PROFILE")
 		b.ReportMetric(float64(heap)/(1<<20), "heap-MiB")
 		b.ReportMetric(float64(rss)/(1<<20), "RSS-MiB")
 
@@ -129,23 +128,6 @@ func agentBench(b *testing.B, n int) {
 	}
 }
 
-// idleProfile writes a CPU profile of the idle time to
-// $PIER_BENCH_IDLE_PROFILE when it is set.
-func idleProfile(b *testing.B) (stop func()) {
-	path := os.Getenv("PIER_BENCH_IDLE_PROFILE")
-	if path == "" {
-		return func() {}
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		b.Fatal(err)
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }
-}
-
 // freeUDPPort is a UDP port free on the loopback address.
 func freeUDPPort(tb testing.TB) uint16 {
 	tb.Helper()
@@ -155,21 +137,6 @@ func freeUDPPort(tb testing.TB) uint16 {
 	}
 	defer c.Close()
 	return uint16(c.LocalAddr().(*net.UDPAddr).Port)
-}
-
-// heapProfile writes a heap profile to $PIER_BENCH_HEAP_PROFILE when it
-// is set.
-func heapProfile(b *testing.B) {
-	if path := os.Getenv("PIER_BENCH_HEAP_PROFILE"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer f.Close()
-		if err := pprof.WriteHeapProfile(f); err != nil {
-			b.Fatal(err)
-		}
-	}
 }
 
 func benchService(i int) string { return fmt.Sprintf("svc-%05d", i) }
