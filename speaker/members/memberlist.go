@@ -266,6 +266,7 @@ func (t Timers) apply(c *memberlist.Config) {
 	c.ProbeInterval, c.ProbeTimeout = t.ProbeInterval, t.ProbeTimeout
 	c.IndirectChecks = t.IndirectChecks
 	c.SuspicionMult = t.SuspicionMult
+	c.SuspicionMaxTimeoutMult = t.SuspicionMaxTimeoutMult
 	c.GossipInterval, c.GossipNodes = t.GossipInterval, t.GossipNodes
 	c.RetransmitMult = t.RetransmitMult
 	c.AwarenessMaxMultiplier = t.AwarenessMaxMultiplier

@@ -68,9 +68,16 @@ type Timers struct {
 	ProbeInterval  time.Duration
 	ProbeTimeout   time.Duration
 	IndirectChecks int
-	// SuspicionMult * max(1, log10(members)) * ProbeInterval is how long a
-	// suspect has to refute before it is declared dead.
-	SuspicionMult int
+	// SuspicionMult * max(1, log10(members)) * ProbeInterval is the
+	// shortest time a suspect has to refute before it is declared dead.
+	// memberlist waits for SuspicionMult-2 other members to confirm a
+	// suspicion (none when fewer than that are left to confirm, as in a
+	// 2-node cluster); an unconfirmed suspicion lasts
+	// SuspicionMaxTimeoutMult times longer, shrinking towards the shortest
+	// time as confirmations arrive. With SuspicionMult below 3 nobody
+	// confirms and one member's suspicion is a verdict.
+	SuspicionMult           int
+	SuspicionMaxTimeoutMult int
 	// GossipInterval and GossipNodes: how often, and to how many members,
 	// pending broadcasts (suspect, dead, alive, meta updates) are sent.
 	// RetransmitMult * ceil(log10(members+1)) is how often each is repeated.
@@ -106,24 +113,26 @@ type Timers struct {
 }
 
 // FastLAN is the default profile: a killed member is declared dead at every
-// other member of a 3-5 node LAN in about 150-400 ms.
+// other member of a 3-5 node LAN in about 200-400 ms, while a suspicion
+// only one member holds lasts 900 ms.
 func FastLAN() Timers {
 	return Timers{
-		ProbeInterval:          80 * time.Millisecond,
-		ProbeTimeout:           40 * time.Millisecond,
-		IndirectChecks:         3,
-		SuspicionMult:          1,
-		GossipInterval:         20 * time.Millisecond,
-		GossipNodes:            3,
-		RetransmitMult:         4,
-		AwarenessMaxMultiplier: 4,
-		TCPTimeout:             time.Second,
-		PushPullInterval:       5 * time.Second,
-		GossipToTheDeadTime:    5 * time.Second,
-		RejoinInterval:         2 * time.Second,
-		LeaveTimeout:           500 * time.Millisecond,
-		SettleDelay:            200 * time.Millisecond,
-		SettleTimeout:          3 * time.Second,
+		ProbeInterval:           50 * time.Millisecond,
+		ProbeTimeout:            25 * time.Millisecond,
+		IndirectChecks:          3,
+		SuspicionMult:           3,
+		SuspicionMaxTimeoutMult: 6,
+		GossipInterval:          20 * time.Millisecond,
+		GossipNodes:             3,
+		RetransmitMult:          4,
+		AwarenessMaxMultiplier:  4,
+		TCPTimeout:              time.Second,
+		PushPullInterval:        5 * time.Second,
+		GossipToTheDeadTime:     5 * time.Second,
+		RejoinInterval:          2 * time.Second,
+		LeaveTimeout:            500 * time.Millisecond,
+		SettleDelay:             200 * time.Millisecond,
+		SettleTimeout:           3 * time.Second,
 	}
 }
 
@@ -132,21 +141,22 @@ func FastLAN() Timers {
 func LAN() Timers {
 	c := memberlist.DefaultLANConfig()
 	return Timers{
-		ProbeInterval:          c.ProbeInterval,
-		ProbeTimeout:           c.ProbeTimeout,
-		IndirectChecks:         c.IndirectChecks,
-		SuspicionMult:          c.SuspicionMult,
-		GossipInterval:         c.GossipInterval,
-		GossipNodes:            c.GossipNodes,
-		RetransmitMult:         c.RetransmitMult,
-		AwarenessMaxMultiplier: c.AwarenessMaxMultiplier,
-		TCPTimeout:             c.TCPTimeout,
-		PushPullInterval:       c.PushPullInterval,
-		GossipToTheDeadTime:    c.GossipToTheDeadTime,
-		RejoinInterval:         10 * time.Second,
-		LeaveTimeout:           2 * time.Second,
-		SettleDelay:            2 * time.Second,
-		SettleTimeout:          15 * time.Second,
+		ProbeInterval:           c.ProbeInterval,
+		ProbeTimeout:            c.ProbeTimeout,
+		IndirectChecks:          c.IndirectChecks,
+		SuspicionMult:           c.SuspicionMult,
+		SuspicionMaxTimeoutMult: c.SuspicionMaxTimeoutMult,
+		GossipInterval:          c.GossipInterval,
+		GossipNodes:             c.GossipNodes,
+		RetransmitMult:          c.RetransmitMult,
+		AwarenessMaxMultiplier:  c.AwarenessMaxMultiplier,
+		TCPTimeout:              c.TCPTimeout,
+		PushPullInterval:        c.PushPullInterval,
+		GossipToTheDeadTime:     c.GossipToTheDeadTime,
+		RejoinInterval:          10 * time.Second,
+		LeaveTimeout:            2 * time.Second,
+		SettleDelay:             2 * time.Second,
+		SettleTimeout:           15 * time.Second,
 	}
 }
 
@@ -169,6 +179,7 @@ func (t Timers) withDefaults(d Timers) Timers {
 	def(&t.ProbeTimeout, d.ProbeTimeout)
 	def(&t.IndirectChecks, d.IndirectChecks)
 	def(&t.SuspicionMult, d.SuspicionMult)
+	def(&t.SuspicionMaxTimeoutMult, d.SuspicionMaxTimeoutMult)
 	def(&t.GossipInterval, d.GossipInterval)
 	def(&t.GossipNodes, d.GossipNodes)
 	def(&t.RetransmitMult, d.RetransmitMult)
@@ -201,7 +212,7 @@ func (t Timers) validate() error {
 		return fmt.Errorf("timers: probe timeout %s must be shorter than probe interval %s: %w",
 			t.ProbeTimeout, t.ProbeInterval, ErrInvalid)
 	}
-	for _, n := range []int{t.IndirectChecks, t.SuspicionMult, t.GossipNodes, t.RetransmitMult, t.AwarenessMaxMultiplier} {
+	for _, n := range []int{t.IndirectChecks, t.SuspicionMult, t.SuspicionMaxTimeoutMult, t.GossipNodes, t.RetransmitMult, t.AwarenessMaxMultiplier} {
 		if n < 0 {
 			return fmt.Errorf("timers: negative count %d: %w", n, ErrInvalid)
 		}

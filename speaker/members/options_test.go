@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/memberlist"
 )
 
 func validOptions() Options {
@@ -72,6 +73,33 @@ func TestTimerDefaults(t *testing.T) {
 		if err := tm.validate(); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestFastLANConfirmsSuspicions: memberlist waits for SuspicionMult-2
+// members to confirm a suspicion, none when fewer are left to confirm
+// (state.go, suspectNode). FastLAN must ask for at least one from 3 nodes
+// up, so that one member's suspicion alone lasts the long timeout, and
+// must hand memberlist that timeout.
+func TestFastLANConfirmsSuspicions(t *testing.T) {
+	tm := FastLAN()
+	for _, n := range []int{3, 5, 10} {
+		k := tm.SuspicionMult - 2
+		if n-2 < k {
+			k = 0
+		}
+		if k < 1 {
+			t.Errorf("%d nodes: SuspicionMult %d asks for %d confirmations, want at least 1", n, tm.SuspicionMult, k)
+		}
+	}
+	if tm.SuspicionMaxTimeoutMult < 2 {
+		t.Errorf("SuspicionMaxTimeoutMult %d: a lone suspicion would last no longer than a confirmed one", tm.SuspicionMaxTimeoutMult)
+	}
+	c := memberlist.DefaultLANConfig()
+	tm.apply(c)
+	got := []int{c.SuspicionMult, c.SuspicionMaxTimeoutMult}
+	if diff := cmp.Diff([]int{tm.SuspicionMult, tm.SuspicionMaxTimeoutMult}, got); diff != "" {
+		t.Errorf("apply: memberlist's SuspicionMult, SuspicionMaxTimeoutMult (-want +got):\n%s", diff)
 	}
 }
 
