@@ -1,12 +1,9 @@
 package agent
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -41,17 +38,8 @@ func encodeAccepted(accepted map[Key]*v1alpha1.Relay) ([]byte, error) {
 
 // loadAccepted reads the saved accepted Relays; no file is none.
 func loadAccepted(path string) (map[Key]*v1alpha1.Relay, error) {
-	data, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		return map[Key]*v1alpha1.Relay{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read accepted relays %s: %w", path, err)
-	}
 	var saved []acceptedRelay
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&saved); err != nil {
+	if err := readStrict(path, &saved); err != nil {
 		return nil, fmt.Errorf("read accepted relays %s: %w", path, err)
 	}
 	out := make(map[Key]*v1alpha1.Relay, len(saved))
@@ -68,10 +56,10 @@ func loadAccepted(path string) (map[Key]*v1alpha1.Relay, error) {
 // restoreAccepted takes the Relays a previous run accepted, before the
 // first read of the API: one refused now is served as it was accepted.
 func (a *Agent) restoreAccepted() {
-	if a.opts.StateDir == "" {
+	if a.acceptedFile.path == "" {
 		return
 	}
-	accepted, err := loadAccepted(filepath.Join(a.opts.StateDir, AcceptedFile))
+	accepted, err := loadAccepted(a.acceptedFile.path)
 	if err != nil {
 		a.log.Warn("ignoring the saved accepted Relays", "err", err)
 		return
@@ -81,21 +69,13 @@ func (a *Agent) restoreAccepted() {
 
 // saveAccepted writes accepted when it changed.
 func (a *Agent) saveAccepted(accepted map[Key]*v1alpha1.Relay) {
-	if a.opts.StateDir == "" {
-		return
-	}
 	data, err := encodeAccepted(accepted)
 	if err != nil {
 		a.log.Warn("encode accepted relays", "err", err)
 		return
 	}
-	if bytes.Equal(data, a.savedAccepted) {
-		return
-	}
-	if err := writeState(filepath.Join(a.opts.StateDir, AcceptedFile), data); err != nil {
+	if _, err := a.acceptedFile.write(data); err != nil {
 		a.metrics.stateWriteFailures.Inc()
 		a.log.Warn("cannot save the accepted Relays (a Relay refused after a restart would not be served)", "err", err)
-		return
 	}
-	a.savedAccepted = data
 }

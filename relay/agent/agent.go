@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -84,17 +83,17 @@ type Agent struct {
 	kernel   relay.KernelTables // this process's kernel data path tables
 
 	// Owned by the loop goroutine.
-	staleRemoved  bool // removeStaleTables ran
-	running       map[Key]*instance
-	relayMet      map[Key]relayMetrics
-	lastErr       map[Key]string
-	accepted      map[Key]*v1alpha1.Relay // the Relays as last accepted (Desired)
-	want          map[Key]Want            // Desired as last read; nil before the first read
-	refused       map[Key]string          // the errors last logged of the Relays refused
-	leases        *leases
-	draining      sync.WaitGroup
-	saved         []byte // the state file's content, as last written
-	savedAccepted []byte // AcceptedFile's content, as last written
+	staleRemoved bool // removeStaleTables ran
+	running      map[Key]*instance
+	relayMet     map[Key]relayMetrics
+	lastErr      map[Key]string
+	accepted     map[Key]*v1alpha1.Relay // the Relays as last accepted (Desired)
+	want         map[Key]Want            // Desired as last read; nil before the first read
+	refused      map[Key]string          // the errors last logged of the Relays refused
+	leases       *leases
+	draining     sync.WaitGroup
+	stateFile    stateFile // StateFile
+	acceptedFile stateFile // AcceptedFile
 }
 
 // New validates opts; it starts nothing.
@@ -138,6 +137,10 @@ func New(opts Options) (*Agent, error) {
 		relayMet: map[Key]relayMetrics{},
 		lastErr:  map[Key]string{},
 		refused:  map[Key]string{},
+	}
+	if opts.StateDir != "" {
+		a.stateFile.path = filepath.Join(opts.StateDir, StateFile)
+		a.acceptedFile.path = filepath.Join(opts.StateDir, AcceptedFile)
 	}
 	a.dirty.Store(true)
 	if opts.Health != nil {
@@ -459,17 +462,10 @@ func (a *Agent) start(ctx context.Context, k Key, w Want, replacing bool) {
 	a.log.Info("serving relay", "relay", k.String(), "listeners", len(w.Config.Listeners), "backends", backendNames(w.Backends))
 }
 
-func (a *Agent) statePath() string {
-	if a.opts.StateDir == "" {
-		return ""
-	}
-	return filepath.Join(a.opts.StateDir, StateFile)
-}
-
 // loadSaved is the desired set saved by a previous run, or nil when there
 // is none to serve (no state dir, or a file that cannot be read).
 func (a *Agent) loadSaved() map[Key]Want {
-	path := a.statePath()
+	path := a.stateFile.path
 	if path == "" {
 		return nil
 	}
@@ -487,23 +483,18 @@ func (a *Agent) loadSaved() map[Key]Want {
 
 // save writes want to the state file when it changed.
 func (a *Agent) save(want map[Key]Want) {
-	path := a.statePath()
-	if path == "" {
-		return
-	}
 	data, err := encodeState(want)
 	if err != nil {
 		a.log.Warn("encode state", "err", err)
 		return
 	}
-	if bytes.Equal(data, a.saved) {
-		return
-	}
-	if err := writeState(path, data); err != nil {
+	wrote, err := a.stateFile.write(data)
+	if err != nil {
 		a.metrics.stateWriteFailures.Inc()
 		a.log.Warn("cannot save the relays to serve after a restart", "err", err)
 		return
 	}
-	a.saved = data
-	a.log.Debug("state saved", "relays", len(want), "file", path)
+	if wrote {
+		a.log.Debug("state saved", "relays", len(want), "file", a.stateFile.path)
+	}
 }

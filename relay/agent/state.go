@@ -46,17 +46,8 @@ func encodeState(want map[Key]Want) ([]byte, error) {
 // loadState reads the saved desired set; no file is an empty set, not an
 // error.
 func loadState(path string) (map[Key]Want, error) {
-	data, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		return map[Key]Want{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read state %s: %w", path, err)
-	}
 	var st savedState
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&st); err != nil {
+	if err := readStrict(path, &st); err != nil {
 		return nil, fmt.Errorf("read state %s: %w", path, err)
 	}
 	out := make(map[Key]Want, len(st.Relays))
@@ -67,6 +58,42 @@ func loadState(path string) (map[Key]Want, error) {
 		out[Key{Namespace: r.Namespace, Name: r.Name}] = r.Want
 	}
 	return out, nil
+}
+
+// readStrict decodes the JSON file at path into v, refusing fields it does
+// not know (a file from a newer agent is not half read); a missing file
+// leaves v as it is.
+func readStrict(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+// stateFile is a file of the state dir, written whole and only when its
+// content differs from what the last successful write put there.
+type stateFile struct {
+	path    string // "" without a state dir: nothing is written
+	written []byte
+}
+
+// write writes data unless the file holds it already, and tells whether
+// it wrote.
+func (f *stateFile) write(data []byte) (bool, error) {
+	if f.path == "" || bytes.Equal(data, f.written) {
+		return false, nil
+	}
+	if err := writeState(f.path, data); err != nil {
+		return false, err
+	}
+	f.written = data
+	return true, nil
 }
 
 // writeState writes data atomically: a crash leaves the old file or the

@@ -223,3 +223,26 @@ func TestStateConfigFormat(t *testing.T) {
 		t.Errorf("earlier saved config read as %+v, want %+v", back, c)
 	}
 }
+
+func TestStateFileWritesOnlyChanges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f.json")
+	f := stateFile{path: path}
+	var wrote []bool
+	for _, data := range []string{`{"a":1}`, `{"a":1}`, `{"a":2}`} {
+		w, err := f.write([]byte(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wrote = append(wrote, w)
+	}
+	if diff := cmp.Diff([]bool{true, false, true}, wrote); diff != "" {
+		t.Errorf("writes (-want +got):\n%s", diff)
+	}
+	if got, err := os.ReadFile(path); err != nil || string(got) != `{"a":2}` {
+		t.Errorf("file holds %q, %v", got, err)
+	}
+	none := stateFile{}
+	if w, err := none.write([]byte("x")); w || err != nil {
+		t.Errorf("without a path: wrote %v, %v", w, err)
+	}
+}
