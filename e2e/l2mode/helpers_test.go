@@ -25,7 +25,9 @@ func up(t testing.TB, opts kubelab.Options) *kubelab.Env {
 	prereq.Tools(t, "arping", "ndisc6")
 	opts.ControllerBinary = binary(t, "pier-controller")
 	opts.SpeakerBinary = binary(t, "pier-speaker")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// Each node starts its processes in turn: 100 nodes (the scale
+	// benchmark) took longer than two minutes on two cores.
+	ctx, cancel := context.WithTimeout(context.Background(), max(2*time.Minute, time.Duration(opts.Nodes)*3*time.Second))
 	defer cancel()
 	env, err := kubelab.Up(ctx, opts)
 	if err != nil {
