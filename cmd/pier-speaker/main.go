@@ -40,7 +40,7 @@ func main() {
 	flag.DurationVar(&o.BGPWarnAfter, "bgp-warn-after", 0, "how long a BGP session may stay down before the speaker warns (0: 30s)")
 	flag.IntVar(&o.BindPort, "bind-port", 7946, "memberlist port (TCP and UDP)")
 	keyFile := flag.String("memberlist-key-file", "/etc/pier/memberlist/key", "file holding the 16, 24 or 32 byte gossip key (a mounted Secret); FILE-next and FILE-previous, when present, are accepted too (key rotation)")
-	profile := flag.String("memberlist-profile", "fast-lan", "failure detection timers: fast-lan (a dead node is noticed in 150-400 ms) or lan (seconds; for busy or lossy nodes)")
+	profile := flag.String("memberlist-profile", "fast-lan", "failure detection timers: fast-lan (a dead node is noticed in 200-400 ms) or lan (seconds; for busy or lossy nodes)")
 	flag.StringVar(&o.PodName, "pod-name", os.Getenv("POD_NAME"), "the speaker's Pod, which owns the ServiceL2Status objects it writes (with --pod-uid)")
 	podUID := flag.String("pod-uid", os.Getenv("POD_UID"), "the speaker's Pod's UID")
 	flag.BoolVar(&o.LocalVIP, "local-vip", false, "put owned addresses on lo so processes on this node accept their traffic")

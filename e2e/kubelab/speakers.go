@@ -43,7 +43,7 @@ func (e *Env) installSpeakers(ctx context.Context, bin string) error {
 // every node's processes, the control plane and parallel test packages
 // (race-instrumented) on the machine's few shared cores; at nice 0 a
 // speaker can wait long enough for a CPU that its peers declare it dead
-// (FastLAN: about 160 ms without an answer, see speaker/members) and its
+// (FastLAN: about 200 ms without an answer, see speaker/members) and its
 // addresses move, which a node's cgroups (the speaker Pod's CPU request)
 // prevent on a real cluster. That is the likely cause of a CI failure
 // of relaymode's TestFlood (the flood's address seemed to move mid-flood).

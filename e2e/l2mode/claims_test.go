@@ -29,7 +29,7 @@ import (
 // from the starting node for address A is a false claim unless it owns A
 // in the view after the step. Packets of the other nodes outside the views
 // before and after the step are counted, not failed: on this loaded
-// machine a node that misses its probes for ~160 ms is taken for dead
+// machine a node that misses its probes for ~200 ms is taken for dead
 // for a moment (finding 6), which is not a claim at start. For the same
 // reason the starting node's packets for an address it owns once a member
 // it declared gone is left out are counted, not failed: it acted on a
