@@ -248,6 +248,12 @@ func (m *Members) config(gen int, t memberlist.Transport, logger *log.Logger) (*
 		c.Keyring = kr
 	}
 	c.Logger = logger
+	// No LZW on every probe and ack: compressing 100-byte packets saved
+	// nothing and, with the garbage its tables leave, was about half of
+	// an idle member's CPU. Members still read compressed messages (an
+	// older speaker during a rollout): memberlist decodes them whatever
+	// this says.
+	c.EnableCompression = false
 	h := &hooks{m: m, gen: gen}
 	c.Delegate, c.Events, c.Conflict = h, h, h
 	m.timers.apply(c)

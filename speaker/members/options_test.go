@@ -2,6 +2,8 @@ package members
 
 import (
 	"errors"
+	"io"
+	"log"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -100,6 +102,20 @@ func TestFastLANConfirmsSuspicions(t *testing.T) {
 	got := []int{c.SuspicionMult, c.SuspicionMaxTimeoutMult}
 	if diff := cmp.Diff([]int{tm.SuspicionMult, tm.SuspicionMaxTimeoutMult}, got); diff != "" {
 		t.Errorf("apply: memberlist's SuspicionMult, SuspicionMaxTimeoutMult (-want +got):\n%s", diff)
+	}
+}
+
+func TestMessagesAreNotCompressed(t *testing.T) {
+	m, err := New(validOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := m.config(0, nil, log.New(io.Discard, "", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.EnableCompression {
+		t.Error("memberlist compresses every message: half an idle member's CPU")
 	}
 }
 
