@@ -68,10 +68,7 @@ func (f *LeaseFence) Get(ctx context.Context) (*resourcelock.LeaderElectionRecor
 // Lease, and a third replica would lead beside it.
 func (f *LeaseFence) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
 	if ler.HolderIdentity == "" && !f.lastReadOurs() {
-		f.mu.Lock()
-		f.renewed = time.Time{}
-		f.mu.Unlock()
-		return nil
+		return nil // renewed is zero already: set so with holder
 	}
 	return f.record(ler, func() error { return f.Interface.Update(ctx, ler) })
 }

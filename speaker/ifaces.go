@@ -15,7 +15,7 @@ import (
 // speaker pass calls it, so it asks the kernel twice (all links, all
 // addresses) however many interfaces the node has: the net package asks
 // once per interface, and each answer holds every address of the node
-// (132 ms and 30 MB a call with 100 pod veths).
+// (BenchmarkLocalIfaces).
 func LocalIfaces() ([]Iface, error) {
 	links, err := netlink.LinkList()
 	if err != nil {

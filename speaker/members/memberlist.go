@@ -248,9 +248,9 @@ func (m *Members) config(gen int, t memberlist.Transport, logger *log.Logger) (*
 		c.Keyring = kr
 	}
 	c.Logger = logger
-	// No LZW on every probe and ack: compressing 100-byte packets saved
-	// nothing and, with the garbage its tables leave, was about half of
-	// an idle member's CPU. Members still read compressed messages (an
+	// No LZW on every probe and ack: compressing packets this small saves
+	// nothing and, with the garbage its tables leave, was a large share
+	// of an idle member's CPU (docs/scale.md). Members still read compressed messages (an
 	// older speaker during a rollout): memberlist decodes them whatever
 	// this says.
 	c.EnableCompression = false
