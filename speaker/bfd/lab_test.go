@@ -18,6 +18,7 @@ import (
 	"github.com/pier-lb/pier/e2e/lab"
 	"github.com/pier-lb/pier/e2e/prereq"
 	"github.com/pier-lb/pier/speaker/bfd"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/ipv4"
 )
 
@@ -319,6 +320,11 @@ func TestFRR(t *testing.T) {
 		}
 	}
 	t.Logf("mux after bring-up: %+v", b.mux.Stats())
+	reg := prometheus.NewPedanticRegistry()
+	bfd.NewCollector(b.mux, reg)
+	if n, err := testutilSum(reg, "pier_speaker_bfd_session_up"); err != nil || n != 4 {
+		t.Errorf("pier_speaker_bfd_session_up sums to %v (%v), want 4", n, err)
+	}
 
 	t.Run("drops", func(t *testing.T) { b.checkDrops(t) })
 
@@ -421,6 +427,19 @@ func (b *bfdLab) checkDrops(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func testutilSum(reg *prometheus.Registry, name string) (float64, error) {
+	fams, err := reg.Gather()
+	sum := 0.0
+	for _, f := range fams {
+		if f.GetName() == name {
+			for _, m := range f.GetMetric() {
+				sum += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return sum, err
 }
 
 func TestOptionsErrors(t *testing.T) {

@@ -93,6 +93,17 @@ func (m *Mux) Stats() MuxStats {
 	}
 }
 
+// sessions lists the running sessions.
+func (m *Mux) sessions() []*Session {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*Session, 0, len(m.byDiscr))
+	for _, s := range m.byDiscr {
+		out = append(out, s)
+	}
+	return out
+}
+
 func keysOf(s *Session) (listenKey, peerKey) {
 	local := s.opts.Local
 	if !local.IsLinkLocalUnicast() {

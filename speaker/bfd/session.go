@@ -99,7 +99,7 @@ type Session struct {
 
 	rx chan received
 
-	sent, recv, sendErrors, overflow atomic.Uint64
+	sent, recv, sendErrors, overflow, downs atomic.Uint64
 }
 
 // received is a packet the Mux matched to a session.
@@ -211,11 +211,13 @@ type SessionStats struct {
 	Sent, Received, SendErrors uint64
 	// Overflow counts packets dropped because Run fell behind.
 	Overflow uint64
+	// Downs counts changes from Up to another state.
+	Downs uint64
 }
 
 // Stats returns the session's counters.
 func (s *Session) Stats() SessionStats {
-	return SessionStats{Sent: s.sent.Load(), Received: s.recv.Load(), SendErrors: s.sendErrors.Load(), Overflow: s.overflow.Load()}
+	return SessionStats{Sent: s.sent.Load(), Received: s.recv.Load(), SendErrors: s.sendErrors.Load(), Overflow: s.overflow.Load(), Downs: s.downs.Load()}
 }
 
 // deliver hands a matched packet to Run without blocking the Mux.
@@ -351,6 +353,7 @@ func (s *Session) report(m *fsm) {
 		lvl := slog.LevelInfo
 		if c.from == Up {
 			lvl = slog.LevelWarn
+			s.downs.Add(1)
 		}
 		s.log.Log(context.Background(), lvl, "bfd session state changed", "from", c.from, "to", c.to,
 			"diag", c.diag, "remote_diag", m.remoteDiag)
