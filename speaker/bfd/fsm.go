@@ -175,6 +175,16 @@ func (m *fsm) setTimers(tx, rx time.Duration) {
 	m.useRx = max(m.useRx, rx)
 }
 
+// setIntervals changes the configured intervals: in force now (through a
+// Poll while Up), and the ones the session goes back to on its next Up.
+func (m *fsm) setIntervals(now time.Time, desiredMinTx, requiredMinRx time.Duration) {
+	m.cfg.desiredMinTx, m.cfg.requiredMinRx = desiredMinTx, requiredMinRx
+	m.setTimers(desiredMinTx, requiredMinRx)
+	if m.poll && m.canTransmit() {
+		m.nextTx = now // send the Poll now
+	}
+}
+
 // receive applies a packet Parse accepted and the demultiplexer matched to
 // this session (RFC 5880 §6.8.6 from "Set bfd.RemoteDiscr" on).
 func (m *fsm) receive(now time.Time, p *Packet) {

@@ -311,3 +311,25 @@ func TestFSMJitter(t *testing.T) {
 		}
 	}
 }
+
+func TestFSMSetIntervals(t *testing.T) {
+	m := newTestFSM(false)
+	// Before Up: advertised at once, but never below the 1 s slow rate.
+	m.setIntervals(t0, 100*ms, 200*ms)
+	if p := m.packet(); p.DesiredMinTx != time.Second || p.RequiredMinRx != 200*ms || p.Poll {
+		t.Fatalf("before Up: %+v", p)
+	}
+	bringUp(t, m)
+	if p := m.packet(); p.DesiredMinTx != 100*ms {
+		t.Fatalf("Up with the new interval: %+v", p)
+	}
+	// While Up: a Poll, sent at once.
+	m.setIntervals(at(500*ms), 500*ms, 200*ms)
+	got := m.step(at(500 * ms))
+	if len(got) != 1 || !got[0].Poll || got[0].DesiredMinTx != 500*ms {
+		t.Fatalf("after setIntervals while Up: %+v", got)
+	}
+	if m.useTx != 100*ms {
+		t.Errorf("slower tx applied before the Final: %s", m.useTx)
+	}
+}

@@ -328,6 +328,36 @@ func TestFRR(t *testing.T) {
 
 	t.Run("drops", func(t *testing.T) { b.checkDrops(t) })
 
+	// Both sides slow down while Up, each with a Poll Sequence: had
+	// either side kept its 900 ms detection time against 1 s packets,
+	// the session would flap.
+	t.Run("poll", func(t *testing.T) {
+		line := fmt.Sprintf("peer %s local-address %s", nodeV4, routerV4)
+		downs := v4.Stats().Downs
+		frrConf(t, b.routerFRR, line, "transmit-interval 1000")
+		if err := v4.SetIntervals(time.Second, 300*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		poll(t, "FRR sees our 1 s interval", 3*time.Second, func() error {
+			p, err := frrPeerOf(b.routerFRR, nodeV4, routerV4)
+			if err == nil && p.RemoteTransmit != 1000 {
+				err = fmt.Errorf("remote transmit interval %d", p.RemoteTransmit)
+			}
+			return err
+		})
+		time.Sleep(3 * time.Second)
+		if p := waitFRR(t, b.routerFRR, nodeV4, routerV4, "up", 0); p.RemoteTransmit != 1000 {
+			t.Errorf("FRR: %+v", p)
+		}
+		if got := v4.Stats().Downs; got != downs || v4.State() != bfd.Up {
+			t.Fatalf("session went down %d times while the intervals changed; now %s", got-downs, v4.State())
+		}
+		frrConf(t, b.routerFRR, line, "transmit-interval 300")
+		if err := v4.SetIntervals(300*time.Millisecond, 300*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	// Our side stops cleanly: AdminDown tells FRR at once.
 	t.Run("stop", func(t *testing.T) {
 		start := time.Now()

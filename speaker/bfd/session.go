@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -99,6 +100,11 @@ type Session struct {
 
 	rx chan received
 
+	// SetIntervals hands new intervals to Run.
+	mu        sync.Mutex
+	intervals [2]time.Duration // desired min tx, required min rx
+	kick      chan struct{}
+
 	sent, recv, sendErrors, overflow, downs atomic.Uint64
 }
 
@@ -122,7 +128,9 @@ func New(opts Options) (*Session, error) {
 		minTTL: opts.MinTTL,
 		port:   SingleHopPort,
 		rx:     make(chan received, 16),
+		kick:   make(chan struct{}, 1),
 	}
+	s.intervals = [2]time.Duration{opts.DesiredMinTx, opts.RequiredMinRx}
 	if opts.Multihop {
 		s.port = MultihopPort
 	}
@@ -220,6 +228,33 @@ func (s *Session) Stats() SessionStats {
 	return SessionStats{Sent: s.sent.Load(), Received: s.recv.Load(), SendErrors: s.sendErrors.Load(), Overflow: s.overflow.Load(), Downs: s.downs.Load()}
 }
 
+// SetIntervals changes the intervals the session offers (Options'
+// DesiredMinTx and RequiredMinRx, same limits). While Up the change goes
+// through a Poll Sequence (RFC 5880 §6.8.3): a longer transmit interval
+// or a shorter receive interval takes effect once the peer has answered.
+// It may be called before or during Run.
+func (s *Session) SetIntervals(desiredMinTx, requiredMinRx time.Duration) error {
+	for _, d := range []time.Duration{desiredMinTx, requiredMinRx} {
+		if d < MinInterval || d > maxInterval {
+			return fmt.Errorf("bfd peer %s: interval %s: want %s to %s: %w", s.opts.Peer, d, MinInterval, maxInterval.Truncate(time.Second), ErrInvalid)
+		}
+	}
+	s.mu.Lock()
+	s.intervals = [2]time.Duration{desiredMinTx, requiredMinRx}
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (s *Session) currentIntervals() (tx, rx time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.intervals[0], s.intervals[1]
+}
+
 // deliver hands a matched packet to Run without blocking the Mux.
 func (s *Session) deliver(r received) {
 	select {
@@ -251,10 +286,11 @@ func (s *Session) Run(ctx context.Context) error {
 	defer conn.Close()
 	dst := net.UDPAddrFromAddrPort(netip.AddrPortFrom(s.opts.Peer, s.port))
 
+	tx, rx := s.currentIntervals()
 	m := newFSM(fsmConfig{
 		discr:         s.discr.Load(),
-		desiredMinTx:  s.opts.DesiredMinTx,
-		requiredMinRx: s.opts.RequiredMinRx,
+		desiredMinTx:  tx,
+		requiredMinRx: rx,
 		detectMult:    s.opts.DetectMult,
 		passive:       s.opts.Passive,
 	}, time.Now())
@@ -306,6 +342,9 @@ func (s *Session) Run(ctx context.Context) error {
 			return nil
 		case r := <-s.rx:
 			handle(r)
+		case <-s.kick:
+			tx, rx := s.currentIntervals()
+			m.setIntervals(time.Now(), tx, rx)
 		case <-timer.C:
 		}
 	}
