@@ -32,8 +32,10 @@ import (
 //	198.51.100.2
 //
 // The node, the router and router2 share an L2 segment (198.51.100.0/24,
-// 2001:db8:100::/64). The router runs FRR bfdd with single hop peers for
-// the node over IPv4 and IPv6, router2 a second bfdd with an IPv4 peer for
+// 2001:db8:100::/64). The router runs FRR bfdd (and zebra, which bfdd
+// needs for a peer bound to an interface) with single hop peers for the
+// node over IPv4, IPv6 and IPv6 link-local (fe80::11 to fe80::1 on eth1),
+// router2 a second bfdd with an IPv4 peer for
 // the node (so two of our sessions share one socket), far a third with a
 // multihop peer for the node, one routed hop away. Our sessions run in the
 // node namespace.
@@ -45,6 +47,8 @@ var (
 	routerV6  = netip.MustParseAddr("2001:db8:100::1")
 	routerFar = netip.MustParseAddr("203.0.113.1")
 	farV4     = netip.MustParseAddr("203.0.113.10")
+	nodeLL    = netip.MustParseAddr("fe80::11")
+	routerLL  = netip.MustParseAddr("fe80::1")
 )
 
 type bfdLab struct {
@@ -72,9 +76,10 @@ func newBFDLab(t testing.TB) *bfdLab {
 		mux: bfd.NewMux(testLogger(t))}
 	t.Cleanup(func() {
 		if t.Failed() {
-			for _, p := range []*lab.Process{b.routerBFDD, b.router2BFDD, b.farBFD} {
+			for i, p := range []*lab.Process{b.routerBFDD, b.router2BFDD, b.farBFD} {
 				if p != nil {
-					t.Logf("bfdd in %s, last lines:\n%s", p.Host.Name, p.OutputTail(40))
+					peers, _ := lab.VTYSH([]string{b.routerFRR, b.router2FRR, b.farFRR}[i], "show bfd peers")
+					t.Logf("bfdd in %s, last lines:\n%s\n%s", p.Host.Name, p.OutputTail(40), peers)
 				}
 			}
 		}
@@ -102,6 +107,8 @@ func newBFDLab(t testing.TB) *bfdLab {
 		func() error { return sw.Connect(b.node, "eth1", pfx(nodeV4, 24), pfx(nodeV6, 64)) },
 		func() error { return sw.Connect(b.router, "eth1", pfx(routerV4, 24), pfx(routerV6, 64)) },
 		func() error { return sw.Connect(b.router2, "eth1", pfx(router2V4, 24)) },
+		func() error { return b.node.AddAddr("eth1", pfx(nodeLL, 64)) },
+		func() error { return b.router.AddAddr("eth1", pfx(routerLL, 64)) },
 		func() error { return l.ConnectHosts(b.router, "eth2", b.far, "eth0") },
 		func() error { return b.router.EnableForwarding() },
 		func() error { return b.router.AddAddr("eth2", pfx(routerFar, 24)) },
@@ -121,9 +128,10 @@ func newBFDLab(t testing.TB) *bfdLab {
 		}
 		return fmt.Sprintf(" peer %s%s local-address %s\n  receive-interval 300\n  transmit-interval 300\n  detect-multiplier 3\n !\n", addr, mh, local)
 	}
-	b.routerBFDD = b.startBFDD(b.router, b.routerFRR, peer(nodeV4, routerV4, false)+peer(nodeV6, routerV6, false))
-	b.router2BFDD = b.startBFDD(b.router2, b.router2FRR, peer(nodeV4, router2V4, false))
-	b.farBFD = b.startBFDD(b.far, b.farFRR, peer(nodeV4, farV4, true))
+	ll := fmt.Sprintf(" peer %s interface eth1 local-address %s\n  receive-interval 300\n  transmit-interval 300\n !\n", nodeLL, routerLL)
+	b.routerBFDD = b.startBFDD(b.router, b.routerFRR, peer(nodeV4, routerV4, false)+peer(nodeV6, routerV6, false)+ll, true)
+	b.router2BFDD = b.startBFDD(b.router2, b.router2FRR, peer(nodeV4, router2V4, false), false)
+	b.farBFD = b.startBFDD(b.far, b.farFRR, peer(nodeV4, farV4, true), false)
 	return b
 }
 
@@ -134,7 +142,9 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func (b *bfdLab) startBFDD(h *lab.Host, name, peers string) *lab.Process {
+// startBFDD starts bfdd in h with peers, after zebra if withZebra (bfdd
+// learns interfaces from zebra: a peer bound to an interface needs it).
+func (b *bfdLab) startBFDD(h *lab.Host, name, peers string, withZebra bool) *lab.Process {
 	t := b.t
 	t.Helper()
 	conf := filepath.Join(b.dir, name+".conf")
@@ -148,6 +158,22 @@ func (b *bfdLab) startBFDD(h *lab.Host, name, peers string) *lab.Process {
 	}
 	if out, err := exec.Command("chown", "frr:frr", run).CombinedOutput(); err != nil {
 		t.Fatalf("chown %s: %v: %s", run, err, out)
+	}
+	if withZebra {
+		zconf := filepath.Join(b.dir, name+"-zebra.conf")
+		if err := os.WriteFile(zconf, []byte("hostname "+name+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		z, err := h.Start("/usr/lib/frr/zebra", "-N", name, "-f", zconf, "--log", "stdout", "-i", filepath.Join(run, "zebra.pid"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		poll(t, "zebra answers vtysh", 15*time.Second, func() error {
+			if _, err := lab.VTYSH(name, "show interface brief"); err != nil {
+				return fmt.Errorf("%w; zebra output:\n%s", err, z.OutputTail(20))
+			}
+			return nil
+		})
 	}
 	p, err := h.Start("/usr/lib/frr/bfdd", "-N", name, "-f", conf, "--log", "stdout", "-i", filepath.Join(run, "bfdd.pid"))
 	if err != nil {
@@ -289,8 +315,8 @@ func opts(local, peer netip.Addr) bfd.Options {
 	return bfd.Options{Local: local, Peer: peer, DesiredMinTx: 300 * time.Millisecond, RequiredMinRx: 300 * time.Millisecond, DetectMult: 3}
 }
 
-// TestFRR runs sessions against FRR's bfdd: up over IPv4 and IPv6 single
-// hop and IPv4 multihop, two sessions on one socket, then each way a peer
+// TestFRR runs sessions against FRR's bfdd: up over IPv4, IPv6 and IPv6
+// link-local single hop and IPv4 multihop, two sessions on one socket, then each way a peer
 // can go: stopped cleanly, silent, shut in FRR, bfdd killed.
 func TestFRR(t *testing.T) {
 	b := newBFDLab(t)
@@ -302,8 +328,11 @@ func TestFRR(t *testing.T) {
 	mhOpts := opts(nodeV4, farV4)
 	mhOpts.Multihop = true
 	mh := b.start(mhOpts)
+	llOpts := opts(nodeLL, routerLL)
+	llOpts.Interface = "eth1"
+	ll := b.start(llOpts)
 	// Up within the slow start: a few 1 s packets.
-	for _, s := range []*ourSession{v4, v4b, v6, mh} {
+	for _, s := range []*ourSession{v4, v4b, v6, mh, ll} {
 		s.wait(t, bfd.Up, 10*time.Second)
 	}
 	for _, c := range []struct {
@@ -313,6 +342,7 @@ func TestFRR(t *testing.T) {
 	}{
 		{b.routerFRR, nodeV4, routerV4, v4}, {b.router2FRR, nodeV4, router2V4, v4b},
 		{b.routerFRR, nodeV6, routerV6, v6}, {b.farFRR, nodeV4, farV4, mh},
+		{b.routerFRR, nodeLL, routerLL, ll},
 	} {
 		p := waitFRR(t, c.instance, c.peer, c.local, "up", 5*time.Second)
 		if p.RemoteID != c.s.Discriminator() || p.RemoteReceive != 300 || p.RemoteTransmit != 300 || p.RemoteDetectMult != 3 {
@@ -322,8 +352,8 @@ func TestFRR(t *testing.T) {
 	t.Logf("mux after bring-up: %+v", b.mux.Stats())
 	reg := prometheus.NewPedanticRegistry()
 	bfd.NewCollector(b.mux, reg)
-	if n, err := testutilSum(reg, "pier_speaker_bfd_session_up"); err != nil || n != 4 {
-		t.Errorf("pier_speaker_bfd_session_up sums to %v (%v), want 4", n, err)
+	if n, err := testutilSum(reg, "pier_speaker_bfd_session_up"); err != nil || n != 5 {
+		t.Errorf("pier_speaker_bfd_session_up sums to %v (%v), want 5", n, err)
 	}
 
 	t.Run("drops", func(t *testing.T) { b.checkDrops(t) })
