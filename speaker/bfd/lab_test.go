@@ -587,3 +587,59 @@ func BenchmarkDetectDown(b *testing.B) {
 		b.ReportMetric(float64(total.Milliseconds())/float64(n), "ms/detect")
 	})
 }
+
+// TestRunErrors: Run fails at once, and says why, for an address the host
+// lacks, a second session to the same peer on one Mux, and a second Run.
+func TestRunErrors(t *testing.T) {
+	l := lab.ForTest(t)
+	h, err := l.AddHost("node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.AddAddr("lo", netip.PrefixFrom(nodeV4, 32)); err != nil {
+		t.Fatal(err)
+	}
+	run := func(s *bfd.Session, ctx context.Context) error {
+		return h.Do(func() error { return s.Run(ctx) })
+	}
+	missing, err := bfd.New(opts(netip.MustParseAddr("198.51.100.99"), routerV4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run(missing, context.Background()); err == nil || !strings.Contains(err.Error(), "198.51.100.99") {
+		t.Errorf("Run without the local address = %v", err)
+	}
+
+	mux := bfd.NewMux(nil)
+	o := opts(nodeV4, routerV4)
+	o.Mux = mux
+	first, err := bfd.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(first, ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("first Run: %v", err)
+		}
+	}()
+	poll(t, "first session registered", 5*time.Second, func() error {
+		if first.Discriminator() == 0 {
+			return errors.New("no discriminator yet")
+		}
+		return nil
+	})
+	second, err := bfd.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run(second, context.Background()); err == nil || !strings.Contains(err.Error(), "runs already") {
+		t.Errorf("second session to the same peer: Run = %v", err)
+	}
+	if err := first.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("second Run = %v", err)
+	}
+}

@@ -220,7 +220,7 @@ func (m *Mux) dispatch(lk listenKey, b []byte, src netip.Addr, ttl int) {
 		m.badTTL.Add(1)
 		return
 	}
-	s.deliver(received{p: p, src: src, ttl: ttl, at: time.Now()})
+	s.deliver(received{p: p, at: time.Now()})
 }
 
 // listen opens a receive socket that reports each packet's TTL or hop

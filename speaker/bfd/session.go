@@ -108,12 +108,10 @@ type Session struct {
 	sent, recv, sendErrors, overflow, downs atomic.Uint64
 }
 
-// received is a packet the Mux matched to a session.
+// received is a packet the Mux matched to a session, with its arrival.
 type received struct {
-	p   Packet
-	src netip.Addr
-	ttl int
-	at  time.Time
+	p  Packet
+	at time.Time
 }
 
 // New validates opts and returns a session that does nothing until Run.
@@ -298,6 +296,7 @@ func (s *Session) Run(ctx context.Context) error {
 		"discriminator", s.discr.Load(), "source_port", conn.LocalAddr().(*net.UDPAddr).Port)
 
 	buf := make([]byte, 0, headerLen)
+	failing := false // log the first send error of a run of them, and the end
 	send := func(pkts []Packet) {
 		for i := range pkts {
 			if s.mute.Load() {
@@ -308,11 +307,17 @@ func (s *Session) Run(ctx context.Context) error {
 				_, err = conn.WriteTo(b, dst)
 			}
 			if err != nil {
-				if s.sendErrors.Add(1) == 1 {
+				s.sendErrors.Add(1)
+				if !failing {
 					s.log.Warn("bfd send failed", "err", err)
 				}
+				failing = true
 				continue
 			}
+			if failing {
+				s.log.Info("bfd send works again", "send_errors", s.sendErrors.Load())
+			}
+			failing = false
 			s.sent.Add(1)
 		}
 	}
