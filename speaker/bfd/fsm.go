@@ -142,6 +142,12 @@ func (m *fsm) setState(now time.Time, s State, diag Diag) {
 	case s == Up:
 		// Fast timers from now on, announced with a Poll.
 		m.setTimers(m.cfg.desiredMinTx, m.cfg.requiredMinRx)
+	case wasUp && s == AdminDown:
+		// Advertise the slow rate but keep sending AdminDown at the old
+		// one: the peer's detection time for us still counts on it
+		// (and no Poll will confirm the change).
+		m.poll = false
+		m.advTx = max(slowTx, m.cfg.desiredMinTx)
 	case wasUp:
 		// Back to at least one second, at once: the peer is gone or
 		// down, nobody is left to answer a Poll.

@@ -278,8 +278,12 @@ func TestFSMAdminDown(t *testing.T) {
 	bringUp(t, m)
 	m.adminDown(at(time.Second))
 	got := m.step(at(time.Second))
-	if len(got) != 1 || got[0].State != AdminDown || got[0].Diag != DiagAdminDown {
+	if len(got) != 1 || got[0].State != AdminDown || got[0].Diag != DiagAdminDown || got[0].DesiredMinTx != time.Second {
 		t.Fatalf("admin down packet: %+v", got)
+	}
+	// Still at the Up rate: the peer's detection time counts on it.
+	if next := m.next(); !next.Equal(at(1300 * ms)) {
+		t.Errorf("next AdminDown packet at %s, want 1.3s", next.Sub(t0))
 	}
 	m.receive(at(1100*ms), peer(Down, ourDiscr))
 	if m.state != AdminDown || !m.detectAt.IsZero() {

@@ -643,3 +643,72 @@ func TestRunErrors(t *testing.T) {
 		t.Errorf("second Run = %v", err)
 	}
 }
+
+// TestOurselves runs our session against our session, in two namespaces:
+// one active, one passive. It checks what FRR cannot show: a restarted
+// peer (new discriminator) is taken back, and a passive session that lost
+// its peer falls silent and comes back when the peer returns.
+func TestOurselves(t *testing.T) {
+	l := lab.ForTest(t)
+	a, err := l.AddHost("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := l.AddHost("p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	aAddr, pAddr := netip.MustParseAddr("2001:db8:100::a"), netip.MustParseAddr("2001:db8:100::b")
+	if err := l.ConnectHosts(a, "eth0", p, "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddAddr("eth0", netip.PrefixFrom(aAddr, 64)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AddAddr("eth0", netip.PrefixFrom(pAddr, 64)); err != nil {
+		t.Fatal(err)
+	}
+	startIn := func(h *lab.Host, o bfd.Options) *ourSession {
+		return (&bfdLab{t: t, node: h, mux: bfd.NewMux(testLogger(t))}).start(o)
+	}
+	po := opts(pAddr, aAddr)
+	po.Passive = true
+	passive := startIn(p, po)
+	active := startIn(a, opts(aAddr, pAddr))
+	active.wait(t, bfd.Up, 10*time.Second)
+	passive.wait(t, bfd.Up, 5*time.Second)
+
+	// The active side stops: the passive one hears AdminDown.
+	active.stop()
+	c := passive.wait(t, bfd.Down, 2*time.Second)
+	if c.Diag != bfd.DiagNeighborDown || c.RemoteState != bfd.AdminDown {
+		t.Errorf("passive side: %+v, want neighbor down from AdminDown", c)
+	}
+	// A new session (new discriminator) in its place comes up.
+	active = startIn(a, opts(aAddr, pAddr))
+	active.wait(t, bfd.Up, 10*time.Second)
+	passive.wait(t, bfd.Up, 5*time.Second)
+
+	// The active side falls silent: the passive one detects it, then
+	// stops sending too (it forgot the peer).
+	bfd.Mute(active.Session, true)
+	c = passive.wait(t, bfd.Down, 3*time.Second)
+	if c.Diag != bfd.DiagControlDetectionTimeExpired {
+		t.Errorf("passive side: %+v, want detection time expired", c)
+	}
+	// The passive side forgot the peer at once (a Detection Time without
+	// packets zeroes the remote discriminator, RFC 5880 §6.8.1), so it
+	// sends nothing: the active side detects the silence on its own.
+	c = active.wait(t, bfd.Down, 3*time.Second)
+	if c.Diag != bfd.DiagControlDetectionTimeExpired {
+		t.Errorf("active side: %+v, want detection time expired", c)
+	}
+	sent := passive.Stats().Sent
+	time.Sleep(1500 * time.Millisecond)
+	if got := passive.Stats().Sent; got != sent {
+		t.Errorf("passive session without a peer sent %d packets", got-sent)
+	}
+	bfd.Mute(active.Session, false)
+	active.wait(t, bfd.Up, 10*time.Second)
+	passive.wait(t, bfd.Up, 5*time.Second)
+}

@@ -273,6 +273,9 @@ func (s *Session) Run(ctx context.Context) error {
 		return fmt.Errorf("bfd peer %s: Run called twice", s.opts.Peer)
 	}
 	defer s.state.Store(uint32(AdminDown))
+	if ctx.Err() != nil {
+		return nil
+	}
 	if err := s.mux.attach(s); err != nil {
 		return fmt.Errorf("bfd peer %s: %w", s.opts.Peer, err)
 	}
@@ -365,7 +368,7 @@ func (s *Session) stop(m *fsm, send func([]Packet), handle func(received)) {
 	if was != Up && was != Init {
 		return
 	}
-	// The peer's detection time for us.
+	// The peer's detection time for us (adminDown kept the interval).
 	until := now.Add(time.Duration(s.opts.DetectMult) * m.txInterval())
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
