@@ -67,16 +67,19 @@ lint: verify-generated
 unit:
 	env -u CI PIER_UNIT=1 $(GO) test -race $(UNITFLAGS) ./...
 
-# go test starts packages in the order it is given them, two at a time on
-# the reference machine: the longest go first so that none starts last,
-# and the pods lab beside the controller and L2 tests rather than the
-# relay lab's floods (its upgrade step counts memberlist flaps).
-SLOW_PACKAGES = ./e2e/podlab ./controller ./e2e/l2mode ./e2e/relaymode \
-	./hack/image ./e2e/install ./e2e/bgpmode
+# The packages that run labs, control planes or protocols on real timers,
+# the slowest first: hack/test.sh runs them two at a time at normal
+# priority, and lint, every other package and the fuzz targets beside them
+# at a lower one, on the CPU the labs leave idle. The pods lab goes beside
+# the controller and L2 tests rather than the relay lab's floods (its
+# upgrade step counts memberlist flaps).
+LAB_PACKAGES = ./e2e/podlab ./controller ./e2e/l2mode ./e2e/relaymode \
+	./e2e/install ./e2e/bgpmode ./hack/image \
+	./speaker/bgp ./speaker/members ./speaker/l2
 
-test: deps controlplane tools nodes lint
-	PIER_CONTROLPLANE_DIR=$(CONTROLPLANE_DIR) PIER_TOOLS_DIR=$(TOOLS_DIR) PIER_NODES_DIR=$(NODES_DIR) $(GO) test $(GOTESTFLAGS) $(SLOW_PACKAGES) ./...
-	$(MAKE) fuzz
+test: deps controlplane tools nodes
+	PIER_CONTROLPLANE_DIR=$(CONTROLPLANE_DIR) PIER_TOOLS_DIR=$(TOOLS_DIR) PIER_NODES_DIR=$(NODES_DIR) \
+		GO=$(GO) GOTESTFLAGS="$(GOTESTFLAGS)" MAKE=$(MAKE) bash hack/test.sh $(LAB_PACKAGES)
 
 # Each fuzz target for FUZZTIME (make test runs them briefly; longer on
 # demand: make fuzz FUZZTIME=5m). go test runs the seeds and testdata/fuzz
