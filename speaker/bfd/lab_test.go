@@ -34,11 +34,10 @@ import (
 // The node, the router and router2 share an L2 segment (198.51.100.0/24,
 // 2001:db8:100::/64). The router runs FRR bfdd (and zebra, which bfdd
 // needs for a peer bound to an interface) with single hop peers for the
-// node over IPv4, IPv6 and IPv6 link-local (fe80::11 to fe80::1 on eth1),
-// router2 a second bfdd with an IPv4 peer for
-// the node (so two of our sessions share one socket), far a third with a
-// multihop peer for the node, one routed hop away. Our sessions run in the
-// node namespace.
+// node over IPv4, IPv6 and IPv6 link-local (fe80::11 to fe80::1 on eth1);
+// router2 runs a second bfdd with an IPv4 peer for the node (so two of our
+// sessions share one socket); far runs a third with a multihop peer for
+// the node, one routed hop away. Our sessions run in the node namespace.
 var (
 	nodeV4    = netip.MustParseAddr("198.51.100.11")
 	nodeV6    = netip.MustParseAddr("2001:db8:100::11")

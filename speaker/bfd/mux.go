@@ -42,10 +42,12 @@ type listenKey struct {
 	port  uint16
 }
 
-// peerKey names a session for packets with Your Discriminator 0.
+// peerKey names a session for packets with Your Discriminator 0: the
+// socket they came on and the peer (without a zone: the socket's local
+// address carries the interface where it matters).
 type peerKey struct {
-	local, peer netip.Addr // without zones
-	port        uint16
+	listenKey
+	peer netip.Addr
 }
 
 type listener struct {
@@ -109,8 +111,8 @@ func keysOf(s *Session) (listenKey, peerKey) {
 	if !local.IsLinkLocalUnicast() {
 		local = local.WithZone("")
 	}
-	return listenKey{local: local, port: s.port},
-		peerKey{local: s.opts.Local.WithZone(""), peer: s.opts.Peer.WithZone(""), port: s.port}
+	lk := listenKey{local: local, port: s.port}
+	return lk, peerKey{listenKey: lk, peer: s.opts.Peer.WithZone("")}
 }
 
 // attach registers s, gives it a discriminator and opens the receive socket
@@ -120,7 +122,7 @@ func (m *Mux) attach(s *Session) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.byPeer[pk]; ok {
-		return fmt.Errorf("a session from %s to %s on port %d runs already", pk.local, pk.peer, pk.port)
+		return fmt.Errorf("a session from %s to %s on port %d runs already", pk.local, s.opts.Peer, pk.port)
 	}
 	l := m.listeners[lk]
 	if l == nil {
@@ -165,16 +167,21 @@ func (m *Mux) detach(s *Session) {
 func (m *Mux) readLoop(lk listenKey, l *listener) {
 	defer close(l.done)
 	buf := make([]byte, 1500)
+	failing := false // log the first error of a run of them
 	for {
 		n, src, ttl, err := l.read(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			m.log.Warn("bfd receive failed", "local", lk.local, "port", lk.port, "err", err)
+			if !failing {
+				m.log.Warn("bfd receive failed", "local", lk.local, "port", lk.port, "err", err)
+			}
+			failing = true
 			time.Sleep(10 * time.Millisecond) // no busy loop on a persistent error
 			continue
 		}
+		failing = false
 		m.dispatch(lk, buf[:n], src, ttl)
 	}
 }
@@ -196,8 +203,7 @@ func (m *Mux) dispatch(lk listenKey, b []byte, src netip.Addr, ttl int) {
 		m.log.Debug("bfd packet dropped", "from", src, "err", err)
 		return
 	}
-	src = src.WithZone("")
-	pk := peerKey{local: lk.local.WithZone(""), peer: src, port: lk.port}
+	pk := peerKey{listenKey: lk, peer: src.WithZone("")}
 	m.mu.Lock()
 	var s *Session
 	if p.YourDiscriminator != 0 {
