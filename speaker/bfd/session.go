@@ -39,8 +39,10 @@ type Options struct {
 	// is the remote system. Both are required and of one family. A
 	// link-local IPv6 peer needs Interface.
 	Local, Peer netip.Addr
-	// Interface binds the session's sockets to a network interface
-	// (SO_BINDTODEVICE). Optional, except for link-local IPv6.
+	// Interface binds the session's sending socket to a network
+	// interface (SO_BINDTODEVICE) and is the zone of link-local
+	// addresses. Optional, except for a link-local IPv6 peer (a zone on
+	// Peer serves too).
 	Interface string
 	// Multihop selects RFC 5883 (UDP 4784, TTL checked against MinTTL)
 	// instead of single hop (RFC 5881: UDP 3784, TTL must be 255).
