@@ -29,6 +29,9 @@ type BGPAdvertisement struct {
 	NodeSelectors Selectors
 	// ServiceSelectors pick the Services announced; empty means all.
 	ServiceSelectors Selectors
+	// RequireReadyEndpoints: announce a Service only while it has a ready
+	// endpoint somewhere in the cluster.
+	RequireReadyEndpoints bool
 }
 
 func (p *parser) parseBGPAdv(o *v1alpha1.BGPAdvertisement) {
@@ -39,14 +42,15 @@ func (p *parser) parseBGPAdv(o *v1alpha1.BGPAdvertisement) {
 	s := &o.Spec
 	m := p.mark()
 	adv := BGPAdvertisement{
-		Namespace:        r.Namespace,
-		Name:             r.Name,
-		Pools:            p.resolvePools(r, s.IPAddressPools, s.IPAddressPoolSelectors),
-		LocalPref:        p.localPref(r, s.LocalPref),
-		Communities:      p.communities(r, s.Communities),
-		Peers:            p.resolvePeers(r, s.Peers),
-		NodeSelectors:    p.selectors(r, "spec.nodeSelectors", s.NodeSelectors),
-		ServiceSelectors: p.selectors(r, "spec.serviceSelectors", s.ServiceSelectors),
+		Namespace:             r.Namespace,
+		Name:                  r.Name,
+		Pools:                 p.resolvePools(r, s.IPAddressPools, s.IPAddressPoolSelectors),
+		LocalPref:             p.localPref(r, s.LocalPref),
+		Communities:           p.communities(r, s.Communities),
+		Peers:                 p.resolvePeers(r, s.Peers),
+		NodeSelectors:         p.selectors(r, "spec.nodeSelectors", s.NodeSelectors),
+		ServiceSelectors:      p.selectors(r, "spec.serviceSelectors", s.ServiceSelectors),
+		RequireReadyEndpoints: s.RequireReadyEndpoints,
 	}
 	adv.AggregationLength = p.aggregation(r, "spec.aggregationLength", s.AggregationLength, 32, adv.Pools)
 	adv.AggregationLengthV6 = p.aggregation(r, "spec.aggregationLengthV6", s.AggregationLengthV6, 128, adv.Pools)

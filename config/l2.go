@@ -25,6 +25,9 @@ type L2Advertisement struct {
 	Interfaces []string
 	// ServiceSelectors pick the Services announced; empty means all.
 	ServiceSelectors Selectors
+	// RequireReadyEndpoints: announce a Service only while it has a ready
+	// endpoint somewhere in the cluster.
+	RequireReadyEndpoints bool
 }
 
 func (p *parser) parseL2(o *v1alpha1.L2Advertisement) {
@@ -34,11 +37,12 @@ func (p *parser) parseL2(o *v1alpha1.L2Advertisement) {
 	}
 	m := p.mark()
 	adv := L2Advertisement{
-		Namespace:        r.Namespace,
-		Name:             r.Name,
-		Pools:            p.resolvePools(r, o.Spec.IPAddressPools, o.Spec.IPAddressPoolSelectors),
-		NodeSelectors:    p.selectors(r, "spec.nodeSelectors", o.Spec.NodeSelectors),
-		ServiceSelectors: p.selectors(r, "spec.serviceSelectors", o.Spec.ServiceSelectors),
+		Namespace:             r.Namespace,
+		Name:                  r.Name,
+		Pools:                 p.resolvePools(r, o.Spec.IPAddressPools, o.Spec.IPAddressPoolSelectors),
+		NodeSelectors:         p.selectors(r, "spec.nodeSelectors", o.Spec.NodeSelectors),
+		ServiceSelectors:      p.selectors(r, "spec.serviceSelectors", o.Spec.ServiceSelectors),
+		RequireReadyEndpoints: o.Spec.RequireReadyEndpoints,
 	}
 	for i, name := range o.Spec.Interfaces {
 		if err := checkInterface(name); err != nil {

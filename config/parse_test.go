@@ -38,17 +38,19 @@ func fullObjects() Objects {
 				IPAddressPools:         []string{"edge"},
 				Interfaces:             []string{"eth1"},
 				NodeSelectors:          []metav1.LabelSelector{{MatchLabels: map[string]string{"l2": "yes"}}},
+				RequireReadyEndpoints:  true,
 			}),
 			l2("l2-all", v1alpha1.L2AdvertisementSpec{}),
 		},
 		BGPPeers: []v1alpha1.BGPPeer{r2, peer("r1", "192.0.2.1")},
 		BGPAdvertisements: []v1alpha1.BGPAdvertisement{bgpAdv("core", v1alpha1.BGPAdvertisementSpec{
-			IPAddressPools:    []string{"core"},
-			AggregationLength: ptr[int32](24),
-			LocalPref:         ptr[int64](200),
-			Communities:       []string{"65000:100", "no-export", "65535:65281", "large:64512:1:2"},
-			Peers:             []string{"r1"},
-			ServiceSelectors:  []metav1.LabelSelector{{MatchLabels: map[string]string{"app": "sbc"}}},
+			IPAddressPools:        []string{"core"},
+			AggregationLength:     ptr[int32](24),
+			LocalPref:             ptr[int64](200),
+			Communities:           []string{"65000:100", "no-export", "65535:65281", "large:64512:1:2"},
+			Peers:                 []string{"r1"},
+			ServiceSelectors:      []metav1.LabelSelector{{MatchLabels: map[string]string{"app": "sbc"}}},
+			RequireReadyEndpoints: true,
 		})},
 	}
 }
@@ -70,7 +72,8 @@ func TestParseFull(t *testing.T) {
 		PoolLabels: map[string]map[string]string{"core": {}, "edge": {"tier": "edge"}},
 		L2Advertisements: []L2Advertisement{
 			{Namespace: ns, Name: "l2-all", Pools: []string{"core", "edge"}},
-			{Namespace: ns, Name: "l2-edge", Pools: []string{"edge"}, Interfaces: []string{"eth1"}, NodeSelectors: Selectors{sel(t, "l2=yes")}},
+			{Namespace: ns, Name: "l2-edge", Pools: []string{"edge"}, Interfaces: []string{"eth1"}, NodeSelectors: Selectors{sel(t, "l2=yes")},
+				RequireReadyEndpoints: true},
 		},
 		BGPPeers: []BGPPeer{
 			{
@@ -93,9 +96,10 @@ func TestParseFull(t *testing.T) {
 		BGPAdvertisements: []BGPAdvertisement{{
 			Namespace: ns, Name: "core", Pools: []string{"core"},
 			AggregationLength: 24, AggregationLengthV6: 128, LocalPref: ptr[uint32](200),
-			Communities:      []Community{StandardCommunity(65000, 100), {Value: 0xFFFFFF01}, LargeCommunity(64512, 1, 2)},
-			Peers:            []string{"r1"},
-			ServiceSelectors: Selectors{sel(t, "app=sbc")},
+			Communities:           []Community{StandardCommunity(65000, 100), {Value: 0xFFFFFF01}, LargeCommunity(64512, 1, 2)},
+			Peers:                 []string{"r1"},
+			ServiceSelectors:      Selectors{sel(t, "app=sbc")},
+			RequireReadyEndpoints: true,
 		}},
 	}
 	if diff := cmp.Diff(want, cfg, selectorCmp, cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{}), cmpopts.EquateEmpty()); diff != "" {

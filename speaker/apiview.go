@@ -83,7 +83,8 @@ func pierAnnotations(in map[string]string) map[string]string {
 }
 
 // slimSlice keeps the Service an EndpointSlice belongs to and, of each
-// endpoint, its node and whether it is ready (readyNodes).
+// endpoint, its node and whether it is ready and terminating
+// (readyEndpoints).
 func slimSlice(es *discoveryv1.EndpointSlice) {
 	svc, ok := es.Labels[discoveryv1.LabelServiceName]
 	es.ManagedFields, es.OwnerReferences, es.Annotations, es.Labels, es.Ports = nil, nil, nil, nil, nil
@@ -91,7 +92,8 @@ func slimSlice(es *discoveryv1.EndpointSlice) {
 		es.Labels = map[string]string{discoveryv1.LabelServiceName: svc}
 	}
 	for i, ep := range es.Endpoints {
-		es.Endpoints[i] = discoveryv1.Endpoint{NodeName: ep.NodeName, Conditions: discoveryv1.EndpointConditions{Ready: ep.Conditions.Ready}}
+		es.Endpoints[i] = discoveryv1.Endpoint{NodeName: ep.NodeName, Conditions: discoveryv1.EndpointConditions{
+			Ready: ep.Conditions.Ready, Terminating: ep.Conditions.Terminating}}
 	}
 }
 

@@ -37,7 +37,9 @@ type BGPDesired struct {
 // BGPPlan computes this node's BGP sessions and paths. Every eligible node
 // selected by a BGPAdvertisement announces each address (the routers spread
 // traffic over them, ECMP); with externalTrafficPolicy Local only nodes
-// with a ready endpoint do. passwords maps "namespace/secret/key" to the
+// with a ready endpoint do, and an advertisement that requires ready
+// endpoints adds a Service's paths only while it has one (see
+// readiness). passwords maps "namespace/secret/key" to the
 // TCP MD5 password read from Secrets.
 func BGPPlan(in Inputs, node string, passwords map[string]string) BGPDesired {
 	n := findNode(in.Nodes, node)
@@ -191,7 +193,7 @@ func (b BGPSource) key() (netip.Addr, string) { return b.Addr, b.Service }
 // prefix: peers and communities are united, the highest local preference
 // wins.
 func bgpPaths(in Inputs, n *corev1.Node, peers []string) ([]bgp.Path, []netip.Addr, []BGPSource) {
-	ready := readyNodes(in.EndpointSlices)
+	ready := readyEndpoints(in.EndpointSlices)
 	byPrefix := map[netip.Prefix]*bgp.Path{}
 	var addrs []netip.Addr
 	seen := map[netip.Addr]bool{} // addrs as a set: a list search was quadratic in the Services
@@ -203,11 +205,11 @@ func bgpPaths(in Inputs, n *corev1.Node, peers []string) ([]bgp.Path, []netip.Ad
 		}
 		key := svc.Namespace + "/" + svc.Name
 		local := svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
-		if local && !ready[key][n.Name] {
+		if local && !ready.nodes[key][n.Name] {
 			continue
 		}
 		for _, addr := range config.IngressAddrs(svc) {
-			paths := addrPaths(in, svc, n, addr, peers)
+			paths := addrPaths(in, svc, n, addr, peers, ready.any[key])
 			if len(paths) == 0 {
 				continue
 			}
@@ -235,8 +237,9 @@ func bgpPaths(in Inputs, n *corev1.Node, peers []string) ([]bgp.Path, []netip.Ad
 
 // addrPaths are the paths addr of svc adds on node n, to the peers of n
 // only: one per advertisement of its pool (see poolFor) or, for an orphan
-// whose pool is gone, those it added last (see lastOf).
-func addrPaths(in Inputs, svc *corev1.Service, n *corev1.Node, addr netip.Addr, peers []string) []bgp.Path {
+// whose pool is gone, those it added last (see lastOf and lastNodes).
+// anyReady: svc has a ready endpoint somewhere.
+func addrPaths(in Inputs, svc *corev1.Service, n *corev1.Node, addr netip.Addr, peers []string, anyReady bool) []bgp.Path {
 	pool, gone := poolFor(svc, addr, in.Config.Pools)
 	var out []bgp.Path
 	if gone {
@@ -248,7 +251,7 @@ func addrPaths(in Inputs, svc *corev1.Service, n *corev1.Node, addr netip.Addr, 
 		}
 		return out
 	}
-	for _, adv := range advertisementsFor(in.Config, svc, n, pool) {
+	for _, adv := range advertisementsFor(in.Config, svc, n, pool, anyReady) {
 		if p, ok := advPath(addr, adv, peers); ok {
 			out = append(out, p)
 		}
@@ -256,10 +259,10 @@ func addrPaths(in Inputs, svc *corev1.Service, n *corev1.Node, addr netip.Addr, 
 	return out
 }
 
-func advertisementsFor(cfg *config.Config, svc *corev1.Service, n *corev1.Node, pool string) []config.BGPAdvertisement {
+func advertisementsFor(cfg *config.Config, svc *corev1.Service, n *corev1.Node, pool string, anyReady bool) []config.BGPAdvertisement {
 	var out []config.BGPAdvertisement
 	for _, adv := range cfg.BGPAdvertisements {
-		if pool != "" && slices.Contains(adv.Pools, pool) &&
+		if pool != "" && slices.Contains(adv.Pools, pool) && (anyReady || !adv.RequireReadyEndpoints) &&
 			adv.ServiceSelectors.Matches(labels.Set(svc.Labels)) && adv.NodeSelectors.Matches(labels.Set(n.Labels)) {
 			out = append(out, adv)
 		}

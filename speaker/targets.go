@@ -45,8 +45,13 @@ type Inputs struct {
 // left outside every pool, which its Service keeps until it lets it go)
 // stays announced: as a member of the pool its Service's annotation names
 // or, when that pool is gone, on the nodes that announced it last.
+//
+// An advertisement that requires ready endpoints selects a Service only
+// while it has one (see readiness). The API view is read only once it is
+// synced, and while the API server is unreachable the cache keeps the
+// EndpointSlices last seen, so an outage withdraws nothing.
 func Targets(in Inputs) []Target {
-	ready := readyNodes(in.EndpointSlices)
+	ready := readyEndpoints(in.EndpointSlices)
 	var out []Target
 	for i := range in.Services {
 		svc := &in.Services[i]
@@ -57,9 +62,9 @@ func Targets(in Inputs) []Target {
 		for _, addr := range config.IngressAddrs(svc) {
 			var nodes map[string][]string
 			if pool, gone := poolFor(svc, addr, in.Config.Pools); gone {
-				nodes = lastNodes(in.Last, svc, addr, ready[key])
+				nodes = lastNodes(in.Last, svc, addr, ready.nodes[key])
 			} else {
-				nodes = allowedNodes(in, svc, pool, ready[key])
+				nodes = allowedNodes(in, svc, pool, ready.nodes[key], ready.any[key])
 			}
 			if len(nodes) > 0 {
 				out = append(out, Target{Addr: addr, Service: key, Nodes: nodes})
@@ -72,15 +77,18 @@ func Targets(in Inputs) []Target {
 
 // allowedNodes applies every L2Advertisement that selects the address's
 // pool and the Service; a node allowed by several gets the union of their
-// interfaces, or any interface (nil) if one of them allows any.
-func allowedNodes(in Inputs, svc *corev1.Service, pool string, ready map[string]bool) map[string][]string {
+// interfaces, or any interface (nil) if one of them allows any. ready are
+// the nodes with a ready endpoint of the Service, anyReady whether it has
+// a ready endpoint at all.
+func allowedNodes(in Inputs, svc *corev1.Service, pool string, ready map[string]bool, anyReady bool) map[string][]string {
 	if pool == "" {
 		return nil
 	}
 	local := svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
 	nodes := map[string][]string{}
 	for _, adv := range in.Config.L2Advertisements {
-		if !slices.Contains(adv.Pools, pool) || !adv.ServiceSelectors.Matches(labels.Set(svc.Labels)) {
+		if !slices.Contains(adv.Pools, pool) || !adv.ServiceSelectors.Matches(labels.Set(svc.Labels)) ||
+			(adv.RequireReadyEndpoints && !anyReady) {
 			continue
 		}
 		for i := range in.Nodes {
@@ -179,7 +187,10 @@ func lastOf[T announced](last []T, svc *corev1.Service, addr netip.Addr) (T, boo
 }
 
 // lastNodes are the nodes that announced addr for svc last; for
-// ExternalTrafficPolicy Local only those with a ready endpoint.
+// ExternalTrafficPolicy Local only those with a ready endpoint. Whether
+// the advertisement required ready endpoints is not known any more (its
+// pool is gone), so the orphan stays announced without one: withdrawn, it
+// would have no record to come back from.
 func lastNodes(last []Target, svc *corev1.Service, addr netip.Addr, ready map[string]bool) map[string][]string {
 	t, ok := lastOf(last, svc, addr)
 	if !ok {
@@ -211,10 +222,18 @@ func poolOf(addr netip.Addr, pools []allocator.Pool) string {
 	return ""
 }
 
-// readyNodes maps "namespace/service" to the nodes that have a ready
-// endpoint of it.
-func readyNodes(slicesIn []discoveryv1.EndpointSlice) map[string]map[string]bool {
-	out := map[string]map[string]bool{}
+// readiness says which Services have ready endpoints, by
+// "namespace/name": on which nodes (for externalTrafficPolicy Local) and
+// whether anywhere at all, endpoints that name no node included (for
+// advertisements that require ready endpoints).
+type readiness struct {
+	nodes map[string]map[string]bool
+	any   map[string]bool
+}
+
+// readyEndpoints reads the readiness of the Services' endpoints.
+func readyEndpoints(slicesIn []discoveryv1.EndpointSlice) readiness {
+	out := readiness{nodes: map[string]map[string]bool{}, any: map[string]bool{}}
 	for _, es := range slicesIn {
 		svc := es.Labels[discoveryv1.LabelServiceName]
 		if svc == "" {
@@ -222,14 +241,25 @@ func readyNodes(slicesIn []discoveryv1.EndpointSlice) map[string]map[string]bool
 		}
 		key := es.Namespace + "/" + svc
 		for _, ep := range es.Endpoints {
-			if ep.NodeName == nil || (ep.Conditions.Ready != nil && !*ep.Conditions.Ready) {
+			if !endpointReady(ep.Conditions) {
 				continue
 			}
-			if out[key] == nil {
-				out[key] = map[string]bool{}
+			out.any[key] = true
+			if ep.NodeName == nil {
+				continue
 			}
-			out[key][*ep.NodeName] = true
+			if out.nodes[key] == nil {
+				out.nodes[key] = map[string]bool{}
+			}
+			out.nodes[key][*ep.NodeName] = true
 		}
 	}
 	return out
+}
+
+// endpointReady: ready is true or unset (unknown, which the EndpointSlice
+// API says to take as ready) and the endpoint is not terminating. A
+// terminating endpoint that still serves is draining, not ready.
+func endpointReady(c discoveryv1.EndpointConditions) bool {
+	return (c.Ready == nil || *c.Ready) && (c.Terminating == nil || !*c.Terminating)
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/pier-lb/pier/api/v1alpha1"
 	"github.com/pier-lb/pier/config"
+	"github.com/pier-lb/pier/speaker/bgp"
 )
 
 func mustConfig(t *testing.T, advs ...v1alpha1.L2Advertisement) *config.Config {
@@ -119,6 +121,119 @@ func TestTargets(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got := Targets(Inputs{Config: mustConfig(t, tc.advs...), Services: tc.svcs, EndpointSlices: tc.slices, Nodes: nodes})
 			if diff := cmp.Diff(tc.want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+				t.Errorf("Targets (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// An advertisement that requires ready endpoints announces a Service while
+// any endpoint of it is ready, on any node or none, and not otherwise;
+// the same from the slices as the cache keeps them (slimSlice).
+func TestRequireReadyEndpoints(t *testing.T) {
+	ep := func(node string, ready, terminating *bool) discoveryv1.Endpoint {
+		e := discoveryv1.Endpoint{Addresses: []string{"10.0.0.1"},
+			Conditions: discoveryv1.EndpointConditions{Ready: ready, Serving: ptr.To(true), Terminating: terminating}}
+		if node != "" {
+			e.NodeName = ptr.To(node)
+		}
+		return e
+	}
+	of := func(ns, svc string, eps ...discoveryv1.Endpoint) discoveryv1.EndpointSlice {
+		return discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: svc + "-" + ns, Namespace: ns,
+			Labels: map[string]string{discoveryv1.LabelServiceName: svc}}, Endpoints: eps}
+	}
+	yes, no := ptr.To(true), ptr.To(false)
+	tests := []struct {
+		name   string
+		slices []discoveryv1.EndpointSlice
+		want   bool
+	}{
+		{"no EndpointSlice", nil, false},
+		{"no endpoints", []discoveryv1.EndpointSlice{of("default", "web")}, false},
+		{"not ready", []discoveryv1.EndpointSlice{of("default", "web", ep("node1", no, nil), ep("node2", no, no))}, false},
+		{"serving but terminating, ready unset", []discoveryv1.EndpointSlice{of("default", "web", ep("node1", nil, yes))}, false},
+		{"serving but terminating, not ready", []discoveryv1.EndpointSlice{of("default", "web", ep("node1", no, yes))}, false},
+		{"ready on another node", []discoveryv1.EndpointSlice{of("default", "web", ep("node1", no, nil), ep("node2", yes, no))}, true},
+		{"ready unset counts as ready", []discoveryv1.EndpointSlice{of("default", "web", ep("node2", nil, nil))}, true},
+		{"ready, naming no node", []discoveryv1.EndpointSlice{of("default", "web", ep("", yes, nil))}, true},
+		{"ready in a second slice", []discoveryv1.EndpointSlice{of("default", "web", ep("node1", no, nil)),
+			of("default", "web", ep("node3", yes, nil))}, true},
+		{"ready endpoints of other Services only", []discoveryv1.EndpointSlice{of("default", "db", ep("node1", yes, nil)),
+			of("other", "web", ep("node1", yes, nil))}, false},
+	}
+	nodes := []corev1.Node{node("node1", nil), node("node2", nil)}
+	svc := lbService("web", "198.51.100.200", "203.0.113.10")
+	l2cfg := mustConfig(t,
+		adv("ready", func(s *v1alpha1.L2AdvertisementSpec) { s.RequireReadyEndpoints, s.Interfaces = true, []string{"eth1"} }),
+		adv("edge", func(s *v1alpha1.L2AdvertisementSpec) {
+			s.IPAddressPools, s.Interfaces = []string{"edge"}, []string{"eth2"}
+		}))
+	bgpcfg := bgpConfig(t, v1alpha1.BGPAdvertisementSpec{RequireReadyEndpoints: true})
+	l2Want := []Target{{Addr: netip.MustParseAddr("198.51.100.200"), Service: "default/web",
+		Nodes: map[string][]string{"node1": {"eth1"}, "node2": {"eth1"}}}}
+	bgpWant := []bgp.Path{{Prefix: netip.MustParsePrefix("203.0.113.10/32"), Peers: []string{"r1"}}}
+	for _, tc := range tests {
+		var slim []discoveryv1.EndpointSlice
+		for _, es := range tc.slices {
+			es = *es.DeepCopy()
+			slimSlice(&es)
+			slim = append(slim, es)
+		}
+		for _, view := range []struct {
+			name   string
+			slices []discoveryv1.EndpointSlice
+		}{{"full", tc.slices}, {"slim", slim}} {
+			t.Run(tc.name+"/"+view.name, func(t *testing.T) {
+				var wantL2 []Target
+				var wantBGP []bgp.Path
+				if tc.want {
+					wantL2, wantBGP = l2Want, bgpWant
+				}
+				in := Inputs{Config: l2cfg, Services: []corev1.Service{svc}, EndpointSlices: view.slices, Nodes: nodes}
+				if diff := cmp.Diff(wantL2, Targets(in), addrCmp, cmpopts.EquateEmpty()); diff != "" {
+					t.Errorf("Targets (-want +got):\n%s", diff)
+				}
+				in.Config = bgpcfg
+				got := BGPPlan(in, "node1", map[string]string{"pier-bgp-passwords/md5/password": "s3cret"})
+				if diff := cmp.Diff(wantBGP, got.Paths, addrCmp, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmpopts.EquateEmpty()); diff != "" {
+					t.Errorf("BGP paths (-want +got):\n%s", diff)
+				}
+			})
+		}
+	}
+}
+
+// The option is the advertisement's: another advertisement of the same
+// pool without it goes on announcing the Service, and externalTrafficPolicy
+// Local still limits the nodes to those with a ready endpoint.
+func TestRequireReadyEndpointsPerAdvertisement(t *testing.T) {
+	nodes := []corev1.Node{node("node1", nil), node("node2", nil)}
+	addr := netip.MustParseAddr("198.51.100.200")
+	cfg := mustConfig(t,
+		adv("ready", func(s *v1alpha1.L2AdvertisementSpec) { s.RequireReadyEndpoints, s.Interfaces = true, []string{"eth1"} }),
+		adv("always", func(s *v1alpha1.L2AdvertisementSpec) { s.Interfaces = []string{"eth2"} }))
+	local := localService("web", "198.51.100.200")
+	tests := []struct {
+		name   string
+		svc    corev1.Service
+		slices []discoveryv1.EndpointSlice
+		want   []Target
+	}{
+		{"none ready: only the other advertisement", lbService("web", "198.51.100.200"),
+			[]discoveryv1.EndpointSlice{slice("web", map[string]bool{"node1": false})},
+			[]Target{{Addr: addr, Service: "default/web", Nodes: map[string][]string{"node1": {"eth2"}, "node2": {"eth2"}}}}},
+		{"one ready: both", lbService("web", "198.51.100.200"),
+			[]discoveryv1.EndpointSlice{slice("web", map[string]bool{"node1": true})},
+			[]Target{{Addr: addr, Service: "default/web", Nodes: map[string][]string{"node1": {"eth1", "eth2"}, "node2": {"eth1", "eth2"}}}}},
+		{"Local, ready on node2: node2 only", local,
+			[]discoveryv1.EndpointSlice{slice("web", map[string]bool{"node1": false, "node2": true})},
+			[]Target{{Addr: addr, Service: "default/web", Nodes: map[string][]string{"node2": {"eth1", "eth2"}}}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Targets(Inputs{Config: cfg, Services: []corev1.Service{tc.svc}, EndpointSlices: tc.slices, Nodes: nodes})
+			if diff := cmp.Diff(tc.want, got, addrCmp); diff != "" {
 				t.Errorf("Targets (-want +got):\n%s", diff)
 			}
 		})

@@ -137,6 +137,18 @@ type BGPAdvertisementSpec struct {
 	Peers []string `json:"peers,omitempty"`
 	// +optional
 	ServiceSelectors []metav1.LabelSelector `json:"serviceSelectors,omitempty"`
+	// RequireReadyEndpoints, when true, withdraws a Service's paths that
+	// this advertisement adds while the Service has no ready endpoint
+	// anywhere in the cluster, whatever its externalTrafficPolicy, and
+	// announces them again as soon as one is ready. An EndpointSlice
+	// endpoint counts as ready when its ready condition is true or unset
+	// and it is not terminating. While the API server is unreachable the
+	// speakers keep announcing what they announced last. Default false:
+	// announced whether or not endpoints are ready (with
+	// externalTrafficPolicy Local, only from nodes that have a ready
+	// endpoint, either way).
+	// +optional
+	RequireReadyEndpoints bool `json:"requireReadyEndpoints,omitempty"`
 }
 
 // BGPAdvertisement announces pools to BGP peers.
