@@ -256,6 +256,11 @@ func TestBGPMode(t *testing.T) {
 			t.Errorf("stream lost %d of %d datagrams", sent-got, sent)
 		}
 	})
+
+	t.Run("requireReadyEndpoints: the route follows the ready endpoints", func(t *testing.T) {
+		w.t = t
+		w.followsReadyEndpoints(t)
+	})
 }
 
 // The client reaches the router's IPv6 side here.

@@ -62,7 +62,10 @@ func TestTwoSegments(t *testing.T) {
 }
 
 // externalTrafficPolicy Local: only a node with a ready endpoint announces;
-// when the endpoint moves, the announcement follows.
+// when the endpoint moves, the announcement follows. Then, in the same
+// site, an advertisement that requires ready endpoints: the owner of a
+// Service with policy Cluster stops answering when its last endpoint stops
+// being ready and answers again when one is.
 func TestLocalTrafficPolicy(t *testing.T) {
 	env := up(t, kubelab.Options{Nodes: 3})
 	addr := createService(t, env, "local", func(s *corev1.Service) {
@@ -81,6 +84,21 @@ func TestLocalTrafficPolicy(t *testing.T) {
 			t.Errorf("endpoint on node%d: answered by %v, want only %s", node+1, macs, want)
 		}
 	}
+
+	adv := &v1alpha1.L2Advertisement{}
+	must(t, env.Pier.Get(context.Background(), client.ObjectKey{Namespace: kubelab.PierNamespace, Name: "lab-l2"}, adv))
+	adv.Spec.RequireReadyEndpoints = true
+	must(t, env.Pier.Update(context.Background(), adv))
+	cluster := createService(t, env, "cluster", func(*corev1.Service) {})
+	node2 := env.Site.Nodes[1].Name
+	setEndpointReady(t, env, "cluster", node2, true)
+	owner := waitARP(t, env, cluster, "a node", func(string) bool { return true })
+	setEndpointReady(t, env, "cluster", node2, false)
+	waitSilent(t, env, cluster, "a Service without ready endpoints")
+	setEndpointReady(t, env, "cluster", node2, true)
+	waitARP(t, env, cluster, "the owner, the endpoint ready again,", func(m string) bool { return m == owner })
+	// The Local Service's endpoint on node1 is ready: still answered.
+	waitProbe(t, p, time.Now(), "", []string{macOf(t, env.Site.Nodes[0], "eth1")})
 }
 
 func must(t testing.TB, err error) {
@@ -123,6 +141,12 @@ func createService(t testing.TB, env *kubelab.Env, name string, mutate func(*cor
 // setEndpoint makes node the only one with a ready endpoint of svc.
 func setEndpoint(t testing.TB, env *kubelab.Env, svc, node string) {
 	t.Helper()
+	setEndpointReady(t, env, svc, node, true)
+}
+
+// setEndpointReady makes svc's only endpoint one on node, ready or not.
+func setEndpointReady(t testing.TB, env *kubelab.Env, svc, node string, ready bool) {
+	t.Helper()
 	es := &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Name: svc + "-lab", Namespace: "default", Labels: map[string]string{
 			discoveryv1.LabelServiceName: svc, discoveryv1.LabelManagedBy: "pier-lab",
@@ -130,7 +154,7 @@ func setEndpoint(t testing.TB, env *kubelab.Env, svc, node string) {
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Endpoints: []discoveryv1.Endpoint{{
 			Addresses: []string{"198.51.100.99"}, NodeName: ptr.To(node),
-			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready)},
 		}},
 	}
 	ctx := context.Background()
