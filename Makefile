@@ -75,7 +75,7 @@ unit:
 # upgrade step counts memberlist flaps).
 LAB_PACKAGES = ./e2e/podlab ./controller ./e2e/l2mode ./e2e/relaymode \
 	./e2e/install ./e2e/bgpmode ./hack/image \
-	./speaker/bgp ./speaker/members ./speaker/l2
+	./speaker/bgp ./speaker/members ./speaker/bfd ./speaker/l2
 
 test: deps controlplane tools nodes
 	PIER_CONTROLPLANE_DIR=$(CONTROLPLANE_DIR) PIER_TOOLS_DIR=$(TOOLS_DIR) PIER_NODES_DIR=$(NODES_DIR) \
@@ -87,7 +87,7 @@ test: deps controlplane tools nodes
 FUZZTIME ?= 5s
 FUZZ_TARGETS = \
 	./allocator:FuzzAllocator ./config:FuzzParse ./config:FuzzParseRelay \
-	./speaker/l2:FuzzAnswerARP ./speaker/l2:FuzzAnswerNS \
+	./speaker/l2:FuzzAnswerARP ./speaker/l2:FuzzAnswerNS ./speaker/bfd:FuzzParsePacket \
 	./relay:FuzzTokenExtract ./relay:FuzzParseToken ./relay:FuzzProxyHeader \
 	./controller/webhook:FuzzAdmissionBody ./controller/webhook:FuzzAdmissionObject \
 	./speaker:FuzzLoadState ./speaker/vip:FuzzReadState ./relay/agent:FuzzLoadState
