@@ -228,21 +228,10 @@ func parallel(n int, f func(i int) error) error {
 	return <-errs
 }
 
-// poll retries f every 50 ms until it returns nil or d passes, then fails
-// the test with f's last error.
+// poll retries f every 50 ms until it returns nil or d passes (lab.Poll).
 func poll(t testing.TB, what string, d time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, d, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	lab.Poll(t, what, 50*time.Millisecond, d, f)
 }
 
 func nodeAddr(i int) string { v4, _ := lab.NodeAddrs(i); return v4.Addr().String() }

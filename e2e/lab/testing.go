@@ -2,6 +2,7 @@ package lab
 
 import (
 	"testing"
+	"time"
 
 	"github.com/pier-lb/pier/e2e/prereq"
 )
@@ -22,4 +23,21 @@ func ForTest(t testing.TB) *Lab {
 		}
 	})
 	return l
+}
+
+// Poll calls f, sleeping every between calls, until it returns nil; it
+// fails t with f's last error once within has passed.
+func Poll(t testing.TB, what string, every, within time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, within, err)
+		}
+		time.Sleep(every)
+	}
 }

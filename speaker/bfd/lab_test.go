@@ -240,19 +240,10 @@ func frrConf(t testing.TB, instance string, peerLine string, cmds ...string) {
 	}
 }
 
+// poll retries f every 20 ms until it returns nil or d passes (lab.Poll).
 func poll(t testing.TB, what string, d time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, d, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	lab.Poll(t, what, 20*time.Millisecond, d, f)
 }
 
 // ourSession is one of our sessions running in the node namespace.
