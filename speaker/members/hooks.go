@@ -80,8 +80,14 @@ func (h *hooks) NotifyLeave(n *memberlist.Node) {
 	}
 	m.metrics.live.Set(float64(count))
 	m.metrics.events.WithLabelValues(eventLeave).Inc()
-	m.log.Info("member gone", "peer", n.Name, "state", stateName(n.State))
+	// memberlist hands over the Node as it was while alive: its State
+	// says neither left nor dead, so both count as a verdict here.
+	m.log.Info("member gone", "peer", n.Name)
 	m.notify()
+	select {
+	case m.verdicts <- struct{}{}:
+	default:
+	}
 }
 
 // set records a joined or updated member; it reports whether anything
@@ -110,18 +116,4 @@ func (h *hooks) set(n *memberlist.Node) bool {
 func (h *hooks) NotifyConflict(existing, other *memberlist.Node) {
 	h.m.log.Error("two nodes use the same member name; the newcomer is ignored",
 		"peer", existing.Name, "addr", existing.Address(), "other", other.Address())
-}
-
-func stateName(s memberlist.NodeStateType) string {
-	switch s {
-	case memberlist.StateAlive:
-		return "alive"
-	case memberlist.StateSuspect:
-		return "suspect"
-	case memberlist.StateDead:
-		return "dead"
-	case memberlist.StateLeft:
-		return "left"
-	}
-	return "unknown"
 }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 	"k8s.io/utils/clock"
@@ -41,6 +42,7 @@ type Members struct {
 
 	changes      chan struct{}
 	peersChanged chan struct{}
+	verdicts     chan struct{} // a value after a member left or was declared dead
 	contact      chan struct{} // a value at the first contact with a peer of a Run
 	settled      atomic.Bool
 	created      func() // test hook: runs between creating the list and storing it
@@ -80,6 +82,7 @@ func New(opts Options) (*Members, error) {
 		inNS:         opts.Namespace,
 		changes:      make(chan struct{}, 1),
 		peersChanged: make(chan struct{}, 1),
+		verdicts:     make(chan struct{}, 1),
 		contact:      make(chan struct{}, 1),
 		meta:         bytes.Clone(opts.Meta),
 		peers:        peers,
@@ -291,15 +294,83 @@ func (m *Members) rejoinLoop(ctx context.Context, ml *memberlist.Memberlist) {
 		_, err := ml.Join([]string{addr})
 		return err
 	}
-	failing := false
-	for {
+	retry := newRetry(m.clock, 2*m.timers.ProbeInterval, m.timers.RejoinInterval)
+	defer retry.stop()
+	failing := m.join(joinOne, false)
+	for m.joinDue(ctx, tick, retry) {
 		failing = m.join(joinOne, failing)
+	}
+}
+
+// joinDue waits until the missing peers are to be joined again: at the
+// tick, when the peers changed, or at a retry after a verdict. It returns
+// false when ctx ends.
+func (m *Members) joinDue(ctx context.Context, tick clock.Ticker, retry *retry) bool {
+	for {
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-tick.C():
 		case <-m.peersChanged:
+		case <-m.verdicts:
+			retry.start() // not at once: the peer is gone or not heard yet
+			continue
+		case <-retry.C():
+			retry.next()
 		}
+		return true
+	}
+}
+
+// retry joins the missing peers again soon after each verdict (a member
+// left or was declared dead), at delays doubling from first while they are
+// shorter than last, the RejoinInterval tick. A verdict
+// may be wrong: a member that could not hear its peers for a while (a
+// stall, loss one way) declares them dead, they declare it dead in turn,
+// and their refutations go out while it cannot hear them. Memberlist
+// repeats none of it, so both sides keep the other dead, each claiming the
+// other's addresses, until a join: without these, the next tick.
+type retry struct {
+	clock       clock.Clock
+	first, last time.Duration
+	delay       time.Duration
+	timer       clock.Timer // nil while no retry is due
+}
+
+func newRetry(c clock.Clock, first, last time.Duration) *retry {
+	return &retry{clock: c, first: first, last: last}
+}
+
+func (r *retry) start() {
+	r.delay = r.first
+	r.arm()
+}
+
+func (r *retry) next() {
+	r.delay *= 2
+	r.arm()
+}
+
+func (r *retry) arm() {
+	r.stop()
+	if r.delay >= r.last {
+		return
+	}
+	r.timer = r.clock.NewTimer(r.delay)
+}
+
+// C is the due retry's channel; nil (never ready) while none is due.
+func (r *retry) C() <-chan time.Time {
+	if r.timer == nil {
+		return nil
+	}
+	return r.timer.C()
+}
+
+func (r *retry) stop() {
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
 	}
 }
 

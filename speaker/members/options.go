@@ -97,7 +97,10 @@ type Timers struct {
 	// wrongly declared member learns it and refutes.
 	GossipToTheDeadTime time.Duration
 	// RejoinInterval is how often peers that are not members are joined
-	// again (a node starting alone, a healed partition).
+	// again (a node starting alone, a healed partition). After a member
+	// left or was declared dead they are also joined at 2, 4, 8...
+	// ProbeIntervals while that is shorter, so a wrong verdict heals in
+	// a fraction of it.
 	RejoinInterval time.Duration
 	// LeaveTimeout bounds the wait for the leave broadcast on shutdown.
 	LeaveTimeout time.Duration

@@ -260,3 +260,28 @@ func (w *dropWatch) stop() []string {
 	close(w.stopc)
 	return <-w.done
 }
+
+// TestDeafMemberTakesPeersBack: a member deaf to the others long enough to
+// declare them dead takes them back as soon as it hears them again. While
+// it lists them dead its speaker claims their addresses, and they, having
+// declared it dead in turn, claim its own. Memberlist alone keeps that
+// view until the next rejoin or push-pull (here a minute away): the
+// refutations went out while it could not hear, and nobody repeats them.
+func TestDeafMemberTakesPeersBack(t *testing.T) {
+	l := newTestLab(t, 3)
+	prereq.Tools(t, "nft")
+	slow := func(o *Options) {
+		o.Timers.RejoinInterval = time.Minute
+		o.Timers.PushPullInterval = time.Minute
+	}
+	a, b, c := l.start(0, slow), l.start(1, slow), l.start(2, slow)
+	all := l.names(0, 1, 2)
+	waitUnsuspected(t, 10*time.Second, all, a, b, c)
+
+	restore := deafen(t, l.hosts[0], l.addr(1), l.addr(2))
+	waitLive(t, 10*time.Second, l.names(0), a) // node1 declared both dead
+	restore()
+	healed := time.Now()
+	waitLive(t, 10*time.Second, all, a, b, c)
+	t.Logf("the members list each other again %v after node1 hears again", time.Since(healed).Round(time.Millisecond))
+}
