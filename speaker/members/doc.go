@@ -64,12 +64,15 @@
 //	ProbeInterval 50 ms, ProbeTimeout 25 ms, IndirectChecks 3
 //	SuspicionMult 3: min 150 ms up to 10 nodes, 300 ms at 100
 //	SuspicionMaxTimeoutMult 6: a lone suspicion lasts 900 ms (1.8 s at 100)
-//	GossipInterval 20 ms to GossipNodes 3, RetransmitMult 4
+//	GossipInterval 50 ms to GossipNodes 3, RetransmitMult 4
 //	AwarenessMaxMultiplier 4, TCPTimeout 1 s, PushPullInterval 5 s
 //	GossipToTheDeadTime 5 s, RejoinInterval 2 s, LeaveTimeout 500 ms
 //
-// That is about 30+50+150+10 = 240 ms at 3 nodes, at most about
-// 100+50+150+20 = 320 ms plus scheduling. Measured in the lab (network
+// That is about 30+50+150+25 = 255 ms at 3 nodes, at most about
+// 100+50+150+50 = 350 ms plus scheduling. GossipInterval was 20 ms until
+// 2026-12-06: each tick wakes the process even with nothing to send, and
+// at 50 ms an idle member costs about a point of a core less
+// (docs/scale.md). Measured in the lab (network
 // namespaces on one bridge, 2 shared cores, BenchmarkFailureDetection, two
 // runs of 20 SIGKILLs each), time from the kill until every survivor
 // dropped the member: 3 nodes p50 229-233 ms, max 283-312 ms; 5 nodes p50

@@ -125,7 +125,7 @@ func FastLAN() Timers {
 		IndirectChecks:          3,
 		SuspicionMult:           3,
 		SuspicionMaxTimeoutMult: 6,
-		GossipInterval:          20 * time.Millisecond,
+		GossipInterval:          50 * time.Millisecond,
 		GossipNodes:             3,
 		RetransmitMult:          4,
 		AwarenessMaxMultiplier:  4,
