@@ -21,7 +21,7 @@ labs=("$@")
 
 # Every package of the module but the lab lane's.
 others() {
-	"$go" list ./... | grep -vxF -f <(for p in "${labs[@]}"; do "$go" list "$p"; done)
+	"$go" list ./... | grep -vxF -f <("$go" list "${labs[@]}")
 }
 
 unit_lane() {

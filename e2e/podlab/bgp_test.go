@@ -12,7 +12,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -132,7 +131,7 @@ func bgpECMP(t *testing.T, e *podlab.Env) {
 // names addr.
 func waitKubeProxy(t testing.TB, e *podlab.Env, addr netip.Addr) {
 	t.Helper()
-	pollBGP(t, fmt.Sprintf("%s in kube-proxy's rules", addr), time.Minute, func() error {
+	lab.Poll(t, fmt.Sprintf("%s in kube-proxy's rules", addr), 100*time.Millisecond, time.Minute, func() error {
 		for _, n := range e.Nodes {
 			out, err := n.Host.Run(context.Background(), "nft", "list", "table", "ip", "kube-proxy")
 			if err != nil {
@@ -197,7 +196,7 @@ func deleteIfThere(t testing.TB, e *podlab.Env, obj client.Object) {
 // node and every node's speaker says so in its BGPSessionStatus.
 func waitEstablished(t testing.TB, e *podlab.Env, frr *kubelab.FRR, nodeIPs []string) {
 	t.Helper()
-	pollBGP(t, "sessions established", 2*time.Minute, func() error {
+	lab.Poll(t, "sessions established", 100*time.Millisecond, 2*time.Minute, func() error {
 		ns, err := frr.Neighbors()
 		if err != nil {
 			return err
@@ -227,7 +226,7 @@ func waitEstablished(t testing.TB, e *podlab.Env, frr *kubelab.FRR, nodeIPs []st
 // speakers deleted their BGPSessionStatuses.
 func waitBGPGone(t testing.TB, e *podlab.Env, frr *kubelab.FRR, nodeIPs []string) {
 	t.Helper()
-	pollBGP(t, "sessions gone", 2*time.Minute, func() error {
+	lab.Poll(t, "sessions gone", 100*time.Millisecond, 2*time.Minute, func() error {
 		ns, err := frr.Neighbors()
 		if err != nil {
 			return err
@@ -263,7 +262,7 @@ func sessionStates(e *podlab.Env) (map[string]string, error) {
 func waitNextHops(t testing.TB, frr *kubelab.FRR, p netip.Prefix, want []string) {
 	t.Helper()
 	want = slices.Sorted(slices.Values(want))
-	pollBGP(t, fmt.Sprintf("FRR next hops of %s", p), 2*time.Minute, func() error {
+	lab.Poll(t, fmt.Sprintf("FRR next hops of %s", p), 100*time.Millisecond, 2*time.Minute, func() error {
 		got, err := frr.NextHops(p)
 		slices.Sort(got)
 		if err == nil && !slices.Equal(got, want) {
@@ -271,18 +270,4 @@ func waitNextHops(t testing.TB, frr *kubelab.FRR, p netip.Prefix, want []string)
 		}
 		return err
 	})
-}
-
-// pollBGP retries f every 100 ms until it returns nil, or fails the test
-// with f's last error after d.
-func pollBGP(t testing.TB, what string, d time.Duration, f func() error) {
-	t.Helper()
-	var last error
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, d, true, func(context.Context) (bool, error) {
-		last = f()
-		return last == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("%s: not within %v: %v", what, d, last)
-	}
 }
