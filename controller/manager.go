@@ -244,7 +244,7 @@ func managerOptions(o ManagerOptions, scheme *runtime.Scheme) manager.Options {
 	return manager.Options{
 		Scheme: scheme,
 		Logger: logr.FromSlogHandler(o.Logger.Handler()),
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+		Cache: cache.Options{DefaultTransform: trimCached, ByObject: map[client.Object]cache.ByObject{
 			// Pier's configuration is read from its own namespace only.
 			&v1alpha1.IPAddressPool{}: {Namespaces: map[string]cache.Config{o.Namespace: {}}},
 			// The webhook validates against the other kinds too.
