@@ -25,6 +25,18 @@ func TestPeerErrors(t *testing.T) {
 				perr(B, "a", "spec.myASN", "ASN 0 is reserved; want 1 to 4294967295"),
 				perr(B, "a", "spec.peerASN", "ASN 23456 is AS_TRANS, a placeholder for 4-byte ASNs, not a real ASN"),
 			}},
+		{name: "dynamic asn", objs: peers(
+			mod("a", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) { s.PeerASN, s.DynamicASN = 0, v1alpha1.DynamicASNInternal }),
+			mod("b", "192.0.2.2", func(s *v1alpha1.BGPPeerSpec) { s.PeerASN, s.DynamicASN = 0, v1alpha1.DynamicASNExternal }),
+			mod("c", "192.0.2.3", func(s *v1alpha1.BGPPeerSpec) { s.DynamicASN = v1alpha1.DynamicASNExternal }),
+			mod("d", "192.0.2.4", func(s *v1alpha1.BGPPeerSpec) { s.PeerASN = 0 }),
+			mod("e", "192.0.2.5", func(s *v1alpha1.BGPPeerSpec) { s.PeerASN, s.DynamicASN = 0, "confederation" }),
+		),
+			want: []*Error{
+				perr(B, "c", "spec.dynamicASN", `"external" next to peerASN 64513: set one of them`),
+				perr(B, "d", "spec.peerASN", "missing; set the router's ASN, or dynamicASN (internal or external)"),
+				perr(B, "e", "spec.dynamicASN", `"confederation": want internal or external`),
+			}},
 		{name: "4-byte asn", objs: peers(mod("a", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) { s.MyASN, s.PeerASN = 4200000000, 4294967295 }))},
 		{name: "addresses", objs: peers(
 			peer("a", "192.0.2.300"), peer("b", "fe80::1%eth0"), peer("c", "::ffff:192.0.2.1"), peer("d", "0.0.0.0"), peer("e", "ff02::1"),
@@ -231,4 +243,33 @@ func TestBGPAdvertisementErrors(t *testing.T) {
 				perr(A, "a", "spec.serviceSelectors[0]", `invalid label selector: "Near" is not a valid label selector operator`),
 			}},
 	})
+}
+
+// A dynamic ASN leaves the router's ASN to the speaker (external) or makes
+// it this node's own (internal).
+func TestDynamicASN(t *testing.T) {
+	in := []v1alpha1.BGPPeer{peer("int", "192.0.2.1"), peer("ext", "192.0.2.2"), peer("fixed", "192.0.2.3")}
+	in[0].Spec.PeerASN, in[0].Spec.DynamicASN = 0, v1alpha1.DynamicASNInternal
+	in[1].Spec.PeerASN, in[1].Spec.DynamicASN = 0, v1alpha1.DynamicASNExternal
+	cfg, err := Parse(Objects{BGPPeers: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type asns struct {
+		Name       string
+		My, Peer   uint32
+		DynamicASN v1alpha1.DynamicASN
+	}
+	var got []asns
+	for _, p := range cfg.BGPPeers {
+		got = append(got, asns{p.Name, p.MyASN, p.PeerASN, p.DynamicASN})
+	}
+	want := []asns{ // sorted by name
+		{"ext", 64512, 0, v1alpha1.DynamicASNExternal},
+		{"fixed", 64512, 64513, ""},
+		{"int", 64512, 64512, v1alpha1.DynamicASNInternal},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("peers' ASNs (-want +got):\n%s", diff)
+	}
 }

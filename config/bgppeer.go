@@ -32,9 +32,14 @@ const (
 // BGPPeer is one BGP session, opened from every selected node.
 type BGPPeer struct {
 	Namespace, Name string
-	MyASN, PeerASN  uint32
-	Address         netip.Addr
-	Port            uint16 // default 179
+	MyASN           uint32
+	// PeerASN is the router's ASN; 0 with DynamicASN external, where the
+	// speaker takes it from the router's OPEN (any but MyASN). With
+	// DynamicASN internal it is MyASN.
+	PeerASN    uint32
+	DynamicASN v1alpha1.DynamicASN
+	Address    netip.Addr
+	Port       uint16 // default 179
 	// SourceAddress, when valid, is the local address of the session; it
 	// has the family of Address.
 	SourceAddress netip.Addr
@@ -97,12 +102,12 @@ func (p *parser) parsePeer(r Ref, s *v1alpha1.BGPPeerSpec) BGPPeer {
 		Namespace:       r.Namespace,
 		Name:            r.Name,
 		MyASN:           p.asn(r, "spec.myASN", s.MyASN),
-		PeerASN:         p.asn(r, "spec.peerASN", s.PeerASN),
 		Port:            cmpOr(s.PeerPort, DefaultPeerPort),
 		EBGPMultiHop:    s.EBGPMultiHop,
 		GracefulRestart: s.EnableGracefulRestart,
 		NodeSelectors:   p.selectors(r, "spec.nodeSelectors", s.NodeSelectors),
 	}
+	b.PeerASN, b.DynamicASN = p.peerASN(r, s, b.MyASN)
 	b.Address = p.addr(r, "spec.peerAddress", s.PeerAddress)
 	if s.SourceAddress != "" {
 		b.SourceAddress = p.sourceAddr(r, s.SourceAddress, b.Address)
@@ -139,6 +144,27 @@ func (p *parser) asn(r Ref, path string, v int64) uint32 {
 		p.fail(r, path, "ASN 23456 is AS_TRANS, a placeholder for 4-byte ASNs, not a real ASN")
 	}
 	return asn
+}
+
+// peerASN reads the router's ASN: spec.peerASN, or with spec.dynamicASN
+// none (external: the speaker takes it from the router's OPEN) or myASN
+// (internal).
+func (p *parser) peerASN(r Ref, s *v1alpha1.BGPPeerSpec, my uint32) (uint32, v1alpha1.DynamicASN) {
+	switch d := s.DynamicASN; {
+	case d == "" && s.PeerASN == 0:
+		p.fail(r, "spec.peerASN", "missing; set the router's ASN, or dynamicASN (internal or external)")
+	case d == "":
+		return p.asn(r, "spec.peerASN", s.PeerASN), ""
+	case s.PeerASN != 0:
+		p.fail(r, "spec.dynamicASN", "%q next to peerASN %d: set one of them", d, s.PeerASN)
+	case d == v1alpha1.DynamicASNInternal:
+		return my, d
+	case d == v1alpha1.DynamicASNExternal:
+		return 0, d
+	default:
+		p.fail(r, "spec.dynamicASN", "%q: want internal or external", d)
+	}
+	return 0, ""
 }
 
 // addr parses a unicast address without zone.

@@ -34,9 +34,18 @@ type BGPPeerSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=4294967295
 	MyASN int64 `json:"myASN"`
+	// PeerASN is the router's ASN; either it or dynamicASN is set.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=4294967295
-	PeerASN int64 `json:"peerASN"`
+	// +optional
+	PeerASN int64 `json:"peerASN,omitempty"`
+	// DynamicASN takes the router's ASN from its OPEN message instead of
+	// a fixed peerASN: "internal" wants myASN (iBGP), "external" any ASN
+	// but myASN (eBGP; a router opening with myASN is refused and the
+	// session retried, the reason in its BGPSessionStatus).
+	// +kubebuilder:validation:Enum=internal;external
+	// +optional
+	DynamicASN DynamicASN `json:"dynamicASN,omitempty"`
 	// PeerAddress is the router's IPv4 or IPv6 address.
 	// +kubebuilder:validation:MinLength=1
 	PeerAddress string `json:"peerAddress"`
@@ -81,6 +90,15 @@ type BGPPeerSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	MaxPrefixes int32 `json:"maxPrefixes,omitempty"`
 }
+
+// DynamicASN is the kind of ASN a BGPPeer accepts from the router.
+type DynamicASN string
+
+// The DynamicASN values.
+const (
+	DynamicASNInternal DynamicASN = "internal"
+	DynamicASNExternal DynamicASN = "external"
+)
 
 // BGPPeer is a router the speakers peer with.
 //

@@ -16,6 +16,10 @@ type BGPSessionStatusStatus struct {
 	// Since is when State was entered.
 	// +optional
 	Since *metav1.Time `json:"since,omitempty"`
+	// PeerASN is the ASN the router last opened the session with (with
+	// the BGPPeer's dynamicASN, the one it chose).
+	// +optional
+	PeerASN int64 `json:"peerASN,omitempty"`
 	// PrefixesSent is how many prefixes this node advertises to the peer.
 	PrefixesSent int32 `json:"prefixesSent"`
 	// PrefixesReceived is how many the peer sent (Pier ignores them).

@@ -84,7 +84,10 @@ func (a *Announcer) Run(ctx context.Context) error {
 	}
 	close(a.ready)
 	a.log.Info("bgp started", "router_id", a.opts.RouterID, "listen_port", a.opts.ListenPort)
+	var wg sync.WaitGroup
+	wg.Go(func() { a.refuseLoop(ctx) })
 	a.sessions.warnLoop(ctx, a.opts.WarnAfter)
+	wg.Wait()
 	a.shutdown()
 	return nil
 }
@@ -143,4 +146,20 @@ func (a *Announcer) shutdown() {
 	a.srv.Stop()
 	a.sessions.clear()
 	a.log.Info("bgp stopped", "withdrawn", n)
+}
+
+// refuseLoop closes the sessions the router opened with an ASN the peer
+// does not accept; gobgp dials again after the peer's connect time.
+func (a *Announcer) refuseLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-a.sessions.refused:
+			req := &api.ResetPeerRequest{Address: r.addr.String(), Communication: r.reason}
+			if err := a.srv.ResetPeer(ctx, req); err != nil {
+				a.log.Warn("cannot close a refused session", "addr", r.addr, "err", err)
+			}
+		}
+	}
 }

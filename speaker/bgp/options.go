@@ -11,12 +11,17 @@ import (
 )
 
 // Options configures an Announcer.
+// lastASN is reserved (RFC 7300): no router opens a session with it.
+const lastASN = 4294967295
+
 type Options struct {
 	// RouterID is the BGP identifier, an IPv4 address (required).
 	RouterID netip.Addr
 	// ASN is gobgp's global AS number; each peer's MyASN overrides it on
-	// its session. Default 64512 (only a placeholder: sessions always use
-	// Peer.MyASN).
+	// its session. Default lastASN, which no router may use: gobgp
+	// classifies a session with a dynamic ASN (Peer.PeerASN 0) as iBGP
+	// when the router's ASN equals this one, not the peer's MyASN, so any
+	// ASN a router may have would turn such an eBGP session into iBGP.
 	ASN uint32
 	// ListenPort is the port gobgp accepts sessions on; default -1 (no
 	// listener: the speaker dials out only). 0 means -1.
@@ -54,7 +59,7 @@ func (o *Options) validate() error {
 		return fmt.Errorf("listen port %d: %w", o.ListenPort, ErrInvalid)
 	}
 	if o.ASN == 0 {
-		o.ASN = 64512
+		o.ASN = lastASN
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -22,10 +22,13 @@ const (
 // Peer is one BGP session the node opens.
 type Peer struct {
 	// Name identifies the peer in Path.Peers, logs and metrics.
-	Name          string
-	Address       netip.Addr
-	Port          uint16 // default 179
-	MyASN         uint32
+	Name    string
+	Address netip.Addr
+	Port    uint16 // default 179
+	MyASN   uint32
+	// PeerASN is the router's ASN; 0 accepts the one the router opens
+	// with, if it is not MyASN (eBGP: a router opening with MyASN has
+	// the session closed at once, and retried after ConnectTime).
 	PeerASN       uint32
 	SourceAddress netip.Addr // zero: chosen by the kernel
 	// HoldTime 0 means the default 90s; KeepaliveTime 0 a third of it;
@@ -75,8 +78,8 @@ func (p *Peer) normalize() error {
 		return fmt.Errorf("peer %s: empty name: %w", p.Address, ErrInvalid)
 	case !p.Address.IsValid() || p.Address.IsUnspecified():
 		return fmt.Errorf("peer %s: address %v: %w", p.Name, p.Address, ErrInvalid)
-	case p.MyASN == 0 || p.PeerASN == 0:
-		return fmt.Errorf("peer %s: AS numbers must be non-zero: %w", p.Name, ErrInvalid)
+	case p.MyASN == 0:
+		return fmt.Errorf("peer %s: local AS number must be non-zero: %w", p.Name, ErrInvalid)
 	case p.SourceAddress.IsValid() && p.SourceAddress.Is4() != p.Address.Is4():
 		return fmt.Errorf("peer %s: source %s and address %s differ in family: %w", p.Name, p.SourceAddress, p.Address, ErrInvalid)
 	case !validNextHop(p.NextHop4, true):
@@ -140,6 +143,15 @@ func (p *Peer) ExportNextHop(v6 bool) (nh netip.Addr, send bool) {
 		nh = p.NextHop6
 	}
 	return nh, nh.IsValid() || p.Address.Is6() == v6
+}
+
+// refusedAS is the ASN the router may not open the session with: MyASN
+// when any external ASN is accepted (PeerASN 0), else 0 (none).
+func (p *Peer) refusedAS() uint32 {
+	if p.PeerASN == 0 {
+		return p.MyASN
+	}
+	return 0
 }
 
 // carries reports whether the session carries family f.

@@ -23,6 +23,14 @@ type sessions struct {
 	mu     sync.Mutex
 	byAddr map[string]*session
 	change chan struct{} // closed and replaced on every state change
+	// refused gets the sessions to close at once: the router opened them
+	// with an ASN the peer does not accept.
+	refused chan refusal
+}
+
+type refusal struct {
+	addr   netip.Addr
+	reason string
 }
 
 type session struct {
@@ -43,10 +51,16 @@ type session struct {
 	// overLimit is set when the peer exceeded its prefix limit, until the
 	// session comes up again.
 	overLimit bool
+	// refuseAS is an ASN the router may not open with (this node's own,
+	// for a peer that accepts any external ASN); 0 when none.
+	refuseAS uint32
+	// peerAS is the ASN the router opened the session with.
+	peerAS uint32
 }
 
 func newSessions(log *slog.Logger, m *Metrics, clk clock.WithTicker) *sessions {
-	return &sessions{log: log, metrics: m, clock: clk, byAddr: map[string]*session{}, change: make(chan struct{})}
+	return &sessions{log: log, metrics: m, clock: clk, byAddr: map[string]*session{}, change: make(chan struct{}),
+		refused: make(chan refusal, 16)}
 }
 
 func (s *sessions) add(p *Peer) {
@@ -54,7 +68,7 @@ func (s *sessions) add(p *Peer) {
 	defer s.mu.Unlock()
 	now := s.clock.Now()
 	s.byAddr[p.Address.String()] = &session{name: p.Name, addr: p.Address, md5: p.Password != "",
-		state: api.PeerState_IDLE, since: now, down: now, limit: p.MaxPrefixes}
+		state: api.PeerState_IDLE, since: now, down: now, limit: p.MaxPrefixes, refuseAS: p.refusedAS()}
 	s.metrics.setSession(p.Name, false)
 }
 
@@ -95,7 +109,7 @@ func (s *sessions) peerDown(addr string, reason any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ss, ok := s.byAddr[addr]
-	if !ok {
+	if !ok || ss.refusing() { // the refusal says why
 		return
 	}
 	ss.lastErr = "session closed: " + fmt.Sprint(reason)
@@ -161,14 +175,34 @@ func (s *sessions) event(r *api.WatchEventResponse) {
 	established := st.SessionState == api.PeerState_ESTABLISHED
 	switch {
 	case established:
-		ss.up, ss.warned, ss.dialErr = ss.since, false, ""
-		s.log.Info("session established", "peer", ss.name, "addr", ss.addr)
+		ss.up, ss.warned, ss.dialErr, ss.peerAS = ss.since, false, "", st.PeerAsn
+		s.log.Info("session established", "peer", ss.name, "addr", ss.addr, "peer_asn", st.PeerAsn)
+		s.refuse(ss)
 	case was == api.PeerState_ESTABLISHED:
 		ss.down = ss.since
 		s.log.Warn("session down", "peer", ss.name, "addr", ss.addr, "state", stateName(st.SessionState))
 	}
 	s.metrics.setSession(ss.name, established)
 	s.notify()
+}
+
+// refusing reports whether the router last opened the session with the
+// ASN the peer refuses.
+func (ss *session) refusing() bool { return ss.refuseAS != 0 && ss.peerAS == ss.refuseAS }
+
+// refuse queues an established session for closing when the router
+// opened it with the ASN the peer refuses. The queue is read by
+// refuseLoop; when full, the session is refused at its next opening.
+func (s *sessions) refuse(ss *session) {
+	if !ss.refusing() {
+		return
+	}
+	ss.lastErr = fmt.Sprintf("the router opened the session with AS %d, this node's own: dynamicASN external wants another; closed, retried later", ss.peerAS)
+	s.log.Warn("refusing an iBGP session from a peer that must be external", "peer", ss.name, "addr", ss.addr, "peer_asn", ss.peerAS)
+	select {
+	case s.refused <- refusal{addr: ss.addr, reason: ss.lastErr}:
+	default:
+	}
 }
 
 func stateName(st api.PeerState_SessionState) string {
@@ -208,8 +242,8 @@ func (s *sessions) warnStuck(after time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, ss := range s.byAddr {
-		if ss.state == api.PeerState_ESTABLISHED || ss.warned || s.clock.Since(ss.down) < after {
-			continue
+		if ss.state == api.PeerState_ESTABLISHED || ss.warned || s.clock.Since(ss.down) < after || ss.refusing() {
+			continue // refused sessions keep the refusal as their reason
 		}
 		ss.warned = true
 		attrs := []any{"peer", ss.name, "addr", ss.addr, "state", stateName(ss.state),

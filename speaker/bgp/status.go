@@ -21,6 +21,9 @@ type PeerStatus struct {
 	Since time.Time
 	// Uptime is how long the session has been Established (0 when not).
 	Uptime time.Duration
+	// PeerASN is the ASN the router last opened the session with (0
+	// until it did).
+	PeerASN uint32
 	// PrefixesSent counts the prefixes gobgp sends the peer and
 	// PrefixesReceived those the peer sent (0 when gobgp is not running).
 	PrefixesSent, PrefixesReceived uint64
@@ -37,7 +40,7 @@ func (a *Announcer) Status() []PeerStatus {
 	for addr, ss := range a.sessions.byAddr {
 		c := counts[addr]
 		st := PeerStatus{Name: ss.name, Address: ss.addr, State: stateName(ss.state), Since: ss.since,
-			PrefixesSent: c[0], PrefixesReceived: c[1], LastError: ss.lastErr}
+			PrefixesSent: c[0], PrefixesReceived: c[1], LastError: ss.lastErr, PeerASN: ss.peerAS}
 		if ss.state == api.PeerState_ESTABLISHED {
 			st.Uptime = a.opts.Clock.Since(ss.up)
 		}

@@ -38,7 +38,7 @@ func TestNormalizePeers(t *testing.T) {
 	bad := []func(p *Peer){
 		func(p *Peer) { p.Name = "" },
 		func(p *Peer) { p.Address = netip.Addr{} },
-		func(p *Peer) { p.PeerASN = 0 },
+		func(p *Peer) { p.MyASN = 0 },
 		func(p *Peer) { p.SourceAddress = netip.MustParseAddr("2001:db8::1") },
 		func(p *Peer) { p.HoldTime = 1e9 },
 		func(p *Peer) { p.Families = []Family{"l2vpn"} },
