@@ -65,7 +65,7 @@ func BGPSessionStatuses(node string, plan BGPDesired, sessions []bgp.PeerStatus)
 			if ss.Name != p.Name {
 				continue
 			}
-			st.State, st.LastError = ss.State, ss.LastError
+			st.State, st.LastError, st.BFDState = ss.State, ss.LastError, ss.BFDState
 			st.PrefixesSent, st.PrefixesReceived = clampInt32(ss.PrefixesSent), clampInt32(ss.PrefixesReceived)
 			if !ss.Since.IsZero() {
 				st.Since = &metav1.Time{Time: ss.Since.Truncate(time.Second)}
