@@ -3,6 +3,7 @@ package bgp_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -380,4 +381,85 @@ func TestBFDWithFRR(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// waitUp waits until node i's sessions with FRR are Established and FRR
+// has its paths (with BFD Up too when withBFD).
+func (b *bgpLab) waitUp(i int, withBFD bool) {
+	b.t.Helper()
+	if withBFD {
+		b.waitBFDUp(i)
+		return
+	}
+	b.poll("BGP established and routes at FRR", 60*time.Second, func() error {
+		for _, p := range []netip.Prefix{vip, vip6} {
+			if ok, err := b.frrHasRoute(p); err != nil || !ok {
+				return fmt.Errorf("FRR has no route for %s (%v)", p, err)
+			}
+		}
+		return nil
+	})
+}
+
+// BenchmarkFailover measures how long a failed node's routes stay at FRR,
+// with BFD (300 ms x 3) and without (hold time 3 s): from the failure
+// (SIGSTOP of the node's announcer, or its link set down in its
+// namespace) until FRR has neither of its paths (IPv4, IPv6), polled
+// through vtysh every 5 ms. Run it with a few iterations:
+//
+//	CI=true go test -run '^$' -bench Failover -benchtime 5x ./speaker/bgp
+func BenchmarkFailover(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		bfd  *bgp.BFD
+	}{{"bfd-300msx3", &bgp.BFD{}}, {"holdtime-3s", nil}} {
+		b.Run(mode.name, func(b *testing.B) {
+			l := newBFDLab(b, 1, mode.bfd != nil)
+			l.configure(1, bfdPeers(mode.bfd), bfdPaths)
+			l.waitUp(1, mode.bfd != nil)
+			node := l.site.Nodes[0]
+			_, v6 := lab.NodeAddrs(1)
+			for _, f := range []struct {
+				name         string
+				fail, repair func() error
+			}{
+				{"frozen", func() error { return l.procs[1].Signal(syscall.SIGSTOP) }, func() error { return l.procs[1].Signal(syscall.SIGCONT) }},
+				{"link-down", func() error { return node.SetLink("eth1", false) }, func() error {
+					if err := node.SetLink("eth1", true); err != nil {
+						return err
+					}
+					// The kernel drops static IPv6 addresses with the link.
+					if err := node.AddAddr("eth1", v6); err != nil && !errors.Is(err, syscall.EEXIST) {
+						return err
+					}
+					return nil
+				}},
+			} {
+				b.Run(f.name, func(b *testing.B) {
+					l.t = b
+					var total, lo, hi time.Duration
+					for range b.N {
+						l.waitUp(1, mode.bfd != nil)
+						start := time.Now()
+						if err := f.fail(); err != nil {
+							b.Fatal(err)
+						}
+						took := l.waitRoutesGone(start, 20*time.Second)
+						total += took
+						if lo == 0 || took < lo {
+							lo = took
+						}
+						hi = max(hi, took)
+						if err := f.repair(); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/withdrawal")
+					b.ReportMetric(float64(lo.Milliseconds()), "min-ms")
+					b.ReportMetric(float64(hi.Milliseconds()), "max-ms")
+					b.ReportMetric(0, "ns/op")
+				})
+			}
+		})
+	}
 }
