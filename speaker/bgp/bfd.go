@@ -85,6 +85,7 @@ type bfdPeers struct {
 type gobgpAdmin interface {
 	DisablePeer(context.Context, *api.DisablePeerRequest) error
 	EnablePeer(context.Context, *api.EnablePeerRequest) error
+	ListPeer(context.Context, *api.ListPeerRequest, func(*api.Peer)) error
 }
 
 type bfdPeer struct {
@@ -181,29 +182,10 @@ func (bp *bfdPeer) stop(wait bool) {
 func (b *bfdPeers) run(ctx context.Context, bp *bfdPeer) {
 	defer close(bp.done)
 	log := b.log.With("peer", bp.peer.Name, "addr", bp.peer.Address)
-	held := false
 	apply := make(chan struct{})
 	go func() { // gobgp calls stay off the session's goroutine
 		defer close(apply)
-		for {
-			select {
-			case <-ctx.Done():
-				// Not while the announcer stops: it closes every session.
-				if held && b.ctx.Err() == nil {
-					b.release(log, bp, "bfd stopped")
-				}
-				return
-			case <-bp.kick:
-				if want := bp.want.Load(); want != held || want {
-					held = want
-					if want {
-						b.hold(log, bp)
-					} else {
-						b.release(log, bp, "bfd up")
-					}
-				}
-			}
-		}
+		b.applyHolds(ctx, log, bp)
 	}()
 	failing := ""
 	for ctx.Err() == nil {
@@ -270,26 +252,78 @@ func (b *bfdPeers) changed(bp *bfdPeer, c bfd.Change) {
 	b.sessions.setBFD(bp.peer.Address, c.To.String(), why)
 }
 
-func (b *bfdPeers) hold(log *slog.Logger, bp *bfdPeer) {
-	why, _ := bp.why.Load().(string)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := b.srv().DisablePeer(ctx, &api.DisablePeerRequest{Address: bp.peer.Address.String(), Communication: "BFD down"})
-	if err != nil {
-		log.Warn("bfd down, but the bgp session was not closed", "err", err)
-		return
+// holdCheckEvery is how often the neighbor's admin state is compared
+// with the hold BFD asks for, changes aside: gobgp drops an admin state
+// request that comes while another is pending, and a new neighbor (added
+// again after a settings change) starts enabled.
+const holdCheckEvery = time.Second
+
+// applyHolds makes the gobgp neighbor's admin state follow bp.want until
+// ctx ends, then enables it again if it is held (unless the announcer is
+// stopping: it closes every session).
+func (b *bfdPeers) applyHolds(ctx context.Context, log *slog.Logger, bp *bfdPeer) {
+	held := false
+	var retry <-chan time.Time
+	check := time.NewTicker(holdCheckEvery)
+	defer check.Stop()
+	for {
+		select {
+		case <-check.C:
+		case <-ctx.Done():
+			if held && b.ctx.Err() == nil {
+				b.setAdmin(log, bp, false)
+				log.Info("bfd stopped: bgp session enabled again")
+			}
+			return
+		case <-bp.kick:
+		case <-retry:
+		}
+		want := bp.want.Load()
+		if want != held {
+			if want {
+				why, _ := bp.why.Load().(string)
+				log.Warn("bfd down: closing the bgp session and holding it down until bfd is up", "why", why)
+			} else {
+				log.Info("bfd up: bgp session enabled again")
+			}
+		}
+		held = want
+		retry = nil
+		if !b.setAdmin(log, bp, want) {
+			retry = time.After(100 * time.Millisecond)
+		}
 	}
-	log.Warn("bfd down: bgp session closed and held down until bfd is up", "why", why)
 }
 
-func (b *bfdPeers) release(log *slog.Logger, bp *bfdPeer, why string) {
+// setAdmin disables (down) or enables the gobgp neighbor unless it is so
+// already, and reports whether it was. gobgp takes one admin state
+// request at a time and drops one that comes while another is pending
+// (a quick Down-Up flap): the caller checks again later.
+func (b *bfdPeers) setAdmin(log *slog.Logger, bp *bfdPeer, down bool) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := b.srv().EnablePeer(ctx, &api.EnablePeerRequest{Address: bp.peer.Address.String()}); err != nil {
-		log.Debug("bgp session not enabled again (the peer is gone?)", "err", err)
-		return
+	addr := bp.peer.Address.String()
+	srv := b.srv()
+	found, is := false, false
+	err := srv.ListPeer(ctx, &api.ListPeerRequest{Address: addr}, func(p *api.Peer) {
+		found = true
+		is = p.GetState().GetAdminState() == api.PeerState_DOWN
+	})
+	if err != nil || !found {
+		return true // the peer is gone: nothing to hold
 	}
-	log.Info("bgp session enabled again", "why", why)
+	if is == down {
+		return true
+	}
+	if down {
+		err = srv.DisablePeer(ctx, &api.DisablePeerRequest{Address: addr, Communication: "BFD down"})
+	} else {
+		err = srv.EnablePeer(ctx, &api.EnablePeerRequest{Address: addr})
+	}
+	if err != nil {
+		log.Warn("bgp admin state not changed", "down", down, "err", err)
+	}
+	return false
 }
 
 // localAddrTo is the address the kernel sends from towards peer (a UDP

@@ -1,11 +1,16 @@
 package bgp
 
 import (
+	"context"
+	"log/slog"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	api "github.com/osrg/gobgp/v3/api"
+	"k8s.io/utils/clock"
 
 	"github.com/pier-lb/pier/speaker/bfd"
 )
@@ -59,7 +64,7 @@ func TestBFDPeerSettings(t *testing.T) {
 		mod     func(b *BFD)
 		sameBFD bool
 	}{
-		{"intervals", func(b *BFD) { b.DesiredMinTx, b.RequiredMinRx = time.Second, 50 * time.Millisecond }, true},
+		{"intervals", func(b *BFD) { b.DesiredMinTx, b.RequiredMinRx = time.Second, 50*time.Millisecond }, true},
 		{"detect multiplier", func(b *BFD) { b.DetectMult = 5 }, false},
 		{"passive", func(b *BFD) { b.Passive = true }, false},
 		{"multihop", func(b *BFD) { b.Multihop, b.MinTTL = true, 254 }, false},
@@ -79,5 +84,103 @@ func TestBFDPeerSettings(t *testing.T) {
 	off.BFD = nil
 	if !samePeer(p, &off) || sameBFDSession(p, &off) {
 		t.Error("BFD off: must keep the BGP session and stop the BFD one")
+	}
+}
+
+// adminFake is gobgp's admin state as the BFD holds see it: one pending
+// request at a time, a second one dropped (gobgp logs "previous setting
+// admin state request is still remaining" and returns nil).
+type adminFake struct {
+	mu      sync.Mutex
+	down    bool
+	pending *bool
+	dropped int
+	lists   int // ListPeer calls
+}
+
+func (f *adminFake) request(down bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pending != nil {
+		f.dropped++
+		return nil
+	}
+	f.pending = &down
+	return nil
+}
+
+func (f *adminFake) DisablePeer(context.Context, *api.DisablePeerRequest) error {
+	return f.request(true)
+}
+func (f *adminFake) EnablePeer(context.Context, *api.EnablePeerRequest) error {
+	return f.request(false)
+}
+
+func (f *adminFake) ListPeer(_ context.Context, _ *api.ListPeerRequest, fn func(*api.Peer)) error {
+	f.mu.Lock()
+	f.lists++
+	st := api.PeerState_UP
+	if f.down {
+		st = api.PeerState_DOWN
+	}
+	f.mu.Unlock()
+	fn(&api.Peer{State: &api.PeerState{AdminState: st}})
+	return nil
+}
+
+// process is gobgp's FSM taking the pending request.
+func (f *adminFake) process() (pending bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pending != nil {
+		f.down, f.pending = *f.pending, nil
+		return true
+	}
+	return false
+}
+
+// TestHoldSurvivesDroppedRequest: BFD going Down and Up again quickly
+// sends gobgp a disable, and the Up comes while it is pending (gobgp would
+// drop an enable then). The neighbor must still end enabled: it stayed
+// disabled for good (found by BenchmarkFailover) before the periodic
+// check of gobgp's admin state.
+func TestHoldSurvivesDroppedRequest(t *testing.T) {
+	fake := &adminFake{}
+	ss := newSessions(slog.New(slog.DiscardHandler), nil, clock.RealClock{})
+	b := newBFDPeers(slog.New(slog.DiscardHandler), ss, func() gobgpAdmin { return fake })
+	b.ctx = context.Background()
+	bp := &bfdPeer{peer: Peer{Name: "r1", Address: netip.MustParseAddr("198.51.100.1")}, kick: make(chan struct{}, 1)}
+	bp.why.Store("")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); b.applyHolds(ctx, b.log, bp) }()
+	defer func() { cancel(); <-done }()
+
+	b.changed(bp, bfd.Change{From: bfd.Up, To: bfd.Down, RemoteState: bfd.Up})
+	waitFor(t, "disable requested", func() bool { fake.mu.Lock(); defer fake.mu.Unlock(); return fake.pending != nil })
+	fake.mu.Lock()
+	lists := fake.lists
+	fake.mu.Unlock()
+	b.changed(bp, bfd.Change{From: bfd.Down, To: bfd.Init})
+	b.changed(bp, bfd.Change{From: bfd.Init, To: bfd.Up})
+	// The Up is handled while gobgp still shows the neighbor enabled.
+	waitFor(t, "up handled", func() bool { fake.mu.Lock(); defer fake.mu.Unlock(); return fake.lists > lists })
+	fake.process() // the disable, late
+	waitFor(t, "neighbor enabled in the end", func() bool {
+		fake.process()
+		fake.mu.Lock()
+		defer fake.mu.Unlock()
+		return !fake.down && fake.pending == nil
+	})
+}
+
+func waitFor(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
