@@ -463,3 +463,122 @@ func BenchmarkFailover(b *testing.B) {
 		})
 	}
 }
+
+var birdAddr6 = netip.MustParsePrefix("2001:db8:100::2/64")
+
+// TestBFDWithBIRD: BGP sessions with BFD to BIRD 2 (iBGP, single hop,
+// IPv4 and IPv6): BFD comes up on both sides and shows in the status;
+// when the node freezes, BIRD's BFD closes the sessions and drops the
+// node's routes, well before the 9 s hold time.
+func TestBFDWithBIRD(t *testing.T) {
+	prereq.Root(t)
+	prereq.Tools(t, "ip", "bird", "birdc")
+	b := &bgpLab{t: t, lab: lab.ForTest(t), dir: t.TempDir(), procs: map[int]*lab.Process{}, cfgs: map[int]string{}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, p := range b.procs {
+				t.Logf("node%d announcer output (tail):\n%s", i, p.OutputTail(60))
+			}
+			out, _ := b.birdc("show", "bfd", "sessions")
+			t.Logf("BIRD bfd sessions:\n%s", out)
+		}
+	})
+	var err error
+	if b.site, err = b.lab.BuildSite(lab.SiteOptions{Nodes: 1}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := b.lab.AddHost("bird")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.site.Segment.Connect(h, "eth1", birdAddr, birdAddr6); err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "router id %s;\nprotocol device {}\n", birdAddr.Addr())
+	sb.WriteString("protocol bfd {\n interface \"*\" { min rx interval 300 ms; min tx interval 300 ms; multiplier 3; };\n}\n")
+	for _, s := range []struct {
+		name, family string
+		local, peer  netip.Addr
+	}{{"node1", "ipv4", birdAddr.Addr(), nodeAddr(1)}, {"node1v6", "ipv6", birdAddr6.Addr(), nodeAddr6(1)}} {
+		fmt.Fprintf(&sb, "protocol bgp %s {\n local %s as %d;\n neighbor %s as %d;\n passive on;\n direct;\n bfd on;\n"+
+			" %s { import all; export none; gateway direct; };\n}\n", s.name, s.local, nodeASN, s.peer, nodeASN, s.family)
+	}
+	conf := filepath.Join(b.dir, "bird.conf")
+	if err := os.WriteFile(conf, []byte(sb.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.birdSock = filepath.Join(b.dir, "bird.ctl")
+	p, err := h.Start("bird", "-f", "-c", conf, "-s", b.birdSock, "-P", filepath.Join(b.dir, "bird.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.poll("bird answers birdc", 15*time.Second, func() error {
+		if _, err := b.birdc("show", "status"); err != nil {
+			return fmt.Errorf("%w; bird output:\n%s", err, p.Output())
+		}
+		return nil
+	})
+	peers := []bgp.Peer{
+		{Name: "bird", Address: birdAddr.Addr(), MyASN: nodeASN, PeerASN: nodeASN, HoldTime: 9 * time.Second, ConnectTime: time.Second, BFD: &bgp.BFD{}},
+		{Name: "bird6", Address: birdAddr6.Addr(), MyASN: nodeASN, PeerASN: nodeASN, HoldTime: 9 * time.Second, ConnectTime: time.Second, BFD: &bgp.BFD{}},
+	}
+	b.configure(1, peers, bfdPaths)
+	birdRoutes := func() (int, error) {
+		n := 0
+		for _, pfx := range []netip.Prefix{vip, vip6} {
+			out, err := b.birdc("show", "route", "for", pfx.String())
+			if err != nil && strings.Contains(err.Error(), "Network not found") {
+				continue // birdc fails when it has no route
+			}
+			if err != nil {
+				return 0, err
+			}
+			if strings.Contains(out, pfx.String()) {
+				n++
+			}
+		}
+		return n, nil
+	}
+	b.poll("BGP and BFD up with BIRD, routes there", 30*time.Second, func() error {
+		out, err := b.birdc("show", "bfd", "sessions")
+		if err != nil {
+			return err
+		}
+		for _, a := range []netip.Addr{nodeAddr(1), nodeAddr6(1)} {
+			if !strings.Contains(out, a.String()) || strings.Count(out, " Up ") < 2 {
+				return fmt.Errorf("BIRD bfd sessions:\n%s", out)
+			}
+		}
+		if n, err := birdRoutes(); err != nil || n != 2 {
+			return fmt.Errorf("BIRD has %d of 2 routes (%v)", n, err)
+		}
+		for _, name := range []string{"bird", "bird6"} {
+			if st := b.peerStatus(1, name); st.BFDState != "Up" || st.State != "Established" {
+				return fmt.Errorf("node1's %s: BGP %s, BFD %q", name, st.State, st.BFDState)
+			}
+		}
+		return nil
+	})
+	start := time.Now()
+	if err := b.procs[1].Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer b.procs[1].Signal(syscall.SIGCONT) //nolint:errcheck // the lab's cleanup stops it
+	var took time.Duration
+	lab.Poll(t, "routes gone at BIRD", 5*time.Millisecond, 8*time.Second, func() error {
+		if n, err := birdRoutes(); err != nil || n != 0 {
+			return fmt.Errorf("BIRD has %d routes (%v)", n, err)
+		}
+		took = time.Since(start)
+		return nil
+	})
+	t.Logf("routes gone at BIRD %s after SIGSTOP (BFD 300ms x 3, hold time 9s; machine shared)", took)
+	out, err := b.birdc("show", "protocols", "all", "node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "BFD") {
+		t.Errorf("BIRD closed the session for another reason than BFD:\n%s", out)
+	}
+}
