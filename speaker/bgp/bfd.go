@@ -89,7 +89,9 @@ type gobgpAdmin interface {
 }
 
 type bfdPeer struct {
+	// peer is fixed but for peer.BFD's intervals, which mu guards.
 	peer   Peer
+	mu     sync.Mutex
 	cancel context.CancelFunc
 	done   chan struct{}
 	sess   atomic.Pointer[bfd.Session]
@@ -128,8 +130,7 @@ func (b *bfdPeers) sync(peers map[string]*Peer, readded map[string]bool) {
 			b.byName[name] = b.start(*p)
 			continue
 		}
-		if *bp.peer.BFD != *p.BFD {
-			bp.peer.BFD = p.BFD
+		if bp.setBFD(p.BFD) {
 			if s := bp.sess.Load(); s != nil {
 				if err := s.SetIntervals(p.BFD.DesiredMinTx, p.BFD.RequiredMinRx); err != nil {
 					b.log.Warn("bfd intervals not changed", "peer", name, "err", err)
@@ -140,6 +141,25 @@ func (b *bfdPeers) sync(peers map[string]*Peer, readded map[string]bool) {
 			b.readded(bp)
 		}
 	}
+}
+
+// setBFD changes the BFD settings a restarted session takes and reports
+// whether they changed.
+func (bp *bfdPeer) setBFD(b *BFD) bool {
+	bp.mu.Lock()
+	defer bp.mu.Unlock()
+	if *bp.peer.BFD == *b {
+		return false
+	}
+	bp.peer.BFD = b
+	return true
+}
+
+// settings is the peer as the next session starts with it.
+func (bp *bfdPeer) settings() Peer {
+	bp.mu.Lock()
+	defer bp.mu.Unlock()
+	return bp.peer
 }
 
 // readded restores what a peer's new gobgp neighbor (and its session
@@ -207,7 +227,7 @@ func (b *bfdPeers) run(ctx context.Context, bp *bfdPeer) {
 }
 
 func (b *bfdPeers) runSession(ctx context.Context, bp *bfdPeer) error {
-	p := bp.peer
+	p := bp.settings()
 	local := p.SourceAddress
 	if !local.IsValid() {
 		var err error
