@@ -54,7 +54,7 @@ func New(opts Options) (*Announcer, error) {
 		sets:    map[string]map[netip.Prefix]bool{},
 	}
 	a.sessions = newSessions(log, opts.Metrics, opts.Clock)
-	a.bfd = newBFDPeers(log, a.sessions, func() gobgpAdmin { return a.srv })
+	a.bfd = newBFDPeers(log, opts.Logger, a.sessions, func() gobgpAdmin { return a.srv })
 	a.glog = newGobgpLogger(log, a.sessions.dialError, a.sessions.peerDown)
 	a.glog.onPrefixLimit, a.glog.onPeerUp = a.sessions.prefixLimit, a.sessions.peerUp
 	return a, nil

@@ -72,6 +72,7 @@ func holdFor(c bfd.Change) (hold, release bool) {
 // bfdPeers runs one BFD session per peer with BFD, all on one Mux.
 type bfdPeers struct {
 	log      *slog.Logger
+	bfdLog   *slog.Logger
 	mux      *bfd.Mux
 	srv      func() gobgpAdmin
 	sessions *sessions
@@ -102,8 +103,10 @@ type bfdPeer struct {
 	why  atomic.Value // string: why the session is held
 }
 
-func newBFDPeers(log *slog.Logger, ss *sessions, srv func() gobgpAdmin) *bfdPeers {
-	return &bfdPeers{log: log, mux: bfd.NewMux(log), srv: srv, sessions: ss, byName: map[string]*bfdPeer{}}
+// newBFDPeers logs to log; the BFD sessions and their Mux to bfdLog (their
+// own component).
+func newBFDPeers(log, bfdLog *slog.Logger, ss *sessions, srv func() gobgpAdmin) *bfdPeers {
+	return &bfdPeers{log: log, bfdLog: bfdLog, mux: bfd.NewMux(bfdLog), srv: srv, sessions: ss, byName: map[string]*bfdPeer{}}
 }
 
 // sync makes the BFD sessions follow peers (normalized, by name): starts,
@@ -238,7 +241,7 @@ func (b *bfdPeers) runSession(ctx context.Context, bp *bfdPeer) error {
 	s, err := bfd.New(bfd.Options{
 		Local: local, Peer: p.Address, Interface: p.Address.Zone(), Multihop: p.BFD.Multihop, MinTTL: p.BFD.MinTTL,
 		DesiredMinTx: p.BFD.DesiredMinTx, RequiredMinRx: p.BFD.RequiredMinRx, DetectMult: p.BFD.DetectMult,
-		Passive: p.BFD.Passive, Mux: b.mux, Logger: b.log,
+		Passive: p.BFD.Passive, Mux: b.mux, Logger: b.bfdLog,
 		OnChange: func(c bfd.Change) { b.changed(bp, c) },
 	})
 	if err != nil {

@@ -147,7 +147,7 @@ func (f *adminFake) process() (pending bool) {
 func TestHoldSurvivesDroppedRequest(t *testing.T) {
 	fake := &adminFake{}
 	ss := newSessions(slog.New(slog.DiscardHandler), nil, clock.RealClock{})
-	b := newBFDPeers(slog.New(slog.DiscardHandler), ss, func() gobgpAdmin { return fake })
+	b := newBFDPeers(slog.New(slog.DiscardHandler), slog.New(slog.DiscardHandler), ss, func() gobgpAdmin { return fake })
 	b.ctx = context.Background()
 	bp := &bfdPeer{peer: Peer{Name: "r1", Address: netip.MustParseAddr("198.51.100.1")}, kick: make(chan struct{}, 1)}
 	bp.why.Store("")
