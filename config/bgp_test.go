@@ -83,6 +83,34 @@ func TestPeerErrors(t *testing.T) {
 			mod("b", "192.0.2.2", func(s *v1alpha1.BGPPeerSpec) { s.MaxPrefixes = 5 }),
 		),
 			want: []*Error{perr(B, "a", "spec.maxPrefixes", "-1 is negative; want at least 1 (or unset for the default)")}},
+		{name: "bfd", objs: peers(
+			mod("a", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) {
+				s.BFD = &v1alpha1.BFDSpec{ReceiveInterval: ptr[int32](9), TransmitInterval: ptr[int32](60001), DetectMultiplier: ptr[int32](1)}
+			}),
+			mod("b", "192.0.2.2", func(s *v1alpha1.BGPPeerSpec) { s.BFD = &v1alpha1.BFDSpec{MinimumTTL: ptr[int32](250)} }),
+			mod("c", "192.0.2.3", func(s *v1alpha1.BGPPeerSpec) {
+				s.BFD = &v1alpha1.BFDSpec{Multihop: ptr(true), MinimumTTL: ptr[int32](256), DetectMultiplier: ptr[int32](256)}
+			}),
+			mod("d", "192.0.2.4", func(s *v1alpha1.BGPPeerSpec) {
+				s.EBGPMultiHop = true
+				s.BFD = &v1alpha1.BFDSpec{MinimumTTL: ptr[int32](0), ReceiveInterval: ptr[int32](10), TransmitInterval: ptr[int32](60000)}
+			}),
+			mod("e", "192.0.2.5", func(s *v1alpha1.BGPPeerSpec) {
+				s.EBGPMultiHop = true
+				s.BFD = &v1alpha1.BFDSpec{Multihop: ptr(false), MinimumTTL: ptr[int32](200)}
+			}),
+			mod("f", "192.0.2.6", func(s *v1alpha1.BGPPeerSpec) { s.BFD = &v1alpha1.BFDSpec{} }),
+		),
+			want: []*Error{
+				perr(B, "a", "spec.bfd.receiveInterval", "9: want 10 to 60000 (milliseconds)"),
+				perr(B, "a", "spec.bfd.transmitInterval", "60001: want 10 to 60000 (milliseconds)"),
+				perr(B, "a", "spec.bfd.detectMultiplier", "1: want 2 to 255"),
+				perr(B, "b", "spec.bfd.minimumTTL", "only for multihop BFD (single hop always requires TTL 255); set multihop or ebgpMultiHop"),
+				perr(B, "c", "spec.bfd.detectMultiplier", "256: want 2 to 255"),
+				perr(B, "c", "spec.bfd.minimumTTL", "256: want 1 to 255"),
+				perr(B, "d", "spec.bfd.minimumTTL", "0: want 1 to 255"),
+				perr(B, "e", "spec.bfd.minimumTTL", "only for multihop BFD (single hop always requires TTL 255); set multihop or ebgpMultiHop"),
+			}},
 		{name: "password secret", objs: peers(
 			mod("a", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) { s.PasswordSecret = &v1alpha1.SecretKeyRef{} }),
 			mod("b", "192.0.2.2", func(s *v1alpha1.BGPPeerSpec) { s.PasswordSecret = &v1alpha1.SecretKeyRef{Name: "Bad_Name", Key: "a/b"} }),
@@ -136,6 +164,42 @@ func TestPeerErrors(t *testing.T) {
 		{name: "duplicate name", objs: peers(peer("a", "192.0.2.1"), peer("a", "192.0.2.2")),
 			want: []*Error{perr(B, "a", "metadata.name", `BGPPeer pier-system/a already uses the name "a"`, ref(B, "a"))}},
 	})
+}
+
+// TestPeerBFD checks the parsed bfd block: defaults, multihop following
+// ebgpMultiHop unless set, the minimum TTL only for multihop.
+func TestPeerBFD(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		spec v1alpha1.BGPPeerSpec
+		want *BFD
+	}{
+		{name: "absent", want: nil},
+		{name: "empty block: defaults", spec: v1alpha1.BGPPeerSpec{BFD: &v1alpha1.BFDSpec{}},
+			want: &BFD{ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3}},
+		{name: "set", spec: v1alpha1.BGPPeerSpec{BFD: &v1alpha1.BFDSpec{ReceiveInterval: ptr[int32](50), TransmitInterval: ptr[int32](1000),
+			DetectMultiplier: ptr[int32](5), Passive: true}},
+			want: &BFD{ReceiveInterval: 50 * time.Millisecond, TransmitInterval: time.Second, DetectMultiplier: 5, Passive: true}},
+		{name: "multihop follows ebgpMultiHop", spec: v1alpha1.BGPPeerSpec{EBGPMultiHop: true, BFD: &v1alpha1.BFDSpec{}},
+			want: &BFD{ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3, Multihop: true, MinimumTTL: 254}},
+		{name: "single hop despite ebgpMultiHop", spec: v1alpha1.BGPPeerSpec{EBGPMultiHop: true, BFD: &v1alpha1.BFDSpec{Multihop: ptr(false)}},
+			want: &BFD{ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3}},
+		{name: "multihop with minimum TTL", spec: v1alpha1.BGPPeerSpec{BFD: &v1alpha1.BFDSpec{Multihop: ptr(true), MinimumTTL: ptr[int32](250)}},
+			want: &BFD{ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3, Multihop: true, MinimumTTL: 250}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := peer("a", "192.0.2.1")
+			tc.spec.MyASN, tc.spec.PeerASN, tc.spec.PeerAddress = p.Spec.MyASN, p.Spec.PeerASN, p.Spec.PeerAddress
+			p.Spec = tc.spec
+			cfg, err := Parse(Objects{BGPPeers: []v1alpha1.BGPPeer{p}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, cfg.BGPPeers[0].BFD); diff != "" {
+				t.Errorf("BFD (-want +got):\n%s", diff)
+			}
+		})
+	}
 }
 
 // TestPasswordNamespace: Objects.PasswordNamespace, when set, is where

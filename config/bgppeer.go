@@ -64,6 +64,34 @@ type BGPPeer struct {
 	// MaxPrefixes is the per-family limit on the prefixes the peer may
 	// send; 0 means the announcer's default.
 	MaxPrefixes uint32
+	// BFD, when not nil, runs a BFD session beside the BGP session.
+	BFD *BFD
+}
+
+// BFD defaults and limits.
+const (
+	DefaultBFDInterval   = 300 * time.Millisecond
+	DefaultBFDDetectMult = 3
+	// DefaultBFDMinimumTTL accepts multihop packets that crossed at most
+	// one router.
+	DefaultBFDMinimumTTL = 254
+	minBFDInterval       = 10
+	maxBFDInterval       = 60000
+)
+
+// BFD is a BGPPeer's BFD session, with defaults applied.
+type BFD struct {
+	// ReceiveInterval and TransmitInterval are the intervals this node
+	// offers: 10ms to 60s, whole milliseconds, default 300ms.
+	ReceiveInterval, TransmitInterval time.Duration
+	// DetectMultiplier is 2 to 255, default 3.
+	DetectMultiplier uint8
+	Passive          bool
+	// Multihop defaults to the peer's EBGPMultiHop.
+	Multihop bool
+	// MinimumTTL is 0 for single hop (which always requires 255), else 1
+	// to 255, default DefaultBFDMinimumTTL.
+	MinimumTTL uint8
 }
 
 // SecretRef names one key of a Secret.
@@ -120,7 +148,51 @@ func (p *parser) parsePeer(r Ref, s *v1alpha1.BGPPeerSpec) BGPPeer {
 	} else {
 		b.MaxPrefixes = uint32(s.MaxPrefixes)
 	}
+	if s.BFD != nil {
+		b.BFD = p.bfd(r, s.BFD, s.EBGPMultiHop)
+	}
 	return b
+}
+
+// bfd checks a BGPPeer's bfd block and applies its defaults.
+func (p *parser) bfd(r Ref, s *v1alpha1.BFDSpec, ebgpMultiHop bool) *BFD {
+	b := &BFD{Passive: s.Passive, Multihop: ebgpMultiHop}
+	if s.Multihop != nil {
+		b.Multihop = *s.Multihop
+	}
+	b.ReceiveInterval = p.bfdInterval(r, "spec.bfd.receiveInterval", s.ReceiveInterval)
+	b.TransmitInterval = p.bfdInterval(r, "spec.bfd.transmitInterval", s.TransmitInterval)
+	b.DetectMultiplier = DefaultBFDDetectMult
+	if m := s.DetectMultiplier; m != nil {
+		if *m < 2 || *m > 255 {
+			p.fail(r, "spec.bfd.detectMultiplier", "%d: want 2 to 255", *m)
+		} else {
+			b.DetectMultiplier = uint8(*m)
+		}
+	}
+	switch ttl := s.MinimumTTL; {
+	case ttl != nil && !b.Multihop:
+		p.fail(r, "spec.bfd.minimumTTL", "only for multihop BFD (single hop always requires TTL 255); set multihop or ebgpMultiHop")
+	case ttl != nil && (*ttl < 1 || *ttl > 255):
+		p.fail(r, "spec.bfd.minimumTTL", "%d: want 1 to 255", *ttl)
+	case ttl != nil:
+		b.MinimumTTL = uint8(*ttl)
+	case b.Multihop:
+		b.MinimumTTL = DefaultBFDMinimumTTL
+	}
+	return b
+}
+
+// bfdInterval reads an interval in milliseconds, default 300.
+func (p *parser) bfdInterval(r Ref, path string, ms *int32) time.Duration {
+	if ms == nil {
+		return DefaultBFDInterval
+	}
+	if *ms < minBFDInterval || *ms > maxBFDInterval {
+		p.fail(r, path, "%d: want %d to %d (milliseconds)", *ms, minBFDInterval, maxBFDInterval)
+		return DefaultBFDInterval
+	}
+	return time.Duration(*ms) * time.Millisecond
 }
 
 func cmpOr[T comparable](v, def T) T {

@@ -77,7 +77,10 @@
 // address's family; the other family is allowed too (IPv6 routes over an
 // IPv4 session, RFC 8950 extended next hop, which the router must
 // support). Two peers with the same address, port, myASN and node
-// selectors would open the same session: the second is refused.
+// selectors would open the same session: the second is refused. bfd,
+// when present: receiveInterval and transmitInterval 10 to 60000 ms
+// (default 300), detectMultiplier 2 to 255 (default 3), multihop defaulting
+// to ebgpMultiHop, minimumTTL 1 to 255 and only with multihop (default 254).
 //
 // BGPAdvertisement: named pools and peers exist; aggregation lengths 0 to
 // 32 and 0 to 128 (default 32 and 128), and not shorter than any entry of

@@ -133,6 +133,10 @@ func bgpPeer(p config.BGPPeer) bgp.Peer {
 	for _, f := range p.Families {
 		peer.Families = append(peer.Families, familyOf(f))
 	}
+	if b := p.BFD; b != nil {
+		peer.BFD = &bgp.BFD{DesiredMinTx: b.TransmitInterval, RequiredMinRx: b.ReceiveInterval, DetectMult: b.DetectMultiplier,
+			Passive: b.Passive, Multihop: b.Multihop, MinTTL: b.MinimumTTL}
+	}
 	return peer
 }
 

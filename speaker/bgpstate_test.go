@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/config"
 	"github.com/pier-lb/pier/speaker/bgp"
 )
 
@@ -83,11 +84,11 @@ func TestBGPSessionStatuses(t *testing.T) {
 		Peers:   []bgp.Peer{{Name: "frr", Address: netip.MustParseAddr("198.51.100.1")}, {Name: "new", Address: netip.MustParseAddr("198.51.100.3")}},
 		Waiting: map[string]string{"bird": "no password"},
 	}
-	sessions := []bgp.PeerStatus{{Name: "frr", State: "Established", Since: since, PrefixesSent: 7, PrefixesReceived: 1 << 40, LastError: "old"}}
+	sessions := []bgp.PeerStatus{{Name: "frr", State: "Established", Since: since, PrefixesSent: 7, PrefixesReceived: 1 << 40, LastError: "old", BFDState: "Up"}}
 	got := BGPSessionStatuses("node1", plan, sessions)
 	want := map[string]v1alpha1.BGPSessionStatusStatus{
 		"frr-node1": {Node: "node1", Peer: "frr", PeerAddress: "198.51.100.1", State: "Established",
-			Since: &metav1.Time{Time: since.Truncate(time.Second)}, PrefixesSent: 7, PrefixesReceived: 1<<31 - 1, LastError: "old"},
+			Since: &metav1.Time{Time: since.Truncate(time.Second)}, PrefixesSent: 7, PrefixesReceived: 1<<31 - 1, LastError: "old", BFDState: "Up"},
 		"new-node1":  {Node: "node1", Peer: "new", PeerAddress: "198.51.100.3", State: "Idle"},
 		"bird-node1": {Node: "node1", Peer: "bird", State: "Idle", LastError: "no password"},
 	}
@@ -97,6 +98,22 @@ func TestBGPSessionStatuses(t *testing.T) {
 	long := BGPSessionStatusName(strings.Repeat("p", 60), "node1")
 	if len(long) > 63 || long == BGPSessionStatusName(strings.Repeat("p", 61), "node1") {
 		t.Errorf("long names not short and unique: %q", long)
+	}
+}
+
+// TestBGPPeerBFD: a BGPPeer's bfd block reaches the announcer's peer.
+func TestBGPPeerBFD(t *testing.T) {
+	in := config.BGPPeer{Name: "frr", Address: netip.MustParseAddr("198.51.100.1"), BFD: &config.BFD{
+		ReceiveInterval: 100 * time.Millisecond, TransmitInterval: 200 * time.Millisecond, DetectMultiplier: 4,
+		Passive: true, Multihop: true, MinimumTTL: 250}}
+	want := &bgp.BFD{DesiredMinTx: 200 * time.Millisecond, RequiredMinRx: 100 * time.Millisecond, DetectMult: 4,
+		Passive: true, Multihop: true, MinTTL: 250}
+	if diff := cmp.Diff(want, bgpPeer(in).BFD); diff != "" {
+		t.Errorf("BFD (-want +got):\n%s", diff)
+	}
+	in.BFD = nil
+	if got := bgpPeer(in).BFD; got != nil {
+		t.Errorf("no bfd block: got %+v", got)
 	}
 }
 

@@ -65,7 +65,8 @@ func BGPSessionStatuses(node string, plan BGPDesired, sessions []bgp.PeerStatus)
 			if ss.Name != p.Name {
 				continue
 			}
-			st.State, st.LastError, st.PeerASN = ss.State, ss.LastError, int64(ss.PeerASN)
+			st.State, st.LastError, st.BFDState = ss.State, ss.LastError, ss.BFDState
+			st.PeerASN = int64(ss.PeerASN)
 			st.PrefixesSent, st.PrefixesReceived = clampInt32(ss.PrefixesSent), clampInt32(ss.PrefixesReceived)
 			if !ss.Since.IsZero() {
 				st.Since = &metav1.Time{Time: ss.Since.Truncate(time.Second)}

@@ -27,6 +27,7 @@ import (
 	"github.com/pier-lb/pier/config"
 	"github.com/pier-lb/pier/internal/apicache"
 	"github.com/pier-lb/pier/internal/daemon"
+	"github.com/pier-lb/pier/speaker/bfd"
 	"github.com/pier-lb/pier/speaker/bgp"
 	"github.com/pier-lb/pier/speaker/l2"
 	"github.com/pier-lb/pier/speaker/members"
@@ -181,6 +182,7 @@ func withBGP(opts *Options, o NodeOptions) (func(context.Context) error, error) 
 	if err != nil {
 		return off, fmt.Errorf("speaker: router id: %w", err)
 	}
+	bfd.NewCollector(a.BFDMux(), o.Registry)
 	opts.BGP = a
 	return a.Run, nil
 }

@@ -89,6 +89,49 @@ type BGPPeerSpec struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	MaxPrefixes int32 `json:"maxPrefixes,omitempty"`
+	// BFD, when present, runs a BFD session (RFC 5880 asynchronous mode,
+	// no echo) beside the BGP session: when BFD goes from Up to Down, and
+	// the router did not shut its side on purpose (AdminDown), the speaker
+	// closes the BGP session at once and keeps it closed until BFD is Up
+	// again. The router needs BFD for this neighbor too.
+	// +optional
+	BFD *BFDSpec `json:"bfd,omitempty"`
+}
+
+// BFDSpec is the BFD session of a BGPPeer. An empty block ("bfd: {}")
+// enables BFD with the defaults.
+type BFDSpec struct {
+	// ReceiveInterval is the shortest interval, in milliseconds, between
+	// the BFD packets this node is ready to receive. Default 300.
+	// +kubebuilder:validation:Minimum=10
+	// +kubebuilder:validation:Maximum=60000
+	// +optional
+	ReceiveInterval *int32 `json:"receiveInterval,omitempty"`
+	// TransmitInterval is the shortest interval, in milliseconds, at
+	// which this node wants to send BFD packets. Default 300.
+	// +kubebuilder:validation:Minimum=10
+	// +kubebuilder:validation:Maximum=60000
+	// +optional
+	TransmitInterval *int32 `json:"transmitInterval,omitempty"`
+	// DetectMultiplier: the router declares the session down after this
+	// many intervals without a packet from this node. Default 3.
+	// +kubebuilder:validation:Minimum=2
+	// +kubebuilder:validation:Maximum=255
+	// +optional
+	DetectMultiplier *int32 `json:"detectMultiplier,omitempty"`
+	// Passive waits for the router's first BFD packet before sending any.
+	// +optional
+	Passive bool `json:"passive,omitempty"`
+	// Multihop selects RFC 5883 (UDP port 4784) instead of single hop
+	// (RFC 5881, port 3784, TTL 255). Default: the BGPPeer's ebgpMultiHop.
+	// +optional
+	Multihop *bool `json:"multihop,omitempty"`
+	// MinimumTTL is the least TTL a multihop BFD packet may arrive with;
+	// default 254 (at most one router between). Only with multihop.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=255
+	// +optional
+	MinimumTTL *int32 `json:"minimumTTL,omitempty"`
 }
 
 // DynamicASN is the kind of ASN a BGPPeer accepts from the router.

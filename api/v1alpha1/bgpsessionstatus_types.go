@@ -24,6 +24,10 @@ type BGPSessionStatusStatus struct {
 	PrefixesSent int32 `json:"prefixesSent"`
 	// PrefixesReceived is how many the peer sent (Pier ignores them).
 	PrefixesReceived int32 `json:"prefixesReceived"`
+	// BFDState is the state of the BFD session beside the BGP session
+	// (Up, Down, Init or AdminDown); empty when the BGPPeer has no BFD.
+	// +optional
+	BFDState string `json:"bfdState,omitempty"`
 	// LastError is the last reason the session went down, if any.
 	// +optional
 	LastError string `json:"lastError,omitempty"`
@@ -40,6 +44,7 @@ type BGPSessionStatusStatus struct {
 // +kubebuilder:printcolumn:name="Peer",type=string,JSONPath=`.status.peer`
 // +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.status.peerAddress`
 // +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.state`
+// +kubebuilder:printcolumn:name="BFD",type=string,JSONPath=`.status.bfdState`
 // +kubebuilder:printcolumn:name="Sent",type=integer,JSONPath=`.status.prefixesSent`
 // +kubebuilder:printcolumn:name="Since",type=date,JSONPath=`.status.since`
 type BGPSessionStatus struct {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +26,9 @@ type Neighbor struct {
 	// BothFamilies activates IPv4 and IPv6 unicast on the session,
 	// whatever the family of Addr (FRR only).
 	BothFamilies bool
+	// BFD runs BFD with the neighbor (FRR only: `neighbor X bfd`, FRR's
+	// default 300 ms x 3); StartFRR then starts bfdd too.
+	BFD bool
 }
 
 // NodeNeighbors are the site's nodes on the L2 segment, IPv4 (v6 false) or
@@ -73,7 +77,11 @@ func (e *Env) StartFRR(ctx context.Context, dir string, asn uint32, neighbors []
 	if out, err := exec.Command("chown", "frr:frr", f.run).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("chown %s: %v: %s", f.run, err, out)
 	}
-	for _, d := range []string{"zebra", "bgpd"} {
+	daemons := []string{"zebra", "bgpd"}
+	if slices.ContainsFunc(neighbors, func(n Neighbor) bool { return n.BFD }) {
+		daemons = []string{"zebra", "bfdd", "bgpd"}
+	}
+	for _, d := range daemons {
 		if _, err := e.Site.Router.Start("/usr/lib/frr/"+d, "-N", f.Name, "-f", conf, "-i", filepath.Join(f.run, d+".pid")); err != nil {
 			return nil, err
 		}
@@ -96,6 +104,9 @@ func frrConfig(name string, asn uint32, neighbors []Neighbor) string {
 		fmt.Fprintf(&sb, " neighbor %s remote-as %d\n neighbor %s passive\n", n.Addr, n.ASN, n.Addr)
 		if n.Password != "" {
 			fmt.Fprintf(&sb, " neighbor %s password %s\n", n.Addr, n.Password)
+		}
+		if n.BFD {
+			fmt.Fprintf(&sb, " neighbor %s bfd\n", n.Addr)
 		}
 	}
 	for _, fam := range []string{"ipv4", "ipv6"} {

@@ -127,8 +127,8 @@ func TestBinaryExitCodes(t *testing.T) {
 		{[]string{"status", "-o", "yaml"}, "", ExitUsage, `-o "yaml": want text or json`},
 		{[]string{"migrate", "-f", filepath.Join(fixture, "l2-basic", "input.yaml"), "--strict"}, "", ExitOK, "2 objects written, 0 not carried over, 0 notes"},
 		{[]string{"migrate", "-f", filepath.Join(fixture, "peers", "input.yaml"), "--strict"}, "", ExitDropped,
-			"BGPPeer metallb-system/with-password: spec.bfdProfile: \"fast\": BFD is not supported, dropped"},
-		{[]string{"migrate", "-f", filepath.Join(fixture, "peers", "input.yaml")}, "", ExitOK, "7 objects written, 7 not carried over, 2 notes"},
+			"BFDProfile metallb-system/full: spec.echoMode: the echo function is not supported (asynchronous mode only), dropped"},
+		{[]string{"migrate", "-f", filepath.Join(fixture, "peers", "input.yaml")}, "", ExitOK, "7 objects written, 8 not carried over, 3 notes"},
 		{[]string{"migrate", "-f", "-"}, "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a}\nspec: {addresses: [198.51.100.0/24]}\n" +
 			"---\napiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: b}\nspec: {addresses: [198.51.100.128/25]}\n",
 			ExitFailure, `invalid: IPAddressPool pier-system/b: spec.addresses[0]: "198.51.100.128/25" overlaps`},

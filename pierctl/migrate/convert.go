@@ -65,17 +65,18 @@ func (r *Result) Dropped() bool {
 type converter struct {
 	opts     Options
 	res      Result
-	aliases  map[string]string // community alias -> value
-	peers    map[string]bool   // converted BGPPeer names
-	skipped  map[string]bool   // BGPPeer names not converted
-	secrets  map[string]bool   // Secret names used
-	names    map[string]bool   // kind/name already converted
-	hasAlloc bool              // some pool has a serviceAllocation
+	aliases  map[string]string            // community alias -> value
+	peers    map[string]bool              // converted BGPPeer names
+	skipped  map[string]bool              // BGPPeer names not converted
+	secrets  map[string]bool              // Secret names used
+	names    map[string]bool              // kind/name already converted
+	hasAlloc bool                         // some pool has a serviceAllocation
+	bfd      map[string]*v1alpha1.BFDSpec // BFDProfile name -> the bfd block
 }
 
 // kindOrder is the order Convert reads kinds in: aliases and pools before
 // the objects that refer to them.
-var kindOrder = []string{"ConfigMap", "Community", "IPAddressPool", "L2Advertisement", "BGPPeer", "BGPAdvertisement"}
+var kindOrder = []string{"ConfigMap", "Community", "IPAddressPool", "L2Advertisement", "BFDProfile", "BGPPeer", "BGPAdvertisement"}
 
 // Convert converts MetalLB objects (see the package documentation). It
 // never fails: anything it cannot read is reported in Result.Findings.
@@ -83,6 +84,7 @@ func Convert(in []unstructured.Unstructured, opts Options) Result {
 	c := &converter{
 		opts: opts.withDefaults(), aliases: map[string]string{},
 		peers: map[string]bool{}, skipped: map[string]bool{}, secrets: map[string]bool{}, names: map[string]bool{},
+		bfd: map[string]*v1alpha1.BFDSpec{},
 	}
 	objs := c.expandLegacy(sortInput(in))
 	for _, u := range sortInput(objs) {
@@ -144,7 +146,7 @@ func (c *converter) object(u unstructured.Unstructured) {
 	case "BGPAdvertisement":
 		c.bgpAdv(&u, r)
 	case "BFDProfile":
-		r.drop("", "BFD is not supported by Pier (sessions fail over on the BGP hold time), dropped")
+		c.bfdProfile(&u, r)
 	case "AddressPool":
 		r.drop("", "the deprecated AddressPool kind is not supported: convert it to IPAddressPool and advertisements with MetalLB first")
 	default:

@@ -7,7 +7,7 @@
 //
 //   - metallb.io/v1beta1 IPAddressPool, L2Advertisement, BGPAdvertisement,
 //     Community (aliases, resolved into the advertisements' communities) and
-//     BFDProfile (reported: Pier has no BFD);
+//     BFDProfile (carried into the bfd block of the BGPPeers naming it);
 //   - metallb.io/v1beta2 and v1beta1 BGPPeer;
 //   - the legacy ConfigMap (data key "config", MetalLB before v0.13);
 //   - Services carrying MetalLB's annotations (reported with Pier's
@@ -26,7 +26,10 @@
 //     the password); passwordSecret is carried over by name and key
 //     "password", and the Secret must be copied to that namespace.
 //   - dualStackAddressFamily: addressFamilies IPv4Unicast and IPv6Unicast.
-//   - bfdProfile, vrf, dynamicASN and interface (unnumbered BGP) have no
+//   - bfdProfile: the named BFDProfile becomes the peer's bfd block (echo
+//     mode dropped: Pier's BFD is asynchronous only; minimumTtl kept for
+//     multihop peers only, as MetalLB applies it).
+//   - vrf, dynamicASN and interface (unnumbered BGP) have no
 //     equivalent; a peer without a peerAddress or peerASN is not converted,
 //     and an advertisement left naming only such peers is not converted
 //     either (an empty peer list would mean every peer).

@@ -103,7 +103,12 @@ func (c *converter) legacy(u *unstructured.Unstructured, data string) []unstruct
 		out = append(out, c.legacyPool(r, i, p)...)
 	}
 	for i, b := range cfg.BFDProfiles {
-		r.drop(fmt.Sprintf("data.config.bfd-profiles[%d]", i), "%q: BFD is not supported by Pier, dropped", b["name"])
+		name, _ := b["name"].(string)
+		if name == "" {
+			r.drop(fmt.Sprintf("data.config.bfd-profiles[%d]", i), "no name, dropped")
+			continue
+		}
+		out = append(out, synth("BFDProfile", name, legacyBFDSpec(b)))
 	}
 	return out
 }
@@ -119,6 +124,21 @@ func synth(kind, name string, spec map[string]any) unstructured.Unstructured {
 	u.SetKind(kind)
 	u.SetName(name)
 	return u
+}
+
+// legacyBFDSpec renames a legacy BFD profile's keys to BFDProfile's
+// fields; unknown keys stay, to be reported.
+func legacyBFDSpec(b map[string]any) map[string]any {
+	names := map[string]string{"receive-interval": "receiveInterval", "transmit-interval": "transmitInterval",
+		"detect-multiplier": "detectMultiplier", "echo-interval": "echoInterval", "echo-mode": "echoMode",
+		"passive-mode": "passiveMode", "minimum-ttl": "minimumTtl"}
+	spec := map[string]any{}
+	for k, v := range b {
+		if k != "name" {
+			spec[cmpOr(names[k], k)] = v
+		}
+	}
+	return spec
 }
 
 func legacyPeerSpec(p legacyPeer) map[string]any {

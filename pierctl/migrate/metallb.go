@@ -91,6 +91,7 @@ var specKeys = map[string][]string{
 	"L2Advertisement":  {"ipAddressPools", "ipAddressPoolSelectors", "nodeSelectors", "interfaces"},
 	"BGPAdvertisement": {"aggregationLength", "aggregationLengthV6", "localPref", "communities", "ipAddressPools", "ipAddressPoolSelectors", "nodeSelectors", "peers"},
 	"Community":        {"communities"},
+	"BFDProfile":       {"receiveInterval", "transmitInterval", "detectMultiplier", "echoInterval", "echoMode", "passiveMode", "minimumTtl"},
 	"BGPPeer": {"myASN", "peerASN", "dynamicASN", "peerAddress", "interface", "sourceAddress", "peerPort",
 		"holdTime", "keepaliveTime", "connectTime", "routerID", "nodeSelectors", "password", "passwordSecret",
 		"bfdProfile", "enableGracefulRestart", "ebgpMultiHop", "vrf", "disableMP", "dualStackAddressFamily"},

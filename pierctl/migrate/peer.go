@@ -49,7 +49,7 @@ func (c *converter) peer(u *unstructured.Unstructured, r reporter) {
 		r.drop("spec.routerID", "%q: per-peer router IDs are not supported, dropped (one BGP identifier per node: pier-speaker --router-id, default its IPv4 address)", s.RouterID)
 	}
 	if s.BFDProfile != "" {
-		r.drop("spec.bfdProfile", "%q: BFD is not supported, dropped (failures are detected by the hold time)", s.BFDProfile)
+		spec.BFD = c.peerBFD(r, s.BFDProfile, s.EBGPMultiHop)
 	}
 	spec.PasswordSecret = c.password(u.GetName(), r, &s)
 	c.peers[u.GetName()] = true

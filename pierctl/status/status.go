@@ -91,6 +91,7 @@ type BGPSession struct {
 	Peer             string     `json:"peer"`
 	PeerAddress      string     `json:"peerAddress"`
 	State            string     `json:"state"`
+	BFDState         string     `json:"bfdState,omitempty"`
 	Since            *time.Time `json:"since,omitempty"`
 	PrefixesSent     int32      `json:"prefixesSent"`
 	PrefixesReceived int32      `json:"prefixesReceived"`
@@ -196,7 +197,7 @@ func l2ByService(in []v1alpha1.ServiceL2Status) map[string][]L2Announcer {
 func session(b v1alpha1.BGPSessionStatus) BGPSession {
 	out := BGPSession{
 		Node: b.Status.Node, Peer: cmp.Or(b.Status.Peer, b.Labels[v1alpha1.LabelBGPPeer]),
-		PeerAddress: b.Status.PeerAddress, State: b.Status.State,
+		PeerAddress: b.Status.PeerAddress, State: b.Status.State, BFDState: b.Status.BFDState,
 		PrefixesSent: b.Status.PrefixesSent, PrefixesReceived: b.Status.PrefixesReceived, LastError: b.Status.LastError,
 	}
 	if b.Status.Since != nil {

@@ -56,8 +56,9 @@ func TestBuildAndText(t *testing.T) {
 			l2Status("default", "calls", "node1", "198.51.100.200"),
 		},
 		Sessions: []v1alpha1.BGPSessionStatus{
-			{Status: v1alpha1.BGPSessionStatusStatus{Node: "node2", Peer: "router", PeerAddress: "198.51.100.1", State: "Active", LastError: "connection refused"}},
-			{Status: v1alpha1.BGPSessionStatusStatus{Node: "node1", Peer: "router", PeerAddress: "198.51.100.1", State: "Established", Since: &since, PrefixesSent: 2}},
+			{Status: v1alpha1.BGPSessionStatusStatus{Node: "node2", Peer: "router", PeerAddress: "198.51.100.1", State: "Active", BFDState: "Down",
+				LastError: "BFD down (control detection time expired): BGP session closed and held down until BFD is Up again"}},
+			{Status: v1alpha1.BGPSessionStatusStatus{Node: "node1", Peer: "router", PeerAddress: "198.51.100.1", State: "Established", BFDState: "Up", Since: &since, PrefixesSent: 2}},
 		},
 		Missing: []string{"relays.pier.dev"},
 	}
@@ -79,9 +80,9 @@ default    calls    198.51.100.200,2001:db8:100::1  default  node1 (eth1) for 19
 default    waiting  <pending>                       -        -
 
 BGP SESSIONS
-NODE   PEER    ADDRESS       STATE        SINCE  SENT  RECEIVED  LAST ERROR
-node1  router  198.51.100.1  Established  90s    2     0         -
-node2  router  198.51.100.1  Active       -      0     0         connection refused
+NODE   PEER    ADDRESS       STATE        BFD   SINCE  SENT  RECEIVED  LAST ERROR
+node1  router  198.51.100.1  Established  Up    90s    2     0         -
+node2  router  198.51.100.1  Active       Down  -      0     0         BFD down (control detection time expired): BGP session closed and held down until BFD is Up again
 
 RELAYS
 (CRD relays.pier.dev not installed)

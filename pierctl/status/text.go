@@ -30,9 +30,9 @@ func (s Status) WriteText(w io.Writer, now time.Time) error {
 	for _, svc := range s.Services {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", svc.Namespace, svc.Name, pending(svc.Addresses), dash(svc.Pool), announcers(svc))
 	}
-	section(tw, "BGP SESSIONS", "bgpsessionstatuses", s.Missing, len(s.BGPSessions), "NODE\tPEER\tADDRESS\tSTATE\tSINCE\tSENT\tRECEIVED\tLAST ERROR")
+	section(tw, "BGP SESSIONS", "bgpsessionstatuses", s.Missing, len(s.BGPSessions), "NODE\tPEER\tADDRESS\tSTATE\tBFD\tSINCE\tSENT\tRECEIVED\tLAST ERROR")
 	for _, b := range s.BGPSessions {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", b.Node, b.Peer, b.PeerAddress, dash(b.State), age(b.Since, now),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", b.Node, b.Peer, b.PeerAddress, dash(b.State), dash(b.BFDState), age(b.Since, now),
 			b.PrefixesSent, b.PrefixesReceived, dash(b.LastError))
 	}
 	section(tw, "RELAYS", "relays", s.Missing, len(s.Relays), "NAMESPACE\tNAME\tEXPOSURE\tDATA PATH\tADDRESSES\tREADY BACKENDS\tREADY RELAYS\tREADY")

@@ -11,6 +11,8 @@ import (
 
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/server"
+
+	"github.com/pier-lb/pier/speaker/bfd"
 )
 
 // Announcer keeps an embedded gobgp server's peers and paths equal to the
@@ -21,6 +23,7 @@ type Announcer struct {
 	glog     *gobgpLogger
 	srv      *server.BgpServer
 	sessions *sessions
+	bfd      *bfdPeers
 
 	running atomic.Bool
 	ready   chan struct{} // closed once gobgp runs
@@ -51,6 +54,7 @@ func New(opts Options) (*Announcer, error) {
 		sets:    map[string]map[netip.Prefix]bool{},
 	}
 	a.sessions = newSessions(log, opts.Metrics, opts.Clock)
+	a.bfd = newBFDPeers(log, opts.Logger, a.sessions, func() gobgpAdmin { return a.srv })
 	a.glog = newGobgpLogger(log, a.sessions.dialError, a.sessions.peerDown)
 	a.glog.onPrefixLimit, a.glog.onPeerUp = a.sessions.prefixLimit, a.sessions.peerUp
 	return a, nil
@@ -82,6 +86,9 @@ func (a *Announcer) Run(ctx context.Context) error {
 		a.srv.Stop()
 		return fmt.Errorf("watch gobgp peers: %w", err)
 	}
+	a.bfd.mu.Lock()
+	a.bfd.ctx = ctx
+	a.bfd.mu.Unlock()
 	close(a.ready)
 	a.log.Info("bgp started", "router_id", a.opts.RouterID, "listen_port", a.opts.ListenPort)
 	var wg sync.WaitGroup
@@ -91,6 +98,10 @@ func (a *Announcer) Run(ctx context.Context) error {
 	a.shutdown()
 	return nil
 }
+
+// BFDMux is the Mux of the peers' BFD sessions, for its metrics
+// (bfd.NewCollector).
+func (a *Announcer) BFDMux() *bfd.Mux { return a.bfd.mux }
 
 // Changes is closed at the next change of any session's state (or of its
 // last error); read it again after each change.

@@ -97,4 +97,19 @@
 // the prefixes the cluster announces in one family. TestPrefixFloodFromPeer
 // floods it with 200,000 prefixes from FRR and checks the heap returns to
 // its baseline.
+//
+// # BFD
+//
+// A peer with BFD gets a speaker/bfd session on the announcer's one Mux,
+// from its SourceAddress or the address the kernel picks towards it. When
+// the session goes from Up to Down, unless the peer's side is AdminDown
+// (RFC 5882 §3.2), the gobgp neighbor is disabled, which sends a Cease and
+// keeps it Idle until BFD is Up again; ResetPeer would dial again at once,
+// over a path BFD calls broken. gobgp drops an admin state request that
+// comes while another is pending, so the hold compares gobgp's admin state
+// with what BFD asks after each request and every second. BFD settings
+// never reset the BGP session: intervals change in place (a poll
+// sequence), other changes restart the BFD session. TestBFDWithFRR and
+// TestBFDWithBIRD run it against FRR's bfdd and BIRD; BenchmarkFailover
+// measures a failed node's withdrawal with and without it.
 package bgp

@@ -33,11 +33,13 @@ var (
 // router namespace running BIRD 2 (iBGP, AS 64513) and announcer processes
 // on the nodes.
 type bgpLab struct {
-	t        testing.TB
-	lab      *lab.Lab
-	site     *lab.Site
-	frrName  string
-	frr      *lab.Process
+	t       testing.TB
+	lab     *lab.Lab
+	site    *lab.Site
+	frrName string
+	frr     *lab.Process
+	// frrProcs are the FRR daemons of a BFD lab (newBFDLab).
+	frrProcs []frrProc
 	birdSock string
 	dir      string
 	procs    map[int]*lab.Process

@@ -55,6 +55,9 @@ type Peer struct {
 	// of prefixes reached) and the peer's paths are dropped; gobgp dials
 	// again later. Paths to other peers are not affected.
 	MaxPrefixes uint32
+	// BFD, when not nil, runs a BFD session with the peer that closes
+	// the BGP session when it goes down (see BFD).
+	BFD *BFD
 }
 
 // DefaultMaxPrefixes is the per-peer, per-family prefix limit when
@@ -114,6 +117,11 @@ func (p *Peer) normalize() error {
 		if f != IPv4Unicast && f != IPv6Unicast {
 			return fmt.Errorf("peer %s: family %q: %w", p.Name, f, ErrInvalid)
 		}
+	}
+	if p.BFD != nil {
+		b := *p.BFD
+		b.normalize()
+		p.BFD = &b
 	}
 	p.Families = slices.Clone(p.Families)
 	slices.Sort(p.Families)
@@ -212,7 +220,8 @@ func (p *Peer) apiPeer() *api.Peer {
 	return ap
 }
 
-// samePeer reports whether two normalized peers need no session reset.
+// samePeer reports whether two normalized peers need no session reset
+// (BFD settings aside: they change the BFD session only).
 func samePeer(a, b *Peer) bool {
 	return a.Address == b.Address && a.Port == b.Port && a.MyASN == b.MyASN &&
 		a.PeerASN == b.PeerASN && a.SourceAddress == b.SourceAddress &&

@@ -27,11 +27,16 @@ func (a *Announcer) SetPeers(ctx context.Context, peers []Peer) error {
 			errs = append(errs, a.removePeer(ctx, old, ok))
 		}
 	}
+	readded := map[string]bool{}
 	for name, p := range want {
 		if _, ok := a.peers[name]; !ok {
 			errs = append(errs, a.addPeer(ctx, p))
+			readded[name] = true
+		} else {
+			a.peers[name].BFD = p.BFD
 		}
 	}
+	a.bfd.sync(a.peers, readded)
 	return errors.Join(errs...)
 }
 

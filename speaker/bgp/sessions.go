@@ -56,6 +56,9 @@ type session struct {
 	refuseAS uint32
 	// peerAS is the ASN the router opened the session with.
 	peerAS uint32
+	// bfd is the BFD session's state ("" without BFD); bfdHeld why BFD
+	// holds the session down ("" when it does not).
+	bfd, bfdHeld string
 }
 
 func newSessions(log *slog.Logger, m *Metrics, clk clock.WithTicker) *sessions {
@@ -149,6 +152,22 @@ func (s *sessions) prefixLimit(addr string, family any) {
 		"peer", ss.name, "addr", ss.addr, "limit", ss.limit, "family", fmt.Sprint(family))
 	s.notify()
 }
+
+// setBFD records the state of a peer's BFD session and why it holds the
+// BGP session down ("" when it does not).
+func (s *sessions) setBFD(addr netip.Addr, state, held string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss, ok := s.byAddr[addr.String()]
+	if !ok || (ss.bfd == state && ss.bfdHeld == held) {
+		return
+	}
+	ss.bfd, ss.bfdHeld = state, held
+	s.notify()
+}
+
+// clearBFD records that a peer has no BFD session any more.
+func (s *sessions) clearBFD(addr netip.Addr) { s.setBFD(addr, "", "") }
 
 // Changes is closed at the next session state change.
 func (s *sessions) Changes() <-chan struct{} {

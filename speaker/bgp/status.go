@@ -28,8 +28,11 @@ type PeerStatus struct {
 	// PrefixesReceived those the peer sent (0 when gobgp is not running).
 	PrefixesSent, PrefixesReceived uint64
 	// LastError is why the session last went down or failed to come up
-	// (empty if it never did).
+	// (empty if it never did); while BFD holds the session down, that.
 	LastError string
+	// BFDState is the state of the peer's BFD session (Up, Down, Init,
+	// AdminDown); empty without BFD.
+	BFDState string
 }
 
 // Status reports every configured peer, sorted by name.
@@ -40,7 +43,11 @@ func (a *Announcer) Status() []PeerStatus {
 	for addr, ss := range a.sessions.byAddr {
 		c := counts[addr]
 		st := PeerStatus{Name: ss.name, Address: ss.addr, State: stateName(ss.state), Since: ss.since,
-			PrefixesSent: c[0], PrefixesReceived: c[1], LastError: ss.lastErr, PeerASN: ss.peerAS}
+			PrefixesSent: c[0], PrefixesReceived: c[1], LastError: ss.lastErr, BFDState: ss.bfd,
+			PeerASN: ss.peerAS}
+		if ss.bfdHeld != "" {
+			st.LastError = ss.bfdHeld
+		}
 		if ss.state == api.PeerState_ESTABLISHED {
 			st.Uptime = a.opts.Clock.Since(ss.up)
 		}
