@@ -52,6 +52,7 @@ func main() {
 	pprofAddr := flag.String("pprof-addr", "", "Go profiling (net/http/pprof) listen address (default off)")
 	flag.Parse()
 
+	ao.StatusNamespace = ao.Namespace
 	if *leaseNS != "" {
 		ao.Namespace = *leaseNS
 	}
