@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/speaker/bgp"
 )
 
 // AnnouncementsPerObject is how many Services one BGPAnnouncementStatus
@@ -54,6 +56,7 @@ type AnnouncementWriter struct {
 
 	mu      sync.Mutex
 	sources []BGPSource // the latest, as Set took it
+	peers   []bgp.Peer  // the sessions, without passwords
 	set     bool
 	wrote   map[string]v1alpha1.BGPAnnouncementStatusStatus // what the objects hold, when known
 }
@@ -80,12 +83,12 @@ func NewAnnouncementWriter(opts AnnouncementOptions) (*AnnouncementWriter, error
 	}, nil
 }
 
-// Set takes what this node announces (BGPDesired.Sources; nil when BGP is
-// off). It keeps the slice, which the caller must not change, and
-// returns at once.
-func (w *AnnouncementWriter) Set(sources []BGPSource) {
+// Set takes what this node announces (BGPDesired.Sources and Peers; nil
+// when BGP is off). It keeps the slices, which the caller must not change,
+// and returns at once.
+func (w *AnnouncementWriter) Set(sources []BGPSource, peers []bgp.Peer) {
 	w.mu.Lock()
-	w.sources, w.set = sources, true
+	w.sources, w.peers, w.set = sources, peers, true
 	w.mu.Unlock()
 	select {
 	case w.dirty <- struct{}{}:
@@ -100,15 +103,27 @@ func (s *Speaker) reportAnnouncements() {
 		return
 	}
 	var sources []BGPSource
+	var peers []bgp.Peer
 	if s.opts.BGP != nil {
-		sources = s.bgp.Sources
+		sources = slices.Clone(s.bgp.Sources) // the writer keeps it
+		for _, p := range s.bgp.Peers {
+			peers = append(peers, bgp.Peer{Name: p.Name, Address: p.Address, Families: p.Families,
+				NextHop4: p.NextHop4, NextHop6: p.NextHop6})
+		}
 	}
-	s.opts.Announcements.Set(slices.Clone(sources)) // the writer keeps it
+	s.opts.Announcements.Set(sources, peers)
 }
 
 // BGPAnnouncements lists the Services in sources with their addresses
-// and peers, sorted by Service. Pure.
-func BGPAnnouncements(sources []BGPSource) []v1alpha1.BGPServiceAnnouncement {
+// and the peers that get them, sorted by Service: a peer is listed when
+// this node has a session with it (not one waiting for its password) that
+// carries the address's family with a usable next hop, as the announcer
+// sends. Pure.
+func BGPAnnouncements(sources []BGPSource, peers []bgp.Peer) []v1alpha1.BGPServiceAnnouncement {
+	byName := map[string]bgp.Peer{}
+	for _, p := range peers {
+		byName[p.Name] = p
+	}
 	by := map[string]*v1alpha1.BGPServiceAnnouncement{}
 	for _, src := range sources {
 		a := by[src.Service]
@@ -118,7 +133,11 @@ func BGPAnnouncements(sources []BGPSource) []v1alpha1.BGPServiceAnnouncement {
 		}
 		a.Addresses = append(a.Addresses, src.Addr.String())
 		for _, p := range src.Paths {
-			a.Peers = append(a.Peers, p.Peers...)
+			for _, name := range p.Peers {
+				if peer, ok := byName[name]; ok && sendsTo(peer, src.Addr) {
+					a.Peers = append(a.Peers, name)
+				}
+			}
 		}
 	}
 	out := make([]v1alpha1.BGPServiceAnnouncement, 0, len(by))
@@ -131,6 +150,28 @@ func BGPAnnouncements(sources []BGPSource) []v1alpha1.BGPServiceAnnouncement {
 		out = append(out, *a)
 	}
 	return out
+}
+
+// sendsTo tells whether the announcer sends addr's paths to p: its
+// session carries the family (default: the family of its address) and
+// has a next hop of it.
+func sendsTo(p bgp.Peer, addr netip.Addr) bool {
+	families := p.Families
+	if len(families) == 0 {
+		families = []bgp.Family{familyOfAddr(p.Address)}
+	}
+	if !slices.Contains(families, familyOfAddr(addr)) {
+		return false
+	}
+	_, send := p.ExportNextHop(addr.Is6())
+	return send
+}
+
+func familyOfAddr(a netip.Addr) bgp.Family {
+	if a.Is6() && !a.Is4In6() {
+		return bgp.IPv6Unicast
+	}
+	return bgp.IPv4Unicast
 }
 
 // BGPAnnouncementObjects splits a node's announcements into its objects'
@@ -198,12 +239,12 @@ func (w *AnnouncementWriter) Run(ctx context.Context) error {
 // deletes those no longer needed and writes those whose content changed.
 func (w *AnnouncementWriter) write(ctx context.Context) error {
 	w.mu.Lock()
-	sources, set, wrote := w.sources, w.set, w.wrote
+	sources, peers, set, wrote := w.sources, w.peers, w.set, w.wrote
 	w.mu.Unlock()
 	if !set {
 		return nil
 	}
-	want := BGPAnnouncementObjects(w.opts.Node, BGPAnnouncements(sources))
+	want := BGPAnnouncementObjects(w.opts.Node, BGPAnnouncements(sources, peers))
 	if wrote != nil && maps.EqualFunc(want, wrote, equalAnnouncements) {
 		return nil
 	}

@@ -27,16 +27,27 @@ import (
 func TestBGPAnnouncements(t *testing.T) {
 	a, b := netip.MustParseAddr("203.0.113.10"), netip.MustParseAddr("2001:db8::10")
 	sources := []BGPSource{
-		{Addr: a, Service: "apps/web", Paths: []bgp.Path{{Peers: []string{"r2"}}, {Peers: []string{"r1", "r2"}}}},
-		{Addr: b, Service: "apps/web", Paths: []bgp.Path{{Peers: []string{"r3"}}}},
-		{Addr: netip.MustParseAddr("203.0.113.11"), Service: "apps/api", Paths: []bgp.Path{{Peers: []string{"r1"}}}},
+		{Addr: a, Service: "apps/web", Paths: []bgp.Path{{Peers: []string{"r2"}}, {Peers: []string{"r1", "r2", "r6", "waiting"}}}},
+		{Addr: b, Service: "apps/web", Paths: []bgp.Path{{Peers: []string{"r1", "r6", "both"}}}},
+		{Addr: netip.MustParseAddr("203.0.113.11"), Service: "apps/api", Paths: []bgp.Path{{Peers: []string{"r1", "both"}}}},
+	}
+	v4, v6 := netip.MustParseAddr("192.0.2.254"), netip.MustParseAddr("2001:db8::254")
+	peers := []bgp.Peer{
+		{Name: "r1", Address: v4}, {Name: "r2", Address: v4}, // IPv4 only
+		{Name: "r6", Address: v6}, // IPv6 only
+		{Name: "both", Address: v4, Families: []bgp.Family{bgp.IPv4Unicast, bgp.IPv6Unicast}}, // no IPv6 next hop: IPv4 only
 	}
 	want := []v1alpha1.BGPServiceAnnouncement{
-		{Service: "apps/api", Addresses: []string{"203.0.113.11"}, Peers: []string{"r1"}},
-		{Service: "apps/web", Addresses: []string{"2001:db8::10", "203.0.113.10"}, Peers: []string{"r1", "r2", "r3"}},
+		{Service: "apps/api", Addresses: []string{"203.0.113.11"}, Peers: []string{"both", "r1"}},
+		{Service: "apps/web", Addresses: []string{"2001:db8::10", "203.0.113.10"}, Peers: []string{"r1", "r2", "r6"}},
 	}
-	if diff := cmp.Diff(want, BGPAnnouncements(sources)); diff != "" {
+	if diff := cmp.Diff(want, BGPAnnouncements(sources, peers)); diff != "" {
 		t.Errorf("BGPAnnouncements (-want +got):\n%s", diff)
+	}
+	peers[3].NextHop6 = netip.MustParseAddr("2001:db8::1")
+	want[1].Peers = []string{"both", "r1", "r2", "r6"}
+	if diff := cmp.Diff(want, BGPAnnouncements(sources, peers)); diff != "" {
+		t.Errorf("with an IPv6 next hop for both (-want +got):\n%s", diff)
 	}
 }
 
@@ -68,6 +79,15 @@ func manyAnnouncements(n int) []v1alpha1.BGPServiceAnnouncement {
 	for i := range out {
 		out[i] = v1alpha1.BGPServiceAnnouncement{Service: fmt.Sprintf("apps/svc-%05d", i),
 			Addresses: []string{benchAddr(i).String()}, Peers: []string{"r1", "r2"}}
+	}
+	return out
+}
+
+// ipv4Peers are IPv4 sessions named names.
+func ipv4Peers(names ...string) []bgp.Peer {
+	out := make([]bgp.Peer, len(names))
+	for i, n := range names {
+		out[i] = bgp.Peer{Name: n, Address: netip.MustParseAddr("192.0.2.254")}
 	}
 	return out
 }
@@ -119,7 +139,7 @@ func TestAnnouncementWriterAgainstAPIServer(t *testing.T) {
 		{10, map[string]int32{"node1": 10}},
 		{0, map[string]int32{}},
 	} {
-		w.Set(manySources(step.n, "r1"))
+		w.Set(manySources(step.n, "r1"), ipv4Peers("r1"))
 		lab.Poll(t, fmt.Sprintf("%d Services written", step.n), 20*time.Millisecond, 30*time.Second, func() error {
 			got, _, err := listAnnouncements(e.c, "node1")
 			if err != nil {
@@ -131,7 +151,7 @@ func TestAnnouncementWriterAgainstAPIServer(t *testing.T) {
 			return nil
 		})
 	}
-	w.Set(manySources(3, "r1", "r2"))
+	w.Set(manySources(3, "r1", "r2"), ipv4Peers("r1", "r2"))
 	var rv string
 	lab.Poll(t, "peers written", 20*time.Millisecond, 30*time.Second, func() error {
 		_, items, err := listAnnouncements(e.c, "node1")
@@ -145,7 +165,7 @@ func TestAnnouncementWriterAgainstAPIServer(t *testing.T) {
 		rv = items[0].ResourceVersion
 		return nil
 	})
-	w.Set(manySources(3, "r2", "r1")) // the same, in another order
+	w.Set(manySources(3, "r2", "r1"), ipv4Peers("r2", "r1")) // the same, in another order
 	if err := w.write(context.Background()); err != nil {
 		t.Fatal(err)
 	}

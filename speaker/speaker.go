@@ -108,9 +108,11 @@ type Options struct {
 	// ConfigStatus, when set, gets every parse of the configuration
 	// (configstatus.Writer: this node's ConfigurationStatus).
 	ConfigStatus ConfigReporter
-	// Announcements, when set, gets every BGP plan's sources
+	// Announcements, when set, gets every BGP plan's sources and sessions
 	// (AnnouncementWriter: this node's BGPAnnouncementStatus).
-	Announcements interface{ Set([]BGPSource) }
+	Announcements interface {
+		Set(sources []BGPSource, peers []bgp.Peer)
+	}
 }
 
 // Speaker recomputes and applies this node's announcements whenever
