@@ -142,7 +142,8 @@ func uninstall(t *testing.T, e *podlab.Env) {
 			t.Errorf("%s: nftables tables left: %s", n.Name, tables)
 		}
 	}
-	for _, kind := range []string{"ipaddresspools", "l2advertisements", "bgppeers", "bgpadvertisements", "relays", "servicel2statuses", "bgpsessionstatuses"} {
+	for _, kind := range []string{"ipaddresspools", "l2advertisements", "bgppeers", "bgpadvertisements", "relays", "servicel2statuses", "bgpsessionstatuses",
+		"bgpannouncementstatuses", "configurationstatuses"} {
 		out, err := e.Kubectl(ctx, "get", kind+".pier.dev", "-A", "-o", "name")
 		if err != nil {
 			t.Fatal(err)

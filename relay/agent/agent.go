@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
@@ -49,6 +50,9 @@ type Options struct {
 	// ConfigurationStatus (relay-<node>): Pier's namespace; "" writes
 	// none.
 	StatusNamespace string
+	// Owner, when set, owns that ConfigurationStatus: the relay's Pod, so
+	// that it goes with it (uninstall, a node drained).
+	Owner *metav1.OwnerReference
 	// Bind is the address every listener binds; default the IPv6 wildcard
 	// (dual-stack), or the IPv4 one when the node has no IPv6.
 	Bind netip.Addr

@@ -33,7 +33,7 @@ func (a *Agent) newConfigStatus() (*configstatus.Writer, error) {
 	}
 	return configstatus.New(configstatus.Options{
 		Client: c, Namespace: a.opts.StatusNamespace, Node: a.opts.NodeName,
-		Component: v1alpha1.ComponentRelay, Clock: a.opts.Clock, Logger: a.opts.Logger,
+		Component: v1alpha1.ComponentRelay, Owner: a.opts.Owner, Clock: a.opts.Clock, Logger: a.opts.Logger,
 	})
 }
 

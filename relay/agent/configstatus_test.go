@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
@@ -38,8 +39,9 @@ func TestRelayConfigStatus(t *testing.T) {
 		r.Spec.Listeners = []v1alpha1.RelayListener{{Name: "calls", Protocol: corev1.ProtocolUDP, Port: int32(port)}}
 	})
 	e.create(t, &r)
+	owner := &metav1.OwnerReference{APIVersion: "v1", Kind: "Pod", Name: "pier-relay-x", UID: "uid-1"}
 	a, err := New(Options{Config: e.cl.Config, NodeName: benchNode, Namespace: "pier-system", StatusNamespace: "pier-system",
-		Bind: netip.MustParseAddr("127.0.0.1")})
+		Owner: owner, Bind: netip.MustParseAddr("127.0.0.1")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +53,9 @@ func TestRelayConfigStatus(t *testing.T) {
 	status := func() (v1alpha1.ConfigurationStatusStatus, error) {
 		var obj v1alpha1.ConfigurationStatus
 		err := e.c.Get(ctx, client.ObjectKey{Namespace: "pier-system", Name: "relay-" + benchNode}, &obj)
+		if err == nil && (len(obj.OwnerReferences) != 1 || obj.OwnerReferences[0].UID != owner.UID) {
+			err = fmt.Errorf("owners %v, want the relay's Pod", obj.OwnerReferences)
+		}
 		return obj.Status, err
 	}
 	lab.Poll(t, "the refused Relay in the status", 50*time.Millisecond, time.Minute, func() error {
