@@ -22,7 +22,8 @@ func TestCRDsParse(t *testing.T) {
 	for _, c := range crds {
 		names = append(names, c.Name)
 	}
-	want := []string{"bgpadvertisements.pier.dev", "bgppeers.pier.dev", "bgpsessionstatuses.pier.dev", "ipaddresspools.pier.dev", "l2advertisements.pier.dev", "relays.pier.dev", "servicel2statuses.pier.dev"}
+	want := []string{"bgpadvertisements.pier.dev", "bgpannouncementstatuses.pier.dev", "bgppeers.pier.dev", "bgpsessionstatuses.pier.dev",
+		"configurationstatuses.pier.dev", "ipaddresspools.pier.dev", "l2advertisements.pier.dev", "relays.pier.dev", "servicel2statuses.pier.dev"}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("CRDs (-want +got):\n%s", diff)
 	}

@@ -42,9 +42,12 @@ func (s *Speaker) refreshTargets(ctx context.Context) error {
 	return nil
 }
 
-// reportConfig logs the objects Parse left out, once per change, and
-// counts them by kind.
+// reportConfig logs the objects Parse left out, once per change, counts
+// them by kind, and hands the result to the ConfigurationStatus writer.
 func (s *Speaker) reportConfig(err error) {
+	if s.opts.ConfigStatus != nil {
+		s.opts.ConfigStatus.Set(err) // it writes on change only
+	}
 	msg := ""
 	if err != nil {
 		msg = err.Error()

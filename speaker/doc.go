@@ -14,6 +14,12 @@
 // and the next one, a Resync later at the latest, hands over the whole set
 // again.
 //
+// What the node does is written apart from the announcing loop, each by
+// its own writer: ServiceL2Status per Service it answers for (RunL2Status),
+// BGPSessionStatus per peer (RunBGPStatus), BGPAnnouncementStatus listing
+// the Services it announces over BGP (AnnouncementWriter, one object per
+// node) and its ConfigurationStatus (configstatus.Writer).
+//
 // Targets are persisted on the node after every change, so a speaker that
 // restarts while the API server is unreachable keeps announcing what it
 // last knew, still following liveness changes among the speakers.

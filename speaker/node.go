@@ -26,6 +26,7 @@ import (
 	"github.com/pier-lb/pier/api/v1alpha1"
 	"github.com/pier-lb/pier/config"
 	"github.com/pier-lb/pier/internal/apicache"
+	"github.com/pier-lb/pier/internal/configstatus"
 	"github.com/pier-lb/pier/internal/daemon"
 	"github.com/pier-lb/pier/speaker/bfd"
 	"github.com/pier-lb/pier/speaker/bgp"
@@ -122,6 +123,21 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 		Members: mem, L2: ann, StateFile: o.StateDir + "/speaker-state.json", Logger: o.Logger,
 		Owner: podOwner(o.PodName, o.PodUID), Metrics: NewMetrics(o.Registry),
 	}
+	cfgStatus, err := configstatus.New(configstatus.Options{
+		Client: writer, Namespace: o.Namespace, Node: o.NodeName, Component: v1alpha1.ComponentSpeaker,
+		Owner: opts.Owner, Logger: o.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	opts.ConfigStatus = cfgStatus
+	announced, err := NewAnnouncementWriter(AnnouncementOptions{
+		Client: writer, Namespace: o.Namespace, Node: o.NodeName, Owner: opts.Owner, Logger: o.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	opts.Announcements = announced
 	bgpRun, err := withBGP(&opts, o)
 	if err != nil {
 		return err
@@ -144,7 +160,7 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	// leaveGrace has passed: the handover has neither gap nor overlap.
 	left := make(chan struct{})
 	return daemon.RunAll(ctx, o.Logger,
-		c.Start, sp.Run, bgpRun, sp.RunBGPStatus, sp.RunL2Status,
+		c.Start, sp.Run, bgpRun, sp.RunBGPStatus, sp.RunL2Status, cfgStatus.Run, announced.Run,
 		func(ctx context.Context) error {
 			defer close(left)
 			context.AfterFunc(ctx, ann.Yield) // from the start of the leave
@@ -228,6 +244,8 @@ func restMapper() meta.RESTMapper {
 		apicache.Kind{GroupVersion: pier, Kind: "BGPPeer", Plural: "bgppeers", Namespaced: true},
 		apicache.Kind{GroupVersion: pier, Kind: "BGPAdvertisement", Plural: "bgpadvertisements", Namespaced: true},
 		apicache.Kind{GroupVersion: pier, Kind: "BGPSessionStatus", Plural: "bgpsessionstatuses", Namespaced: true},
+		apicache.Kind{GroupVersion: pier, Kind: "BGPAnnouncementStatus", Plural: "bgpannouncementstatuses", Namespaced: true},
+		apicache.Kind{GroupVersion: pier, Kind: "ConfigurationStatus", Plural: "configurationstatuses", Namespaced: true},
 	)
 }
 

@@ -53,6 +53,12 @@ type BGPAnnouncer interface {
 	Changes() <-chan struct{}
 }
 
+// ConfigReporter takes each parse result of the configuration, nil when
+// every object parsed (configstatus.Writer).
+type ConfigReporter interface {
+	Set(err error)
+}
+
 // VIPSetter puts owned addresses on a local interface (vip.VIPs).
 type VIPSetter interface {
 	Set(ctx context.Context, addrs []netip.Addr) error
@@ -99,6 +105,14 @@ type Options struct {
 	Clock  clock.WithTicker
 	// Metrics may be nil (not counted).
 	Metrics *Metrics
+	// ConfigStatus, when set, gets every parse of the configuration
+	// (configstatus.Writer: this node's ConfigurationStatus).
+	ConfigStatus ConfigReporter
+	// Announcements, when set, gets every BGP plan's sources and sessions
+	// (AnnouncementWriter: this node's BGPAnnouncementStatus).
+	Announcements interface {
+		Set(sources []BGPSource, peers []bgp.Peer)
+	}
 }
 
 // Speaker recomputes and applies this node's announcements whenever
@@ -167,6 +181,7 @@ func (o *Options) validate() error {
 	}{
 		{"API reader", o.Reader, false}, {"membership", o.Members, false}, {"l2 announcer", o.L2, false},
 		{"bgp announcer", o.BGP, true}, {"vip setter", o.VIP, true}, {"clock", o.Clock, true},
+		{"config status", o.ConfigStatus, true}, {"bgp announcement status", o.Announcements, true},
 	} {
 		switch {
 		case p.v == nil && !p.optional:
@@ -367,6 +382,7 @@ func (s *Speaker) setBGP(d BGPDesired) {
 		s.log.Warn("BGPPeers select this node but BGP is off here: no IPv4 router ID (set --router-id)")
 	}
 	s.bgp = d
+	s.reportAnnouncements()
 }
 
 // applyBGP hands the last BGP plan to the announcer; it keeps announcing

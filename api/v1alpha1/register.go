@@ -13,7 +13,8 @@ var GroupVersion = schema.GroupVersion{Group: "pier.dev", Version: "v1alpha1"}
 // served before it runs (manifests' test keeps the list true).
 var Resources = []string{
 	"ipaddresspools", "l2advertisements", "bgppeers", "bgpadvertisements",
-	"servicel2statuses", "bgpsessionstatuses", "relays",
+	"servicel2statuses", "bgpsessionstatuses", "bgpannouncementstatuses",
+	"configurationstatuses", "relays",
 }
 
 var (
@@ -30,6 +31,8 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&BGPAdvertisement{}, &BGPAdvertisementList{},
 		&ServiceL2Status{}, &ServiceL2StatusList{},
 		&BGPSessionStatus{}, &BGPSessionStatusList{},
+		&BGPAnnouncementStatus{}, &BGPAnnouncementStatusList{},
+		&ConfigurationStatus{}, &ConfigurationStatusList{},
 		&Relay{}, &RelayList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)

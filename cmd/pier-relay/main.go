@@ -29,6 +29,8 @@ import (
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -50,8 +52,14 @@ func main() {
 	metricsAddr := flag.String("metrics-addr", daemon.ListenAddr("NODE_IP", 7474), `metrics and /healthz listen address ("0": off; default: NODE_IP, else loopback)`)
 	level := flag.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := flag.String("pprof-addr", "", "Go profiling (net/http/pprof) listen address (default off)")
+	podName := flag.String("pod-name", os.Getenv("POD_NAME"), "Kubernetes mode: the relay's Pod, which owns the ConfigurationStatus it writes (with --pod-uid)")
+	podUID := flag.String("pod-uid", os.Getenv("POD_UID"), "Kubernetes mode: the relay's Pod's UID")
 	flag.Parse()
+	if *podName != "" && *podUID != "" {
+		ao.Owner = &metav1.OwnerReference{APIVersion: "v1", Kind: "Pod", Name: *podName, UID: types.UID(*podUID)}
+	}
 
+	ao.StatusNamespace = ao.Namespace
 	if *leaseNS != "" {
 		ao.Namespace = *leaseNS
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/pier-lb/pier/e2e/echo"
 	"github.com/pier-lb/pier/e2e/kubelab"
 	"github.com/pier-lb/pier/e2e/lab"
+	"github.com/pier-lb/pier/pierctl/status"
 )
 
 // TestBGPMode runs the whole BGP mode in one site (its steps build on each
@@ -120,6 +122,57 @@ func TestBGPMode(t *testing.T) {
 			`pier_bgp_session_up{peer="frr6"}`: "1", "pier_bgp_announced_prefixes": "3"} {
 			if m[k] != want {
 				t.Errorf("metric %s = %q, want %s", k, m[k], want)
+			}
+		}
+	})
+
+	t.Run("BGPAnnouncementStatus, ConfigurationStatus and pierctl status", func(t *testing.T) {
+		w.t = t
+		want := map[string]v1alpha1.BGPServiceAnnouncement{
+			"default/calls":  {Service: "default/calls", Addresses: []string{addr.String()}, Peers: []string{"bird", "frr"}},
+			"default/calls6": {Service: "default/calls6", Addresses: []string{addr6.String()}, Peers: []string{"frr6"}},
+		}
+		for i := 1; i <= 3; i++ {
+			node := fmt.Sprintf("node%d", i)
+			poll(t, "BGPAnnouncementStatus "+node, 30*time.Second, func() error {
+				var obj v1alpha1.BGPAnnouncementStatus
+				if err := w.env.Pier.Get(context.Background(), client.ObjectKey{Namespace: kubelab.PierNamespace, Name: node}, &obj); err != nil {
+					return err
+				}
+				got := map[string]v1alpha1.BGPServiceAnnouncement{}
+				for _, a := range obj.Status.Services {
+					if _, ok := want[a.Service]; ok {
+						got[a.Service] = a
+					}
+				}
+				if diff := cmp.Diff(want, got); diff != "" || obj.Status.Node != node {
+					return fmt.Errorf("node %q, announcements (-want +got):\n%s", obj.Status.Node, diff)
+				}
+				return nil
+			})
+			poll(t, "ConfigurationStatus speaker-"+node+" valid", 30*time.Second, func() error {
+				var obj v1alpha1.ConfigurationStatus
+				err := w.env.Pier.Get(context.Background(), client.ObjectKey{Namespace: kubelab.PierNamespace, Name: "speaker-" + node}, &obj)
+				if err == nil && (!obj.Status.Valid || obj.Status.Node != node) {
+					err = fmt.Errorf("status %+v", obj.Status)
+				}
+				return err
+			})
+		}
+		objs, err := status.Read(context.Background(), w.env.Cluster.Config, kubelab.PierNamespace)
+		must(t, err)
+		for _, svc := range status.Build(objs).Services {
+			if svc.Namespace != "default" || svc.Name != "calls" {
+				continue
+			}
+			var nodes []string
+			for _, a := range svc.BGPAnnouncers {
+				if strings.Join(a.Peers, ",") == "bird,frr" {
+					nodes = append(nodes, a.Node)
+				}
+			}
+			if diff := cmp.Diff([]string{"node1", "node2", "node3"}, nodes); diff != "" {
+				t.Errorf("pierctl status: default/calls announced to bird and frr by (-want +got):\n%s\n%+v", diff, svc.BGPAnnouncers)
 			}
 		}
 	})

@@ -123,6 +123,12 @@ var needs = map[string][]access{
 		{verb: "delete", resource: "bgpsessionstatuses.pier.dev", ns: sys},
 		{verb: "watch", resource: "bgpsessionstatuses.pier.dev", ns: sys},
 		{verb: "update", resource: "bgpsessionstatuses.pier.dev", sub: "status", ns: sys},
+		{verb: "create", resource: "bgpannouncementstatuses.pier.dev", ns: sys},
+		{verb: "delete", resource: "bgpannouncementstatuses.pier.dev", ns: sys},
+		{verb: "list", resource: "bgpannouncementstatuses.pier.dev", ns: sys},
+		{verb: "update", resource: "bgpannouncementstatuses.pier.dev", sub: "status", ns: sys},
+		{verb: "create", resource: "configurationstatuses.pier.dev", ns: sys},
+		{verb: "update", resource: "configurationstatuses.pier.dev", sub: "status", ns: sys},
 		// BGP passwords (BGPPeer passwordSecret), in their own namespace.
 		{verb: "get", resource: "secrets", ns: pwNS},
 		{verb: "list", resource: "secrets", ns: pwNS},
@@ -136,6 +142,9 @@ var needs = map[string][]access{
 		{verb: "get", resource: "leases", ns: relays},
 		{verb: "update", resource: "leases", ns: relays},
 		{verb: "delete", resource: "leases", ns: relays},
+		{verb: "create", resource: "configurationstatuses.pier.dev", ns: sys},
+		{verb: "update", resource: "configurationstatuses.pier.dev", ns: sys},
+		{verb: "update", resource: "configurationstatuses.pier.dev", sub: "status", ns: sys},
 	},
 }
 
@@ -178,6 +187,7 @@ var refused = map[string][]access{
 		{verb: "create", resource: "ipaddresspools.pier.dev", ns: sys},
 		{verb: "update", resource: "l2advertisements.pier.dev", ns: sys},
 		{verb: "create", resource: "servicel2statuses.pier.dev", ns: "default"},
+		{verb: "create", resource: "configurationstatuses.pier.dev", ns: "default"},
 		{verb: "create", resource: "leases", ns: sys},
 		{verb: "list", resource: "relays.pier.dev", all: true},
 		{verb: "create", resource: "pods", ns: sys},
@@ -197,6 +207,8 @@ var refused = map[string][]access{
 		{verb: "create", resource: "events", ns: "calls"},
 		{verb: "update", resource: "relays.pier.dev", sub: "status", ns: "calls"},
 		{verb: "list", resource: "ipaddresspools.pier.dev", ns: sys},
+		{verb: "create", resource: "bgpannouncementstatuses.pier.dev", ns: sys},
+		{verb: "create", resource: "configurationstatuses.pier.dev", ns: "calls"},
 		{verb: "update", resource: "nodes"},
 	},
 }

@@ -3,6 +3,7 @@ package podlab_test
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +86,7 @@ func TestChartLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Run("configuration status per node", func(t *testing.T) { configurationStatus(t, e) })
 	t.Run("relay shows the client", func(t *testing.T) { relayShowsClient(t, e, relayAddr) })
 	t.Run("bgp ecmp", func(t *testing.T) { bgpECMP(t, e) })
 	t.Run("speaker pod deleted", func(t *testing.T) { speakerPodDeleted(t, e, addr, owner) })
@@ -94,6 +96,33 @@ func TestChartLifecycle(t *testing.T) {
 	t.Run("relay deleted", func(t *testing.T) { relayDeleted(t, e) })
 	uninstalled = true
 	t.Run("uninstall leaves nothing", func(t *testing.T) { uninstall(t, e) })
+}
+
+// configurationStatus: the speaker and relay Pods, on their RBAC, write
+// one valid ConfigurationStatus per node (every node runs both here).
+func configurationStatus(t *testing.T, e *podlab.Env) {
+	ctx := context.Background()
+	nodes, err := e.Kubectl(ctx, "-n", podlab.Namespace, "get", "pods", "-l", "app.kubernetes.io/component=speaker",
+		"-o", "jsonpath={range .items[*]}{.spec.nodeName}{\"\\n\"}{end}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, n := range strings.Fields(nodes) {
+		want = append(want, "relay-"+n+"=true", "speaker-"+n+"=true")
+	}
+	slices.Sort(want)
+	err = wait.PollUntilContextTimeout(ctx, time.Second, time.Minute, true, func(ctx context.Context) (bool, error) {
+		out, err := e.Kubectl(ctx, "-n", podlab.Namespace, "get", "configurationstatuses.pier.dev",
+			"-o", "jsonpath={range .items[*]}{.metadata.name}={.status.valid}{\"\\n\"}{end}")
+		got := strings.Fields(out)
+		slices.Sort(got)
+		return err == nil && slices.Equal(got, want), nil
+	})
+	if err != nil {
+		out, _ := e.Kubectl(ctx, "-n", podlab.Namespace, "get", "configurationstatuses.pier.dev")
+		t.Fatalf("configuration status: want %v valid, have:\n%s", want, out)
+	}
 }
 
 // relayDeleted deletes the Relay as its user would before removing Pier
@@ -142,7 +171,8 @@ func uninstall(t *testing.T, e *podlab.Env) {
 			t.Errorf("%s: nftables tables left: %s", n.Name, tables)
 		}
 	}
-	for _, kind := range []string{"ipaddresspools", "l2advertisements", "bgppeers", "bgpadvertisements", "relays", "servicel2statuses", "bgpsessionstatuses"} {
+	for _, kind := range []string{"ipaddresspools", "l2advertisements", "bgppeers", "bgpadvertisements", "relays", "servicel2statuses", "bgpsessionstatuses",
+		"bgpannouncementstatuses", "configurationstatuses"} {
 		out, err := e.Kubectl(ctx, "get", kind+".pier.dev", "-A", "-o", "name")
 		if err != nil {
 			t.Fatal(err)

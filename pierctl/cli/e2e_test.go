@@ -503,8 +503,24 @@ func (e *env) status(ctx context.Context, t *testing.T) {
 		Spec: v1alpha1.RelaySpec{Backend: v1alpha1.RelayBackend{ServiceName: "calls-backend"}, DataPath: v1alpha1.DataPathKernel},
 		Status: v1alpha1.RelayStatus{Addresses: []string{"198.51.100.201"}, ReadyBackends: 2, ReadyRelays: 3,
 			Conditions: []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue, Reason: "Serving", Message: "ok", LastTransitionTime: since}}}}
+	bgpAnn := func(node string, peers ...string) *v1alpha1.BGPAnnouncementStatus {
+		return &v1alpha1.BGPAnnouncementStatus{ObjectMeta: metav1.ObjectMeta{Name: node, Namespace: pierNS,
+			Labels: map[string]string{v1alpha1.LabelNode: node}},
+			Status: v1alpha1.BGPAnnouncementStatusStatus{Node: node, ServiceCount: 1, Services: []v1alpha1.BGPServiceAnnouncement{
+				{Service: "default/calls", Addresses: []string{"198.51.100.200", "2001:db8:100::200"}, Peers: peers}}}}
+	}
+	cfg := func(node, component string, problems ...v1alpha1.ConfigurationProblem) *v1alpha1.ConfigurationStatus {
+		return &v1alpha1.ConfigurationStatus{ObjectMeta: metav1.ObjectMeta{Name: component + "-" + node, Namespace: pierNS,
+			Labels: map[string]string{v1alpha1.LabelNode: node, v1alpha1.LabelComponent: component}},
+			Status: v1alpha1.ConfigurationStatusStatus{Node: node, Component: component, Valid: len(problems) == 0,
+				Problems: problems, LastChange: &since}}
+	}
+	badPeer := v1alpha1.ConfigurationProblem{Kind: "BGPPeer", Namespace: pierNS, Name: "router2",
+		Field: "spec.peerAddress", Message: `"192.0.2.300" is not an IP address`}
 	withStatus := []client.Object{l2("node1", "198.51.100.200"), l2("node2", "2001:db8:100::200"),
-		sess("node1", "Established", 2), sess("node2", "Active", 0), relay}
+		sess("node1", "Established", 2), sess("node2", "Active", 0), relay,
+		bgpAnn("node1", "router"), bgpAnn("node2", "router"),
+		cfg("node1", "speaker"), cfg("node2", "speaker", badPeer), cfg("node1", "relay")}
 	for _, o := range withStatus {
 		st := o.DeepCopyObject().(client.Object)
 		e.create(ctx, t, o)

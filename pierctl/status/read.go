@@ -21,8 +21,9 @@ import (
 // Pier's CRDs are not installed.
 var ErrNotInstalled = errors.New("Pier's CRDs are not installed (the API server serves no pier.dev/v1alpha1)")
 
-// Read lists what Build needs: the pools, ServiceL2Status and
-// BGPSessionStatus objects in namespace, Relays and Services in every
+// Read lists what Build needs: the pools, ServiceL2Status,
+// BGPSessionStatus, BGPAnnouncementStatus and ConfigurationStatus objects
+// in namespace, Relays and Services in every
 // namespace, and Pier's workloads. Kinds whose CRD is missing are named in
 // Objects.Missing; with none of Pier's CRDs it returns everything it read
 // and ErrNotInstalled.
@@ -43,6 +44,8 @@ func Read(ctx context.Context, cfg *rest.Config, namespace string) (Objects, err
 		{"ipaddresspools", namespace, func(l *unstructured.UnstructuredList) error { return into(l, &o.Pools) }},
 		{"servicel2statuses", namespace, func(l *unstructured.UnstructuredList) error { return into(l, &o.L2) }},
 		{"bgpsessionstatuses", namespace, func(l *unstructured.UnstructuredList) error { return into(l, &o.Sessions) }},
+		{"bgpannouncementstatuses", namespace, func(l *unstructured.UnstructuredList) error { return into(l, &o.BGPAnnouncements) }},
+		{"configurationstatuses", namespace, func(l *unstructured.UnstructuredList) error { return into(l, &o.Configurations) }},
 		{"relays", metav1.NamespaceAll, func(l *unstructured.UnstructuredList) error { return into(l, &o.Relays) }},
 	}
 	resources := make([]string, len(lists))

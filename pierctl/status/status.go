@@ -1,6 +1,8 @@
 // Package status gathers what Pier is doing from the API server into one
 // report: pools and their usage, LoadBalancer Services with their
-// addresses, pool and announcing nodes, BGP sessions, relays, and Pier's
+// addresses, pool and announcing nodes (L2 and BGP, with the BGP peers),
+// BGP sessions, the nodes whose daemons left configuration objects out
+// (object, field and why), relays, and Pier's
 // own workloads with the reason any of their Pods is not Ready. [Read]
 // lists the objects, [Build] (pure) assembles the report, and
 // [Status.WriteText] and [Status.WriteJSON] print it.
@@ -17,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/internal/configstatus"
 )
 
 // Objects are the listed objects Build reads.
@@ -26,7 +29,11 @@ type Objects struct {
 	Services  []corev1.Service
 	L2        []v1alpha1.ServiceL2Status
 	Sessions  []v1alpha1.BGPSessionStatus
-	Relays    []v1alpha1.Relay
+	// BGPAnnouncements and Configurations are the speakers' (and relay
+	// agents') per-node objects.
+	BGPAnnouncements []v1alpha1.BGPAnnouncementStatus
+	Configurations   []v1alpha1.ConfigurationStatus
+	Relays           []v1alpha1.Relay
 	// Pier's Deployments, DaemonSets and Pods (Selector) in Namespace, and
 	// the events there.
 	Deployments []appsv1.Deployment
@@ -45,8 +52,19 @@ type Status struct {
 	Pools       []Pool       `json:"pools"`
 	Services    []Service    `json:"services"`
 	BGPSessions []BGPSession `json:"bgpSessions"`
-	Relays      []Relay      `json:"relays"`
-	Missing     []string     `json:"missingCRDs,omitempty"`
+	// Configuration is each node daemon's view of the configuration.
+	Configuration []NodeConfiguration `json:"configuration"`
+	Relays        []Relay             `json:"relays"`
+	Missing       []string            `json:"missingCRDs,omitempty"`
+}
+
+// NodeConfiguration says whether one daemon on one node took the whole
+// configuration; Problems name the objects and fields it left out.
+type NodeConfiguration struct {
+	Node      string   `json:"node"`
+	Component string   `json:"component"`
+	Valid     bool     `json:"valid"`
+	Problems  []string `json:"problems,omitempty"`
 }
 
 // Pool is one IPAddressPool and its usage (decimal strings, as in its
@@ -75,6 +93,16 @@ type Service struct {
 	Addresses  []string      `json:"addresses"`
 	Pool       string        `json:"pool,omitempty"`
 	Announcers []L2Announcer `json:"l2Announcers,omitempty"`
+	// BGPAnnouncers are the nodes announcing the Service over BGP.
+	BGPAnnouncers []BGPAnnouncer `json:"bgpAnnouncers,omitempty"`
+}
+
+// BGPAnnouncer is a node announcing some of a Service's addresses over
+// BGP, and the peers (BGPPeer names) it sends them to.
+type BGPAnnouncer struct {
+	Node      string   `json:"node"`
+	Addresses []string `json:"addresses"`
+	Peers     []string `json:"peers"`
 }
 
 // L2Announcer is a node answering ARP/NDP for some of a Service's
@@ -114,20 +142,22 @@ type Relay struct {
 // Build assembles the report; every list is sorted.
 func Build(o Objects) Status {
 	s := Status{Namespace: o.Namespace, Missing: slices.Sorted(slices.Values(o.Missing)),
-		Components: components(o), Pools: []Pool{}, Services: []Service{}, BGPSessions: []BGPSession{}, Relays: []Relay{}}
+		Components: components(o), Pools: []Pool{}, Services: []Service{}, BGPSessions: []BGPSession{},
+		Configuration: configurations(o.Configurations), Relays: []Relay{}}
 	for _, p := range o.Pools {
 		s.Pools = append(s.Pools, pool(p))
 	}
 	slices.SortFunc(s.Pools, func(a, b Pool) int { return cmp.Compare(a.Name, b.Name) })
-	announcers := l2ByService(o.L2)
+	announcers, bgpAnnouncers := l2ByService(o.L2), bgpByService(o.BGPAnnouncements)
 	for _, svc := range o.Services {
 		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
 			continue
 		}
 		s.Services = append(s.Services, Service{
 			Namespace: svc.Namespace, Name: svc.Name, Addresses: ingress(&svc),
-			Pool:       svc.Annotations[v1alpha1.AnnotationAllocatedFromPool],
-			Announcers: announcers[svc.Namespace+"/"+svc.Name],
+			Pool:          svc.Annotations[v1alpha1.AnnotationAllocatedFromPool],
+			Announcers:    announcers[svc.Namespace+"/"+svc.Name],
+			BGPAnnouncers: bgpAnnouncers[svc.Namespace+"/"+svc.Name],
 		})
 	}
 	slices.SortFunc(s.Services, func(a, b Service) int {
@@ -191,6 +221,48 @@ func l2ByService(in []v1alpha1.ServiceL2Status) map[string][]L2Announcer {
 			return cmp.Or(cmp.Compare(x.Node, y.Node), cmp.Compare(strings.Join(x.Addresses, ","), strings.Join(y.Addresses, ",")))
 		})
 	}
+	return out
+}
+
+// bgpByService turns the nodes' lists of what they announce into each
+// Service's announcing nodes, sorted by node.
+func bgpByService(in []v1alpha1.BGPAnnouncementStatus) map[string][]BGPAnnouncer {
+	out := map[string][]BGPAnnouncer{}
+	for _, st := range in {
+		node := cmp.Or(st.Status.Node, st.Labels[v1alpha1.LabelNode])
+		for _, a := range st.Status.Services {
+			out[a.Service] = append(out[a.Service], BGPAnnouncer{Node: node,
+				Addresses: orEmpty(a.Addresses), Peers: orEmpty(a.Peers)})
+		}
+	}
+	for _, a := range out {
+		slices.SortFunc(a, func(x, y BGPAnnouncer) int { return cmp.Compare(x.Node, y.Node) })
+	}
+	return out
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// configurations are the daemons' ConfigurationStatus, by node and
+// component.
+func configurations(in []v1alpha1.ConfigurationStatus) []NodeConfiguration {
+	out := []NodeConfiguration{}
+	for _, c := range in {
+		nc := NodeConfiguration{Node: cmp.Or(c.Status.Node, c.Labels[v1alpha1.LabelNode]),
+			Component: cmp.Or(c.Status.Component, c.Labels[v1alpha1.LabelComponent]), Valid: c.Status.Valid}
+		for _, p := range c.Status.Problems {
+			nc.Problems = append(nc.Problems, configstatus.Describe(p))
+		}
+		out = append(out, nc)
+	}
+	slices.SortFunc(out, func(a, b NodeConfiguration) int {
+		return cmp.Or(cmp.Compare(a.Node, b.Node), cmp.Compare(a.Component, b.Component))
+	})
 	return out
 }
 

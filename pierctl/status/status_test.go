@@ -2,6 +2,7 @@ package status
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,6 +36,15 @@ func l2Status(ns, svc, node string, addrs ...string) v1alpha1.ServiceL2Status {
 	}
 }
 
+func bgpAnnounced(node string, svcs ...v1alpha1.BGPServiceAnnouncement) v1alpha1.BGPAnnouncementStatus {
+	return v1alpha1.BGPAnnouncementStatus{Status: v1alpha1.BGPAnnouncementStatusStatus{Node: node, ServiceCount: int32(len(svcs)), Services: svcs}}
+}
+
+func configStatus(node, component string, problems ...v1alpha1.ConfigurationProblem) v1alpha1.ConfigurationStatus {
+	return v1alpha1.ConfigurationStatus{Status: v1alpha1.ConfigurationStatusStatus{Node: node, Component: component,
+		Valid: len(problems) == 0, Problems: problems}}
+}
+
 func TestBuildAndText(t *testing.T) {
 	off := false
 	since := metav1.NewTime(t0.Add(-90 * time.Second))
@@ -60,6 +70,22 @@ func TestBuildAndText(t *testing.T) {
 				LastError: "BFD down (control detection time expired): BGP session closed and held down until BFD is Up again"}},
 			{Status: v1alpha1.BGPSessionStatusStatus{Node: "node1", Peer: "router", PeerAddress: "198.51.100.1", State: "Established", BFDState: "Up", Since: &since, PrefixesSent: 2}},
 		},
+		BGPAnnouncements: []v1alpha1.BGPAnnouncementStatus{
+			bgpAnnounced("node2", v1alpha1.BGPServiceAnnouncement{Service: "default/calls",
+				Addresses: []string{"198.51.100.200", "2001:db8:100::1"}, Peers: []string{"r1", "r2"}}),
+			bgpAnnounced("node1", v1alpha1.BGPServiceAnnouncement{Service: "default/calls",
+				Addresses: []string{"198.51.100.200", "2001:db8:100::1"}, Peers: []string{"r1", "r2"}}),
+			bgpAnnounced("node3", v1alpha1.BGPServiceAnnouncement{Service: "default/calls",
+				Addresses: []string{"198.51.100.200"}, Peers: []string{"r1"}}),
+		},
+		Configurations: []v1alpha1.ConfigurationStatus{
+			configStatus("node2", "speaker", v1alpha1.ConfigurationProblem{Kind: "BGPPeer", Namespace: "pier-system", Name: "r3",
+				Field: "spec.peerAddress", Message: `"192.0.2.300" is not an IP address`},
+				v1alpha1.ConfigurationProblem{Kind: "IPAddressPool", Namespace: "pier-system", Name: "p", Message: "overlaps"}),
+			configStatus("node1", "speaker"),
+			configStatus("node1", "relay", v1alpha1.ConfigurationProblem{Kind: "Relay", Namespace: "default", Name: "calls",
+				Field: "spec.dataPath", Message: "Kernel cannot be combined with spec.routing.token"}),
+		},
 		Missing: []string{"relays.pier.dev"},
 	}
 	var out bytes.Buffer
@@ -75,14 +101,20 @@ default   yes          1/50            1/255           198.51.100.200-198.51.100
 reserved  no           -               -               203.0.113.0/30                                    -
 
 SERVICES
-NAMESPACE  NAME     ADDRESSES                       POOL     L2 ANNOUNCED BY
-default    calls    198.51.100.200,2001:db8:100::1  default  node1 (eth1) for 198.51.100.200; node2 (eth1) for 2001:db8:100::1
-default    waiting  <pending>                       -        -
+NAMESPACE  NAME     ADDRESSES                       POOL     L2 ANNOUNCED BY                                                    BGP ANNOUNCED BY (TO PEERS)
+default    calls    198.51.100.200,2001:db8:100::1  default  node1 (eth1) for 198.51.100.200; node2 (eth1) for 2001:db8:100::1  node1,node2 to r1,r2; node3 to r1 for 198.51.100.200
+default    waiting  <pending>                       -        -                                                                  -
 
 BGP SESSIONS
 NODE   PEER    ADDRESS       STATE        BFD   SINCE  SENT  RECEIVED  LAST ERROR
 node1  router  198.51.100.1  Established  Up    90s    2     0         -
 node2  router  198.51.100.1  Active       Down  -      0     0         BFD down (control detection time expired): BGP session closed and held down until BFD is Up again
+
+CONFIGURATION
+NODE   COMPONENT  PROBLEM (OBJECT LEFT OUT)
+node1  relay      Relay default/calls: spec.dataPath: Kernel cannot be combined with spec.routing.token
+node2  speaker    BGPPeer pier-system/r3: spec.peerAddress: "192.0.2.300" is not an IP address
+                  IPAddressPool pier-system/p: overlaps
 
 RELAYS
 (CRD relays.pier.dev not installed)
@@ -94,7 +126,8 @@ RELAYS
 
 func TestBuildEmpty(t *testing.T) {
 	got := Build(Objects{Namespace: "pier-system"})
-	want := Status{Namespace: "pier-system", Components: []Component{}, Pools: []Pool{}, Services: []Service{}, BGPSessions: []BGPSession{}, Relays: []Relay{}}
+	want := Status{Namespace: "pier-system", Components: []Component{}, Pools: []Pool{}, Services: []Service{}, BGPSessions: []BGPSession{},
+		Configuration: []NodeConfiguration{}, Relays: []Relay{}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
@@ -102,8 +135,32 @@ func TestBuildEmpty(t *testing.T) {
 	if err := got.WriteJSON(&out); err != nil {
 		t.Fatal(err)
 	}
-	wantJSON := "{\n  \"namespace\": \"pier-system\",\n  \"components\": [],\n  \"pools\": [],\n  \"services\": [],\n  \"bgpSessions\": [],\n  \"relays\": []\n}\n"
+	wantJSON := "{\n  \"namespace\": \"pier-system\",\n  \"components\": [],\n  \"pools\": [],\n  \"services\": [],\n  \"bgpSessions\": [],\n  \"configuration\": [],\n  \"relays\": []\n}\n"
 	if diff := cmp.Diff(wantJSON, out.String()); diff != "" {
 		t.Errorf("JSON (-want +got):\n%s", diff)
+	}
+}
+
+func TestConfigurationAllValid(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		objs    []v1alpha1.ConfigurationStatus
+		missing []string
+		want    string
+	}{
+		{"valid", []v1alpha1.ConfigurationStatus{configStatus("node1", "speaker"), configStatus("node2", "speaker")},
+			nil, "CONFIGURATION\nevery node took the whole configuration (2 status objects)\n"},
+		{"none written", nil, nil, "CONFIGURATION\n(none)\n"},
+		{"old CRDs", nil, []string{"configurationstatuses.pier.dev"}, "CONFIGURATION\n(CRD configurationstatuses.pier.dev not installed)\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := Build(Objects{Namespace: "pier-system", Configurations: tc.objs, Missing: tc.missing}).WriteText(&out, t0); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out.String(), "\n"+tc.want+"\n") {
+				t.Errorf("want the section\n%s\nin\n%s", tc.want, out.String())
+			}
+		})
 	}
 }

@@ -26,20 +26,52 @@ func (s Status) WriteText(w io.Writer, now time.Time) error {
 	for _, p := range s.Pools {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, yesNo(p.AutoAssign), p.IPv4, p.IPv6, list(p.Addresses), dash(p.Problem))
 	}
-	section(tw, "SERVICES", "", nil, len(s.Services), "NAMESPACE\tNAME\tADDRESSES\tPOOL\tL2 ANNOUNCED BY")
+	section(tw, "SERVICES", "", nil, len(s.Services), "NAMESPACE\tNAME\tADDRESSES\tPOOL\tL2 ANNOUNCED BY\tBGP ANNOUNCED BY (TO PEERS)")
 	for _, svc := range s.Services {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", svc.Namespace, svc.Name, pending(svc.Addresses), dash(svc.Pool), announcers(svc))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", svc.Namespace, svc.Name, pending(svc.Addresses), dash(svc.Pool),
+			announcers(svc), bgpAnnouncers(svc))
 	}
 	section(tw, "BGP SESSIONS", "bgpsessionstatuses", s.Missing, len(s.BGPSessions), "NODE\tPEER\tADDRESS\tSTATE\tBFD\tSINCE\tSENT\tRECEIVED\tLAST ERROR")
 	for _, b := range s.BGPSessions {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", b.Node, b.Peer, b.PeerAddress, dash(b.State), dash(b.BFDState), age(b.Since, now),
 			b.PrefixesSent, b.PrefixesReceived, dash(b.LastError))
 	}
+	writeConfiguration(tw, s)
 	section(tw, "RELAYS", "relays", s.Missing, len(s.Relays), "NAMESPACE\tNAME\tEXPOSURE\tDATA PATH\tADDRESSES\tREADY BACKENDS\tREADY RELAYS\tREADY")
 	for _, r := range s.Relays {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", r.Namespace, r.Name, r.Exposure, r.DataPath, pending(r.Addresses), r.ReadyBackends, r.ReadyRelays, dash(r.Ready))
 	}
 	return tw.Flush()
+}
+
+// writeConfiguration lists the node daemons that left configuration
+// objects out, one row per problem; the nodes that took it all are
+// counted.
+func writeConfiguration(tw *tabwriter.Writer, s Status) {
+	var failed []NodeConfiguration
+	for _, c := range s.Configuration {
+		if !c.Valid {
+			failed = append(failed, c)
+		}
+	}
+	rows, header := len(failed), "NODE\tCOMPONENT\tPROBLEM (OBJECT LEFT OUT)"
+	if rows == 0 && len(s.Configuration) > 0 {
+		rows, header = 1, fmt.Sprintf("every node took the whole configuration (%d status objects)", len(s.Configuration))
+	}
+	section(tw, "CONFIGURATION", "configurationstatuses", s.Missing, rows, header)
+	for _, c := range failed {
+		problems := c.Problems
+		if len(problems) == 0 {
+			problems = []string{"-"}
+		}
+		for i, p := range problems {
+			node, comp := c.Node, c.Component
+			if i > 0 {
+				node, comp = "", ""
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", node, comp, p)
+		}
+	}
 }
 
 // writeComponents writes one row per workload and one per Pod that is not
@@ -113,6 +145,31 @@ func announcers(svc Service) string {
 			s += " for " + list(a.Addresses)
 		}
 		parts[i] = s
+	}
+	return strings.Join(parts, "; ")
+}
+
+// bgpAnnouncers groups the nodes announcing the same addresses to the same
+// peers: "node1,node2 to r1,r2".
+func bgpAnnouncers(svc Service) string {
+	if len(svc.BGPAnnouncers) == 0 {
+		return "-"
+	}
+	var keys []string
+	nodes := map[string][]string{}
+	for _, a := range svc.BGPAnnouncers {
+		k := "to " + dash(list(a.Peers))
+		if list(a.Addresses) != list(svc.Addresses) {
+			k += " for " + list(a.Addresses)
+		}
+		if _, ok := nodes[k]; !ok {
+			keys = append(keys, k)
+		}
+		nodes[k] = append(nodes[k], a.Node)
+	}
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = list(nodes[k]) + " " + k
 	}
 	return strings.Join(parts, "; ")
 }

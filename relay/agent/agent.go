@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/pier-lb/pier/api/v1alpha1"
 	"github.com/pier-lb/pier/internal/apicache"
+	"github.com/pier-lb/pier/internal/configstatus"
 	"github.com/pier-lb/pier/internal/daemon"
 	"github.com/pier-lb/pier/relay"
 )
@@ -44,6 +46,13 @@ type Options struct {
 	NodeName string
 	// Namespace is Pier's namespace, where the relay Leases live.
 	Namespace string
+	// StatusNamespace is where the agent writes this node's
+	// ConfigurationStatus (relay-<node>): Pier's namespace; "" writes
+	// none.
+	StatusNamespace string
+	// Owner, when set, owns that ConfigurationStatus: the relay's Pod, so
+	// that it goes with it (uninstall, a node drained).
+	Owner *metav1.OwnerReference
 	// Bind is the address every listener binds; default the IPv6 wildcard
 	// (dual-stack), or the IPv4 one when the node has no IPv6.
 	Bind netip.Addr
@@ -91,6 +100,7 @@ type Agent struct {
 	want         map[Key]Want            // Desired as last read; nil before the first read
 	refused      map[Key]string          // the errors last logged of the Relays refused
 	leases       *leases
+	cfgStatus    *configstatus.Writer // nil: none written
 	draining     sync.WaitGroup
 	stateFile    stateFile // StateFile
 	acceptedFile stateFile // AcceptedFile
@@ -173,9 +183,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	if !bind.IsValid() {
 		bind = wildcard()
 	}
+	if a.cfgStatus, err = a.newConfigStatus(); err != nil {
+		return fmt.Errorf("relay agent: %w", err)
+	}
 	a.log.Info("relay agent starting", "bind", bind)
 	return daemon.RunAll(ctx, a.log,
 		c.Start,
+		func(ctx context.Context) error {
+			if a.cfgStatus == nil {
+				return nil
+			}
+			return a.cfgStatus.Run(ctx)
+		},
 		func(ctx context.Context) error {
 			return watch(ctx, c, crds, a.changed, a.backendSlice, &a.synced, a.metrics, a.log)
 		},
@@ -309,7 +328,7 @@ func (a *Agent) refresh(ctx context.Context) {
 }
 
 // logRefused logs each Relay config refuses, once per distinct problem,
-// and counts them.
+// counts them, and hands them to the ConfigurationStatus writer.
 func (a *Agent) logRefused(refused map[Key]error, want map[Key]Want) {
 	for k, err := range refused {
 		if msg := err.Error(); a.refused[k] != msg {
@@ -325,6 +344,9 @@ func (a *Agent) logRefused(refused map[Key]error, want map[Key]Want) {
 		}
 	}
 	a.metrics.invalid.Set(float64(len(refused)))
+	if a.cfgStatus != nil {
+		a.cfgStatus.Set(refusedErr(refused)) // written on change only
+	}
 }
 
 // read lists the Relays, then the EndpointSlices of their backend

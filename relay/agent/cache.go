@@ -116,6 +116,7 @@ func restMapper() meta.RESTMapper {
 		apicache.Kind{GroupVersion: corev1.SchemeGroupVersion, Kind: "Node", Plural: "nodes"},
 		apicache.Kind{GroupVersion: discoveryv1.SchemeGroupVersion, Kind: "EndpointSlice", Plural: "endpointslices", Namespaced: true},
 		apicache.Kind{GroupVersion: v1alpha1.GroupVersion, Kind: "Relay", Plural: "relays", Namespaced: true},
+		apicache.Kind{GroupVersion: v1alpha1.GroupVersion, Kind: "ConfigurationStatus", Plural: "configurationstatuses", Namespaced: true},
 	)
 }
 
