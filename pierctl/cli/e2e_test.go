@@ -128,7 +128,7 @@ func TestBinaryExitCodes(t *testing.T) {
 		{[]string{"migrate", "-f", filepath.Join(fixture, "l2-basic", "input.yaml"), "--strict"}, "", ExitOK, "2 objects written, 0 not carried over, 0 notes"},
 		{[]string{"migrate", "-f", filepath.Join(fixture, "peers", "input.yaml"), "--strict"}, "", ExitDropped,
 			"BFDProfile metallb-system/full: spec.echoMode: the echo function is not supported (asynchronous mode only), dropped"},
-		{[]string{"migrate", "-f", filepath.Join(fixture, "peers", "input.yaml")}, "", ExitOK, "7 objects written, 8 not carried over, 3 notes"},
+		{[]string{"migrate", "-f", filepath.Join(fixture, "peers", "input.yaml")}, "", ExitOK, "8 objects written, 8 not carried over, 3 notes"},
 		{[]string{"migrate", "-f", "-"}, "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a}\nspec: {addresses: [198.51.100.0/24]}\n" +
 			"---\napiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: b}\nspec: {addresses: [198.51.100.128/25]}\n",
 			ExitFailure, `invalid: IPAddressPool pier-system/b: spec.addresses[0]: "198.51.100.128/25" overlaps`},
@@ -147,7 +147,7 @@ func TestBinaryExitCodes(t *testing.T) {
 	for _, en := range entries {
 		names = append(names, en.Name())
 	}
-	want := []string{"01-secret-with-password-bgp-password.yaml", "02-ipaddresspool-bgp-pool.yaml", "04-bgppeer-old-style.yaml",
+	want := []string{"01-secret-with-password-bgp-password.yaml", "02-ipaddresspool-bgp-pool.yaml", "04-bgppeer-dynamic.yaml", "04-bgppeer-old-style.yaml",
 		"04-bgppeer-tuned.yaml", "04-bgppeer-with-password.yaml", "04-bgppeer-with-secret.yaml", "05-bgpadvertisement-to-some.yaml"}
 	if diff := cmp.Diff(want, names); diff != "" || code != ExitOK || stdout != "" {
 		t.Errorf("exit %d, stdout %q, files (-want +got):\n%s", code, stdout, diff)

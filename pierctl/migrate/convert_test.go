@@ -74,7 +74,7 @@ spec: {addresses: [198.51.100.16/28]}
 			"spec":{"myASN":1,"peerASN":2,"dynamicASN":"external","peerAddress":"198.51.100.1","peerPort":70000}}`,
 		findings: []string{
 			"BGPPeer metallb/p: spec.peerPort: 70000 is not a port, dropped (Pier uses 179)",
-			`BGPPeer metallb/p: spec.dynamicASN: "external": not supported, dropped (the session expects spec.peerASN)`,
+			`BGPPeer metallb/p: spec.dynamicASN: "external" next to peerASN 2, dropped (the session expects spec.peerASN)`,
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {

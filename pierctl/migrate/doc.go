@@ -29,8 +29,9 @@
 //   - bfdProfile: the named BFDProfile becomes the peer's bfd block (echo
 //     mode dropped: Pier's BFD is asynchronous only; minimumTtl kept for
 //     multihop peers only, as MetalLB applies it).
-//   - vrf, dynamicASN and interface (unnumbered BGP) have no
-//     equivalent; a peer without a peerAddress or peerASN is not converted,
+//   - dynamicASN is carried over (dropped next to a peerASN).
+//   - vrf and interface (unnumbered BGP) have no equivalent; a peer
+//     without a peerAddress is not converted,
 //     and an advertisement left naming only such peers is not converted
 //     either (an empty peer list would mean every peer).
 //

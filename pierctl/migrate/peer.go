@@ -42,8 +42,11 @@ func (c *converter) peer(u *unstructured.Unstructured, r reporter) {
 	if s.Interface != "" {
 		r.drop("spec.interface", "%q: unnumbered BGP is not supported, dropped (the session uses spec.peerAddress)", s.Interface)
 	}
-	if s.DynamicASN != "" {
-		r.drop("spec.dynamicASN", "%q: not supported, dropped (the session expects spec.peerASN)", s.DynamicASN)
+	switch {
+	case s.DynamicASN != "" && s.PeerASN != 0:
+		r.drop("spec.dynamicASN", "%q next to peerASN %d, dropped (the session expects spec.peerASN)", s.DynamicASN, s.PeerASN)
+	case s.DynamicASN != "":
+		spec.DynamicASN = v1alpha1.DynamicASN(s.DynamicASN)
 	}
 	if s.RouterID != "" {
 		r.drop("spec.routerID", "%q: per-peer router IDs are not supported, dropped (one BGP identifier per node: pier-speaker --router-id, default its IPv4 address)", s.RouterID)
@@ -59,7 +62,7 @@ func (c *converter) peer(u *unstructured.Unstructured, r reporter) {
 }
 
 // peerConvertible reports the MetalLB peers Pier cannot open at all: no
-// address (unnumbered), no ASN (dynamic), or in a VRF (a session from the
+// address (unnumbered), or in a VRF (a session from the
 // default VRF could reach a different router, which is worse than none).
 func (c *converter) peerConvertible(r reporter, s *mlPeerSpec) bool {
 	switch {
@@ -67,8 +70,6 @@ func (c *converter) peerConvertible(r reporter, s *mlPeerSpec) bool {
 		r.drop("spec.interface", "%q: unnumbered BGP (no peerAddress) is not supported; BGPPeer not converted", s.Interface)
 	case s.PeerAddress == "":
 		r.drop("spec.peerAddress", "missing; BGPPeer not converted")
-	case s.PeerASN == 0 && s.DynamicASN != "":
-		r.drop("spec.dynamicASN", "%q: Pier needs the peer's ASN (spec.peerASN); BGPPeer not converted", s.DynamicASN)
 	case s.VRF != "":
 		r.drop("spec.vrf", "%q: VRFs are not supported; BGPPeer not converted (a session from the default VRF could reach another router)", s.VRF)
 	default:
