@@ -17,7 +17,9 @@ type Route struct {
 	Namespace  string
 	Name       string
 	Generation int64
-	ParentRefs []gwv1.ParentReference
+	// ResourceVersion is the version the status is written on.
+	ResourceVersion string
+	ParentRefs      []gwv1.ParentReference
 	// BackendRefs of all rules: an L4 route has no matches, so rules only
 	// add backends.
 	BackendRefs []gwv1.BackendRef
@@ -27,7 +29,7 @@ type Route struct {
 // TCPRoute and UDPRoute reduce the two kinds to a Route.
 func TCPRoute(r *gwv1.TCPRoute) Route {
 	out := Route{Kind: KindTCPRoute, Namespace: r.Namespace, Name: r.Name, Generation: r.Generation,
-		ParentRefs: r.Spec.ParentRefs, Status: r.Status.RouteStatus}
+		ResourceVersion: r.ResourceVersion, ParentRefs: r.Spec.ParentRefs, Status: r.Status.RouteStatus}
 	for _, rule := range r.Spec.Rules {
 		out.BackendRefs = append(out.BackendRefs, rule.BackendRefs...)
 	}
@@ -36,7 +38,7 @@ func TCPRoute(r *gwv1.TCPRoute) Route {
 
 func UDPRoute(r *gwv1.UDPRoute) Route {
 	out := Route{Kind: KindUDPRoute, Namespace: r.Namespace, Name: r.Name, Generation: r.Generation,
-		ParentRefs: r.Spec.ParentRefs, Status: r.Status.RouteStatus}
+		ResourceVersion: r.ResourceVersion, ParentRefs: r.Spec.ParentRefs, Status: r.Status.RouteStatus}
 	for _, rule := range r.Spec.Rules {
 		out.BackendRefs = append(out.BackendRefs, rule.BackendRefs...)
 	}
