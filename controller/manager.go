@@ -51,7 +51,7 @@ type ManagerOptions struct {
 	// API CRDs (v1 GatewayClass, Gateway, TCPRoute, UDPRoute and
 	// ReferenceGrant).
 	GatewayAPI bool
-	Workers             int // parallel reconciles of different Services; default 16
+	Workers    int // parallel reconciles of different Services; default 16
 	// LeaderElection on a Lease named LeaderElectionID (default
 	// "pier-controller"). The timings default to a 3 s lease retried every
 	// 0.3 s (jittered up to 0.66 s), so a standby takes over within about 4 s of the
