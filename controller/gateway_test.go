@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -364,4 +366,18 @@ func TestGatewayAPI(t *testing.T) {
 		})
 		g.waitSlices("edge", nil)
 	})
+}
+
+// TestGatewayAPIRequiresCRDs: with --gateway-api on and the Gateway API
+// CRDs absent, the controller refuses to start and says why, instead of
+// waiting for informers that never sync.
+func TestGatewayAPIRequiresCRDs(t *testing.T) {
+	e := newEnv(t)
+	_, _, err := controller.NewManager(controller.ManagerOptions{
+		Config: e.cluster.Config, Namespace: pierNS, MetricsAddr: "0", HealthAddr: "0",
+		Registerer: prometheus.NewRegistry(), GatewayAPI: true,
+	})
+	if err == nil || !strings.Contains(err.Error(), "gateway API on") || !strings.Contains(err.Error(), "gateways") {
+		t.Fatalf("NewManager: %v, want a refusal naming the missing Gateway API resources", err)
+	}
 }
