@@ -365,6 +365,16 @@ func TestGatewayAPI(t *testing.T) {
 			return client.IgnoreNotFound(err)
 		})
 		g.waitSlices("edge", nil)
+		g.poll("route sip without a status entry for edge", func(ctx context.Context) error {
+			var r gwv1.TCPRoute
+			if err := g.gc.Get(ctx, client.ObjectKeyFromObject(sip), &r); err != nil {
+				return err
+			}
+			if len(r.Status.Parents) != 0 {
+				return fmt.Errorf("parents %+v", r.Status.Parents)
+			}
+			return nil
+		})
 	})
 }
 

@@ -66,7 +66,10 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	var gw gwv1.Gateway
 	if err := c.opts.Client.Get(ctx, req.NamespacedName, &gw); err != nil {
 		if apierrors.IsNotFound(err) {
-			return reconcile.Result{}, c.deleteService(ctx, req.Namespace, req.Name)
+			if err := c.deleteService(ctx, req.Namespace, req.Name); err != nil {
+				return reconcile.Result{}, err
+			}
+			return reconcile.Result{}, c.forgetRoutes(ctx, req.Namespace, req.Name)
 		}
 		return reconcile.Result{}, err
 	}
@@ -101,6 +104,28 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, err
 	}
 	return reconcile.Result{}, c.writeRouteStatuses(ctx, in.Routes, out.Routes)
+}
+
+// forgetRoutes removes Pier's status entries for the deleted Gateway
+// namespace/name from the routes that carry one.
+func (c *Controller) forgetRoutes(ctx context.Context, namespace, name string) error {
+	routes, err := c.routesOf(ctx, &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}})
+	if err != nil {
+		return err
+	}
+	for i := range routes {
+		r := &routes[i]
+		kept := slices.DeleteFunc(slices.Clone(r.Status.Parents), func(p gwv1.RouteParentStatus) bool {
+			return p.ControllerName == ControllerName && RefersTo(p.ParentRef, r.Namespace, namespace, name)
+		})
+		if len(kept) == len(r.Status.Parents) {
+			continue
+		}
+		if err := c.writeRouteStatus(ctx, r, kept); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // classOf reports whether the Gateway's class is Pier's and, if it is not
