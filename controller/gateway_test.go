@@ -340,6 +340,16 @@ func TestGatewayAPI(t *testing.T) {
 			t.Errorf("Service web-gateway created for a Gateway without a listener Pier serves")
 		}
 	})
+	t.Run("Service name taken: NoResources until it is free", func(t *testing.T) {
+		taken := service("calls", "taken-gateway")
+		g.gcreate(taken)
+		g.gcreate(edgeGateway("taken", "", tcpL))
+		g.waitGateway("taken", "Programmed", metav1.ConditionFalse, "NoResources")
+		if err := g.gc.Delete(context.Background(), taken); err != nil {
+			t.Fatal(err)
+		}
+		g.waitGateway("taken", "Programmed", metav1.ConditionTrue, "Programmed")
+	})
 	t.Run("address outside every pool: not programmed", func(t *testing.T) {
 		g.gcreate(edgeGateway("outside", "203.0.113.99", tcpL))
 		g.waitGateway("outside", "Programmed", metav1.ConditionFalse, "AddressNotAssigned")

@@ -39,7 +39,9 @@ const (
 var copiedAnnotations = []string{v1alpha1.AnnotationAddressPool, v1alpha1.AnnotationAllowSharedIP}
 
 // ServiceName is the name of the Service owned for Gateway name.
-func ServiceName(gateway string) string { return gateway + "-gateway" }
+func ServiceName(gateway string) string { return gateway + serviceSuffix }
+
+const serviceSuffix = "-gateway"
 
 // Input is what one reconcile of a Gateway reads.
 type Input struct {

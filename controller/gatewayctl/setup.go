@@ -156,7 +156,13 @@ func (c *Controller) serviceChanged(ctx context.Context, obj client.Object) []re
 	if ref := ownerGateway(obj); ref != nil {
 		return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: obj.GetNamespace(), Name: ref.Name}}}
 	}
-	return c.gatewaysOfBackend(ctx, obj.GetNamespace()+"/"+obj.GetName())
+	reqs := c.gatewaysOfBackend(ctx, obj.GetNamespace()+"/"+obj.GetName())
+	if gw, ok := strings.CutSuffix(obj.GetName(), serviceSuffix); ok {
+		// Someone else's Service holding a Gateway's Service name: the
+		// Gateway takes the name once it goes.
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKey{Namespace: obj.GetNamespace(), Name: gw}})
+	}
+	return reqs
 }
 
 func ownerGateway(obj client.Object) *metav1.OwnerReference {
