@@ -26,8 +26,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/controller/gatewayctl"
 	"github.com/pier-lb/pier/controller/relayctl"
 	"github.com/pier-lb/pier/controller/webhook"
 	"github.com/pier-lb/pier/internal/apicache"
@@ -43,7 +45,13 @@ type ManagerOptions struct {
 	// (relays not yet upgraded) are counted too.
 	RelayLeaseNamespace string
 	OnlyOwnClass        bool
-	Workers             int // parallel reconciles of different Services; default 16
+	// GatewayAPI runs the Gateway API controller (gatewayctl): Gateways of
+	// GatewayClasses with controllerName pier.dev/gateway-controller, with
+	// their TCPRoutes and UDPRoutes. The API server must serve the Gateway
+	// API CRDs (v1 GatewayClass, Gateway, TCPRoute, UDPRoute and
+	// ReferenceGrant).
+	GatewayAPI bool
+	Workers    int // parallel reconciles of different Services; default 16
 	// LeaderElection on a Lease named LeaderElectionID (default
 	// "pier-controller"). The timings default to a 3 s lease retried every
 	// 0.3 s (jittered up to 0.66 s), so a standby takes over within about 4 s of the
@@ -81,6 +89,9 @@ func NewManager(opts ManagerOptions) (manager.Manager, *Controller, error) {
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		return nil, nil, err
 	}
+	if err := gwv1.Install(scheme); err != nil {
+		return nil, nil, err
+	}
 	mo := managerOptions(opts, scheme)
 	fence, err := fenceLeaderLease(&mo, opts)
 	if err != nil {
@@ -110,6 +121,9 @@ func NewManager(opts ManagerOptions) (manager.Manager, *Controller, error) {
 	if err := addRelayController(mgr, opts); err != nil {
 		return nil, nil, err
 	}
+	if err := addGatewayController(mgr, opts); err != nil {
+		return nil, nil, err
+	}
 	if err := addWebhook(mgr, opts); err != nil {
 		return nil, nil, err
 	}
@@ -137,11 +151,38 @@ func requireCRDs(opts ManagerOptions) error {
 		return err
 	}
 	err = apicache.RequireCRDs(disc, v1alpha1.GroupVersion, v1alpha1.Resources...)
+	if err == nil && opts.GatewayAPI {
+		err = apicache.RequireCRDs(disc, gwv1.SchemeGroupVersion, gatewayResources...)
+		if errors.Is(err, apicache.ErrCRDsMissing) {
+			err = fmt.Errorf("gateway API on, but the API server lacks its CRDs (install them, or turn it off): %w", err)
+		}
+	}
 	if err != nil && !errors.Is(err, apicache.ErrCRDsMissing) {
-		opts.Logger.Warn("cannot check Pier's CRDs; starting anyway", "err", err)
+		opts.Logger.Warn("cannot check the CRDs; starting anyway", "err", err)
 		return nil
 	}
 	return err
+}
+
+// gatewayResources are the Gateway API resources the Gateway controller
+// watches.
+var gatewayResources = []string{"gatewayclasses", "gateways", "tcproutes", "udproutes", "referencegrants"}
+
+// addGatewayController runs the Gateway API controller when asked, on the
+// leader only.
+func addGatewayController(mgr manager.Manager, opts ManagerOptions) error {
+	if !opts.GatewayAPI {
+		return nil
+	}
+	gc, err := gatewayctl.New(gatewayctl.Options{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("pier-controller"),
+		Logger:   opts.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	return gc.SetupWithManager(mgr)
 }
 
 // fenceLeaderLease has the manager elect its leader on a LeaseFence and

@@ -24,7 +24,10 @@ func InstallCRDs(ctx context.Context, cfg *rest.Config) error {
 	if err != nil {
 		return err
 	}
-	api := cs.ApiextensionsV1().CustomResourceDefinitions()
+	return installAll(ctx, cs.ApiextensionsV1().CustomResourceDefinitions(), crds)
+}
+
+func installAll(ctx context.Context, api crdClient, crds []*apiextensionsv1.CustomResourceDefinition) error {
 	for _, crd := range crds {
 		if err := apply(ctx, api, crd); err != nil {
 			return fmt.Errorf("install CRD %s: %w", crd.Name, err)

@@ -27,6 +27,7 @@ func main() {
 	flag.StringVar(&opts.Namespace, "namespace", daemon.Env("POD_NAMESPACE", "pier-system"), "namespace of Pier's configuration and Lease")
 	flag.StringVar(&opts.RelayLeaseNamespace, "relay-lease-namespace", "", "namespace where the relays renew their Leases (default: --namespace)")
 	flag.BoolVar(&opts.OnlyOwnClass, "only-own-class", false, "serve only Services with spec.loadBalancerClass pier.dev/lb")
+	flag.BoolVar(&opts.GatewayAPI, "gateway-api", false, "serve Gateway API Gateways of GatewayClasses with controllerName pier.dev/gateway-controller (needs the Gateway API CRDs)")
 	flag.IntVar(&opts.Workers, "workers", 16, "Services reconciled in parallel (never the same one twice at once)")
 	flag.BoolVar(&opts.LeaderElection, "leader-elect", true, "elect one active replica on a Lease")
 	flag.DurationVar(&opts.LeaseDuration, "lease-duration", 3*time.Second, "leader lease duration")

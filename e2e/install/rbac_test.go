@@ -25,6 +25,7 @@ import (
 	"github.com/pier-lb/pier/e2e/cluster"
 	"github.com/pier-lb/pier/e2e/kubelab"
 	"github.com/pier-lb/pier/e2e/lab"
+	"github.com/pier-lb/pier/manifests"
 )
 
 // access is one question to the API server's authorizer: may the component
@@ -105,6 +106,16 @@ var needs = map[string][]access{
 		{verb: "update", resource: "secrets/pier-webhook-cert", ns: whNS},
 		{verb: "watch", resource: "secrets/pier-webhook-cert", ns: whNS},
 		{verb: "create", resource: "events", ns: sys},
+		// Gateway API (--gateway-api).
+		{verb: "watch", resource: "gatewayclasses.gateway.networking.k8s.io"},
+		{verb: "update", resource: "gatewayclasses.gateway.networking.k8s.io", sub: "status"},
+		{verb: "watch", resource: "gateways.gateway.networking.k8s.io", all: true},
+		{verb: "update", resource: "gateways.gateway.networking.k8s.io", sub: "status", ns: "calls"},
+		{verb: "watch", resource: "tcproutes.gateway.networking.k8s.io", all: true},
+		{verb: "update", resource: "tcproutes.gateway.networking.k8s.io", sub: "status", ns: "calls"},
+		{verb: "watch", resource: "udproutes.gateway.networking.k8s.io", all: true},
+		{verb: "update", resource: "udproutes.gateway.networking.k8s.io", sub: "status", ns: "calls"},
+		{verb: "list", resource: "referencegrants.gateway.networking.k8s.io", ns: "media"},
 	},
 	"pier-speaker": {
 		{verb: "watch", resource: "services", all: true},
@@ -169,6 +180,10 @@ var refused = map[string][]access{
 		{verb: "delete", resource: "relays.pier.dev", ns: "calls"},
 		{verb: "create", resource: "pods", ns: sys},
 		{verb: "create", resource: "clusterrolebindings"},
+		// The Gateway API objects themselves belong to their users.
+		{verb: "update", resource: "gateways.gateway.networking.k8s.io", ns: "calls"},
+		{verb: "delete", resource: "tcproutes.gateway.networking.k8s.io", ns: "calls"},
+		{verb: "create", resource: "referencegrants.gateway.networking.k8s.io", ns: "media"},
 	},
 	"pier-speaker": {
 		{verb: "update", resource: "services", ns: "default"},
@@ -224,6 +239,11 @@ func TestRBAC(t *testing.T) {
 	}{{"kustomize", applyBase}, {"helm", applyChart}} {
 		t.Run(inst.name, func(t *testing.T) {
 			c := cluster.ForTest(t, cluster.Options{})
+			// kubectl auth can-i asks only about resources the API
+			// server serves.
+			if err := manifests.InstallGatewayAPI(context.Background(), c.Config, manifests.GatewayAPIStandard); err != nil {
+				t.Fatal(err)
+			}
 			inst.apply(t, c)
 			checkRBAC(t, c)
 		})

@@ -51,6 +51,9 @@ type Options struct {
 	// Services' NodePorts and LoadBalancer addresses are translated to
 	// their endpoints as in a real cluster.
 	KubeProxy bool
+	// GatewayAPI installs the Gateway API CRDs (standard channel) with
+	// Pier's and runs the controller with --gateway-api.
+	GatewayAPI bool
 	// SelfRegisteringNodes leaves the Node objects to the nodes' kubelets
 	// (the pods lab) instead of creating them.
 	SelfRegisteringNodes bool
@@ -130,7 +133,7 @@ func Up(ctx context.Context, opts Options) (_ *Env, err error) {
 		}
 	}
 	if opts.ControllerBinary != "" {
-		if err = e.installPier(ctx, opts.ControllerBinary); err != nil {
+		if err = e.installPier(ctx, opts.ControllerBinary, opts.GatewayAPI); err != nil {
 			return nil, err
 		}
 	}

@@ -26,10 +26,16 @@ var Pool = []string{"198.51.100.200-198.51.100.250", "2001:db8:100::200-2001:db8
 
 // installPier installs the CRDs, Pier's namespace and the L2 pool, and
 // starts pier-controller on the first node, talking to the API server over
-// the management link like a real node's pod would.
-func (e *Env) installPier(ctx context.Context, controllerBin string) error {
+// the management link like a real node's pod would; with gatewayAPI, the
+// Gateway API CRDs too, and the controller serves Gateways.
+func (e *Env) installPier(ctx context.Context, controllerBin string, gatewayAPI bool) error {
 	if err := manifests.InstallCRDs(ctx, e.Cluster.Config); err != nil {
 		return err
+	}
+	if gatewayAPI {
+		if err := manifests.InstallGatewayAPI(ctx, e.Cluster.Config, manifests.GatewayAPIStandard); err != nil {
+			return err
+		}
 	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: PierNamespace}}
 	if _, err := e.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
@@ -45,6 +51,9 @@ func (e *Env) installPier(ctx context.Context, controllerBin string) error {
 	args := []string{"--kubeconfig", e.NodeKubeconfig, "--namespace", PierNamespace,
 		"--webhook=false", // the API server in the root namespace cannot reach into the lab
 		"--metrics-addr", "0", "--health-addr", "0"}
+	if gatewayAPI {
+		args = append(args, "--gateway-api")
+	}
 	p, err := e.Site.Nodes[0].Start(controllerBin, args...)
 	if err != nil {
 		return err
