@@ -42,7 +42,7 @@ func leaderOf(t *testing.T, procs []*proc) (leader, standby *proc) {
 	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		var leaders []*proc
 		for _, p := range procs {
-			if strings.Contains(strings.ToLower(p.output()), "successfully acquired lease") {
+			if p.running() && strings.Contains(strings.ToLower(p.output()), "successfully acquired lease") {
 				leaders = append(leaders, p)
 			}
 		}

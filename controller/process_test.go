@@ -50,6 +50,17 @@ type proc struct {
 	done chan struct{}
 }
 
+// running reports whether the process has not exited (a leader that
+// lost its Lease exits).
+func (p *proc) running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
 func (p *proc) Write(b []byte) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -17,7 +17,8 @@ import (
 // creations and deletions, the standby takes the Lease over, and the old
 // leader is thawed (SIGCONT) with its stale view and any writes it had
 // prepared. No Service's address ever changes, and no two live Services
-// end up on one address. Three rounds, each with a fresh standby.
+// end up on one address. Three frozen leaders, each round with a fresh
+// standby.
 func TestStaleLeaderNeverMovesAddresses(t *testing.T) {
 	e := newEnv(t)
 	e.create(pool("stale", "198.18.8.0/22"))
@@ -29,11 +30,20 @@ func TestStaleLeaderNeverMovesAddresses(t *testing.T) {
 	churned.Go(func() { storm(ctx, t, e, "stale") })
 
 	procs := []*proc{e.runController(t), e.runController(t)}
-	for round := range 3 {
+	const freezes, attempts = 3, 6
+	for round, frozen := 0, 0; frozen < freezes; round++ {
+		if round == attempts {
+			t.Fatalf("only %d of %d leaders lived until their freeze: the API server too slow for the Lease timers", frozen, attempts)
+		}
 		leader, standby := leaderOf(t, procs)
 		progress(t, h, 10, "leader")
 		if err := leader.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
+			// On a loaded machine the API server may answer a renewal
+			// too late: the leader gives the Lease up and exits on its
+			// own, a failover too. Freeze the next one.
+			t.Logf("round %d: the leader exited before the freeze (%v)", round, err)
+			procs = []*proc{standby, e.runController(t)}
+			continue
 		}
 		waitOutput(t, standby, "successfully acquired lease")
 		progress(t, h, 10, "standby")
@@ -48,6 +58,7 @@ func TestStaleLeaderNeverMovesAddresses(t *testing.T) {
 			t.Fatalf("round %d: the thawed leader kept running", round)
 		}
 		procs = []*proc{standby, e.runController(t)}
+		frozen++
 	}
 	stopChurn()
 	churned.Wait()

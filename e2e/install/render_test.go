@@ -483,8 +483,8 @@ func TestHelmRBACMatchesKustomize(t *testing.T) {
 			t.Errorf("%s %s rules differ, kustomize (-) helm (+):\n%s", o.GetKind(), o.GetName(), diff)
 		}
 	}
-	if n != 9 {
-		t.Errorf("%d roles in the base, want 9 (a Role and a ClusterRole per component, the controller's Roles for the relays' Leases "+
-			"and the webhook's Secret, the speaker's for BGP passwords)", n)
+	if n != 10 {
+		t.Errorf("%d roles in the base, want 10 (a Role and a ClusterRole per component, the controller's Roles for the relays' Leases "+
+			"and the webhook's Secret, the speaker's for BGP passwords, the relay's for its ConfigurationStatus)", n)
 	}
 }
