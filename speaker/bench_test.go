@@ -64,7 +64,9 @@ func benchEnvInt(b *testing.B, name string, def int) int {
 // client-go's default 5 requests/s: its catch-up is most of the idle CPU
 // for minutes (hours at 20,000). PIER_BENCH_STATUS=off leaves it out, to
 // measure the announcing side alone. PIER_BENCH_SERVICES="1000,5000,20000"
-// draws the curve over n; default 1000.
+// draws the curve over n; default 1000. PIER_BENCH_IDLE_PROFILE and
+// PIER_BENCH_CHANGE_PROFILE name files for CPU profiles of the idle window
+// and the changes, PIER_BENCH_HEAP_PROFILE one for the heap after idle.
 func BenchmarkSpeaker(b *testing.B) {
 	sizes, err := benchenv.Sizes("PIER_BENCH_SERVICES", "1000")
 	if err != nil {
@@ -123,10 +125,12 @@ func speakerBench(b *testing.B, n int) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		benchenv.HeapProfile(b, "PIER_BENCH_HEAP_PROFILE")
 		b.ReportMetric(float64(heap)/(1<<20), "heap-MiB")
 		b.ReportMetric(float64(rss)/(1<<20), "RSS-MiB")
 
 		var lat []time.Duration
+		stopProfile = benchenv.CPUProfile(b, "PIER_BENCH_CHANGE_PROFILE")
 		cpu0 = processCPU(b)
 		for k := range changes {
 			idx := n + i*changes + k
@@ -134,6 +138,7 @@ func speakerBench(b *testing.B, n int) {
 			lat = append(lat, sp.l2.waitAddr(b, benchAddr(idx)).Sub(written))
 		}
 		cpu1 = processCPU(b)
+		stopProfile()
 		b.ReportMetric(float64((cpu1-cpu0).Milliseconds())/float64(changes), "cpu-ms/change")
 		slices.Sort(lat)
 		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "ms-to-announce-p50")
@@ -312,7 +317,7 @@ func (e *apiEnv) runSpeaker(tb testing.TB) *benchSpeaker {
 		Interfaces: func() ([]Iface, error) {
 			return []Iface{{Name: "bench0", Prefixes: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16")}}}, nil
 		},
-		StateFile: filepath.Join(tb.TempDir(), "speaker-state.json"),
+		StateFile: filepath.Join(tb.TempDir(), "speaker-state.json"), StateEvery: DefaultStateEvery,
 	})
 	if err != nil {
 		tb.Fatal(err)
