@@ -118,7 +118,7 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 		NodeName: o.NodeName, Namespace: o.Namespace, PasswordNamespace: o.PasswordNamespace,
 		OnlyOwnClass: o.OnlyOwnClass, GossipAddr: o.BindAddr,
 		Reader: c, Synced: synced.Load, Writer: writer, Recorder: recorder(ctx, o.Config, scheme),
-		Members: mem, L2: ann, StateFile: o.StateDir + "/speaker-state.json", Logger: o.Logger,
+		Members: mem, L2: ann, StateFile: o.StateDir + "/speaker-state.json", StateEvery: DefaultStateEvery, Logger: o.Logger,
 		Owner: podOwner(o.PodName, o.PodUID), Metrics: NewMetrics(o.Registry),
 	}
 	bgpRun, err := withBGP(&opts, o)
@@ -184,6 +184,11 @@ func withBGP(opts *Options, o NodeOptions) (func(context.Context) error, error) 
 	opts.BGP = a
 	return a.Run, nil
 }
+
+// DefaultStateEvery is how often at most a speaker writes its state file
+// after changes: a restart during an API outage may start from a state up
+// to this old (plus Resync), and a burst of changes writes the file once.
+const DefaultStateEvery = 5 * time.Second
 
 // leaveGrace is how long a leaving node keeps answering after its leave
 // was gossiped: the new owners' announcements go out within it.

@@ -88,6 +88,10 @@ type Options struct {
 	Interfaces func() ([]Iface, error)
 	// StateFile keeps the last targets, peers and BGP plan on the node.
 	StateFile string
+	// StateEvery is the least time between two writes of the state file
+	// after changes (the last is written on shutdown too). Default 0:
+	// after every change; RunNode sets DefaultStateEvery.
+	StateEvery time.Duration
 	// StatusEvery is the least time between two rounds of status writes,
 	// ServiceL2Status and BGPSessionStatus (they follow changes). Default
 	// 1s.
@@ -112,7 +116,9 @@ type Speaker struct {
 	targets   []Target
 	bgp       BGPDesired
 	passwords map[string]string // BGP TCP MD5 keys from Secrets, in memory only
+	peers     []string          // the other speakers' addresses (memberlist peers)
 	saved     state             // what the state file holds
+	savedAt   time.Time         // when it was written
 	stateErr  string            // the last state-file write error, "" once written
 	meta      []byte
 	live      []string          // the live members at the last settled sync
@@ -125,12 +131,17 @@ type Speaker struct {
 	// last computed from it (informer events set it; a pass that reads
 	// clears it). Idle passes read nothing from the API.
 	apiChanged atomic.Bool
+	// dirty are the Services (namespace/name) changed since the last
+	// pass (ServiceChanged): a pass reads them alone, from view.
+	dirtyMu sync.Mutex
+	dirty   map[string]bool
+	view    *apiView // the API as read last; nil before the first read
 	// gen counts the changes of targets and BGP plan; lastPass is what the
 	// last pass acted on. A pass whose view equals lastPass, with
 	// no part failing, has nothing to do.
 	gen      uint64
 	lastPass *passView
-	unsaved  *state // a state the file failed to take, written again each pass
+	unsaved  *state // a state the file does not hold yet (saveDue)
 
 	bgpMu    sync.Mutex
 	bgpView  BGPDesired // the plan last applied, for the status writer
@@ -178,8 +189,8 @@ func (o *Options) validate() error {
 	if o.Synced == nil {
 		return errors.New("synced (whether the API cache holds a full view) is required")
 	}
-	if o.Resync < 0 || o.StatusEvery < 0 {
-		return fmt.Errorf("resync %v and status period %v must not be negative", o.Resync, o.StatusEvery)
+	if o.Resync < 0 || o.StatusEvery < 0 || o.StateEvery < 0 {
+		return fmt.Errorf("resync %v, status period %v and state period %v must not be negative", o.Resync, o.StatusEvery, o.StateEvery)
 	}
 	if o.Interfaces == nil {
 		o.Interfaces = LocalIfaces
@@ -212,7 +223,8 @@ func (s *Speaker) Trigger() {
 }
 
 // APIChanged says that the API view changed (an informer event) and asks
-// for a pass, which reads it again.
+// for a pass, which reads it all again (see ServiceChanged for a change
+// of one Service).
 func (s *Speaker) APIChanged() {
 	s.apiChanged.Store(true)
 	s.Trigger()
@@ -237,21 +249,15 @@ func (s *Speaker) Run(ctx context.Context) error {
 		case <-tick.C():
 		}
 	}
+	s.saveNow() // what StateEvery held back
 	return nil
 }
 
 // sync is one pass: targets (from the API when synced, else the saved
 // ones), live members, plan, then the announcers and the status.
 func (s *Speaker) sync(ctx context.Context) {
-	switch {
-	case s.opts.Synced() && s.apiChanged.Swap(false):
-		if err := s.refreshTargets(ctx); err != nil {
-			s.apiChanged.Store(true) // read again at the next pass
-			s.log.Warn("reading the API cache failed, keeping the last targets", "err", err)
-		}
-	case s.unsaved != nil:
-		s.persist(*s.unsaved)
-	}
+	s.refresh(ctx)
+	s.saveDue()
 	live, err := s.liveMembers()
 	if err != nil {
 		s.log.Warn("local interfaces", "err", err)
@@ -287,6 +293,28 @@ func (s *Speaker) sync(ctx context.Context) {
 		s.applied(ctx, partVIP, s.opts.VIP.Set(ctx, local))
 	}
 	s.reportOwnership(plan)
+}
+
+// refresh reads what changed in the API view: everything after
+// APIChanged (or before anything was read), else the Services named by
+// ServiceChanged. Dirty Services are taken before the full read, so a
+// change that arrives during it is read at the next pass.
+func (s *Speaker) refresh(ctx context.Context) {
+	if !s.opts.Synced() {
+		return
+	}
+	dirty := s.takeDirty()
+	var err error
+	switch {
+	case s.apiChanged.Swap(false) || s.view == nil:
+		err = s.refreshTargets(ctx)
+	case len(dirty) > 0:
+		err = s.refreshServices(ctx, dirty)
+	}
+	if err != nil {
+		s.apiChanged.Store(true) // read it all again at the next pass
+		s.log.Warn("reading the API cache failed, keeping the last targets", "err", err)
+	}
 }
 
 // l2Plan elects the owners of the L2 targets among the live members, once
