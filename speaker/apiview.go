@@ -27,7 +27,8 @@ import (
 // slimSlice, slimNode): at 20,000 Services the cache is most of the
 // speaker's memory.
 //
-// EndpointSlices are indexed by their Service (sliceServiceIndex).
+// EndpointSlices and ServiceL2Status objects are indexed by their Service
+// (sliceServiceIndex, statusServiceIndex).
 func newAPICache(cfg *rest.Config, scheme *runtime.Scheme, mapper meta.RESTMapper, ns, passwordNS string) (cache.Cache, error) {
 	inNS := func(ns string) map[string]cache.Config { return map[string]cache.Config{ns: {}} }
 	c, err := cache.New(cfg, cache.Options{
@@ -50,6 +51,9 @@ func newAPICache(cfg *rest.Config, scheme *runtime.Scheme, mapper meta.RESTMappe
 	}
 	if err := c.IndexField(context.Background(), &discoveryv1.EndpointSlice{}, sliceServiceIndex, sliceService); err != nil {
 		return nil, fmt.Errorf("index endpointslices by service: %w", err)
+	}
+	if err := c.IndexField(context.Background(), &v1alpha1.ServiceL2Status{}, statusServiceIndex, statusService); err != nil {
+		return nil, fmt.Errorf("index servicel2statuses by service: %w", err)
 	}
 	return c, nil
 }
@@ -173,9 +177,40 @@ func (s *Speaker) watchAPI(ctx context.Context, c cache.Cache, synced *atomic.Bo
 			return fmt.Errorf("watch %T: %w", o, err)
 		}
 	}
+	if err := s.watchStatus(ctx, c); err != nil {
+		return err
+	}
 	synced.Store(true)
 	s.APIChanged()
 	log.Info("API view synced")
+	return nil
+}
+
+// watchStatus tells the status writer of ServiceL2Status objects changed
+// by others: this node's deleted, another node's created.
+func (s *Speaker) watchStatus(ctx context.Context, c cache.Cache) error {
+	changed := func(obj any, mine bool) {
+		if t, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+			obj = t.Obj
+		}
+		o, ok := obj.(*v1alpha1.ServiceL2Status)
+		if !ok || (o.Labels[v1alpha1.LabelNode] == s.opts.NodeName) != mine {
+			return
+		}
+		for _, svc := range statusService(o) {
+			s.report.statusChanged(svc)
+		}
+	}
+	inf, err := c.GetInformer(ctx, &v1alpha1.ServiceL2Status{}, cache.BlockUntilSynced(false))
+	if err == nil {
+		_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    func(obj any) { changed(obj, false) },
+			DeleteFunc: func(obj any) { changed(obj, true) },
+		})
+	}
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("watch %T: %w", &v1alpha1.ServiceL2Status{}, err)
+	}
 	return nil
 }
 

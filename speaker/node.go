@@ -90,7 +90,9 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	if err != nil {
 		return fmt.Errorf("speaker cache: %w", err)
 	}
-	writer, err := client.New(o.Config, client.Options{Scheme: scheme, Mapper: mapper})
+	wcfg := rest.CopyConfig(o.Config)
+	wcfg.QPS, wcfg.Burst = statusQPS, statusBurst
+	writer, err := client.New(wcfg, client.Options{Scheme: scheme, Mapper: mapper})
 	if err != nil {
 		return err
 	}
@@ -184,6 +186,17 @@ func withBGP(opts *Options, o NodeOptions) (func(context.Context) error, error) 
 	opts.BGP = a
 	return a.Run, nil
 }
+
+// statusQPS and statusBurst bound the speaker's status writes (client-go's
+// default is 5 and 10). A node writes two requests per Service it takes
+// (the ServiceL2Status and its status) and nothing while nothing changes:
+// at 20 a node that owns 1,000 Services catches up in under 2 minutes,
+// not 7, and 100 speakers starting at once stay within what the API
+// server's priority and fairness spreads over its workload classes.
+const (
+	statusQPS   = 20
+	statusBurst = 40
+)
 
 // DefaultStateEvery is how often at most a speaker writes its state file
 // after changes: a restart during an API outage may start from a state up

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -52,7 +53,10 @@ type l2Report struct {
 	mu    sync.Mutex
 	mine  map[netip.Addr]Ownership
 	taken []Ownership // takeovers not yet told by an event
-	dirty chan struct{}
+	// recheck are Services ("namespace/name") whose ServiceL2Status
+	// objects changed in the API other than by this node's writes.
+	recheck map[string]bool
+	dirty   chan struct{}
 }
 
 func newL2Report() *l2Report {
@@ -72,12 +76,26 @@ func (r *l2Report) set(mine map[netip.Addr]Ownership, taken []Ownership) {
 	}
 }
 
-func (r *l2Report) take() (map[netip.Addr]Ownership, []Ownership) {
+// statusChanged asks the writer to check the objects of Service svc again.
+func (r *l2Report) statusChanged(svc string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	taken := r.taken
-	r.taken = nil
-	return r.mine, taken
+	if r.recheck == nil {
+		r.recheck = map[string]bool{}
+	}
+	r.recheck[svc] = true
+	select {
+	case r.dirty <- struct{}{}:
+	default:
+	}
+}
+
+func (r *l2Report) take() (map[netip.Addr]Ownership, []Ownership, map[string]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	taken, recheck := r.taken, r.recheck
+	r.taken, r.recheck = nil, nil
+	return r.mine, taken, recheck
 }
 
 func sameOwnership(a, b Ownership) bool {
@@ -86,27 +104,39 @@ func sameOwnership(a, b Ownership) bool {
 
 // RunL2Status writes what this node owns (ServiceL2Status objects, takeover
 // events) until ctx ends: after each change, at most once per StatusEvery,
-// and every five StatusEvery to retry failures and catch up after an API
-// outage. It runs apart from the announcing loop, so a slow, throttled or
-// unreachable API server never delays a takeover.
+// and while writes fail every five StatusEvery. It runs apart from the
+// announcing loop, so a slow, throttled or unreachable API server never
+// delays a takeover.
+//
+// It lists the objects once, at its first round, and from then on writes
+// only what changed against what it wrote: Services it took or let go,
+// and those whose objects someone else deleted or another node created
+// (statusChanged). Nothing is read or written while nothing changes.
 func (s *Speaker) RunL2Status(ctx context.Context) error {
 	if s.opts.Writer == nil {
 		return nil
 	}
+	w := &l2Writer{s: s}
 	failing := false
 	for {
+		var retry <-chan time.Time
+		if failing {
+			retry = s.opts.Clock.After(5 * s.opts.StatusEvery)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.report.dirty:
-		case <-s.opts.Clock.After(5 * s.opts.StatusEvery):
+		case <-retry:
 		}
 		if !s.opts.Synced() {
+			failing = true // try again later
 			continue
 		}
-		mine, taken := s.report.take()
+		mine, taken, recheck := s.report.take()
 		s.announceEvents(ctx, taken)
-		err := s.writeStatus(ctx, mine)
+		w.recheck(recheck)
+		err := w.write(ctx, mine)
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:
 			s.log.Warn("l2 status not written; retrying", "err", err)
@@ -148,45 +178,133 @@ func (s *Speaker) announceEvents(ctx context.Context, taken []Ownership) {
 	}
 }
 
-// writeStatus makes this node's ServiceL2Status objects match what it owns.
-func (s *Speaker) writeStatus(ctx context.Context, mine map[netip.Addr]Ownership) error {
+// l2Writer is RunL2Status's memory of the API: the status of this node's
+// object of each Service, as it last wrote or listed it.
+type l2Writer struct {
+	s      *Speaker
+	listed bool
+	wrote  map[string]v1alpha1.ServiceL2StatusStatus
+	// check are Services whose objects are checked against the API at the
+	// next round, other nodes' objects too.
+	check map[string]bool
+}
+
+// recheck takes the Services whose objects changed in the API.
+func (w *l2Writer) recheck(svcs map[string]bool) {
+	for svc := range svcs {
+		if w.check == nil {
+			w.check = map[string]bool{}
+		}
+		w.check[svc] = true
+	}
+}
+
+// write makes this node's ServiceL2Status objects match what it owns:
+// at the first round against a list of them all, then for what changed.
+func (w *l2Writer) write(ctx context.Context, mine map[netip.Addr]Ownership) error {
+	want := wantStatus(w.s.opts.NodeName, mine)
+	if !w.listed {
+		if err := w.list(ctx); err != nil {
+			return err
+		}
+	}
+	for svc := range w.wrote {
+		if _, ok := want[svc]; !ok {
+			w.check[svc] = true
+		}
+	}
+	for svc, st := range want {
+		if have, ok := w.wrote[svc]; !ok || !equalStatus(have, st) {
+			w.check[svc] = true
+		}
+	}
+	for svc := range w.check {
+		st, announced := want[svc]
+		if err := w.s.pruneStatus(ctx, svc, announced); err != nil {
+			return err
+		}
+		delete(w.wrote, svc)
+		if announced {
+			if err := w.s.applyStatus(ctx, svc, st); err != nil {
+				return err
+			}
+			w.wrote[svc] = st
+		}
+		delete(w.check, svc)
+	}
+	return nil
+}
+
+// list reads every ServiceL2Status once: the Services with an object of
+// this node, or of another node, are checked at this round.
+func (w *l2Writer) list(ctx context.Context) error {
+	var have v1alpha1.ServiceL2StatusList
+	if err := w.s.opts.Reader.List(ctx, &have, client.InNamespace(w.s.opts.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+		return err
+	}
+	w.wrote, w.check = map[string]v1alpha1.ServiceL2StatusStatus{}, map[string]bool{}
+	for i := range have.Items {
+		obj := &have.Items[i]
+		svc := obj.Status.ServiceNamespace + "/" + obj.Status.ServiceName
+		if obj.Status.Node == w.s.opts.NodeName && !w.s.wouldOwn(obj) {
+			w.wrote[svc] = obj.Status
+		} else {
+			w.check[svc] = true
+		}
+	}
+	w.listed = true
+	return nil
+}
+
+// wantStatus is the status of this node's object of each Service it owns
+// addresses of.
+func wantStatus(node string, mine map[netip.Addr]Ownership) map[string]v1alpha1.ServiceL2StatusStatus {
 	want := map[string]v1alpha1.ServiceL2StatusStatus{}
 	for _, o := range mine {
 		st := want[o.Service]
-		st.Node = s.opts.NodeName
+		st.Node = node
 		st.ServiceNamespace, st.ServiceName, _ = strings.Cut(o.Service, "/")
 		st.Addresses = append(st.Addresses, o.Addr.String())
 		st.Interfaces = append(st.Interfaces, o.Ifaces...)
 		want[o.Service] = st
 	}
+	for svc, st := range want {
+		want[svc] = normalize(st)
+	}
+	return want
+}
+
+// pruneStatus deletes the objects of Service svc this node should not
+// have: its own when it no longer announces svc, other nodes' when it
+// does (their speaker may be dead and unable to clean up).
+func (s *Speaker) pruneStatus(ctx context.Context, svc string, announced bool) error {
 	var have v1alpha1.ServiceL2StatusList
-	if err := s.opts.Reader.List(ctx, &have, client.InNamespace(s.opts.Namespace)); err != nil {
+	if err := s.opts.Reader.List(ctx, &have, client.InNamespace(s.opts.Namespace),
+		client.MatchingFields{statusServiceIndex: svc}, client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
 	for i := range have.Items {
-		if err := s.pruneStatus(ctx, &have.Items[i], want); err != nil {
-			return err
+		obj := &have.Items[i]
+		if (obj.Status.Node == s.opts.NodeName) == announced {
+			continue
 		}
-	}
-	for svc, st := range want {
-		if err := s.applyStatus(ctx, svc, normalize(st)); err != nil {
-			return err
+		if err := client.IgnoreNotFound(s.opts.Writer.Delete(ctx, obj.DeepCopy())); err != nil {
+			return fmt.Errorf("delete status %s: %w", obj.Name, err)
 		}
 	}
 	return nil
 }
 
-// pruneStatus deletes this node's objects for Services it no longer
-// announces, and other nodes' objects for Services it now announces (their
-// speaker may be dead and unable to clean up).
-func (s *Speaker) pruneStatus(ctx context.Context, obj *v1alpha1.ServiceL2Status, want map[string]v1alpha1.ServiceL2StatusStatus) error {
-	svc := obj.Status.ServiceNamespace + "/" + obj.Status.ServiceName
-	_, announced := want[svc]
-	mineObj := obj.Status.Node == s.opts.NodeName
-	if mineObj == announced {
+// statusServiceIndex indexes the cached ServiceL2Status objects by the
+// Service they report ("namespace/name", from their labels).
+const statusServiceIndex = "pier.dev/status-service"
+
+func statusService(o client.Object) []string {
+	l := o.GetLabels()
+	if l[v1alpha1.LabelServiceName] == "" {
 		return nil
 	}
-	return client.IgnoreNotFound(s.opts.Writer.Delete(ctx, obj))
+	return []string{l[v1alpha1.LabelServiceNamespace] + "/" + l[v1alpha1.LabelServiceName]}
 }
 
 func (s *Speaker) applyStatus(ctx context.Context, svc string, st v1alpha1.ServiceL2StatusStatus) error {
@@ -248,13 +366,18 @@ func statusName(svc, node string) string {
 	return name[:50] + "-" + hex.EncodeToString(sum[:6])
 }
 
+// wouldOwn tells whether own would change obj.
+func (s *Speaker) wouldOwn(obj *v1alpha1.ServiceL2Status) bool {
+	o := s.opts.Owner
+	return o != nil && !(len(obj.OwnerReferences) == 1 && obj.OwnerReferences[0].UID == o.UID)
+}
+
 // own makes obj's owner this speaker's Pod (Options.Owner) and reports
 // whether that changed anything.
 func (s *Speaker) own(obj *v1alpha1.ServiceL2Status) bool {
-	o := s.opts.Owner
-	if o == nil || len(obj.OwnerReferences) == 1 && obj.OwnerReferences[0].UID == o.UID {
+	if !s.wouldOwn(obj) {
 		return false
 	}
-	obj.OwnerReferences = []metav1.OwnerReference{*o}
+	obj.OwnerReferences = []metav1.OwnerReference{*s.opts.Owner}
 	return true
 }
