@@ -54,7 +54,7 @@ func (s *Speaker) refreshTargets(ctx context.Context) error {
 	}
 	s.view = v
 	s.setBGP(d)
-	s.targets = targets
+	s.targets, s.planValid = targets, false
 	s.gen++
 	s.peers = peerAddrs(in.Nodes, s.opts.NodeName, s.opts.GossipAddr.Is4())
 	if err := s.opts.Members.SetPeers(s.peers); err != nil {

@@ -136,6 +136,14 @@ type Speaker struct {
 	dirtyMu sync.Mutex
 	dirty   map[string]bool
 	view    *apiView // the API as read last; nil before the first read
+	// plan is the last L2 plan, of planLive and of targets less planDel
+	// plus planAdd (the targets refreshServices changed since); while
+	// planValid, a pass with the same members plans the changed targets
+	// alone.
+	plan             []Ownership
+	planLive         []Member
+	planValid        bool
+	planDel, planAdd []Target
 	// gen counts the changes of targets and BGP plan; lastPass is what the
 	// last pass acted on. A pass whose view equals lastPass, with
 	// no part failing, has nothing to do.
@@ -325,11 +333,32 @@ func (s *Speaker) l2Plan(live []Member) []Ownership {
 		if !s.waiting {
 			s.log.Info("waiting to hear from the other speakers before announcing L2 addresses")
 		}
-		s.waiting = true
+		s.waiting, s.planValid = true, false
 		return nil
 	}
 	s.waiting = false
-	return Plan(s.targets, live)
+	switch {
+	case !s.planValid || !reflect.DeepEqual(live, s.planLive):
+		s.plan = Plan(s.targets, live)
+	case len(s.planDel)+len(s.planAdd) > 0:
+		del := make([]Ownership, len(s.planDel))
+		for i, t := range s.planDel {
+			del[i] = Ownership{Addr: t.Addr, Service: t.Service}
+		}
+		s.plan = spliced(s.plan, del, Plan(s.planAdd, live), compareOwnership)
+	}
+	s.planLive, s.planValid, s.planDel, s.planAdd = live, true, nil, nil
+	return s.plan
+}
+
+// targetsChanged tells the planner which targets changed; a second change
+// before it planned the first makes it plan everything again (the lists
+// would name a target twice).
+func (s *Speaker) targetsChanged(del, add []Target) {
+	if len(s.planDel)+len(s.planAdd) > 0 {
+		s.planValid = false
+	}
+	s.planDel, s.planAdd = del, add
 }
 
 // joined tells whether a member joined since the last settled sync, and

@@ -59,7 +59,7 @@ func (s *Speaker) restore() {
 		s.log.Warn("state file unreadable, starting from the API", "file", s.opts.StateFile, "err", err)
 		return
 	}
-	s.targets, s.peers = st.Targets, st.Peers
+	s.targets, s.peers, s.planValid = st.Targets, st.Peers, false
 	s.gen++
 	_ = s.opts.Members.SetPeers(st.Peers)
 	if st.BGP != nil {

@@ -192,6 +192,7 @@ func (s *Speaker) refreshServices(ctx context.Context, keys map[string]bool) err
 		v.set(r.key, r.t, r.src)
 	}
 	s.targets = spliced(s.targets, delT, addT, compareTargets)
+	s.targetsChanged(delT, addT)
 	if len(delS)+len(addS) > 0 {
 		s.setBGP(s.splicedBGP(delS, addS, prefixes))
 	}

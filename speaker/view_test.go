@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -186,11 +187,12 @@ func fullInputs(t *testing.T, c client.Client) (Inputs, map[string]string) {
 	return Inputs{Config: cfg, Services: svcs.Items, EndpointSlices: es.Items, Nodes: nodes.Items}, nil
 }
 
-// After any sequence of changes, a speaker told which Service changed
-// (ServiceChanged, reading that Service alone) holds the same targets and
-// BGP plan, and announces the same, as one that reads everything again
-// after each change; and that one holds what Targets and BGPPlan compute
-// from the whole API.
+// After any sequence of changes (and of members leaving and coming back),
+// a speaker told which Service changed (ServiceChanged, reading and
+// planning that Service alone) holds the same targets and BGP plan, and
+// announces the same, as one that reads and plans everything again after
+// each change; and that one holds what Targets and BGPPlan compute from
+// the whole API.
 func TestIncrementalEqualsFullRecompute(t *testing.T) {
 	for seed := range uint64(40) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) { checkIncremental(t, seed, 60) })
@@ -207,9 +209,9 @@ func FuzzIncremental(f *testing.F) {
 
 func checkIncremental(t *testing.T, seed uint64, steps int) {
 	c := viewAPI(t)
-	live := []string{"node1", "node2"}
-	inc := newLoopNode(t, "node1", c, func() bool { return true }, "", nil, live...)
-	full := newLoopNode(t, "node1", c, func() bool { return true }, "", nil, live...)
+	all := []string{"node1", "node2", "node3"}
+	inc := newLoopNode(t, "node1", c, func() bool { return true }, "", nil, all...)
+	full := newLoopNode(t, "node1", c, func() bool { return true }, "", nil, all...)
 	ctx := context.Background()
 	e := &viewEvents{t: t, c: c, rng: rand.New(rand.NewPCG(seed, 0))}
 	for i := range 8 { // start with every Service and a slice each
@@ -221,6 +223,11 @@ func checkIncremental(t *testing.T, seed uint64, steps int) {
 	opts := []cmp.Option{addrCmp, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmpopts.EquateEmpty()}
 	for i := range steps {
 		lastT, lastS := full.s.targets, full.s.bgp.Sources
+		if e.rng.IntN(10) == 0 { // a member leaves or comes back
+			live := slices.DeleteFunc(slices.Clone(all), func(n string) bool { return n != "node1" && e.rng.IntN(2) == 0 })
+			inc.mem.SetLive(live...)
+			full.mem.SetLive(live...)
+		}
 		e.step(inc.s.ServiceChanged, inc.s.APIChanged)
 		full.s.APIChanged()
 		inc.s.sync(ctx)
@@ -239,6 +246,9 @@ func checkIncremental(t *testing.T, seed uint64, steps int) {
 		}
 		if diff := cmp.Diff(full.s.bgp, inc.s.bgp, opts...); diff != "" {
 			t.Fatalf("seed %d step %d: BGP plan (-full +incremental):\n%s", seed, i, diff)
+		}
+		if diff := cmp.Diff(full.s.plan, inc.s.plan, opts...); diff != "" {
+			t.Fatalf("seed %d step %d: L2 plan (-full +incremental):\n%s", seed, i, diff)
 		}
 		if diff := cmp.Diff(announcedBy(full), announcedBy(inc), announcedOpts...); diff != "" {
 			t.Fatalf("seed %d step %d: announced (-full +incremental):\n%s", seed, i, diff)
