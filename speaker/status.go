@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -32,19 +31,28 @@ func (s *Speaker) reportOwnership(plan []Ownership) {
 		}
 	}
 	var taken []Ownership
+	changed := map[string]bool{} // Services whose status changes
 	for addr, o := range mine {
-		if prev, ok := s.owned[addr]; !ok || !slices.Equal(prev.Ifaces, o.Ifaces) {
+		prev, ok := s.owned[addr]
+		if !ok || !slices.Equal(prev.Ifaces, o.Ifaces) {
 			s.log.Info("taking over", "addr", addr, "service", o.Service, "iface", strings.Join(o.Ifaces, ","), "live", s.opts.Members.Live())
 			taken = append(taken, o)
+		}
+		if !ok || !sameOwnership(prev, o) {
+			changed[o.Service] = true
+			if ok {
+				changed[prev.Service] = true
+			}
 		}
 	}
 	for addr, o := range s.owned {
 		if _, still := mine[addr]; !still {
 			s.log.Info("handing over", "addr", addr, "service", o.Service, "live", s.opts.Members.Live())
+			changed[o.Service] = true
 		}
 	}
 	s.owned = mine
-	s.report.set(mine, taken)
+	s.report.set(mine, taken, changed)
 }
 
 // l2Report carries what this node owns from the announcing loop to the
@@ -53,9 +61,10 @@ type l2Report struct {
 	mu    sync.Mutex
 	mine  map[netip.Addr]Ownership
 	taken []Ownership // takeovers not yet told by an event
-	// recheck are Services ("namespace/name") whose ServiceL2Status
-	// objects changed in the API other than by this node's writes.
-	recheck map[string]bool
+	// changed are Services ("namespace/name") whose status changed since
+	// the writer last took the report: what this node owns of them, or
+	// their ServiceL2Status objects in the API (by others than this node).
+	changed map[string]bool
 	dirty   chan struct{}
 }
 
@@ -63,13 +72,24 @@ func newL2Report() *l2Report {
 	return &l2Report{mine: map[netip.Addr]Ownership{}, dirty: make(chan struct{}, 1)}
 }
 
-func (r *l2Report) set(mine map[netip.Addr]Ownership, taken []Ownership) {
+func (r *l2Report) set(mine map[netip.Addr]Ownership, taken []Ownership, changed map[string]bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(taken) == 0 && maps.EqualFunc(r.mine, mine, sameOwnership) {
+	if len(taken) == 0 && len(changed) == 0 {
 		return
 	}
 	r.mine, r.taken = mine, append(r.taken, taken...)
+	r.mark(changed)
+}
+
+// mark adds to changed and wakes the writer; r.mu is held.
+func (r *l2Report) mark(svcs map[string]bool) {
+	if r.changed == nil {
+		r.changed = map[string]bool{}
+	}
+	for svc := range svcs {
+		r.changed[svc] = true
+	}
 	select {
 	case r.dirty <- struct{}{}:
 	default:
@@ -80,22 +100,15 @@ func (r *l2Report) set(mine map[netip.Addr]Ownership, taken []Ownership) {
 func (r *l2Report) statusChanged(svc string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.recheck == nil {
-		r.recheck = map[string]bool{}
-	}
-	r.recheck[svc] = true
-	select {
-	case r.dirty <- struct{}{}:
-	default:
-	}
+	r.mark(map[string]bool{svc: true})
 }
 
 func (r *l2Report) take() (map[netip.Addr]Ownership, []Ownership, map[string]bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	taken, recheck := r.taken, r.recheck
-	r.taken, r.recheck = nil, nil
-	return r.mine, taken, recheck
+	taken, changed := r.taken, r.changed
+	r.taken, r.changed = nil, nil
+	return r.mine, taken, changed
 }
 
 func sameOwnership(a, b Ownership) bool {
@@ -133,10 +146,9 @@ func (s *Speaker) RunL2Status(ctx context.Context) error {
 			failing = true // try again later
 			continue
 		}
-		mine, taken, recheck := s.report.take()
+		mine, taken, changed := s.report.take()
 		s.announceEvents(ctx, taken)
-		w.recheck(recheck)
-		err := w.write(ctx, mine)
+		err := w.write(ctx, mine, changed)
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:
 			s.log.Warn("l2 status not written; retrying", "err", err)
@@ -189,35 +201,22 @@ type l2Writer struct {
 	check map[string]bool
 }
 
-// recheck takes the Services whose objects changed in the API.
-func (w *l2Writer) recheck(svcs map[string]bool) {
-	for svc := range svcs {
-		if w.check == nil {
-			w.check = map[string]bool{}
-		}
+// write makes this node's ServiceL2Status objects match what it owns:
+// at the first round against a list of them all, then for the Services
+// changed (and those a failed round left).
+func (w *l2Writer) write(ctx context.Context, mine map[netip.Addr]Ownership, changed map[string]bool) error {
+	if w.check == nil {
+		w.check = map[string]bool{}
+	}
+	for svc := range changed {
 		w.check[svc] = true
 	}
-}
-
-// write makes this node's ServiceL2Status objects match what it owns:
-// at the first round against a list of them all, then for what changed.
-func (w *l2Writer) write(ctx context.Context, mine map[netip.Addr]Ownership) error {
-	want := wantStatus(w.s.opts.NodeName, mine)
 	if !w.listed {
-		if err := w.list(ctx); err != nil {
+		if err := w.list(ctx, wantStatus(w.s.opts.NodeName, mine, nil)); err != nil {
 			return err
 		}
 	}
-	for svc := range w.wrote {
-		if _, ok := want[svc]; !ok {
-			w.check[svc] = true
-		}
-	}
-	for svc, st := range want {
-		if have, ok := w.wrote[svc]; !ok || !equalStatus(have, st) {
-			w.check[svc] = true
-		}
-	}
+	want := wantStatus(w.s.opts.NodeName, mine, w.check)
 	for svc := range w.check {
 		st, announced := want[svc]
 		if err := w.s.pruneStatus(ctx, svc, announced); err != nil {
@@ -235,14 +234,16 @@ func (w *l2Writer) write(ctx context.Context, mine map[netip.Addr]Ownership) err
 	return nil
 }
 
-// list reads every ServiceL2Status once: the Services with an object of
-// this node, or of another node, are checked at this round.
-func (w *l2Writer) list(ctx context.Context) error {
+// list reads every ServiceL2Status once and marks for checking the
+// Services where the objects differ from want: this node's missing,
+// different or not owned by its Pod, and other nodes' of Services this
+// node announces.
+func (w *l2Writer) list(ctx context.Context, want map[string]v1alpha1.ServiceL2StatusStatus) error {
 	var have v1alpha1.ServiceL2StatusList
 	if err := w.s.opts.Reader.List(ctx, &have, client.InNamespace(w.s.opts.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
-	w.wrote, w.check = map[string]v1alpha1.ServiceL2StatusStatus{}, map[string]bool{}
+	w.wrote = map[string]v1alpha1.ServiceL2StatusStatus{}
 	for i := range have.Items {
 		obj := &have.Items[i]
 		svc := obj.Status.ServiceNamespace + "/" + obj.Status.ServiceName
@@ -252,15 +253,28 @@ func (w *l2Writer) list(ctx context.Context) error {
 			w.check[svc] = true
 		}
 	}
+	for svc, st := range want {
+		if have, ok := w.wrote[svc]; !ok || !equalStatus(have, st) {
+			w.check[svc] = true
+		}
+	}
+	for svc := range w.wrote {
+		if _, ok := want[svc]; !ok {
+			w.check[svc] = true
+		}
+	}
 	w.listed = true
 	return nil
 }
 
 // wantStatus is the status of this node's object of each Service it owns
-// addresses of.
-func wantStatus(node string, mine map[netip.Addr]Ownership) map[string]v1alpha1.ServiceL2StatusStatus {
+// addresses of, of the Services in only (nil: all).
+func wantStatus(node string, mine map[netip.Addr]Ownership, only map[string]bool) map[string]v1alpha1.ServiceL2StatusStatus {
 	want := map[string]v1alpha1.ServiceL2StatusStatus{}
 	for _, o := range mine {
+		if only != nil && !only[o.Service] {
+			continue
+		}
 		st := want[o.Service]
 		st.Node = node
 		st.ServiceNamespace, st.ServiceName, _ = strings.Cut(o.Service, "/")

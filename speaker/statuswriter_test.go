@@ -86,28 +86,27 @@ func TestStatusWriterWritesWhatChanged(t *testing.T) {
 		return slices.Sorted(slices.Values(out))
 	}
 
-	mustDo(t, w.write(ctx, mine))
+	mustDo(t, w.write(ctx, mine, nil))
 	// node1 took a over from node2 and no longer announces c.
 	if diff := cmp.Diff([]string{"default-a-node1", "default-b-node1"}, names()); diff != "" {
 		t.Errorf("objects after the first round (-want +got):\n%s", diff)
 	}
 
 	calls.Store(0)
-	mustDo(t, w.write(ctx, mine))
+	mustDo(t, w.write(ctx, mine, nil))
 	if n := calls.Load(); n != 0 {
 		t.Errorf("a round with nothing changed made %d API calls, want 0", n)
 	}
 
 	mustDo(t, c.Delete(ctx, l2Status("b", "node1")))
-	w.recheck(map[string]bool{"default/b": true}) // what watchStatus tells
-	mustDo(t, w.write(ctx, mine))
+	mustDo(t, w.write(ctx, mine, map[string]bool{"default/b": true})) // what watchStatus tells
 	if diff := cmp.Diff([]string{"default-a-node1", "default-b-node1"}, names()); diff != "" {
 		t.Errorf("objects after b's was deleted by someone else (-want +got):\n%s", diff)
 	}
 
 	delete(mine, netip.MustParseAddr("198.51.100.2"))
 	calls.Store(0)
-	mustDo(t, w.write(ctx, mine))
+	mustDo(t, w.write(ctx, mine, map[string]bool{"default/b": true})) // what reportOwnership tells
 	if n := calls.Load(); n > 2 {
 		t.Errorf("letting one Service go made %d API calls, want at most 2 (find its objects, delete node1's)", n)
 	}
