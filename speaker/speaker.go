@@ -71,7 +71,10 @@ type Options struct {
 	GossipAddr netip.Addr
 	// Reader reads the cached API objects; Synced reports whether its
 	// caches hold a full view (false while the API server was never
-	// reached since start).
+	// reached since start). It indexes EndpointSlices by
+	// sliceServiceIndex (read after ServiceChanged) and ServiceL2Status
+	// objects by statusServiceIndex (read by the status writer), as
+	// newAPICache's does.
 	Reader client.Reader
 	Synced func() bool
 	// Writer writes ServiceL2Status objects and may be nil (no status).
