@@ -247,9 +247,11 @@ func (w *l2Writer) list(ctx context.Context, want map[string]v1alpha1.ServiceL2S
 	for i := range have.Items {
 		obj := &have.Items[i]
 		svc := obj.Status.ServiceNamespace + "/" + obj.Status.ServiceName
-		if obj.Status.Node == w.s.opts.NodeName && !w.s.wouldOwn(obj) {
+		_, announced := want[svc]
+		switch mine := obj.Status.Node == w.s.opts.NodeName; {
+		case mine && !w.s.wouldOwn(obj):
 			w.wrote[svc] = obj.Status
-		} else {
+		case mine || announced: // to own or delete; another node's to delete
 			w.check[svc] = true
 		}
 	}
