@@ -147,6 +147,10 @@ type Speaker struct {
 	planLive         []Member
 	planValid        bool
 	planDel, planAdd []Target
+	// planFull says that the last l2Plan planned everything; else
+	// planTouched are the addresses whose owners it may have changed.
+	planFull    bool
+	planTouched []netip.Addr
 	// gen counts the changes of targets and BGP plan; lastPass is what the
 	// last pass acted on. A pass whose view equals lastPass, with
 	// no part failing, has nothing to do.
@@ -165,12 +169,13 @@ func New(opts Options) (*Speaker, error) {
 		return nil, fmt.Errorf("speaker: %w", err)
 	}
 	s := &Speaker{
-		opts:    opts,
-		log:     opts.Logger.With("component", "speaker", "node", opts.NodeName),
-		trigger: make(chan struct{}, 1),
-		owned:   map[netip.Addr]Ownership{},
-		report:  newL2Report(),
-		failing: map[string]string{},
+		opts:     opts,
+		log:      opts.Logger.With("component", "speaker", "node", opts.NodeName),
+		trigger:  make(chan struct{}, 1),
+		owned:    map[netip.Addr]Ownership{},
+		planFull: true,
+		report:   newL2Report(),
+		failing:  map[string]string{},
 	}
 	s.apiChanged.Store(true) // nothing read yet
 	return s, nil
@@ -336,17 +341,22 @@ func (s *Speaker) l2Plan(live []Member) []Ownership {
 		if !s.waiting {
 			s.log.Info("waiting to hear from the other speakers before announcing L2 addresses")
 		}
-		s.waiting, s.planValid = true, false
+		s.waiting, s.planValid, s.planFull = true, false, true
 		return nil
 	}
 	s.waiting = false
+	s.planFull, s.planTouched = false, nil
 	switch {
 	case !s.planValid || !reflect.DeepEqual(live, s.planLive):
-		s.plan = Plan(s.targets, live)
+		s.plan, s.planFull = Plan(s.targets, live), true
 	case len(s.planDel)+len(s.planAdd) > 0:
 		del := make([]Ownership, len(s.planDel))
 		for i, t := range s.planDel {
 			del[i] = Ownership{Addr: t.Addr, Service: t.Service}
+			s.planTouched = append(s.planTouched, t.Addr)
+		}
+		for _, t := range s.planAdd {
+			s.planTouched = append(s.planTouched, t.Addr)
 		}
 		s.plan = spliced(s.plan, del, Plan(s.planAdd, live), compareOwnership)
 	}

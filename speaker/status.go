@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -24,35 +25,66 @@ import (
 // an address over, and one ServiceL2Status per Service it announces. It
 // never waits for the API server.
 func (s *Speaker) reportOwnership(plan []Ownership) {
-	mine := map[netip.Addr]Ownership{}
-	for _, o := range plan {
-		if o.Node == s.opts.NodeName {
-			mine[o.Addr] = o
-		}
-	}
+	mine, touched := s.mine(plan)
 	var taken []Ownership
 	changed := map[string]bool{} // Services whose status changes
-	for addr, o := range mine {
-		prev, ok := s.owned[addr]
-		if !ok || !slices.Equal(prev.Ifaces, o.Ifaces) {
+	for _, addr := range touched {
+		o, now := mine[addr]
+		prev, before := s.owned[addr]
+		if now && (!before || !slices.Equal(prev.Ifaces, o.Ifaces)) {
 			s.log.Info("taking over", "addr", addr, "service", o.Service, "iface", strings.Join(o.Ifaces, ","), "live", s.opts.Members.Live())
 			taken = append(taken, o)
 		}
-		if !ok || !sameOwnership(prev, o) {
-			changed[o.Service] = true
-			if ok {
+		if before && !now {
+			s.log.Info("handing over", "addr", addr, "service", prev.Service, "live", s.opts.Members.Live())
+		}
+		if now != before || now && !sameOwnership(prev, o) {
+			if now {
+				changed[o.Service] = true
+			}
+			if before {
 				changed[prev.Service] = true
 			}
 		}
 	}
-	for addr, o := range s.owned {
-		if _, still := mine[addr]; !still {
-			s.log.Info("handing over", "addr", addr, "service", o.Service, "live", s.opts.Members.Live())
-			changed[o.Service] = true
-		}
-	}
 	s.owned = mine
 	s.report.set(mine, taken, changed)
+}
+
+// mine is what this node owns in plan, by address (of Services sharing an
+// address, the last in the plan), and the addresses where that may differ
+// from owned: all of them after a full plan, else those l2Plan touched.
+// owned itself is not changed: the status writer reads it.
+func (s *Speaker) mine(plan []Ownership) (map[netip.Addr]Ownership, []netip.Addr) {
+	if s.planFull {
+		mine := map[netip.Addr]Ownership{}
+		for _, o := range plan {
+			if o.Node == s.opts.NodeName {
+				mine[o.Addr] = o
+			}
+		}
+		touched := slices.Collect(maps.Keys(mine))
+		for addr := range s.owned {
+			if _, ok := mine[addr]; !ok {
+				touched = append(touched, addr)
+			}
+		}
+		return mine, touched
+	}
+	if len(s.planTouched) == 0 {
+		return s.owned, nil
+	}
+	mine := maps.Clone(s.owned)
+	for _, addr := range s.planTouched {
+		delete(mine, addr)
+		i, _ := slices.BinarySearchFunc(plan, addr, func(o Ownership, a netip.Addr) int { return o.Addr.Compare(a) })
+		for ; i < len(plan) && plan[i].Addr == addr; i++ {
+			if plan[i].Node == s.opts.NodeName {
+				mine[addr] = plan[i]
+			}
+		}
+	}
+	return mine, s.planTouched
 }
 
 // l2Report carries what this node owns from the announcing loop to the

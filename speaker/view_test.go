@@ -247,6 +247,14 @@ func checkIncremental(t *testing.T, seed uint64, steps int) {
 		if diff := cmp.Diff(full.s.bgp, inc.s.bgp, opts...); diff != "" {
 			t.Fatalf("seed %d step %d: BGP plan (-full +incremental):\n%s", seed, i, diff)
 		}
+		if diff := cmp.Diff(full.s.owned, inc.s.owned, opts...); diff != "" {
+			t.Fatalf("seed %d step %d: owned (-full +incremental):\n%s", seed, i, diff)
+		}
+		_, _, fullChanged := full.s.report.take()
+		_, _, incChanged := inc.s.report.take()
+		if diff := cmp.Diff(fullChanged, incChanged, opts...); diff != "" {
+			t.Fatalf("seed %d step %d: Services told to the status writer (-full +incremental):\n%s", seed, i, diff)
+		}
 		if diff := cmp.Diff(full.s.plan, inc.s.plan, opts...); diff != "" {
 			t.Fatalf("seed %d step %d: L2 plan (-full +incremental):\n%s", seed, i, diff)
 		}
