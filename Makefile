@@ -90,7 +90,7 @@ FUZZ_TARGETS = \
 	./speaker/l2:FuzzAnswerARP ./speaker/l2:FuzzAnswerNS ./speaker/bfd:FuzzParsePacket \
 	./relay:FuzzTokenExtract ./relay:FuzzParseToken ./relay:FuzzProxyHeader \
 	./controller/webhook:FuzzAdmissionBody ./controller/webhook:FuzzAdmissionObject \
-	./speaker:FuzzLoadState ./speaker/vip:FuzzReadState ./relay/agent:FuzzLoadState
+	./speaker:FuzzLoadState ./speaker:FuzzIncremental ./speaker/vip:FuzzReadState ./relay/agent:FuzzLoadState
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) bash hack/fuzz.sh $(FUZZ_TARGETS)
 

@@ -3,6 +3,7 @@ package speaker
 import (
 	"context"
 	"net/netip"
+	"reflect"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,9 +20,11 @@ type EventRecorder interface {
 	Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any)
 }
 
-// refreshTargets recomputes the targets from the API cache and saves them
-// with the peers when they changed. Objects at fault are left out of the
-// configuration (Parse) and reported; everything valid is applied.
+// refreshTargets reads the whole API view again and recomputes the
+// targets and the BGP plan, Service by Service (apiView, which later
+// changes of single Services start from), and saves them with the peers
+// when they changed. Objects at fault are left out of the configuration
+// (Parse) and reported; everything valid is applied.
 func (s *Speaker) refreshTargets(ctx context.Context) error {
 	in, objs, err := s.readAPI(ctx)
 	if err != nil {
@@ -29,16 +32,38 @@ func (s *Speaker) refreshTargets(ctx context.Context) error {
 	}
 	cfg, err := config.Parse(objs)
 	s.reportConfig(err)
-	in.Config, in.Last, in.LastBGP = cfg, s.targets, s.bgp.Sources
-	s.setBGP(BGPPlan(in, s.opts.NodeName, s.passwords))
-	s.targets = Targets(in)
+	in.Config = cfg
+	d, n, names := bgpSessions(in, s.opts.NodeName, s.passwords)
+	v := newAPIView(in, n, names)
+	lastT, lastS := byService(s.targets), byService(s.bgp.Sources)
+	ready := readyEndpoints(in.EndpointSlices)
+	var targets []Target
+	var sources []BGPSource
+	for i := range in.Services {
+		svc := &in.Services[i]
+		key := svc.Namespace + "/" + svc.Name
+		t, src := v.plan(svc, ready, lastT[key], lastS[key])
+		v.set(key, t, src)
+		targets, sources = append(targets, t...), append(sources, src...)
+	}
+	slices.SortFunc(targets, compareTargets)
+	if n != nil && eligible(n) {
+		slices.SortFunc(sources, compareSources)
+		d.Paths, d.Addrs = mergeSources(sources)
+		d.Sources = sources
+	}
+	s.view = v
+	s.setBGP(d)
+	s.targets, s.planValid = targets, false
 	s.gen++
-	peers := peerAddrs(in.Nodes, s.opts.NodeName, s.opts.GossipAddr.Is4())
-	if err := s.opts.Members.SetPeers(peers); err != nil {
+	s.peers = peerAddrs(in.Nodes, s.opts.NodeName, s.opts.GossipAddr.Is4())
+	if err := s.opts.Members.SetPeers(s.peers); err != nil {
 		s.log.Warn("memberlist peers", "err", err)
 	}
 	disk := s.bgp.forDisk()
-	s.persist(state{Targets: s.targets, Peers: peers, BGP: &disk})
+	if st := (state{Targets: s.targets, Peers: s.peers, BGP: &disk}); !reflect.DeepEqual(st, s.saved) {
+		s.unsaved = &st
+	}
 	return nil
 }
 

@@ -26,9 +26,12 @@ import (
 // the cluster, keep only what the speaker reads (see slimService,
 // slimSlice, slimNode): at 20,000 Services the cache is most of the
 // speaker's memory.
+//
+// EndpointSlices and ServiceL2Status objects are indexed by their Service
+// (sliceServiceIndex, statusServiceIndex).
 func newAPICache(cfg *rest.Config, scheme *runtime.Scheme, mapper meta.RESTMapper, ns, passwordNS string) (cache.Cache, error) {
 	inNS := func(ns string) map[string]cache.Config { return map[string]cache.Config{ns: {}} }
-	return cache.New(cfg, cache.Options{
+	c, err := cache.New(cfg, cache.Options{
 		Scheme: scheme, Mapper: mapper,
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
@@ -43,6 +46,16 @@ func newAPICache(cfg *rest.Config, scheme *runtime.Scheme, mapper meta.RESTMappe
 			&corev1.Secret{}:             {Namespaces: inNS(passwordNS), Transform: slim(slimSecret)},
 		},
 	})
+	if err != nil {
+		return nil, err
+	}
+	if err := c.IndexField(context.Background(), &discoveryv1.EndpointSlice{}, sliceServiceIndex, sliceService); err != nil {
+		return nil, fmt.Errorf("index endpointslices by service: %w", err)
+	}
+	if err := c.IndexField(context.Background(), &v1alpha1.ServiceL2Status{}, statusServiceIndex, statusService); err != nil {
+		return nil, fmt.Errorf("index servicel2statuses by service: %w", err)
+	}
+	return c, nil
 }
 
 // slim is a cache transform from a function that trims one kind in
@@ -116,34 +129,46 @@ func slimSecret(s *corev1.Secret) {
 	s.ManagedFields, s.Annotations = nil, nil
 }
 
-// readKinds are the kinds refreshTargets reads: a change of one of them
-// changes the API view. (ServiceL2Status, also cached, is only written.)
-var readKinds = []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{},
+// viewKinds are the kinds other than Services and EndpointSlices that
+// refreshTargets reads: a change of one of them changes the whole API
+// view. (ServiceL2Status, also cached, is only written.)
+var viewKinds = []client.Object{&corev1.Node{},
 	&v1alpha1.IPAddressPool{}, &v1alpha1.L2Advertisement{},
 	&v1alpha1.BGPPeer{}, &v1alpha1.BGPAdvertisement{}, &corev1.Secret{}}
 
 // watchAPI starts the cache's informers, waiting while the API server is
 // unreachable, then marks the view synced and from then on tells the
-// speaker of every change of what it reads (APIChanged). Updates that
-// change nothing kept (a Node's heartbeat, a Pod's address in an
-// EndpointSlice) are no change.
+// speaker of every change of what it reads: of a Service or an
+// EndpointSlice, which Service changed (ServiceChanged); of anything else,
+// that everything may have (APIChanged). Updates that change nothing kept
+// (a Node's heartbeat, a Pod's address in an EndpointSlice) are no change.
 func (s *Speaker) watchAPI(ctx context.Context, c cache.Cache, synced *atomic.Bool, log *slog.Logger, crds func() error) error {
 	if !apicache.Watch(ctx, c, watched, func() {}, log, "API unreachable, announcing from saved state", crds) {
 		return nil
 	}
-	handler := toolscache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { s.APIChanged() },
-		UpdateFunc: func(old, obj any) {
-			if readChanged(old, obj) {
-				s.APIChanged()
-			}
-		},
-		DeleteFunc: func(any) { s.APIChanged() },
+	all := func(any) { s.APIChanged() }
+	perService := func(obj any) {
+		for _, key := range serviceKeys(obj) {
+			s.ServiceChanged(key)
+		}
 	}
-	for _, o := range readKinds {
+	handlers := map[client.Object]func(any){&corev1.Service{}: perService, &discoveryv1.EndpointSlice{}: perService}
+	for _, o := range viewKinds {
+		handlers[o] = all
+	}
+	for o, changed := range handlers {
 		inf, err := c.GetInformer(ctx, o, cache.BlockUntilSynced(false))
 		if err == nil {
-			_, err = inf.AddEventHandler(handler)
+			_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+				AddFunc: changed,
+				UpdateFunc: func(old, obj any) {
+					if readChanged(old, obj) {
+						changed(old)
+						changed(obj)
+					}
+				},
+				DeleteFunc: changed,
+			})
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -152,9 +177,55 @@ func (s *Speaker) watchAPI(ctx context.Context, c cache.Cache, synced *atomic.Bo
 			return fmt.Errorf("watch %T: %w", o, err)
 		}
 	}
+	if err := s.watchStatus(ctx, c); err != nil {
+		return err
+	}
 	synced.Store(true)
 	s.APIChanged()
 	log.Info("API view synced")
+	return nil
+}
+
+// watchStatus tells the status writer of ServiceL2Status objects changed
+// by others: this node's deleted, another node's created.
+func (s *Speaker) watchStatus(ctx context.Context, c cache.Cache) error {
+	changed := func(obj any, mine bool) {
+		if t, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+			obj = t.Obj
+		}
+		o, ok := obj.(*v1alpha1.ServiceL2Status)
+		if !ok || (o.Labels[v1alpha1.LabelNode] == s.opts.NodeName) != mine {
+			return
+		}
+		for _, svc := range statusService(o) {
+			s.report.statusChanged(svc)
+		}
+	}
+	inf, err := c.GetInformer(ctx, &v1alpha1.ServiceL2Status{}, cache.BlockUntilSynced(false))
+	if err == nil {
+		_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    func(obj any) { changed(obj, false) },
+			DeleteFunc: func(obj any) { changed(obj, true) },
+		})
+	}
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("watch %T: %w", &v1alpha1.ServiceL2Status{}, err)
+	}
+	return nil
+}
+
+// serviceKeys names the Service ("namespace/name") a Service or
+// EndpointSlice event concerns: a deleted object may come as a tombstone.
+func serviceKeys(obj any) []string {
+	if t, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	switch o := obj.(type) {
+	case *corev1.Service:
+		return []string{o.Namespace + "/" + o.Name}
+	case *discoveryv1.EndpointSlice:
+		return sliceService(o)
+	}
 	return nil
 }
 

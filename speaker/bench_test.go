@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -60,11 +61,15 @@ func benchEnvInt(b *testing.B, name string, def int) int {
 //
 // The process is the test binary: its CPU and RSS include this harness
 // (idle while measured, save the change writes) and the Go runtime. The
-// status writer starts with one ServiceL2Status to write per Service, at
-// client-go's default 5 requests/s: its catch-up is most of the idle CPU
-// for minutes (hours at 20,000). PIER_BENCH_STATUS=off leaves it out, to
-// measure the announcing side alone. PIER_BENCH_SERVICES="1000,5000,20000"
-// draws the curve over n; default 1000.
+// ServiceL2Status objects of the n Services are there before the speaker
+// starts, as a restarted speaker finds them; PIER_BENCH_STATUS=new leaves
+// them for the speaker to write (its start-up backlog, two requests per
+// Service at its status rate, is then in the idle figures), and
+// PIER_BENCH_STATUS=off leaves the status writer out, to measure the
+// announcing side alone. PIER_BENCH_SERVICES="1000,5000,20000"
+// draws the curve over n; default 1000. PIER_BENCH_IDLE_PROFILE and
+// PIER_BENCH_CHANGE_PROFILE name files for CPU profiles of the idle window
+// and the changes, PIER_BENCH_HEAP_PROFILE one for the heap after idle.
 func BenchmarkSpeaker(b *testing.B) {
 	sizes, err := benchenv.Sizes("PIER_BENCH_SERVICES", "1000")
 	if err != nil {
@@ -98,6 +103,9 @@ func speakerBench(b *testing.B, n int) {
 	e.create(b, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: benchNS}})
 	created := time.Now()
 	e.createAssigned(b, 0, n)
+	if os.Getenv("PIER_BENCH_STATUS") != "new" {
+		e.createL2Statuses(b, n)
+	}
 	b.Logf("%d Services, EndpointSlices and statuses written in %v", n, time.Since(created).Round(time.Second))
 
 	for i := 0; i < b.N; i++ {
@@ -123,10 +131,12 @@ func speakerBench(b *testing.B, n int) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		benchenv.HeapProfile(b, "PIER_BENCH_HEAP_PROFILE")
 		b.ReportMetric(float64(heap)/(1<<20), "heap-MiB")
 		b.ReportMetric(float64(rss)/(1<<20), "RSS-MiB")
 
 		var lat []time.Duration
+		stopProfile = benchenv.CPUProfile(b, "PIER_BENCH_CHANGE_PROFILE")
 		cpu0 = processCPU(b)
 		for k := range changes {
 			idx := n + i*changes + k
@@ -134,6 +144,7 @@ func speakerBench(b *testing.B, n int) {
 			lat = append(lat, sp.l2.waitAddr(b, benchAddr(idx)).Sub(written))
 		}
 		cpu1 = processCPU(b)
+		stopProfile()
 		b.ReportMetric(float64((cpu1-cpu0).Milliseconds())/float64(changes), "cpu-ms/change")
 		slices.Sort(lat)
 		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "ms-to-announce-p50")
@@ -187,6 +198,47 @@ func (e *apiEnv) create(tb testing.TB, obj client.Object) {
 	if err := e.c.Create(context.Background(), obj); err != nil {
 		tb.Fatalf("create %T %s: %v", obj, obj.GetName(), err)
 	}
+}
+
+// createL2Statuses writes the ServiceL2Status of Services 0 to n as
+// benchNode's speaker would have.
+func (e *apiEnv) createL2Statuses(tb testing.TB, n int) {
+	tb.Helper()
+	var wg sync.WaitGroup
+	var failed atomic.Pointer[error]
+	next := atomic.Int64{}
+	for range min(16, n) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n && failed.Load() == nil; i = int(next.Add(1) - 1) {
+				if err := e.createL2Status(i); err != nil {
+					failed.Store(&err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		tb.Fatal(*err)
+	}
+}
+
+func (e *apiEnv) createL2Status(i int) error {
+	ctx := context.Background()
+	name := fmt.Sprintf("svc-%05d", i)
+	st := v1alpha1.ServiceL2StatusStatus{Node: benchNode, ServiceNamespace: benchNS, ServiceName: name,
+		Addresses: []string{benchAddr(i).String()}, Interfaces: []string{"bench0"}}
+	obj := &v1alpha1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{
+		Name: statusName(benchNS+"/"+name, benchNode), Namespace: "pier-system",
+		Labels: map[string]string{v1alpha1.LabelServiceName: name, v1alpha1.LabelServiceNamespace: benchNS, v1alpha1.LabelNode: benchNode},
+	}}
+	if err := e.c.Create(ctx, obj); err != nil {
+		return fmt.Errorf("create status of %s: %w", name, err)
+	}
+	obj.Status = st
+	if err := e.c.Status().Update(ctx, obj); err != nil {
+		return fmt.Errorf("status of status of %s: %w", name, err)
+	}
+	return nil
 }
 
 // benchAddr is the address of the i-th Service.
@@ -289,7 +341,9 @@ func (e *apiEnv) runSpeaker(tb testing.TB) *benchSpeaker {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	writer, err := client.New(e.cl.Config, client.Options{Scheme: scheme})
+	wcfg := rest.CopyConfig(e.cl.Config)
+	wcfg.QPS, wcfg.Burst = statusQPS, statusBurst // as RunNode's
+	writer, err := client.New(wcfg, client.Options{Scheme: scheme})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -312,7 +366,7 @@ func (e *apiEnv) runSpeaker(tb testing.TB) *benchSpeaker {
 		Interfaces: func() ([]Iface, error) {
 			return []Iface{{Name: "bench0", Prefixes: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16")}}}, nil
 		},
-		StateFile: filepath.Join(tb.TempDir(), "speaker-state.json"),
+		StateFile: filepath.Join(tb.TempDir(), "speaker-state.json"), StateEvery: DefaultStateEvery,
 	})
 	if err != nil {
 		tb.Fatal(err)

@@ -42,9 +42,30 @@ type BGPDesired struct {
 // readiness). passwords maps "namespace/secret/key" to the
 // TCP MD5 password read from Secrets.
 func BGPPlan(in Inputs, node string, passwords map[string]string) BGPDesired {
+	d, n, names := bgpSessions(in, node, passwords)
+	if n == nil || !eligible(n) {
+		return d
+	}
+	// Paths name waiting peers too, so that a password arriving later
+	// adds a session without re-announcing to the others.
+	ready := readyEndpoints(in.EndpointSlices)
+	var sources []BGPSource
+	for i := range in.Services {
+		sources = append(sources, serviceSources(in, &in.Services[i], n, names, ready)...)
+	}
+	slices.SortFunc(sources, compareSources)
+	d.Paths, d.Addrs = mergeSources(sources)
+	d.Sources = sources
+	return d
+}
+
+// bgpSessions is the session part of BGPPlan: this node's peers, with
+// their passwords or why they wait, this node's Node (nil when it has
+// none: then nothing) and the names of all its peers, waiting ones too.
+func bgpSessions(in Inputs, node string, passwords map[string]string) (BGPDesired, *corev1.Node, []string) {
 	n := findNode(in.Nodes, node)
 	if n == nil {
-		return BGPDesired{}
+		return BGPDesired{}, nil, nil
 	}
 	var d BGPDesired
 	var names []string
@@ -68,13 +89,7 @@ func BGPPlan(in Inputs, node string, passwords map[string]string) BGPDesired {
 		}
 		d.Peers = append(d.Peers, peer)
 	}
-	if !eligible(n) {
-		return d
-	}
-	// Paths name waiting peers too, so that a password arriving later
-	// adds a session without re-announcing to the others.
-	d.Paths, d.Addrs, d.Sources = bgpPaths(in, n, names)
-	return d
+	return d, n, names
 }
 
 func setKey(m map[string]string, k, v string) map[string]string {
@@ -193,50 +208,63 @@ type BGPSource struct {
 
 func (b BGPSource) key() (netip.Addr, string) { return b.Addr, b.Service }
 
-// bgpPaths merges every advertisement of every address into one path per
-// prefix: peers and communities are united, the highest local preference
-// wins.
-func bgpPaths(in Inputs, n *corev1.Node, peers []string) ([]bgp.Path, []netip.Addr, []BGPSource) {
-	ready := readyEndpoints(in.EndpointSlices)
+// serviceSources are what the addresses of svc add to the paths of node
+// n (to its peers only), sorted; of in.LastBGP and ready it reads only
+// what concerns svc, so that they may hold that Service's alone (see
+// apiView).
+func serviceSources(in Inputs, svc *corev1.Service, n *corev1.Node, peers []string, ready readiness) []BGPSource {
+	if !config.Serves(svc, in.OnlyOwnClass) {
+		return nil
+	}
+	key := svc.Namespace + "/" + svc.Name
+	local := svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+	if local && !ready.nodes[key][n.Name] {
+		return nil
+	}
+	var out []BGPSource
+	for _, addr := range config.IngressAddrs(svc) {
+		if slices.ContainsFunc(out, func(s BGPSource) bool { return s.Addr == addr }) {
+			continue // listed twice in the status
+		}
+		if paths := addrPaths(in, svc, n, addr, peers, ready.any[key]); len(paths) > 0 {
+			out = append(out, BGPSource{Addr: addr, Service: key, Paths: paths})
+		}
+	}
+	slices.SortFunc(out, compareSources)
+	return out
+}
+
+// compareSources orders sources by address, then Service; no two compare
+// equal.
+func compareSources(a, b BGPSource) int {
+	return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(a.Service, b.Service))
+}
+
+func comparePaths(a, b bgp.Path) int {
+	return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), a.Prefix.Bits()-b.Prefix.Bits())
+}
+
+// mergeSources merges the paths of sources (sorted by compareSources,
+// merged in that order) into one path per prefix: peers and communities
+// are united, the highest local preference wins. It returns the paths
+// sorted by prefix and the addresses the sources carry, sorted.
+func mergeSources(sources []BGPSource) ([]bgp.Path, []netip.Addr) {
 	byPrefix := map[netip.Prefix]*bgp.Path{}
 	var addrs []netip.Addr
-	seen := map[netip.Addr]bool{} // addrs as a set: a list search was quadratic in the Services
-	var sources []BGPSource
-	for i := range in.Services {
-		svc := &in.Services[i]
-		if !config.Serves(svc, in.OnlyOwnClass) {
-			continue
+	for _, src := range sources {
+		for _, p := range src.Paths {
+			mergePath(byPrefix, p)
 		}
-		key := svc.Namespace + "/" + svc.Name
-		local := svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
-		if local && !ready.nodes[key][n.Name] {
-			continue
-		}
-		for _, addr := range config.IngressAddrs(svc) {
-			paths := addrPaths(in, svc, n, addr, peers, ready.any[key])
-			if len(paths) == 0 {
-				continue
-			}
-			for _, p := range paths {
-				mergePath(byPrefix, p)
-			}
-			if !seen[addr] {
-				seen[addr] = true
-				addrs = append(addrs, addr)
-			}
-			sources = append(sources, BGPSource{Addr: addr, Service: key, Paths: paths})
+		if len(addrs) == 0 || addrs[len(addrs)-1] != src.Addr {
+			addrs = append(addrs, src.Addr)
 		}
 	}
 	out := make([]bgp.Path, 0, len(byPrefix))
 	for _, p := range byPrefix {
 		out = append(out, *p)
 	}
-	slices.SortFunc(out, func(a, b bgp.Path) int {
-		return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), a.Prefix.Bits()-b.Prefix.Bits())
-	})
-	slices.SortFunc(addrs, netip.Addr.Compare)
-	slices.SortFunc(sources, func(a, b BGPSource) int { return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(a.Service, b.Service)) })
-	return out, addrs, sources
+	slices.SortFunc(out, comparePaths)
+	return out, addrs
 }
 
 // addrPaths are the paths addr of svc adds on node n, to the peers of n

@@ -1,10 +1,12 @@
 package speaker
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/pier-lb/pier/speaker/l2"
 	"github.com/pier-lb/pier/speaker/members"
@@ -34,25 +36,30 @@ type Ownership struct {
 // target allows and that have an allowed interface whose subnet holds the
 // address. Targets no live member can serve are left out.
 func Plan(targets []Target, live []Member) []Ownership {
-	var out []Ownership
+	out := make([]Ownership, 0, len(targets))
+	names := make([]string, 0, len(live))    // the candidates of a target
+	ifaces := make([][]string, 0, len(live)) // and their serving interfaces
 	for _, t := range targets {
-		cands := map[string][]string{}
-		var names []string
+		names, ifaces = names[:0], ifaces[:0]
 		for _, m := range live {
 			allowed, ok := t.Nodes[m.Name]
 			if !ok {
 				continue
 			}
 			if ifs := servingIfaces(m.Ifaces, allowed, t.Addr); len(ifs) > 0 {
-				cands[m.Name] = ifs
-				names = append(names, m.Name)
+				names, ifaces = append(names, m.Name), append(ifaces, ifs)
 			}
 		}
 		if owner := members.Owner(t.Addr, names); owner != "" {
-			out = append(out, Ownership{Addr: t.Addr, Service: t.Service, Node: owner, Ifaces: cands[owner]})
+			out = append(out, Ownership{Addr: t.Addr, Service: t.Service, Node: owner, Ifaces: ifaces[slices.Index(names, owner)]})
 		}
 	}
 	return out
+}
+
+// compareOwnership orders as compareTargets: by address, then Service.
+func compareOwnership(a, b Ownership) int {
+	return cmp.Or(a.Addr.Compare(b.Addr), strings.Compare(a.Service, b.Service))
 }
 
 // servingIfaces lists the interfaces (allowed ones, or any when allowed is

@@ -77,7 +77,10 @@ type Options struct {
 	GossipAddr netip.Addr
 	// Reader reads the cached API objects; Synced reports whether its
 	// caches hold a full view (false while the API server was never
-	// reached since start).
+	// reached since start). It indexes EndpointSlices by
+	// sliceServiceIndex (read after ServiceChanged) and ServiceL2Status
+	// objects by statusServiceIndex (read by the status writer), as
+	// newAPICache's does.
 	Reader client.Reader
 	Synced func() bool
 	// Writer writes ServiceL2Status objects and may be nil (no status).
@@ -94,6 +97,10 @@ type Options struct {
 	Interfaces func() ([]Iface, error)
 	// StateFile keeps the last targets, peers and BGP plan on the node.
 	StateFile string
+	// StateEvery is the least time between two writes of the state file
+	// after changes (the last is written on shutdown too). Default 0:
+	// after every change; RunNode sets DefaultStateEvery.
+	StateEvery time.Duration
 	// StatusEvery is the least time between two rounds of status writes,
 	// ServiceL2Status and BGPSessionStatus (they follow changes). Default
 	// 1s.
@@ -126,7 +133,9 @@ type Speaker struct {
 	targets   []Target
 	bgp       BGPDesired
 	passwords map[string]string // BGP TCP MD5 keys from Secrets, in memory only
+	peers     []string          // the other speakers' addresses (memberlist peers)
 	saved     state             // what the state file holds
+	savedAt   time.Time         // when it was written
 	stateErr  string            // the last state-file write error, "" once written
 	meta      []byte
 	live      []string          // the live members at the last settled sync
@@ -139,12 +148,29 @@ type Speaker struct {
 	// last computed from it (informer events set it; a pass that reads
 	// clears it). Idle passes read nothing from the API.
 	apiChanged atomic.Bool
+	// dirty are the Services (namespace/name) changed since the last
+	// pass (ServiceChanged): a pass reads them alone, from view.
+	dirtyMu sync.Mutex
+	dirty   map[string]bool
+	view    *apiView // the API as read last; nil before the first read
+	// plan is the last L2 plan, of planLive and of targets less planDel
+	// plus planAdd (the targets refreshServices changed since); while
+	// planValid, a pass with the same members plans the changed targets
+	// alone.
+	plan             []Ownership
+	planLive         []Member
+	planValid        bool
+	planDel, planAdd []Target
+	// planFull says that the last l2Plan planned everything; else
+	// planTouched are the addresses whose owners it may have changed.
+	planFull    bool
+	planTouched []netip.Addr
 	// gen counts the changes of targets and BGP plan; lastPass is what the
 	// last pass acted on. A pass whose view equals lastPass, with
 	// no part failing, has nothing to do.
 	gen      uint64
 	lastPass *passView
-	unsaved  *state // a state the file failed to take, written again each pass
+	unsaved  *state // a state the file does not hold yet (saveDue)
 
 	bgpMu    sync.Mutex
 	bgpView  BGPDesired // the plan last applied, for the status writer
@@ -157,12 +183,13 @@ func New(opts Options) (*Speaker, error) {
 		return nil, fmt.Errorf("speaker: %w", err)
 	}
 	s := &Speaker{
-		opts:    opts,
-		log:     opts.Logger.With("component", "speaker", "node", opts.NodeName),
-		trigger: make(chan struct{}, 1),
-		owned:   map[netip.Addr]Ownership{},
-		report:  newL2Report(),
-		failing: map[string]string{},
+		opts:     opts,
+		log:      opts.Logger.With("component", "speaker", "node", opts.NodeName),
+		trigger:  make(chan struct{}, 1),
+		owned:    map[netip.Addr]Ownership{},
+		planFull: true,
+		report:   newL2Report(),
+		failing:  map[string]string{},
 	}
 	s.apiChanged.Store(true) // nothing read yet
 	return s, nil
@@ -193,8 +220,8 @@ func (o *Options) validate() error {
 	if o.Synced == nil {
 		return errors.New("synced (whether the API cache holds a full view) is required")
 	}
-	if o.Resync < 0 || o.StatusEvery < 0 {
-		return fmt.Errorf("resync %v and status period %v must not be negative", o.Resync, o.StatusEvery)
+	if o.Resync < 0 || o.StatusEvery < 0 || o.StateEvery < 0 {
+		return fmt.Errorf("resync %v, status period %v and state period %v must not be negative", o.Resync, o.StatusEvery, o.StateEvery)
 	}
 	if o.Interfaces == nil {
 		o.Interfaces = LocalIfaces
@@ -227,7 +254,8 @@ func (s *Speaker) Trigger() {
 }
 
 // APIChanged says that the API view changed (an informer event) and asks
-// for a pass, which reads it again.
+// for a pass, which reads it all again (see ServiceChanged for a change
+// of one Service).
 func (s *Speaker) APIChanged() {
 	s.apiChanged.Store(true)
 	s.Trigger()
@@ -252,21 +280,15 @@ func (s *Speaker) Run(ctx context.Context) error {
 		case <-tick.C():
 		}
 	}
+	s.saveNow() // what StateEvery held back
 	return nil
 }
 
 // sync is one pass: targets (from the API when synced, else the saved
 // ones), live members, plan, then the announcers and the status.
 func (s *Speaker) sync(ctx context.Context) {
-	switch {
-	case s.opts.Synced() && s.apiChanged.Swap(false):
-		if err := s.refreshTargets(ctx); err != nil {
-			s.apiChanged.Store(true) // read again at the next pass
-			s.log.Warn("reading the API cache failed, keeping the last targets", "err", err)
-		}
-	case s.unsaved != nil:
-		s.persist(*s.unsaved)
-	}
+	s.refresh(ctx)
+	s.saveDue()
 	live, err := s.liveMembers()
 	if err != nil {
 		s.log.Warn("local interfaces", "err", err)
@@ -304,6 +326,28 @@ func (s *Speaker) sync(ctx context.Context) {
 	s.reportOwnership(plan)
 }
 
+// refresh reads what changed in the API view: everything after
+// APIChanged (or before anything was read), else the Services named by
+// ServiceChanged. Dirty Services are taken before the full read, so a
+// change that arrives during it is read at the next pass.
+func (s *Speaker) refresh(ctx context.Context) {
+	if !s.opts.Synced() {
+		return
+	}
+	dirty := s.takeDirty()
+	var err error
+	switch {
+	case s.apiChanged.Swap(false) || s.view == nil:
+		err = s.refreshTargets(ctx)
+	case len(dirty) > 0:
+		err = s.refreshServices(ctx, dirty)
+	}
+	if err != nil {
+		s.apiChanged.Store(true) // read it all again at the next pass
+		s.log.Warn("reading the API cache failed, keeping the last targets", "err", err)
+	}
+}
+
 // l2Plan elects the owners of the L2 targets among the live members, once
 // the membership view has settled; before that this node would see itself
 // alone and claim every address, so it announces none.
@@ -312,11 +356,37 @@ func (s *Speaker) l2Plan(live []Member) []Ownership {
 		if !s.waiting {
 			s.log.Info("waiting to hear from the other speakers before announcing L2 addresses")
 		}
-		s.waiting = true
+		s.waiting, s.planValid, s.planFull = true, false, true
 		return nil
 	}
 	s.waiting = false
-	return Plan(s.targets, live)
+	s.planFull, s.planTouched = false, nil
+	switch {
+	case !s.planValid || !reflect.DeepEqual(live, s.planLive):
+		s.plan, s.planFull = Plan(s.targets, live), true
+	case len(s.planDel)+len(s.planAdd) > 0:
+		del := make([]Ownership, len(s.planDel))
+		for i, t := range s.planDel {
+			del[i] = Ownership{Addr: t.Addr, Service: t.Service}
+			s.planTouched = append(s.planTouched, t.Addr)
+		}
+		for _, t := range s.planAdd {
+			s.planTouched = append(s.planTouched, t.Addr)
+		}
+		s.plan = spliced(s.plan, del, Plan(s.planAdd, live), compareOwnership)
+	}
+	s.planLive, s.planValid, s.planDel, s.planAdd = live, true, nil, nil
+	return s.plan
+}
+
+// targetsChanged tells the planner which targets changed; a second change
+// before it planned the first makes it plan everything again (the lists
+// would name a target twice).
+func (s *Speaker) targetsChanged(del, add []Target) {
+	if len(s.planDel)+len(s.planAdd) > 0 {
+		s.planValid = false
+	}
+	s.planDel, s.planAdd = del, add
 }
 
 // joined tells whether a member joined since the last settled sync, and

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"reflect"
 
 	"github.com/pier-lb/pier/internal/daemon"
 )
@@ -60,7 +59,7 @@ func (s *Speaker) restore() {
 		s.log.Warn("state file unreadable, starting from the API", "file", s.opts.StateFile, "err", err)
 		return
 	}
-	s.targets = st.Targets
+	s.targets, s.peers, s.planValid = st.Targets, st.Peers, false
 	s.gen++
 	_ = s.opts.Members.SetPeers(st.Peers)
 	if st.BGP != nil {
@@ -68,17 +67,26 @@ func (s *Speaker) restore() {
 	}
 }
 
-// persist writes st when the file does not hold it yet. A failed write
-// stops nothing (the file only serves a restart during an API outage): it
-// is counted every time, logged once per distinct error, and tried again
-// at the next sync.
-func (s *Speaker) persist(st state) {
-	s.unsaved = nil
-	if reflect.DeepEqual(st, s.saved) {
+// saveDue writes the state the file does not hold yet (unsaved), at most
+// once per StateEvery: at 20,000 Services the file is megabytes, and a
+// change of one Service should not write it all each time. A failed
+// write stops nothing (the file only serves a restart during an API
+// outage): it is counted every time, logged once per distinct error, and
+// tried again at the next pass.
+func (s *Speaker) saveDue() {
+	if s.unsaved == nil || s.stateErr == "" && s.opts.Clock.Since(s.savedAt) < s.opts.StateEvery {
 		return
 	}
+	s.saveNow()
+}
+
+// saveNow writes the unsaved state, if any, at once.
+func (s *Speaker) saveNow() {
+	if s.unsaved == nil {
+		return
+	}
+	st := *s.unsaved
 	if err := saveState(s.opts.StateFile, st); err != nil {
-		s.unsaved = &st
 		s.opts.Metrics.stateWriteFailed()
 		if msg := err.Error(); msg != s.stateErr {
 			s.stateErr = msg
@@ -91,5 +99,5 @@ func (s *Speaker) persist(st state) {
 		s.log.Info("state file written again", "file", s.opts.StateFile)
 		s.stateErr = ""
 	}
-	s.saved = st
+	s.saved, s.unsaved, s.savedAt = st, nil, s.opts.Clock.Now()
 }

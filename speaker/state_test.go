@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +17,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
@@ -169,5 +172,54 @@ func TestStateFileIsADirectory(t *testing.T) {
 	}
 	if got := stateWriteFailures(t, reg); got != 3 {
 		t.Errorf("pier_speaker_state_write_failures_total = %v after three failed writes, want 3", got)
+	}
+}
+
+// With StateEvery set, a burst of changes writes the state file once: the
+// first change at once, the next ones when StateEvery has passed since,
+// and what is still unwritten when the speaker stops.
+func TestStateFileDebounced(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "speaker-state.json")
+	s, _, _ := stateEnv(t, file)
+	clk := clocktesting.NewFakeClock(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC))
+	s.opts.Clock, s.opts.StateEvery = clk, 5*time.Second
+	ctx := context.Background()
+	saved := func() []string {
+		st, err := loadState(file)
+		mustDo(t, err)
+		return targetAddrs(st.Targets)
+	}
+	s.sync(ctx)
+	if diff := cmp.Diff([]string{"198.51.100.10"}, saved()); diff != "" {
+		t.Errorf("first write (-want +got):\n%s", diff)
+	}
+	c := s.opts.Reader.(client.Client)
+	for _, a := range []string{"198.51.100.11", "198.51.100.12"} {
+		svc := lbService("web-"+a, a)
+		mustDo(t, c.Create(ctx, &svc))
+		s.APIChanged()
+		s.sync(ctx)
+	}
+	if diff := cmp.Diff([]string{"198.51.100.10"}, saved()); diff != "" {
+		t.Errorf("within StateEvery of the last write (-want +got):\n%s", diff)
+	}
+	clk.Step(5 * time.Second)
+	s.sync(ctx)
+	want := []string{"198.51.100.10", "198.51.100.11", "198.51.100.12"}
+	if diff := cmp.Diff(want, saved()); diff != "" {
+		t.Errorf("StateEvery after the last write (-want +got):\n%s", diff)
+	}
+
+	svc := lbService("web-last", "198.51.100.13")
+	mustDo(t, c.Create(ctx, &svc))
+	s.APIChanged()
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(runCtx) }()
+	eventually(t, "the change read", func() bool { return !s.apiChanged.Load() })
+	cancel()
+	mustDo(t, <-done)
+	if diff := cmp.Diff(append(want, "198.51.100.13"), saved()); diff != "" {
+		t.Errorf("after the speaker stopped (-want +got):\n%s", diff)
 	}
 }

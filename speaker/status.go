@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,26 +25,66 @@ import (
 // an address over, and one ServiceL2Status per Service it announces. It
 // never waits for the API server.
 func (s *Speaker) reportOwnership(plan []Ownership) {
-	mine := map[netip.Addr]Ownership{}
-	for _, o := range plan {
-		if o.Node == s.opts.NodeName {
-			mine[o.Addr] = o
-		}
-	}
+	mine, touched := s.mine(plan)
 	var taken []Ownership
-	for addr, o := range mine {
-		if prev, ok := s.owned[addr]; !ok || !slices.Equal(prev.Ifaces, o.Ifaces) {
+	changed := map[string]bool{} // Services whose status changes
+	for _, addr := range touched {
+		o, now := mine[addr]
+		prev, before := s.owned[addr]
+		if now && (!before || !slices.Equal(prev.Ifaces, o.Ifaces)) {
 			s.log.Info("taking over", "addr", addr, "service", o.Service, "iface", strings.Join(o.Ifaces, ","), "live", s.opts.Members.Live())
 			taken = append(taken, o)
 		}
-	}
-	for addr, o := range s.owned {
-		if _, still := mine[addr]; !still {
-			s.log.Info("handing over", "addr", addr, "service", o.Service, "live", s.opts.Members.Live())
+		if before && !now {
+			s.log.Info("handing over", "addr", addr, "service", prev.Service, "live", s.opts.Members.Live())
+		}
+		if now != before || now && !sameOwnership(prev, o) {
+			if now {
+				changed[o.Service] = true
+			}
+			if before {
+				changed[prev.Service] = true
+			}
 		}
 	}
 	s.owned = mine
-	s.report.set(mine, taken)
+	s.report.set(mine, taken, changed)
+}
+
+// mine is what this node owns in plan, by address (of Services sharing an
+// address, the last in the plan), and the addresses where that may differ
+// from owned: all of them after a full plan, else those l2Plan touched.
+// owned itself is not changed: the status writer reads it.
+func (s *Speaker) mine(plan []Ownership) (map[netip.Addr]Ownership, []netip.Addr) {
+	if s.planFull {
+		mine := map[netip.Addr]Ownership{}
+		for _, o := range plan {
+			if o.Node == s.opts.NodeName {
+				mine[o.Addr] = o
+			}
+		}
+		touched := slices.Collect(maps.Keys(mine))
+		for addr := range s.owned {
+			if _, ok := mine[addr]; !ok {
+				touched = append(touched, addr)
+			}
+		}
+		return mine, touched
+	}
+	if len(s.planTouched) == 0 {
+		return s.owned, nil
+	}
+	mine := maps.Clone(s.owned)
+	for _, addr := range s.planTouched {
+		delete(mine, addr)
+		i, _ := slices.BinarySearchFunc(plan, addr, func(o Ownership, a netip.Addr) int { return o.Addr.Compare(a) })
+		for ; i < len(plan) && plan[i].Addr == addr; i++ {
+			if plan[i].Node == s.opts.NodeName {
+				mine[addr] = plan[i]
+			}
+		}
+	}
+	return mine, s.planTouched
 }
 
 // l2Report carries what this node owns from the announcing loop to the
@@ -52,32 +93,54 @@ type l2Report struct {
 	mu    sync.Mutex
 	mine  map[netip.Addr]Ownership
 	taken []Ownership // takeovers not yet told by an event
-	dirty chan struct{}
+	// changed are Services ("namespace/name") whose status changed since
+	// the writer last took the report: what this node owns of them, or
+	// their ServiceL2Status objects in the API (by others than this node).
+	changed map[string]bool
+	dirty   chan struct{}
 }
 
 func newL2Report() *l2Report {
 	return &l2Report{mine: map[netip.Addr]Ownership{}, dirty: make(chan struct{}, 1)}
 }
 
-func (r *l2Report) set(mine map[netip.Addr]Ownership, taken []Ownership) {
+func (r *l2Report) set(mine map[netip.Addr]Ownership, taken []Ownership, changed map[string]bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(taken) == 0 && maps.EqualFunc(r.mine, mine, sameOwnership) {
+	if len(taken) == 0 && len(changed) == 0 {
 		return
 	}
 	r.mine, r.taken = mine, append(r.taken, taken...)
+	r.mark(changed)
+}
+
+// mark adds to changed and wakes the writer; r.mu is held.
+func (r *l2Report) mark(svcs map[string]bool) {
+	if r.changed == nil {
+		r.changed = map[string]bool{}
+	}
+	for svc := range svcs {
+		r.changed[svc] = true
+	}
 	select {
 	case r.dirty <- struct{}{}:
 	default:
 	}
 }
 
-func (r *l2Report) take() (map[netip.Addr]Ownership, []Ownership) {
+// statusChanged asks the writer to check the objects of Service svc again.
+func (r *l2Report) statusChanged(svc string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	taken := r.taken
-	r.taken = nil
-	return r.mine, taken
+	r.mark(map[string]bool{svc: true})
+}
+
+func (r *l2Report) take() (map[netip.Addr]Ownership, []Ownership, map[string]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	taken, changed := r.taken, r.changed
+	r.taken, r.changed = nil, nil
+	return r.mine, taken, changed
 }
 
 func sameOwnership(a, b Ownership) bool {
@@ -86,27 +149,38 @@ func sameOwnership(a, b Ownership) bool {
 
 // RunL2Status writes what this node owns (ServiceL2Status objects, takeover
 // events) until ctx ends: after each change, at most once per StatusEvery,
-// and every five StatusEvery to retry failures and catch up after an API
-// outage. It runs apart from the announcing loop, so a slow, throttled or
-// unreachable API server never delays a takeover.
+// and while writes fail every five StatusEvery. It runs apart from the
+// announcing loop, so a slow, throttled or unreachable API server never
+// delays a takeover.
+//
+// It lists the objects once, at its first round, and from then on writes
+// only what changed against what it wrote: Services it took or let go,
+// and those whose objects someone else deleted or another node created
+// (statusChanged). Nothing is read or written while nothing changes.
 func (s *Speaker) RunL2Status(ctx context.Context) error {
 	if s.opts.Writer == nil {
 		return nil
 	}
+	w := &l2Writer{s: s}
 	failing := false
 	for {
+		var retry <-chan time.Time
+		if failing {
+			retry = s.opts.Clock.After(5 * s.opts.StatusEvery)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.report.dirty:
-		case <-s.opts.Clock.After(5 * s.opts.StatusEvery):
+		case <-retry:
 		}
 		if !s.opts.Synced() {
+			failing = true // try again later
 			continue
 		}
-		mine, taken := s.report.take()
+		mine, taken, changed := s.report.take()
 		s.announceEvents(ctx, taken)
-		err := s.writeStatus(ctx, mine)
+		err := w.write(ctx, mine, changed)
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:
 			s.log.Warn("l2 status not written; retrying", "err", err)
@@ -148,45 +222,137 @@ func (s *Speaker) announceEvents(ctx context.Context, taken []Ownership) {
 	}
 }
 
-// writeStatus makes this node's ServiceL2Status objects match what it owns.
-func (s *Speaker) writeStatus(ctx context.Context, mine map[netip.Addr]Ownership) error {
+// l2Writer is RunL2Status's memory of the API: the status of this node's
+// object of each Service, as it last wrote or listed it.
+type l2Writer struct {
+	s      *Speaker
+	listed bool
+	wrote  map[string]v1alpha1.ServiceL2StatusStatus
+	// check are Services whose objects are checked against the API at the
+	// next round, other nodes' objects too.
+	check map[string]bool
+}
+
+// write makes this node's ServiceL2Status objects match what it owns:
+// at the first round against a list of them all, then for the Services
+// changed (and those a failed round left).
+func (w *l2Writer) write(ctx context.Context, mine map[netip.Addr]Ownership, changed map[string]bool) error {
+	if w.check == nil {
+		w.check = map[string]bool{}
+	}
+	for svc := range changed {
+		w.check[svc] = true
+	}
+	if !w.listed {
+		if err := w.list(ctx, wantStatus(w.s.opts.NodeName, mine, nil)); err != nil {
+			return err
+		}
+	}
+	want := wantStatus(w.s.opts.NodeName, mine, w.check)
+	for svc := range w.check {
+		st, announced := want[svc]
+		if err := w.s.pruneStatus(ctx, svc, announced); err != nil {
+			return err
+		}
+		delete(w.wrote, svc)
+		if announced {
+			if err := w.s.applyStatus(ctx, svc, st); err != nil {
+				return err
+			}
+			w.wrote[svc] = st
+		}
+		delete(w.check, svc)
+	}
+	return nil
+}
+
+// list reads every ServiceL2Status once and marks for checking the
+// Services where the objects differ from want: this node's missing,
+// different or not owned by its Pod, and other nodes' of Services this
+// node announces.
+func (w *l2Writer) list(ctx context.Context, want map[string]v1alpha1.ServiceL2StatusStatus) error {
+	var have v1alpha1.ServiceL2StatusList
+	if err := w.s.opts.Reader.List(ctx, &have, client.InNamespace(w.s.opts.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+		return err
+	}
+	w.wrote = map[string]v1alpha1.ServiceL2StatusStatus{}
+	for i := range have.Items {
+		obj := &have.Items[i]
+		svc := obj.Status.ServiceNamespace + "/" + obj.Status.ServiceName
+		_, announced := want[svc]
+		switch mine := obj.Status.Node == w.s.opts.NodeName; {
+		case mine && !w.s.wouldOwn(obj):
+			w.wrote[svc] = obj.Status
+		case mine || announced: // to own or delete; another node's to delete
+			w.check[svc] = true
+		}
+	}
+	for svc, st := range want {
+		if have, ok := w.wrote[svc]; !ok || !equalStatus(have, st) {
+			w.check[svc] = true
+		}
+	}
+	for svc := range w.wrote {
+		if _, ok := want[svc]; !ok {
+			w.check[svc] = true
+		}
+	}
+	w.listed = true
+	return nil
+}
+
+// wantStatus is the status of this node's object of each Service it owns
+// addresses of, of the Services in only (nil: all).
+func wantStatus(node string, mine map[netip.Addr]Ownership, only map[string]bool) map[string]v1alpha1.ServiceL2StatusStatus {
 	want := map[string]v1alpha1.ServiceL2StatusStatus{}
 	for _, o := range mine {
+		if only != nil && !only[o.Service] {
+			continue
+		}
 		st := want[o.Service]
-		st.Node = s.opts.NodeName
+		st.Node = node
 		st.ServiceNamespace, st.ServiceName, _ = strings.Cut(o.Service, "/")
 		st.Addresses = append(st.Addresses, o.Addr.String())
 		st.Interfaces = append(st.Interfaces, o.Ifaces...)
 		want[o.Service] = st
 	}
+	for svc, st := range want {
+		want[svc] = normalize(st)
+	}
+	return want
+}
+
+// pruneStatus deletes the objects of Service svc this node should not
+// have: its own when it no longer announces svc, other nodes' when it
+// does (their speaker may be dead and unable to clean up).
+func (s *Speaker) pruneStatus(ctx context.Context, svc string, announced bool) error {
 	var have v1alpha1.ServiceL2StatusList
-	if err := s.opts.Reader.List(ctx, &have, client.InNamespace(s.opts.Namespace)); err != nil {
+	if err := s.opts.Reader.List(ctx, &have, client.InNamespace(s.opts.Namespace),
+		client.MatchingFields{statusServiceIndex: svc}, client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
 	for i := range have.Items {
-		if err := s.pruneStatus(ctx, &have.Items[i], want); err != nil {
-			return err
+		obj := &have.Items[i]
+		if (obj.Status.Node == s.opts.NodeName) == announced {
+			continue
 		}
-	}
-	for svc, st := range want {
-		if err := s.applyStatus(ctx, svc, normalize(st)); err != nil {
-			return err
+		if err := client.IgnoreNotFound(s.opts.Writer.Delete(ctx, obj.DeepCopy())); err != nil {
+			return fmt.Errorf("delete status %s: %w", obj.Name, err)
 		}
 	}
 	return nil
 }
 
-// pruneStatus deletes this node's objects for Services it no longer
-// announces, and other nodes' objects for Services it now announces (their
-// speaker may be dead and unable to clean up).
-func (s *Speaker) pruneStatus(ctx context.Context, obj *v1alpha1.ServiceL2Status, want map[string]v1alpha1.ServiceL2StatusStatus) error {
-	svc := obj.Status.ServiceNamespace + "/" + obj.Status.ServiceName
-	_, announced := want[svc]
-	mineObj := obj.Status.Node == s.opts.NodeName
-	if mineObj == announced {
+// statusServiceIndex indexes the cached ServiceL2Status objects by the
+// Service they report ("namespace/name", from their labels).
+const statusServiceIndex = "pier.dev/status-service"
+
+func statusService(o client.Object) []string {
+	l := o.GetLabels()
+	if l[v1alpha1.LabelServiceName] == "" {
 		return nil
 	}
-	return client.IgnoreNotFound(s.opts.Writer.Delete(ctx, obj))
+	return []string{l[v1alpha1.LabelServiceNamespace] + "/" + l[v1alpha1.LabelServiceName]}
 }
 
 func (s *Speaker) applyStatus(ctx context.Context, svc string, st v1alpha1.ServiceL2StatusStatus) error {
@@ -248,13 +414,18 @@ func statusName(svc, node string) string {
 	return name[:50] + "-" + hex.EncodeToString(sum[:6])
 }
 
+// wouldOwn tells whether own would change obj.
+func (s *Speaker) wouldOwn(obj *v1alpha1.ServiceL2Status) bool {
+	o := s.opts.Owner
+	return o != nil && !(len(obj.OwnerReferences) == 1 && obj.OwnerReferences[0].UID == o.UID)
+}
+
 // own makes obj's owner this speaker's Pod (Options.Owner) and reports
 // whether that changed anything.
 func (s *Speaker) own(obj *v1alpha1.ServiceL2Status) bool {
-	o := s.opts.Owner
-	if o == nil || len(obj.OwnerReferences) == 1 && obj.OwnerReferences[0].UID == o.UID {
+	if !s.wouldOwn(obj) {
 		return false
 	}
-	obj.OwnerReferences = []metav1.OwnerReference{*o}
+	obj.OwnerReferences = []metav1.OwnerReference{*s.opts.Owner}
 	return true
 }

@@ -1,6 +1,7 @@
 package speaker
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
 	"strings"
@@ -40,7 +41,8 @@ type Inputs struct {
 	LastBGP []BGPSource
 }
 
-// Targets computes the L2 targets, sorted by address. Addresses that no
+// Targets computes the L2 targets, sorted by address then Service
+// (compareTargets). Addresses that no
 // L2Advertisement selects are not announced. An orphan (an address an edit
 // left outside every pool, which its Service keeps until it lets it go)
 // stays announced: as a member of the pool its Service's annotation names
@@ -54,25 +56,43 @@ func Targets(in Inputs) []Target {
 	ready := readyEndpoints(in.EndpointSlices)
 	var out []Target
 	for i := range in.Services {
-		svc := &in.Services[i]
-		if !config.Serves(svc, in.OnlyOwnClass) {
-			continue
+		out = append(out, serviceTargets(in, &in.Services[i], ready)...)
+	}
+	slices.SortFunc(out, compareTargets)
+	return out
+}
+
+// serviceTargets are the L2 targets of one Service, sorted; of in.Last and
+// ready it reads only what concerns svc, so that they may hold that
+// Service's alone (see apiView).
+func serviceTargets(in Inputs, svc *corev1.Service, ready readiness) []Target {
+	if !config.Serves(svc, in.OnlyOwnClass) {
+		return nil
+	}
+	key := svc.Namespace + "/" + svc.Name
+	var out []Target
+	for _, addr := range config.IngressAddrs(svc) {
+		if slices.ContainsFunc(out, func(t Target) bool { return t.Addr == addr }) {
+			continue // listed twice in the status
 		}
-		key := svc.Namespace + "/" + svc.Name
-		for _, addr := range config.IngressAddrs(svc) {
-			var nodes map[string][]string
-			if pool, gone := poolFor(svc, addr, in.Config.Pools); gone {
-				nodes = lastNodes(in.Last, svc, addr, ready.nodes[key])
-			} else {
-				nodes = allowedNodes(in, svc, pool, ready.nodes[key], ready.any[key])
-			}
-			if len(nodes) > 0 {
-				out = append(out, Target{Addr: addr, Service: key, Nodes: nodes})
-			}
+		var nodes map[string][]string
+		if pool, gone := poolFor(svc, addr, in.Config.Pools); gone {
+			nodes = lastNodes(in.Last, svc, addr, ready.nodes[key])
+		} else {
+			nodes = allowedNodes(in, svc, pool, ready.nodes[key], ready.any[key])
+		}
+		if len(nodes) > 0 {
+			out = append(out, Target{Addr: addr, Service: key, Nodes: nodes})
 		}
 	}
-	slices.SortFunc(out, func(a, b Target) int { return a.Addr.Compare(b.Addr) })
+	slices.SortFunc(out, compareTargets)
 	return out
+}
+
+// compareTargets orders targets by address, then Service: an address a
+// Service holds is announced once, so no two targets compare equal.
+func compareTargets(a, b Target) int {
+	return cmp.Or(a.Addr.Compare(b.Addr), strings.Compare(a.Service, b.Service))
 }
 
 // allowedNodes applies every L2Advertisement that selects the address's
