@@ -6,10 +6,12 @@ import (
 	"net/netip"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/pier-lb/pier/e2e/prereq"
 )
@@ -68,6 +70,28 @@ func addVeth(tb testing.TB, name string, down bool, addrs ...string) {
 		if err != nil {
 			tb.Fatalf("up %s: %v", n, err)
 		}
+	}
+	waitRunning(tb, name)
+}
+
+// waitRunning waits until the kernel marks link name running: it sets
+// IFF_RUNNING some time after both ends of a veth are up (a delayed work
+// item, slow on a loaded machine), and LocalIfaces skips links without it.
+func waitRunning(tb testing.TB, name string) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l, err := netlink.LinkByName(name)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if l.Attrs().RawFlags&unix.IFF_RUNNING != 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s not running 10 s after it was set up", name)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
