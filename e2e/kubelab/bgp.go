@@ -77,23 +77,34 @@ func (e *Env) StartFRR(ctx context.Context, dir string, asn uint32, neighbors []
 	if out, err := exec.Command("chown", "frr:frr", f.run).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("chown %s: %v: %s", f.run, err, out)
 	}
-	daemons := []string{"zebra", "bgpd"}
+	// Each daemon answers vtysh before the next starts: bgpd registers its
+	// BFD neighbors through zebra, which drops registrations made before
+	// bfdd is there (then FRR shows no BFD peer at all).
+	daemons := [][2]string{{"zebra", "show interface brief"}, {"bgpd", "show bgp summary json"}}
 	if slices.ContainsFunc(neighbors, func(n Neighbor) bool { return n.BFD }) {
-		daemons = []string{"zebra", "bfdd", "bgpd"}
+		daemons = slices.Insert(daemons, 1, [2]string{"bfdd", "show bfd peers"})
 	}
 	for _, d := range daemons {
-		if _, err := e.Site.Router.Start("/usr/lib/frr/"+d, "-N", f.Name, "-f", conf, "-i", filepath.Join(f.run, d+".pid")); err != nil {
+		if err := f.start(ctx, e.Site.Router, conf, d[0], d[1]); err != nil {
 			return nil, err
 		}
 	}
+	return f, nil
+}
+
+// start runs FRR daemon d on h and waits until vtysh answers probe.
+func (f *FRR) start(ctx context.Context, h *lab.Host, conf, d, probe string) error {
+	if _, err := h.Start("/usr/lib/frr/"+d, "-N", f.Name, "-f", conf, "-i", filepath.Join(f.run, d+".pid")); err != nil {
+		return err
+	}
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		_, err := f.VTYSH("show bgp summary json")
+		_, err := f.VTYSH(probe)
 		return err == nil, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("FRR %s never answered vtysh: %w", f.Name, err)
+		return fmt.Errorf("FRR %s: %s never answered vtysh %q: %w", f.Name, d, probe, err)
 	}
-	return f, nil
+	return nil
 }
 
 func frrConfig(name string, asn uint32, neighbors []Neighbor) string {
