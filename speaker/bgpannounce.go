@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/internal/configstatus"
 	"github.com/pier-lb/pier/speaker/bgp"
 )
 
@@ -204,35 +205,13 @@ func announcementName(node string, i int) string {
 // a failed round is retried after 5 Every, and the objects are read back
 // every Verify.
 func (w *AnnouncementWriter) Run(ctx context.Context) error {
-	failing := false
-	for {
-		retry := w.opts.Verify
-		if failing {
-			retry = 5 * w.opts.Every
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-w.dirty:
-		case <-w.opts.Clock.After(retry):
-			w.mu.Lock()
-			w.wrote = nil // read them back
-			w.mu.Unlock()
-		}
-		err := w.write(ctx)
-		switch {
-		case err != nil && !failing && ctx.Err() == nil:
-			w.log.Warn("bgp announcement status not written; retrying", "err", err)
-		case err == nil && failing:
-			w.log.Info("bgp announcement status written again")
-		}
-		failing = err != nil
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-w.opts.Clock.After(w.opts.Every):
-		}
+	forget := func() {
+		w.mu.Lock()
+		w.wrote = nil // read them back
+		w.mu.Unlock()
 	}
+	return configstatus.WriteLoop(ctx, configstatus.LoopOptions{Every: w.opts.Every, Verify: w.opts.Verify,
+		Clock: w.opts.Clock, Dirty: w.dirty, Forget: forget, Write: w.write, Log: w.log, What: "bgp announcement status"})
 }
 
 // write makes this node's objects hold the latest announcements: it

@@ -113,38 +113,62 @@ func Problems(err error) []v1alpha1.ConfigurationProblem {
 }
 
 // Run writes the status after each change (at most once per Every) until
-// ctx ends; a failed write is retried, and the object is verified every
-// Verify.
+// ctx ends; a failed write is retried after 5 Every, and the object is read
+// back every Verify.
 func (w *Writer) Run(ctx context.Context) error {
+	forget := func() {
+		w.mu.Lock()
+		w.done = false // read it back
+		w.mu.Unlock()
+	}
+	return WriteLoop(ctx, LoopOptions{Every: w.opts.Every, Verify: w.opts.Verify, Clock: w.opts.Clock,
+		Dirty: w.dirty, Forget: forget, Write: w.write, Log: w.log, What: "configuration status"})
+}
+
+// LoopOptions are a status writer's loop (WriteLoop).
+type LoopOptions struct {
+	Every, Verify time.Duration
+	Clock         clock.Clock
+	// Dirty has a value after each change to write.
+	Dirty <-chan struct{}
+	// Forget makes the next Write read back what is stored (every Verify,
+	// and before each retry of a failed Write).
+	Forget func()
+	Write  func(context.Context) error
+	Log    *slog.Logger
+	What   string // for the log: "configuration status"
+}
+
+// WriteLoop is the loop status writers share: Write after each change, at
+// most once per Every, until ctx ends; after a failed Write it waits 5
+// Every, and then and every Verify it Forgets and writes again. It logs when writes
+// start and stop failing.
+func WriteLoop(ctx context.Context, o LoopOptions) error {
 	failing := false
 	for {
-		retry := w.opts.Verify
+		retry := o.Verify
 		if failing {
-			retry = 5 * w.opts.Every
+			retry = 5 * o.Every
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-w.dirty:
-		case <-w.opts.Clock.After(retry):
-			if !failing {
-				w.mu.Lock()
-				w.done = false // read it back
-				w.mu.Unlock()
-			}
+		case <-o.Dirty:
+		case <-o.Clock.After(retry):
+			o.Forget()
 		}
-		err := w.write(ctx)
+		err := o.Write(ctx)
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:
-			w.log.Warn("configuration status not written; retrying", "err", err)
+			o.Log.Warn(o.What+" not written; retrying", "err", err)
 		case err == nil && failing:
-			w.log.Info("configuration status written again")
+			o.Log.Info(o.What + " written again")
 		}
 		failing = err != nil
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-w.opts.Clock.After(w.opts.Every):
+		case <-o.Clock.After(o.Every):
 		}
 	}
 }
