@@ -10,6 +10,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -135,6 +137,33 @@ func TestAssignmentRules(t *testing.T) {
 		if note := e.waitEvent("default", "outside", "NotInAnyPool"); !strings.Contains(note, "192.0.2.99") {
 			t.Errorf("event %q does not name the address", note)
 		}
+	})
+	t.Run("failed assignment is a condition until fixed", func(t *testing.T) {
+		e.create(service("default", "fixed-later", annotate(v1alpha1.AnnotationLoadBalancerIPs, "192.0.2.98")))
+		svc := e.waitFor("default", "fixed-later", "condition NotInAnyPool", func(s *corev1.Service) bool {
+			c := apimeta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionAddressAssigned)
+			return c != nil && c.Status == metav1.ConditionFalse && c.Reason == "NotInAnyPool" && strings.Contains(c.Message, "192.0.2.98")
+		})
+		svc.Annotations[v1alpha1.AnnotationLoadBalancerIPs] = "198.51.100.231"
+		if err := e.c.Update(context.Background(), svc); err != nil {
+			t.Fatal(err)
+		}
+		e.waitFor("default", "fixed-later", "condition Assigned", func(s *corev1.Service) bool {
+			return len(ingress(s)) == 1 && apimeta.IsStatusConditionTrue(s.Status.Conditions, v1alpha1.ConditionAddressAssigned)
+		})
+	})
+	t.Run("failed Service that leaves Pier loses the condition", func(t *testing.T) {
+		e.create(service("default", "fails-then-leaves", annotate(v1alpha1.AnnotationLoadBalancerIPs, "192.0.2.97")))
+		svc := e.waitFor("default", "fails-then-leaves", "condition", func(s *corev1.Service) bool {
+			return apimeta.IsStatusConditionFalse(s.Status.Conditions, v1alpha1.ConditionAddressAssigned)
+		})
+		svc.Spec.Type = corev1.ServiceTypeClusterIP
+		if err := e.c.Update(context.Background(), svc); err != nil {
+			t.Fatal(err)
+		}
+		e.waitFor("default", "fails-then-leaves", "no condition", func(s *corev1.Service) bool {
+			return apimeta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionAddressAssigned) == nil
+		})
 	})
 	t.Run("other load balancer class is left alone", func(t *testing.T) {
 		e.create(service("default", "other-class", func(s *corev1.Service) { s.Spec.LoadBalancerClass = ptr.To("example.com/other") }))

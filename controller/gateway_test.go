@@ -350,9 +350,17 @@ func TestGatewayAPI(t *testing.T) {
 		}
 		g.waitGateway("taken", "Programmed", metav1.ConditionTrue, "Programmed")
 	})
-	t.Run("address outside every pool: not programmed", func(t *testing.T) {
+	t.Run("address outside every pool: AddressNotUsable until fixed", func(t *testing.T) {
 		g.gcreate(edgeGateway("outside", "203.0.113.99", tcpL))
-		g.waitGateway("outside", "Programmed", metav1.ConditionFalse, "AddressNotAssigned")
+		gw := g.waitGateway("outside", "Programmed", metav1.ConditionFalse, "AddressNotUsable")
+		if msg := apimeta.FindStatusCondition(gw.Status.Conditions, "Programmed").Message; !strings.Contains(msg, "203.0.113.99") {
+			t.Errorf("Programmed message %q does not name the address", msg)
+		}
+		gw.Spec.Addresses[0].Value = "198.51.100.212"
+		if err := g.gc.Update(context.Background(), gw); err != nil {
+			t.Fatal(err)
+		}
+		g.waitGateway("outside", "Programmed", metav1.ConditionTrue, "Programmed")
 	})
 	t.Run("the served Gateway is undisturbed", func(t *testing.T) {
 		gw := g.waitGateway("edge", "Programmed", metav1.ConditionTrue, "Programmed")

@@ -8,6 +8,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -45,25 +47,33 @@ func (c *Controller) release(key allocator.ServiceKey) {
 }
 
 // stopServing releases a Service that is no longer Pier's (type or class
-// changed) and clears the status Pier wrote.
+// changed) and clears the status Pier wrote: its addresses, and the
+// condition of a failed assignment.
 func (c *Controller) stopServing(ctx context.Context, svc *corev1.Service) error {
 	held, ok := c.alloc.Lookup(keyOf(svc))
-	if !ok {
-		return nil
+	if ok {
+		c.release(keyOf(svc))
 	}
-	c.release(keyOf(svc))
-	if !sameIngress(svc.Status.LoadBalancer.Ingress, ingressFor(held)) {
-		return nil // someone else's status now
+	// Ingress not matching what was held is someone else's status now.
+	clearIngress := ok && sameIngress(svc.Status.LoadBalancer.Ingress, ingressFor(held))
+	failed := apimeta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionAddressAssigned) != nil
+	if !clearIngress && !failed {
+		return nil
 	}
 	if err := c.opts.Fence(); err != nil {
 		return fmt.Errorf("clear status of %s: %w", keyOf(svc), err)
 	}
 	patch := client.MergeFromWithOptions(svc.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	svc.Status.LoadBalancer.Ingress = nil
+	if clearIngress {
+		svc.Status.LoadBalancer.Ingress = nil
+	}
+	apimeta.RemoveStatusCondition(&svc.Status.Conditions, v1alpha1.ConditionAddressAssigned)
 	if err := c.opts.Client.Status().Patch(ctx, svc, patch); err != nil {
 		return fmt.Errorf("clear status of %s: %w", keyOf(svc), err)
 	}
-	c.opts.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, "IPReleased", "Release", "no longer a LoadBalancer served by Pier")
+	if clearIngress {
+		c.opts.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, "IPReleased", "Release", "no longer a LoadBalancer served by Pier")
+	}
 	return nil
 }
 
@@ -75,16 +85,14 @@ func (c *Controller) assign(ctx context.Context, svc *corev1.Service) error {
 	}
 	req, err := requestFor(svc, nsLabels)
 	if err != nil {
-		c.fail(svc, "InvalidRequest", err)
-		return nil
+		return c.fail(ctx, svc, "InvalidRequest", err)
 	}
 	if err := c.keepHeld(ctx, svc); err != nil {
 		return err
 	}
 	as, err := c.alloc.Assign(req)
 	if err != nil {
-		c.fail(svc, reasonOf(err), err)
-		return nil
+		return c.fail(ctx, svc, reasonOf(err), err)
 	}
 	changed, err := c.writeStatus(ctx, svc, as)
 	if err != nil {
@@ -163,7 +171,8 @@ func (c *Controller) holdsStatus(svc *corev1.Service) bool {
 // rather than overwritten. Nothing is written unless the Fence holds.
 func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, as []allocator.Assignment) (bool, error) {
 	want, pool := ingressFor(as), poolAnnotation(svc, as)
-	if sameIngress(svc.Status.LoadBalancer.Ingress, want) && svc.Annotations[v1alpha1.AnnotationAllocatedFromPool] == pool {
+	failed := apimeta.IsStatusConditionFalse(svc.Status.Conditions, v1alpha1.ConditionAddressAssigned)
+	if !failed && sameIngress(svc.Status.LoadBalancer.Ingress, want) && svc.Annotations[v1alpha1.AnnotationAllocatedFromPool] == pool {
 		return false, nil
 	}
 	if err := c.opts.Fence(); err != nil {
@@ -171,6 +180,9 @@ func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, as []
 	}
 	patch := client.MergeFromWithOptions(svc.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	svc.Status.LoadBalancer.Ingress = want
+	if failed {
+		c.setAssigned(svc, metav1.ConditionTrue, v1alpha1.ReasonAssigned, "assigned "+addrList(as))
+	}
 	setAnnotation(svc, v1alpha1.AnnotationAllocatedFromPool, pool)
 	if err := c.opts.Client.Status().Patch(ctx, svc, patch); err != nil {
 		return false, fmt.Errorf("write status of %s: %w", keyOf(svc), err)
@@ -205,13 +217,39 @@ func setAnnotation(obj *corev1.Service, key, value string) {
 	obj.Annotations[key] = value
 }
 
-func (c *Controller) fail(svc *corev1.Service, reason string, err error) {
+// fail reports a failed assignment: a warning event, and the Service's
+// ConditionAddressAssigned set False with the reason, which a Gateway's
+// status and `kubectl get -o yaml` read. The condition is written only
+// when its reason or message changes, so a Service failing on every
+// reconcile costs no write.
+func (c *Controller) fail(ctx context.Context, svc *corev1.Service, reason string, err error) error {
 	c.log.Warn("assignment failed", "service", keyOf(svc), "reason", reason, "err", err)
 	c.opts.Metrics.failures.WithLabelValues(reason).Inc()
 	// The reason is the event's reason: client-go folds events that differ
 	// only in their note into one series, so a Service whose failure
 	// changes must get a new reason to show the new note.
 	c.opts.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, reason, "Assign", "allocation failed: %v", err)
+	msg := "allocation failed: " + err.Error()
+	if cur := apimeta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionAddressAssigned); cur != nil &&
+		cur.Status == metav1.ConditionFalse && cur.Reason == reason && cur.Message == msg {
+		return nil
+	}
+	if err := c.opts.Fence(); err != nil {
+		return fmt.Errorf("write condition of %s: %w", keyOf(svc), err)
+	}
+	patch := client.MergeFromWithOptions(svc.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	c.setAssigned(svc, metav1.ConditionFalse, reason, msg)
+	if err := c.opts.Client.Status().Patch(ctx, svc, patch); err != nil {
+		return fmt.Errorf("write condition of %s: %w", keyOf(svc), err)
+	}
+	return nil
+}
+
+func (c *Controller) setAssigned(svc *corev1.Service, status metav1.ConditionStatus, reason, msg string) {
+	apimeta.SetStatusCondition(&svc.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionAddressAssigned, Status: status, Reason: reason, Message: msg,
+		ObservedGeneration: svc.Generation, LastTransitionTime: metav1.NewTime(c.opts.Clock.Now()),
+	})
 }
 
 // reasonOf maps an allocator error to a short, bounded reason.

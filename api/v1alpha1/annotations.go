@@ -15,6 +15,16 @@ const (
 	AnnotationAllocatedFromPool = "pier.dev/ip-allocated-from-pool"
 )
 
+// ConditionAddressAssigned is the Service status condition Pier writes
+// when it cannot assign a Service's addresses: False with the failure's
+// reason (NotInAnyPool, AddressInUse, PoolExhausted...) and message, and
+// True (reason Assigned) once it can. Services that never failed do not
+// carry it, so a cluster's Services are not rewritten to add it.
+const ConditionAddressAssigned = "pier.dev/AddressAssigned"
+
+// ReasonAssigned is ConditionAddressAssigned's reason once assigned.
+const ReasonAssigned = "Assigned"
+
 // LoadBalancerClass is the spec.loadBalancerClass Pier serves when told to
 // serve only its own class.
 const LoadBalancerClass = "pier.dev/lb"

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -161,11 +162,11 @@ func TestBuildServed(t *testing.T) {
 				programmed,
 			}}
 	}
-	pending := cond("Programmed", metav1.ConditionFalse, "Pending", "Service edge-gateway has no address from Pier's pools yet (its events say why)", 3)
+	pending := cond("Programmed", metav1.ConditionFalse, "Pending", "Service edge-gateway has no address from Pier's pools yet", 3)
 	wantStatus := gwv1.GatewayStatus{
 		Conditions: []metav1.Condition{
 			cond("Accepted", metav1.ConditionTrue, "Accepted", "accepted", 3),
-			cond("Programmed", metav1.ConditionFalse, "AddressNotAssigned", "Service edge-gateway has no address from Pier's pools yet (its events say why)", 3),
+			cond("Programmed", metav1.ConditionFalse, "AddressNotAssigned", "Service edge-gateway has no address from Pier's pools yet", 3),
 		},
 		Listeners: []gwv1.ListenerStatus{listener("signalling", "TCPRoute", pending), listener("media", "UDPRoute", pending)},
 	}
@@ -490,5 +491,46 @@ func TestBuildKeepsTransitionTimes(t *testing.T) {
 	}
 	if diff := cmp.Diff(first.Routes, second.Routes); diff != "" {
 		t.Errorf("route status changed on a second look (-first +second):\n%s", diff)
+	}
+}
+
+// TestBuildAddressProblem: the owned Service's failed assignment becomes
+// the Gateway's Programmed reason, AddressNotUsable only for an address
+// the Gateway asked for.
+func TestBuildAddressProblem(t *testing.T) {
+	failed := func(reason, msg string) *corev1.Service {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "calls", Name: "edge-gateway"}}
+		svc.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionAddressAssigned, Status: metav1.ConditionFalse, Reason: reason, Message: msg}}
+		return svc
+	}
+	static := func(g *gwv1.Gateway) { g.Spec.Addresses = []gwv1.GatewaySpecAddress{{Value: "192.0.2.99"}} }
+	for _, tc := range []struct {
+		name      string
+		gw        *gwv1.Gateway
+		svc       *corev1.Service
+		want, msg string
+	}{
+		{"no Service yet", gateway(), nil, "AddressNotAssigned", "Service edge-gateway has no address from Pier's pools yet"},
+		{"not assigned yet", gateway(), &corev1.Service{}, "AddressNotAssigned", "Service edge-gateway has no address from Pier's pools yet"},
+		{"requested address outside every pool", gateway(static), failed("NotInAnyPool", "allocation failed: 192.0.2.99 is in no pool"),
+			"AddressNotUsable", "Service edge-gateway: NotInAnyPool: allocation failed: 192.0.2.99 is in no pool"},
+		{"requested address held by another Service", gateway(static), failed("AddressInUse", "allocation failed: in use"),
+			"AddressNotUsable", "Service edge-gateway: AddressInUse: allocation failed: in use"},
+		{"pool exhausted", gateway(static), failed("PoolExhausted", "allocation failed: no free address"),
+			"AddressNotAssigned", "Service edge-gateway: PoolExhausted: allocation failed: no free address"},
+		{"no address asked for", gateway(), failed("NotInAnyPool", "allocation failed: x"),
+			"AddressNotAssigned", "Service edge-gateway: NotInAnyPool: allocation failed: x"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := input(tc.gw)
+			in.Service = tc.svc
+			c := apimeta.FindStatusCondition(gatewayctl.Build(in).Status.Conditions, "Programmed")
+			if c == nil {
+				t.Fatal("no Programmed condition")
+			}
+			if diff := cmp.Diff([]string{"False", tc.want, tc.msg}, []string{string(c.Status), c.Reason, c.Message}); diff != "" {
+				t.Errorf("Programmed (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -6,9 +6,12 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
 )
 
 // gatewayStatus is the Gateway's new status: addresses from the owned
@@ -42,13 +45,35 @@ func gatewayProgrammed(in *Input, accepted metav1.Condition) metav1.Condition {
 	case in.ServiceProblem != "":
 		c.Reason, c.Message = string(gwv1.GatewayReasonNoResources), in.ServiceProblem
 	case len(ips) == 0:
-		c.Reason = string(gwv1.GatewayReasonAddressNotAssigned)
-		c.Message = fmt.Sprintf("Service %s has no address from Pier's pools yet (its events say why)", ServiceName(in.Gateway.Name))
+		c.Reason, c.Message = addressProblem(in)
 	default:
 		c.Status, c.Reason = metav1.ConditionTrue, string(gwv1.GatewayReasonProgrammed)
 		c.Message = fmt.Sprintf("Service %s: %s", ServiceName(in.Gateway.Name), strings.Join(ips, ", "))
 	}
 	return c
+}
+
+// unusableReasons are the Service's assignment failures that say a
+// requested address cannot be used, as opposed to none being free.
+var unusableReasons = []string{"NotInAnyPool", "AddressNotInPool", "AddressInUse", "SharingConflict"}
+
+// addressProblem says why the Gateway has no address yet, from the owned
+// Service's ConditionAddressAssigned: AddressNotUsable when an address of
+// spec.addresses cannot be used (outside every pool, held by another
+// Service), else AddressNotAssigned.
+func addressProblem(in *Input) (reason, msg string) {
+	svc := ServiceName(in.Gateway.Name)
+	var c *metav1.Condition
+	if in.Service != nil {
+		c = apimeta.FindStatusCondition(in.Service.Status.Conditions, v1alpha1.ConditionAddressAssigned)
+	}
+	if c == nil || c.Status != metav1.ConditionFalse {
+		return string(gwv1.GatewayReasonAddressNotAssigned), fmt.Sprintf("Service %s has no address from Pier's pools yet", svc)
+	}
+	if slices.Contains(unusableReasons, c.Reason) && slices.ContainsFunc(in.Gateway.Spec.Addresses, func(a gwv1.GatewaySpecAddress) bool { return a.Value != "" }) {
+		return string(gwv1.GatewayReasonAddressNotUsable), fmt.Sprintf("Service %s: %s: %s", svc, c.Reason, c.Message)
+	}
+	return string(gwv1.GatewayReasonAddressNotAssigned), fmt.Sprintf("Service %s: %s: %s", svc, c.Reason, c.Message)
 }
 
 func ingressIPs(svc *corev1.Service) []string {
