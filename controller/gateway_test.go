@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -390,6 +391,38 @@ func TestGatewayAPI(t *testing.T) {
 			}
 			if len(r.Status.Parents) != 0 {
 				return fmt.Errorf("parents %+v", r.Status.Parents)
+			}
+			return nil
+		})
+	})
+	t.Run("a class stays while a Gateway uses it", func(t *testing.T) {
+		ctx := context.Background()
+		class := &gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "pier-b"}, Spec: gwv1.GatewayClassSpec{ControllerName: gatewayctl.ControllerName}}
+		g.gcreate(class)
+		gw := edgeGateway("on-b", "", tcpL)
+		gw.Spec.GatewayClassName = "pier-b"
+		g.gcreate(gw)
+		g.poll("finalizer on pier-b", func(ctx context.Context) error {
+			if err := g.gc.Get(ctx, client.ObjectKeyFromObject(class), class); err != nil {
+				return err
+			}
+			if !slices.Contains(class.Finalizers, gatewayctl.ClassFinalizer) {
+				return fmt.Errorf("finalizers %v", class.Finalizers)
+			}
+			return nil
+		})
+		if err := g.gc.Delete(ctx, class); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.gc.Get(ctx, client.ObjectKeyFromObject(class), class); err != nil || class.DeletionTimestamp.IsZero() {
+			t.Fatalf("class after delete: %v, deletionTimestamp %v; want it kept for its Gateway", err, class.DeletionTimestamp)
+		}
+		if err := g.gc.Delete(ctx, gw); err != nil {
+			t.Fatal(err)
+		}
+		g.poll("pier-b gone", func(ctx context.Context) error {
+			if err := g.gc.Get(ctx, client.ObjectKeyFromObject(class), class); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("class still there (%v), finalizers %v", err, class.Finalizers)
 			}
 			return nil
 		})

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/gateway-api/pkg/features"
@@ -45,7 +46,13 @@ func ClassStatus(class *gwv1.GatewayClass, now metav1.Time) gwv1.GatewayClassSta
 	return st
 }
 
-// classReconciler writes the status of Pier's GatewayClasses.
+// ClassFinalizer keeps a GatewayClass of Pier's while Gateways use it, as
+// the Gateway API asks of implementations: deleting the class waits until
+// its last Gateway is gone.
+const ClassFinalizer = gwv1.GatewayClassFinalizerGatewaysExist
+
+// classReconciler writes the status of Pier's GatewayClasses and keeps
+// ClassFinalizer on each while Gateways use it.
 type classReconciler struct {
 	client client.Client
 	clock  clock.PassiveClock
@@ -59,6 +66,12 @@ func (r *classReconciler) Reconcile(ctx context.Context, req reconcile.Request) 
 	if class.Spec.ControllerName != ControllerName {
 		return reconcile.Result{}, nil
 	}
+	if err := r.keepFinalizer(ctx, &class); err != nil {
+		return reconcile.Result{}, err
+	}
+	if !class.DeletionTimestamp.IsZero() {
+		return reconcile.Result{}, nil
+	}
 	st := ClassStatus(&class, metav1.NewTime(r.clock.Now()))
 	if equality.Semantic.DeepEqual(class.Status, st) {
 		return reconcile.Result{}, nil
@@ -68,4 +81,27 @@ func (r *classReconciler) Reconcile(ctx context.Context, req reconcile.Request) 
 		return reconcile.Result{}, fmt.Errorf("write status of GatewayClass %s: %w", class.Name, err)
 	}
 	return reconcile.Result{}, nil
+}
+
+// keepFinalizer adds ClassFinalizer while a Gateway names the class and
+// removes it once none does.
+func (r *classReconciler) keepFinalizer(ctx context.Context, class *gwv1.GatewayClass) error {
+	var list gwv1.GatewayList
+	if err := r.client.List(ctx, &list, client.MatchingFields{gatewayClassIndex: class.Name}); err != nil {
+		return fmt.Errorf("list Gateways of class %s: %w", class.Name, err)
+	}
+	used := len(list.Items) > 0
+	if used == controllerutil.ContainsFinalizer(class, ClassFinalizer) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(class.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	if used {
+		controllerutil.AddFinalizer(class, ClassFinalizer)
+	} else {
+		controllerutil.RemoveFinalizer(class, ClassFinalizer)
+	}
+	if err := r.client.Patch(ctx, class, patch); err != nil {
+		return fmt.Errorf("finalizer of GatewayClass %s: %w", class.Name, err)
+	}
+	return nil
 }

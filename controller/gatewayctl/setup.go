@@ -42,6 +42,7 @@ func (c *Controller) SetupWithManager(mgr manager.Manager) error {
 		For(&gwv1.GatewayClass{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
 			return o.(*gwv1.GatewayClass).Spec.ControllerName == ControllerName
 		}))).
+		Watches(&gwv1.Gateway{}, handler.EnqueueRequestsFromMapFunc(gatewaysClass)).
 		Complete(&classReconciler{client: mgr.GetClient(), clock: c.opts.Clock})
 	if err != nil {
 		return err
@@ -131,6 +132,12 @@ func requests(keys []string) []reconcile.Request {
 		out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: name}})
 	}
 	return out
+}
+
+// gatewaysClass is the class a Gateway names: its finalizer follows the
+// Gateways that use it.
+func gatewaysClass(_ context.Context, obj client.Object) []reconcile.Request {
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: string(obj.(*gwv1.Gateway).Spec.GatewayClassName)}}}
 }
 
 func (c *Controller) classChanged(ctx context.Context, obj client.Object) []reconcile.Request {

@@ -109,6 +109,7 @@ var needs = map[string][]access{
 		// Gateway API (--gateway-api).
 		{verb: "watch", resource: "gatewayclasses.gateway.networking.k8s.io"},
 		{verb: "update", resource: "gatewayclasses.gateway.networking.k8s.io", sub: "status"},
+		{verb: "patch", resource: "gatewayclasses.gateway.networking.k8s.io"}, // the finalizer
 		{verb: "watch", resource: "gateways.gateway.networking.k8s.io", all: true},
 		{verb: "update", resource: "gateways.gateway.networking.k8s.io", sub: "status", ns: "calls"},
 		{verb: "watch", resource: "tcproutes.gateway.networking.k8s.io", all: true},
@@ -316,13 +317,18 @@ func canI(t *testing.T, c *cluster.Cluster, sa string, a access) bool {
 }
 
 // TestControllerRunsOnItsRBAC runs the real pier-controller with a token of
-// its ServiceAccount: it must win its Lease and give a LoadBalancer Service
-// an address from the pool without any request being refused. This proves
-// the Role and ClusterRole are enough, not only that can-i says yes.
+// its ServiceAccount: it must win its Lease, give a LoadBalancer Service
+// an address from the pool and, with --gateway-api, program a Gateway
+// (finalizer on its class included) without any request being refused.
+// This proves the Role and ClusterRole are enough, not only that can-i
+// says yes.
 func TestControllerRunsOnItsRBAC(t *testing.T) {
 	kubectl := kubectlPath(t)
 	c := cluster.ForTest(t, cluster.Options{})
 	applyBase(t, c)
+	if err := manifests.InstallGatewayAPI(context.Background(), c.Config, manifests.GatewayAPIStandard); err != nil {
+		t.Fatal(err)
+	}
 	bins, err := kubelab.BuildBinaries(t.TempDir(), "pier-controller")
 	if err != nil {
 		t.Fatal(err)
@@ -342,7 +348,7 @@ func TestControllerRunsOnItsRBAC(t *testing.T) {
 	ln.Close()
 	cmd := exec.CommandContext(ctx, bins["pier-controller"], "--kubeconfig", kubeconfig, "--namespace", sys,
 		"--relay-lease-namespace="+relays, "--webhook-secret-namespace="+whNS,
-		"--webhook-url=https://"+whAddr, "--webhook-addr="+whAddr, "--metrics-addr=0", "--health-addr=0")
+		"--webhook-url=https://"+whAddr, "--webhook-addr="+whAddr, "--metrics-addr=0", "--health-addr=0", "--gateway-api")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -403,8 +409,51 @@ func TestControllerRunsOnItsRBAC(t *testing.T) {
 			t.Errorf("Secret %s/%s never created: %v", sec.ns, sec.name, err)
 		}
 	}
+	gatewayOnItsRBAC(t, c)
 	if strings.Contains(strings.ToLower(logs.String()), "forbidden") {
 		t.Errorf("pier-controller was refused something:\n%s", logs.String())
+	}
+}
+
+const rbacGateway = `apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: pier}
+spec: {controllerName: pier.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: default}
+spec:
+  gatewayClassName: pier
+  listeners: [{name: sip, protocol: TCP, port: 5061}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TCPRoute
+metadata: {name: sip, namespace: default}
+spec:
+  parentRefs: [{name: edge}]
+  rules: [{backendRefs: [{name: calls, port: 8443}]}]
+`
+
+// gatewayOnItsRBAC: a Gateway with a TCPRoute to the Service "calls" is
+// programmed (its own Service, slices, statuses) and its class gets the
+// finalizer.
+func gatewayOnItsRBAC(t *testing.T, c *cluster.Cluster) {
+	t.Helper()
+	kubectl := kubectlPath(t)
+	run(t, []byte(rbacGateway), kubectl, kubeArgs(c, "apply", "-f", "-")...)
+	for _, q := range []struct{ what, args, want string }{
+		{"Gateway programmed", `gateway edge --namespace=default -o jsonpath={.status.conditions[?(@.type=="Programmed")].status}`, "True"},
+		{"route accepted", `tcproute sip --namespace=default -o jsonpath={.status.parents[0].conditions[?(@.type=="Accepted")].status}`, "True"},
+		{"class finalizer", `gatewayclass pier -o jsonpath={.metadata.finalizers[0]}`, "gateway-exists-finalizer.gateway.networking.k8s.io"},
+	} {
+		err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
+			out, err := tryRun(nil, kubectl, kubeArgs(c, append([]string{"get"}, strings.Fields(q.args)...)...)...)
+			return err == nil && strings.TrimSpace(string(out)) == q.want, nil
+		})
+		if err != nil {
+			t.Errorf("%s: never %s: %v", q.what, q.want, err)
+		}
 	}
 }
 
