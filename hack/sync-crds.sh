@@ -20,9 +20,3 @@ done
 	echo "resources:"
 	for f in manifests/crd/*.yaml; do echo "- $(basename "$f")"; done
 } >manifests/base/crds/kustomization.yaml
-
-# The Gateway API CRDs the chart installs with gatewayAPI.enabled (Helm
-# reads no file outside the chart).
-rm -rf charts/pier/files/gateway-api
-mkdir -p charts/pier/files
-cp -r manifests/gateway-api charts/pier/files/
