@@ -11,6 +11,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
@@ -175,9 +176,10 @@ func addGatewayController(mgr manager.Manager, opts ManagerOptions) error {
 		return nil
 	}
 	gc, err := gatewayctl.New(gatewayctl.Options{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("pier-controller"),
-		Logger:   opts.Logger,
+		Client:    mgr.GetClient(),
+		Namespace: opts.Namespace,
+		Recorder:  mgr.GetEventRecorder("pier-controller"),
+		Logger:    opts.Logger,
 	})
 	if err != nil {
 		return err
@@ -295,6 +297,8 @@ func managerOptions(o ManagerOptions, scheme *runtime.Scheme) manager.Options {
 			// Relays renew their Leases in Pier's namespace; only those are
 			// cached (leader election reads its own Lease directly).
 			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{o.Namespace: {}, o.RelayLeaseNamespace: {}}, Label: relayLeases},
+			// GatewayClass parameters are ConfigMaps in Pier's namespace.
+			&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{o.Namespace: {}}},
 		}},
 		LeaderElection:                o.LeaderElection,
 		LeaderElectionID:              o.LeaderElectionID,

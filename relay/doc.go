@@ -2,7 +2,9 @@
 // sends each flow to the backend that owns it whichever node receives it.
 //
 // Placement: every listener has a Maglev lookup table (maglev.go) over its
-// healthy backends. The key is the client's address and port (or the address
+// healthy backends, each owning a share of the table proportional to its
+// weight on that listener (Backend.Weights; none: weight 1 everywhere;
+// weight 0: no new flows). The key is the client's address and port (or the address
 // only, Options.KeyByAddressOnly), hashed with a fixed FNV-1a based hash, so
 // every relay instance with the same backend set picks the same backend for
 // the same client. Once placed, a flow stays on its backend while that

@@ -131,7 +131,7 @@ func (r *Relay) healthTarget(b *backend) (netip.AddrPort, bool) {
 		return netip.AddrPortFrom(b.Addr, b.HealthPort), true
 	}
 	for _, l := range r.opts.Listeners {
-		if l.Protocol == TCP {
+		if l.Protocol == TCP && b.serves(l.Name) {
 			return b.addr(l), true
 		}
 	}

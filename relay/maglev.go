@@ -24,32 +24,93 @@ type Table struct {
 }
 
 // NewTable builds a table of size m (a prime; 0 means DefaultTableSize) over
-// the backends. The result depends only on the set of names, not their order,
-// so relays in different processes agree.
+// the backends, each of weight 1. The result depends only on the set of
+// names, not their order, so relays in different processes agree.
 func NewTable(backends []string, m int) (*Table, error) {
+	w := make(map[string]uint32, len(backends))
+	for _, b := range backends {
+		w[b] = 1
+	}
+	return NewWeightedTable(w, m)
+}
+
+// NewWeightedTable builds a table of size m (a prime; 0 means
+// DefaultTableSize) in which each backend owns a share of the slots
+// proportional to its weight: backend i gets floor(m*w_i/W) slots, and the
+// slots left go one each to the backends with the largest remainders (ties
+// by name). A backend of weight 0 owns no slot: it gets no new flow. The
+// slots are filled as Maglev does, each backend in turn taking the next
+// free slot of its own permutation, skipping those whose share is full; so
+// a weight change moves about the slots whose share changed. Equal
+// weights give the table NewTable gives, whatever the weight.
+func NewWeightedTable(weights map[string]uint32, m int) (*Table, error) {
 	if m == 0 {
 		m = DefaultTableSize
 	}
 	if !isPrime(m) {
 		return nil, fmt.Errorf("maglev table size %d: not a prime", m)
 	}
-	names := slices.Clone(backends)
+	var names []string
+	for name, w := range weights {
+		if w > 0 {
+			names = append(names, name)
+		}
+	}
 	slices.Sort(names)
-	names = slices.Compact(names)
 	t := &Table{names: names, entries: make([]int32, m)}
 	if len(names) > 0 {
-		t.populate()
+		ws := make([]uint64, len(names))
+		for i, n := range names {
+			ws[i] = uint64(weights[n])
+		}
+		t.populate(quotas(ws, uint64(m)))
 	}
 	return t, nil
 }
 
-// populate fills the table: each backend in turn takes the next free slot of
-// its own permutation of the slots, until every slot is taken.
-func (t *Table) populate() {
+// quotas splits m slots in proportion to the weights (largest remainder
+// method; equal remainders go to the lower index, the lower name).
+func quotas(ws []uint64, m uint64) []uint64 {
+	var total uint64
+	for _, w := range ws {
+		total += w
+	}
+	q := make([]uint64, len(ws))
+	rem := make([]uint64, len(ws))
+	var given uint64
+	for i, w := range ws {
+		// w*m < 2^32 * 2^31: no overflow for any table size NewTable takes.
+		q[i], rem[i] = w*m/total, w*m%total
+		given += q[i]
+	}
+	order := make([]int, len(ws))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		switch {
+		case rem[a] > rem[b]:
+			return -1
+		case rem[a] < rem[b]:
+			return 1
+		}
+		return 0
+	})
+	for _, i := range order[:m-given] {
+		q[i]++
+	}
+	return q
+}
+
+// populate fills the table: each backend in turn takes the next free slot
+// of its own permutation of the slots, until it holds its quota; backends
+// whose quota is full drop out of the turns.
+func (t *Table) populate(quota []uint64) {
 	m := uint64(len(t.entries))
 	offset := make([]uint64, len(t.names))
 	skip := make([]uint64, len(t.names))
 	next := make([]uint64, len(t.names))
+	held := make([]uint64, len(t.names))
 	for i, name := range t.names {
 		offset[i] = hashString(name, 0x5bd1e995) % m
 		skip[i] = hashString(name, 0x27d4eb2f)%(m-1) + 1
@@ -57,9 +118,15 @@ func (t *Table) populate() {
 	for i := range t.entries {
 		t.entries[i] = -1
 	}
-	filled := uint64(0)
-	for {
-		for i := range t.names {
+	active := make([]int, 0, len(t.names))
+	for i := range t.names {
+		if quota[i] > 0 {
+			active = append(active, i)
+		}
+	}
+	for filled := uint64(0); filled < m; {
+		keep := active[:0]
+		for _, i := range active {
 			slot := (offset[i] + next[i]*skip[i]) % m
 			for t.entries[slot] >= 0 {
 				next[i]++
@@ -67,10 +134,12 @@ func (t *Table) populate() {
 			}
 			t.entries[slot] = int32(i)
 			next[i]++
-			if filled++; filled == m {
-				return
+			filled++
+			if held[i]++; held[i] < quota[i] {
+				keep = append(keep, i)
 			}
 		}
+		active = keep
 	}
 }
 

@@ -66,9 +66,32 @@ type Backend struct {
 	// ProxyProtocol sends a PROXY protocol v2 header to this backend.
 	ProxyProtocol bool
 	// HealthPort is the TCP port the active check connects to; 0 means the
-	// backend's port of the first TCP listener. A backend with neither is
-	// tried again 10 health intervals after it went down.
+	// backend's port of the first TCP listener it serves. A backend with
+	// neither is tried again 10 health intervals after it went down.
 	HealthPort uint16
+	// Weights, when not nil, are the listeners this backend serves, by
+	// name, with its share of their new flows relative to the other
+	// backends' (NewWeightedTable): weight 0 takes no new flow, its placed
+	// flows go on; a listener missing here is not served. nil: weight 1
+	// on every listener.
+	Weights map[string]uint32
+}
+
+// weight is the backend's weight on listener name.
+func (b *Backend) weight(name string) uint32 {
+	if b.Weights == nil {
+		return 1
+	}
+	return b.Weights[name]
+}
+
+// serves reports whether the backend serves listener name.
+func (b *Backend) serves(name string) bool {
+	if b.Weights == nil {
+		return true
+	}
+	_, ok := b.Weights[name]
+	return ok
 }
 
 // Options configures a Relay. Zero durations and sizes take the defaults.
@@ -356,7 +379,8 @@ func (r *Relay) SetVIPs(vips []netip.Addr) error {
 // PROXY protocol and health check.
 func (b Backend) Equal(o Backend) bool {
 	return b.Name == o.Name && b.Addr == o.Addr && b.ProxyProtocol == o.ProxyProtocol &&
-		b.HealthPort == o.HealthPort && b.DefaultPort == o.DefaultPort && maps.Equal(b.Ports, o.Ports)
+		b.HealthPort == o.HealthPort && b.DefaultPort == o.DefaultPort && maps.Equal(b.Ports, o.Ports) &&
+		(b.Weights == nil) == (o.Weights == nil) && maps.Equal(b.Weights, o.Weights)
 }
 
 // rebuildLocked rebuilds every listener's table over the healthy backends
@@ -370,26 +394,41 @@ func (r *Relay) rebuildLocked() {
 // healthy ones, and vips the data-plane state, then asks the kernel sync to
 // follow. backends must not change afterwards.
 func (r *Relay) publishLocked(backends map[string]*backend, vips []netip.Addr) {
-	var names []string
-	for name, b := range backends {
-		if b.up.Load() {
-			names = append(names, name)
-		}
-	}
-	t, err := NewTable(names, r.opts.TableSize)
-	if err != nil {
-		panic(err) // size validated in New
-	}
-	next := &plane{backends: backends, tables: make(map[string]*Table, len(r.opts.Listeners)), vips: vips}
-	for _, l := range r.opts.Listeners {
-		next.tables[l.Name] = t // every listener hashes over the same backends
-	}
+	next := &plane{backends: backends, tables: r.tablesOf(backends), vips: vips}
 	r.plane.Store(next)
 	for name, b := range backends {
 		r.metrics.backendUp.WithLabelValues(name).Set(boolGauge(b.up.Load()))
 	}
 	r.metrics.rebuilds.Inc()
 	r.signalKernel()
+}
+
+// tablesOf builds each listener's table over the healthy backends, by
+// their weights on it; listeners with the same weights share one table
+// (every listener, when no backend has weights).
+func (r *Relay) tablesOf(backends map[string]*backend) map[string]*Table {
+	out := make(map[string]*Table, len(r.opts.Listeners))
+	var built []map[string]uint32
+	var tables []*Table
+	for _, l := range r.opts.Listeners {
+		ws := make(map[string]uint32, len(backends))
+		for name, b := range backends {
+			if b.up.Load() {
+				ws[name] = b.weight(l.Name)
+			}
+		}
+		if i := slices.IndexFunc(built, func(o map[string]uint32) bool { return maps.Equal(o, ws) }); i >= 0 {
+			out[l.Name] = tables[i]
+			continue
+		}
+		t, err := NewWeightedTable(ws, r.opts.TableSize)
+		if err != nil {
+			panic(err) // size validated in New
+		}
+		built, tables = append(built, ws), append(tables, t)
+		out[l.Name] = t
+	}
+	return out
 }
 
 // signalKernel asks the kernel sync to write the current plane; it never

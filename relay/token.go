@@ -112,6 +112,9 @@ func (r *Relay) place(l Listener, client netip.AddrPort, first []byte, m protoMe
 		return r.pick(l, client)
 	}
 	b, result := r.tokenBackend(first)
+	if b != nil && b.weight(l.Name) == 0 {
+		b, result = nil, tokenDown // no new flow on this listener
+	}
 	m.token(result)
 	if b != nil {
 		return b, nil

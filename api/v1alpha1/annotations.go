@@ -28,3 +28,10 @@ const ReasonAssigned = "Assigned"
 // LoadBalancerClass is the spec.loadBalancerClass Pier serves when told to
 // serve only its own class.
 const LoadBalancerClass = "pier.dev/lb"
+
+// LabelEndpointWeight on an EndpointSlice of a Relay's backend Service
+// gives its endpoints' weight: their share of new flows relative to the
+// other endpoints', on the Relay listeners named by the slice's ports
+// only. Pier's Gateway controller writes such slices for Gateways served
+// by pier-relay; slices without it serve every listener with weight 1.
+const LabelEndpointWeight = "pier.dev/weight"

@@ -17,6 +17,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/config"
 )
 
 // ControllerName is the GatewayClass spec.controllerName Pier serves.
@@ -64,15 +65,25 @@ type Input struct {
 	// ServiceProblem why it could not be written ("" when it could).
 	Service        *corev1.Service
 	ServiceProblem string
-	Now            metav1.Time
+	// Params are the class's parameters: the data path.
+	Params config.GatewayParameters
+	// Relay is the owned Relay as it is now (Relay data path; nil: none
+	// yet), and RelayProblem why it could not be written.
+	Relay        *v1alpha1.Relay
+	RelayProblem string
+	Now          metav1.Time
 }
 
 // Output is what the Gateway should have.
 type Output struct {
-	// Service is the owned Service; nil: there should be none.
+	// Service is the owned Service; nil: there should be none. With the
+	// Relay data path it is headless, its slices the Relay's backends.
 	Service *corev1.Service
 	Slices  []*discoveryv1.EndpointSlice
-	Status  gwv1.GatewayStatus
+	// Relay is the owned Relay (Relay data path); nil: there should be
+	// none.
+	Relay  *v1alpha1.Relay
+	Status gwv1.GatewayStatus
 	// Routes are the new status.parents of each input route, in input
 	// order: the entries of other parents and controllers kept, Pier's
 	// for this Gateway replaced.
@@ -95,11 +106,18 @@ func Build(in *Input) *Output {
 	for i := range in.Routes {
 		out.Routes = append(out.Routes, routeParents(&in.Routes[i], ls, in, byListener))
 	}
-	if accepted.Status == metav1.ConditionTrue {
+	relayProblem := ""
+	switch {
+	case accepted.Status != metav1.ConditionTrue:
+	case in.Params.DataPath == config.GatewayRelay:
+		out.Service = backendService(gw, ls)
+		out.Slices = weightedSlices(gw, out.Service, ls, byListener)
+		out.Relay, relayProblem = desiredRelay(gw, ls, addrs, in.Params)
+	default:
 		out.Service = desiredService(gw, ls, addrs)
 		out.Slices = desiredSlices(gw, out.Service, ls, byListener)
 	}
-	out.Status = gatewayStatus(in, ls, accepted)
+	out.Status = gatewayStatus(in, ls, accepted, relayProblem)
 	return out
 }
 
@@ -195,6 +213,11 @@ func routeParents(r *Route, ls []*listener, in *Input, byListener map[*listener]
 			Conditions: previousConditions(r.Status.Parents, ref)}
 		setCondition(&ps.Conditions, accepted, r.Generation, in.Now)
 		setCondition(&ps.Conditions, *resolved, r.Generation, in.Now)
+		if c, uneven := weightsCondition(in, eps); uneven {
+			setCondition(&ps.Conditions, c, r.Generation, in.Now)
+		} else {
+			apimeta.RemoveStatusCondition(&ps.Conditions, ConditionWeightsHonored)
+		}
 		out = append(out, ps)
 	}
 	return out
@@ -268,6 +291,18 @@ func desiredService(gw *gwv1.Gateway, ls []*listener, addrs []netip.Addr) *corev
 // setAnnotations sets the requested addresses and the Gateway's copied
 // and infrastructure annotations, and records their keys.
 func setAnnotations(svc *corev1.Service, gw *gwv1.Gateway, addrs []netip.Addr) {
+	a := addressAnnotations(gw, addrs)
+	if len(a) == 0 {
+		return
+	}
+	a[annotationCopied] = strings.Join(slices.Sorted(maps.Keys(a)), ",")
+	svc.Annotations = a
+}
+
+// addressAnnotations are the Service annotations that choose the
+// Gateway's addresses: the requested addresses and the Gateway's copied
+// and infrastructure annotations.
+func addressAnnotations(gw *gwv1.Gateway, addrs []netip.Addr) map[string]string {
 	a := map[string]string{}
 	for _, k := range copiedAnnotations {
 		if v, ok := gw.Annotations[k]; ok {
@@ -286,11 +321,7 @@ func setAnnotations(svc *corev1.Service, gw *gwv1.Gateway, addrs []netip.Addr) {
 		}
 		a[v1alpha1.AnnotationLoadBalancerIPs] = strings.Join(s, ",")
 	}
-	if len(a) == 0 {
-		return
-	}
-	a[annotationCopied] = strings.Join(slices.Sorted(maps.Keys(a)), ",")
-	svc.Annotations = a
+	return a
 }
 
 // desiredSlices are the Service's EndpointSlices: for each listener, port

@@ -19,6 +19,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/config"
 )
 
 // EventRecorder records events about objects (client-go's events API).
@@ -31,8 +34,11 @@ type Options struct {
 	// Client reads from the informer caches and writes to the API server.
 	Client   client.Client
 	Recorder EventRecorder
-	Logger   *slog.Logger
-	Clock    clock.PassiveClock
+	// Namespace is Pier's: GatewayClass parameters (ConfigMaps) are read
+	// there only.
+	Namespace string
+	Logger    *slog.Logger
+	Clock     clock.PassiveClock
 }
 
 // Controller reconciles Gateways of the GatewayClasses whose
@@ -50,6 +56,8 @@ func New(opts Options) (*Controller, error) {
 		return nil, errors.New("gateway controller: a client is required")
 	case opts.Recorder == nil:
 		return nil, errors.New("gateway controller: an event recorder is required")
+	case opts.Namespace == "":
+		return nil, errors.New("gateway controller: Pier's namespace is required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -66,44 +74,65 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	var gw gwv1.Gateway
 	if err := c.opts.Client.Get(ctx, req.NamespacedName, &gw); err != nil {
 		if apierrors.IsNotFound(err) {
-			if err := c.deleteService(ctx, req.Namespace, req.Name); err != nil {
+			if err := c.deleteOwned(ctx, req.Namespace, req.Name); err != nil {
 				return reconcile.Result{}, err
 			}
 			return reconcile.Result{}, c.forgetRoutes(ctx, req.Namespace, req.Name)
 		}
 		return reconcile.Result{}, err
 	}
-	ours, classProblem, err := c.classOf(ctx, &gw)
+	ours, params, classProblem, err := c.classOf(ctx, &gw)
 	if err != nil || !ours {
 		if err == nil {
 			// Another implementation's Gateway, or one whose class went:
 			// what Pier owned for it goes.
-			err = c.deleteService(ctx, gw.Namespace, gw.Name)
+			err = c.deleteOwned(ctx, gw.Namespace, gw.Name)
 		}
 		return reconcile.Result{}, err
 	}
-	in, err := c.read(ctx, &gw)
+	in, err := c.read(ctx, &gw, params)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	in.ClassProblem = classProblem
-	out := Build(in)
-	if out.Service == nil {
-		err = c.deleteService(ctx, gw.Namespace, gw.Name)
-	} else {
-		in.Service, in.ServiceProblem, err = c.ensureService(ctx, &gw, out.Service)
-		if err == nil && in.ServiceProblem == "" {
-			err = c.syncSlices(ctx, gw.Namespace, out.Service.Name, out.Slices)
-		}
-	}
-	if err != nil {
+	if err := c.apply(ctx, &gw, in, Build(in)); err != nil {
 		return reconcile.Result{}, err
 	}
-	out = Build(in) // the status with the Service as it now is
+	out := Build(in) // the status with the Service and Relay as they now are
 	if err := c.writeGatewayStatus(ctx, &gw, out.Status); err != nil {
 		return reconcile.Result{}, err
 	}
 	return reconcile.Result{}, c.writeRouteStatuses(ctx, in.Routes, out.Routes)
+}
+
+// apply writes what Build asked for, and records in in what was written:
+// the Service and its slices, and the Relay or its absence.
+func (c *Controller) apply(ctx context.Context, gw *gwv1.Gateway, in *Input, out *Output) error {
+	var err error
+	if out.Service == nil {
+		return c.deleteOwned(ctx, gw.Namespace, gw.Name)
+	}
+	in.Service, in.ServiceProblem, err = c.ensureService(ctx, gw, out.Service)
+	if err == nil && in.ServiceProblem == "" {
+		err = c.syncSlices(ctx, gw.Namespace, out.Service.Name, out.Slices)
+	}
+	if err != nil {
+		return err
+	}
+	if out.Relay == nil {
+		in.Relay = nil
+		return c.deleteRelay(ctx, gw.Namespace, gw.Name)
+	}
+	in.Relay, in.RelayProblem, err = c.ensureRelay(ctx, gw, out.Relay)
+	return err
+}
+
+// deleteOwned deletes what Pier owns for Gateway namespace/name.
+func (c *Controller) deleteOwned(ctx context.Context, namespace, name string) error {
+	if err := c.deleteRelay(ctx, namespace, name); err != nil {
+		return err
+	}
+	return c.deleteService(ctx, namespace, name)
 }
 
 // forgetRoutes removes Pier's status entries for the deleted Gateway
@@ -128,26 +157,27 @@ func (c *Controller) forgetRoutes(ctx context.Context, namespace, name string) e
 	return nil
 }
 
-// classOf reports whether the Gateway's class is Pier's and, if it is not
-// accepted, why.
-func (c *Controller) classOf(ctx context.Context, gw *gwv1.Gateway) (bool, string, error) {
+// classOf reports whether the Gateway's class is Pier's, its parameters
+// and, if it is not accepted, why.
+func (c *Controller) classOf(ctx context.Context, gw *gwv1.Gateway) (bool, config.GatewayParameters, string, error) {
 	var class gwv1.GatewayClass
 	if err := c.opts.Client.Get(ctx, client.ObjectKey{Name: string(gw.Spec.GatewayClassName)}, &class); err != nil {
-		return false, "", client.IgnoreNotFound(err)
+		return false, config.GatewayParameters{}, "", client.IgnoreNotFound(err)
 	}
 	if class.Spec.ControllerName != ControllerName {
-		return false, "", nil
+		return false, config.GatewayParameters{}, "", nil
 	}
-	if ok, msg := classAccepted(&class); !ok {
-		return true, fmt.Sprintf("GatewayClass %s is not accepted: %s", class.Name, msg), nil
+	params, problem, err := c.classParams(ctx, &class)
+	if err != nil || problem != "" {
+		return true, params, fmt.Sprintf("GatewayClass %s is not accepted: %s", class.Name, problem), err
 	}
-	return true, "", nil
+	return true, params, "", nil
 }
 
 // read gathers the Build input: routes, backends, grants, namespaces and
 // the owned Service.
-func (c *Controller) read(ctx context.Context, gw *gwv1.Gateway) (*Input, error) {
-	in := &Input{Gateway: gw, Now: metav1.NewTime(c.opts.Clock.Now()),
+func (c *Controller) read(ctx context.Context, gw *gwv1.Gateway, params config.GatewayParameters) (*Input, error) {
+	in := &Input{Gateway: gw, Now: metav1.NewTime(c.opts.Clock.Now()), Params: params,
 		Services:        map[types.NamespacedName]*corev1.Service{},
 		Slices:          map[types.NamespacedName][]*discoveryv1.EndpointSlice{},
 		NamespaceLabels: map[string]map[string]string{}}
@@ -187,6 +217,14 @@ func (c *Controller) read(ctx context.Context, gw *gwv1.Gateway) (*Input, error)
 		in.Service = &svc
 	case client.IgnoreNotFound(err) != nil:
 		return nil, fmt.Errorf("get Service %s/%s: %w", gw.Namespace, ServiceName(gw.Name), err)
+	}
+	var relay v1alpha1.Relay
+	err = c.opts.Client.Get(ctx, client.ObjectKey{Namespace: gw.Namespace, Name: RelayName(gw.Name)}, &relay)
+	switch {
+	case err == nil && ownedByGateway(&relay, gw.Name):
+		in.Relay = &relay
+	case client.IgnoreNotFound(err) != nil:
+		return nil, fmt.Errorf("get Relay %s/%s: %w", gw.Namespace, RelayName(gw.Name), err)
 	}
 	return in, nil
 }

@@ -112,11 +112,13 @@ func attach(r *Route, ref gwv1.ParentReference, ls []*listener, in *Input) (meta
 	return cond, admitted
 }
 
-// endpoint is one ready backend address and its port.
+// endpoint is one ready backend address and its port, with its share of
+// the route's flows: its backendRef's weight over the ref's endpoints.
 type endpoint struct {
 	family discoveryv1.AddressType
 	addr   string
 	port   int32
+	weight float64
 }
 
 // resolve checks the route's backendRefs and collects the ready endpoints
@@ -146,10 +148,18 @@ func resolve(r *Route, in *Input) (metav1.Condition, []endpoint) {
 				fail(gwv1.RouteReasonBackendNotFound, "backend %s: Service has no %s port %d", key, r.protocol(), ptrOr(ref.Port))
 				continue
 			}
-			if ref.Weight != nil && *ref.Weight == 0 {
-				continue
+			w := int32(1)
+			if ref.Weight != nil {
+				w = *ref.Weight
 			}
-			eps = append(eps, readyEndpoints(in.Slices[key], sp)...)
+			if w <= 0 {
+				continue // weight 0: no flows
+			}
+			ready := readyEndpoints(in.Slices[key], sp)
+			for i := range ready {
+				ready[i].weight = float64(w) / float64(len(ready))
+			}
+			eps = append(eps, ready...)
 		}
 	}
 	cond := metav1.Condition{Type: string(gwv1.RouteConditionResolvedRefs),

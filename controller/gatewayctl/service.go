@@ -14,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
 )
 
 // ownedByGateway reports whether svc's controller is a Gateway of that
@@ -46,6 +48,18 @@ func (c *Controller) ensureService(ctx context.Context, gw *gwv1.Gateway, want *
 		c.opts.Recorder.Eventf(gw, nil, corev1.EventTypeWarning, "ServiceConflict", "Reconcile", "%s", msg)
 		return nil, msg, nil
 	}
+	if headless(&cur) != headless(want) {
+		// The data path changed: a cluster IP cannot be taken away or
+		// given to a headless Service.
+		if err := client.IgnoreNotFound(c.opts.Client.Delete(ctx, &cur, client.Preconditions{UID: &cur.UID})); err != nil {
+			return nil, "", fmt.Errorf("delete Service %s/%s: %w", cur.Namespace, cur.Name, err)
+		}
+		if err := c.opts.Client.Create(ctx, want); err != nil {
+			return c.refused(gw, "create", want.Name, err)
+		}
+		c.opts.Recorder.Eventf(gw, want, corev1.EventTypeNormal, "ServiceRecreated", "Create", "created Service %s for the new data path", want.Name)
+		return want, "", nil
+	}
 	next := cur.DeepCopy()
 	if !applyService(next, want) {
 		return &cur, "", nil
@@ -55,6 +69,8 @@ func (c *Controller) ensureService(ctx context.Context, gw *gwv1.Gateway, want *
 	}
 	return next, "", nil
 }
+
+func headless(svc *corev1.Service) bool { return svc.Spec.ClusterIP == corev1.ClusterIPNone }
 
 // refused turns a write the API server refused for its content into a
 // problem for the status; other errors are retried.
@@ -176,5 +192,63 @@ func (c *Controller) syncSlices(ctx context.Context, namespace, service string, 
 			return fmt.Errorf("delete EndpointSlice %s/%s: %w", es.Namespace, es.Name, err)
 		}
 	}
+	return nil
+}
+
+// ensureRelay creates the owned Relay or brings it back to want. A Relay
+// of that name owned by someone else is a problem for the status.
+func (c *Controller) ensureRelay(ctx context.Context, gw *gwv1.Gateway, want *v1alpha1.Relay) (*v1alpha1.Relay, string, error) {
+	var cur v1alpha1.Relay
+	err := c.opts.Client.Get(ctx, client.ObjectKeyFromObject(want), &cur)
+	switch {
+	case apierrors.IsNotFound(err):
+		if err := c.opts.Client.Create(ctx, want); err != nil {
+			return c.relayRefused(gw, "create", want.Name, err)
+		}
+		c.opts.Recorder.Eventf(gw, want, corev1.EventTypeNormal, "RelayCreated", "Create", "created Relay %s", want.Name)
+		c.log.Info("created gateway Relay", "gateway", gw.Namespace+"/"+gw.Name, "relay", want.Name)
+		return want, "", nil
+	case err != nil:
+		return nil, "", fmt.Errorf("get Relay %s/%s: %w", want.Namespace, want.Name, err)
+	}
+	if !ownedByGateway(&cur, gw.Name) {
+		msg := fmt.Sprintf("Relay %s exists and is not owned by this Gateway; rename or delete it", want.Name)
+		c.opts.Recorder.Eventf(gw, nil, corev1.EventTypeWarning, "RelayConflict", "Reconcile", "%s", msg)
+		return nil, msg, nil
+	}
+	next := cur.DeepCopy()
+	if !applyRelay(next, want) {
+		return &cur, "", nil
+	}
+	if err := c.opts.Client.Update(ctx, next); err != nil {
+		return c.relayRefused(gw, "update", want.Name, err)
+	}
+	return next, "", nil
+}
+
+// relayRefused turns a Relay write refused for its content (the webhook
+// applies config.ParseRelay) into a problem for the status.
+func (c *Controller) relayRefused(gw *gwv1.Gateway, verb, name string, err error) (*v1alpha1.Relay, string, error) {
+	if !apierrors.IsInvalid(err) && !apierrors.IsForbidden(err) && !apierrors.IsBadRequest(err) {
+		return nil, "", fmt.Errorf("%s Relay %s/%s: %w", verb, gw.Namespace, name, err)
+	}
+	msg := fmt.Sprintf("%s Relay %s: %v", verb, name, err)
+	c.opts.Recorder.Eventf(gw, nil, corev1.EventTypeWarning, "RelayFailed", "Reconcile", "%s", msg)
+	return nil, msg, nil
+}
+
+// deleteRelay deletes the Relay owned by Gateway namespace/name, if any.
+func (c *Controller) deleteRelay(ctx context.Context, namespace, name string) error {
+	var r v1alpha1.Relay
+	if err := c.opts.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: RelayName(name)}, &r); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if !ownedByGateway(&r, name) {
+		return nil
+	}
+	if err := client.IgnoreNotFound(c.opts.Client.Delete(ctx, &r, client.Preconditions{UID: &r.UID})); err != nil {
+		return fmt.Errorf("delete Relay %s/%s: %w", namespace, r.Name, err)
+	}
+	c.log.Info("deleted gateway Relay", "relay", namespace+"/"+r.Name)
 	return nil
 }

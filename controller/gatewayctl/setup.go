@@ -15,6 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
 )
 
 // Field indexes of the cache.
@@ -43,7 +45,8 @@ func (c *Controller) SetupWithManager(mgr manager.Manager) error {
 			return o.(*gwv1.GatewayClass).Spec.ControllerName == ControllerName
 		}))).
 		Watches(&gwv1.Gateway{}, handler.EnqueueRequestsFromMapFunc(gatewaysClass)).
-		Complete(&classReconciler{client: mgr.GetClient(), clock: c.opts.Clock})
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(c.paramsChanged)).
+		Complete(&classReconciler{ctl: c})
 	if err != nil {
 		return err
 	}
@@ -56,6 +59,8 @@ func (c *Controller) SetupWithManager(mgr manager.Manager) error {
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(c.serviceChanged)).
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(c.sliceChanged)).
 		Watches(&gwv1.ReferenceGrant{}, handler.EnqueueRequestsFromMapFunc(c.grantChanged)).
+		Watches(&v1alpha1.Relay{}, handler.EnqueueRequestsFromMapFunc(c.relayChanged)).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(c.paramsGatewaysChanged)).
 		WithOptions(ctrlcontroller.Options{MaxConcurrentReconciles: gatewayWorkers}).
 		Complete(c)
 }
@@ -223,6 +228,59 @@ func (c *Controller) gatewaysOfBackend(ctx context.Context, key string) []reconc
 	}
 	collect(routes)
 	return requests(keys)
+}
+
+// relayChanged maps a Relay Pier owns for a Gateway to the Gateway (its
+// addresses and ready relays are the Gateway's status), and a Relay
+// holding a Gateway's Relay name to that Gateway.
+func (c *Controller) relayChanged(_ context.Context, obj client.Object) []reconcile.Request {
+	if ref := ownerGateway(obj); ref != nil {
+		return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: obj.GetNamespace(), Name: ref.Name}}}
+	}
+	if gw, ok := strings.CutSuffix(obj.GetName(), serviceSuffix); ok {
+		return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: obj.GetNamespace(), Name: gw}}}
+	}
+	return nil
+}
+
+// paramsChanged maps a ConfigMap to Pier's classes whose parametersRef
+// names it.
+func (c *Controller) paramsChanged(ctx context.Context, obj client.Object) []reconcile.Request {
+	var out []reconcile.Request
+	for _, class := range c.classesOf(ctx, obj) {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Name: class}})
+	}
+	return out
+}
+
+// paramsGatewaysChanged maps a ConfigMap to the Gateways of the classes
+// whose parametersRef names it.
+func (c *Controller) paramsGatewaysChanged(ctx context.Context, obj client.Object) []reconcile.Request {
+	var out []reconcile.Request
+	for _, class := range c.classesOf(ctx, obj) {
+		out = append(out, c.classChanged(ctx, &gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: class}})...)
+	}
+	return out
+}
+
+func (c *Controller) classesOf(ctx context.Context, obj client.Object) []string {
+	if obj.GetNamespace() != c.opts.Namespace {
+		return nil
+	}
+	var list gwv1.GatewayClassList
+	if err := c.opts.Client.List(ctx, &list); err != nil {
+		c.log.Warn("list gateway classes", "err", err)
+		return nil
+	}
+	var out []string
+	for i := range list.Items {
+		class := &list.Items[i]
+		key, _ := ParamsRef(class, c.opts.Namespace)
+		if class.Spec.ControllerName == ControllerName && key != nil && key.Name == obj.GetName() {
+			out = append(out, class.Name)
+		}
+	}
+	return out
 }
 
 // grantChanged looks at every Gateway again: grants are few and change

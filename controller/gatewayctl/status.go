@@ -1,6 +1,7 @@
 package gatewayctl
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,17 +13,19 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/config"
 )
 
 // gatewayStatus is the Gateway's new status: addresses from the owned
 // Service's ingress, Accepted and Programmed, and each listener's.
-func gatewayStatus(in *Input, ls []*listener, accepted metav1.Condition) gwv1.GatewayStatus {
+func gatewayStatus(in *Input, ls []*listener, accepted metav1.Condition, relayProblem string) gwv1.GatewayStatus {
 	gw := in.Gateway
 	st := gwv1.GatewayStatus{Conditions: slices.Clone(gw.Status.Conditions)}
 	gen := gw.Generation
-	programmed := gatewayProgrammed(in, accepted)
+	programmed := gatewayProgrammed(in, accepted, relayProblem)
 	if programmed.Status == metav1.ConditionTrue {
-		for _, ip := range ingressIPs(in.Service) {
+		ips, _ := addresses(in)
+		for _, ip := range ips {
 			st.Addresses = append(st.Addresses, gwv1.GatewayStatusAddress{Type: ptr.To(gwv1.IPAddressType), Value: ip})
 		}
 	}
@@ -35,20 +38,26 @@ func gatewayStatus(in *Input, ls []*listener, accepted metav1.Condition) gwv1.Ga
 }
 
 // gatewayProgrammed is the Programmed condition: true once the Service
-// has its addresses.
-func gatewayProgrammed(in *Input, accepted metav1.Condition) metav1.Condition {
+// (kube-proxy data path) or the Relay (relay data path) has its
+// addresses.
+func gatewayProgrammed(in *Input, accepted metav1.Condition, relayProblem string) metav1.Condition {
 	c := metav1.Condition{Type: string(gwv1.GatewayConditionProgrammed), Status: metav1.ConditionFalse}
-	ips := ingressIPs(in.Service)
+	ips, holder := addresses(in)
 	switch {
 	case accepted.Status != metav1.ConditionTrue:
 		c.Reason, c.Message = string(gwv1.GatewayReasonInvalid), "the Gateway is not accepted"
 	case in.ServiceProblem != "":
 		c.Reason, c.Message = string(gwv1.GatewayReasonNoResources), in.ServiceProblem
+	case relayProblem != "" || in.RelayProblem != "":
+		c.Reason, c.Message = string(gwv1.GatewayReasonNoResources), cmp.Or(relayProblem, in.RelayProblem)
 	case len(ips) == 0:
-		c.Reason, c.Message = addressProblem(in)
+		c.Reason, c.Message = addressProblem(in, holder)
 	default:
 		c.Status, c.Reason = metav1.ConditionTrue, string(gwv1.GatewayReasonProgrammed)
-		c.Message = fmt.Sprintf("Service %s: %s", ServiceName(in.Gateway.Name), strings.Join(ips, ", "))
+		c.Message = fmt.Sprintf("%s: %s", holder, strings.Join(ips, ", "))
+		if in.Relay != nil {
+			c.Message += fmt.Sprintf(" (%d relays ready)", in.Relay.Status.ReadyRelays)
+		}
 	}
 	return c
 }
@@ -58,22 +67,35 @@ func gatewayProgrammed(in *Input, accepted metav1.Condition) metav1.Condition {
 var unusableReasons = []string{"NotInAnyPool", "AddressNotInPool", "AddressInUse", "SharingConflict"}
 
 // addressProblem says why the Gateway has no address yet, from the owned
-// Service's ConditionAddressAssigned: AddressNotUsable when an address of
+// Service's ConditionAddressAssigned (kube-proxy path; holder names what
+// holds the addresses): AddressNotUsable when an address of
 // spec.addresses cannot be used (outside every pool, held by another
 // Service), else AddressNotAssigned.
-func addressProblem(in *Input) (reason, msg string) {
-	svc := ServiceName(in.Gateway.Name)
+func addressProblem(in *Input, holder string) (reason, msg string) {
 	var c *metav1.Condition
-	if in.Service != nil {
+	if in.Params.DataPath != config.GatewayRelay && in.Service != nil {
 		c = apimeta.FindStatusCondition(in.Service.Status.Conditions, v1alpha1.ConditionAddressAssigned)
 	}
 	if c == nil || c.Status != metav1.ConditionFalse {
-		return string(gwv1.GatewayReasonAddressNotAssigned), fmt.Sprintf("Service %s has no address from Pier's pools yet", svc)
+		return string(gwv1.GatewayReasonAddressNotAssigned), holder + " has no address from Pier's pools yet"
 	}
 	if slices.Contains(unusableReasons, c.Reason) && slices.ContainsFunc(in.Gateway.Spec.Addresses, func(a gwv1.GatewaySpecAddress) bool { return a.Value != "" }) {
-		return string(gwv1.GatewayReasonAddressNotUsable), fmt.Sprintf("Service %s: %s: %s", svc, c.Reason, c.Message)
+		return string(gwv1.GatewayReasonAddressNotUsable), fmt.Sprintf("%s: %s: %s", holder, c.Reason, c.Message)
 	}
-	return string(gwv1.GatewayReasonAddressNotAssigned), fmt.Sprintf("Service %s: %s: %s", svc, c.Reason, c.Message)
+	return string(gwv1.GatewayReasonAddressNotAssigned), fmt.Sprintf("%s: %s: %s", holder, c.Reason, c.Message)
+}
+
+// addresses are the Gateway's addresses and what holds them: the owned
+// Service's ingress, or with the relay data path the Relay's addresses.
+func addresses(in *Input) ([]string, string) {
+	if in.Params.DataPath != config.GatewayRelay {
+		return ingressIPs(in.Service), "Service " + ServiceName(in.Gateway.Name)
+	}
+	holder := "Relay " + RelayName(in.Gateway.Name)
+	if in.Relay == nil {
+		return nil, holder
+	}
+	return slices.Clone(in.Relay.Status.Addresses), holder
 }
 
 func ingressIPs(svc *corev1.Service) []string {

@@ -93,23 +93,10 @@ func up(t testing.TB) *site {
 // node count and the binaries are up's.
 func upWith(t testing.TB, opts kubelab.Options) *site {
 	t.Helper()
-	prereq.Root(t)
-	prereq.Tools(t, "arping")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	opts.Nodes, opts.ControllerBinary, opts.SpeakerBinary = 3, binary(t, "pier-controller"), binary(t, "pier-speaker")
-	env, err := kubelab.Up(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &site{env: env, relays: make([]*lab.Process, len(env.Site.Nodes)),
-		hosts: map[string]*lab.Host{}, echoes: map[string][]*lab.Process{}}
-	t.Cleanup(func() { s.close(t) })
-	s.startBackends(t, ctx)
-	if _, err := env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	s.writeEndpoints(t, map[string]bool{"srv1": true, "srv2": true, "srv3": true})
+	s := upServers(t, ctx, opts)
+	env := s.env
 	for _, r := range []*v1alpha1.Relay{callsRelay(), callsPPRelay()} {
 		if err := env.Pier.Create(ctx, r); err != nil {
 			t.Fatalf("create relay %s: %v", r.Name, err)
@@ -129,6 +116,29 @@ func upWith(t testing.TB, opts kubelab.Options) *site {
 	// address is chosen among the nodes with a live relay, so it may move
 	// while the relays come up. Tests start once it holds still.
 	s.settledOwner(t, s.calls[0])
+	return s
+}
+
+// upServers builds the lab (three nodes, the control plane, controller
+// and speakers) with the three servers, their namespace and their
+// EndpointSlice, and no Relay and no relay yet.
+func upServers(t testing.TB, ctx context.Context, opts kubelab.Options) *site {
+	t.Helper()
+	prereq.Root(t)
+	prereq.Tools(t, "arping")
+	opts.Nodes, opts.ControllerBinary, opts.SpeakerBinary = 3, binary(t, "pier-controller"), binary(t, "pier-speaker")
+	env, err := kubelab.Up(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &site{env: env, relays: make([]*lab.Process, len(env.Site.Nodes)),
+		hosts: map[string]*lab.Host{}, echoes: map[string][]*lab.Process{}}
+	t.Cleanup(func() { s.close(t) })
+	s.startBackends(t, ctx)
+	if _, err := env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s.writeEndpoints(t, map[string]bool{"srv1": true, "srv2": true, "srv3": true})
 	return s
 }
 

@@ -87,12 +87,14 @@ func slim[T any](trim func(*T)) toolscache.TransformFunc {
 	}
 }
 
-// slimSlice keeps what Backends reads: the slice's Service, address type
+// slimSlice keeps what Backends reads: the slice's Service and weight, address type
 // and ports, and of each endpoint its addresses, readiness, hostname and
 // target's name. It trims in place, allocating nothing.
 func slimSlice(es *discoveryv1.EndpointSlice) {
 	es.ManagedFields, es.OwnerReferences, es.Annotations = nil, nil, nil
-	maps.DeleteFunc(es.Labels, func(k, _ string) bool { return k != discoveryv1.LabelServiceName })
+	maps.DeleteFunc(es.Labels, func(k, _ string) bool {
+		return k != discoveryv1.LabelServiceName && k != v1alpha1.LabelEndpointWeight
+	})
 	for i := range es.Endpoints {
 		ep := &es.Endpoints[i]
 		ep.NodeName, ep.Zone, ep.Hints, ep.DeprecatedTopology = nil, nil, nil, nil

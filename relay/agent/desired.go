@@ -3,8 +3,10 @@ package agent
 import (
 	"cmp"
 	"errors"
+	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -165,7 +167,11 @@ func vips(addrs []string) []netip.Addr {
 // endpoint, sorted by name. An endpoint is named by its hostname, else its
 // target's name, else its address, so that every relay names it alike; when
 // a name appears twice (a dual-stack Service has a slice per family) the
-// IPv4 entry, else the lowest address, is kept.
+// IPv4 entry, else the lowest address, is kept. Slices labelled with a
+// weight (v1alpha1.LabelEndpointWeight) give their endpoints that weight on
+// the listeners their ports name, and no other: an endpoint listed in
+// several such slices (a Gateway's listeners) is one backend, its ports
+// and weights merged.
 func Backends(r *v1alpha1.Relay, eps []discoveryv1.EndpointSlice) []relay.Backend {
 	listeners := r.Spec.ListenersOrDefault()
 	var out []relay.Backend
@@ -177,7 +183,10 @@ func Backends(r *v1alpha1.Relay, eps []discoveryv1.EndpointSlice) []relay.Backen
 		if es.AddressType != discoveryv1.AddressTypeIPv4 && es.AddressType != discoveryv1.AddressTypeIPv6 {
 			continue
 		}
-		ports := backendPorts(listeners, es.Ports)
+		ports, weights, ok := sliceTerms(listeners, es)
+		if !ok {
+			continue
+		}
 		for _, ep := range es.Endpoints {
 			if !ready(ep) || len(ep.Addresses) == 0 {
 				continue
@@ -187,15 +196,64 @@ func Backends(r *v1alpha1.Relay, eps []discoveryv1.EndpointSlice) []relay.Backen
 				continue
 			}
 			out = append(out, relay.Backend{
-				Name: endpointName(ep, a), Addr: a.Unmap(), Ports: ports,
+				Name: endpointName(ep, a), Addr: a.Unmap(), Ports: ports, Weights: weights,
 				ProxyProtocol: r.Spec.Backend.ProxyProtocol, HealthPort: uint16(r.Spec.Backend.HealthCheckPort),
 			})
 		}
 	}
-	slices.SortFunc(out, func(a, b relay.Backend) int {
+	slices.SortStableFunc(out, func(a, b relay.Backend) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(familyRank(a.Addr), familyRank(b.Addr)), a.Addr.Compare(b.Addr))
 	})
-	return slices.CompactFunc(out, func(a, b relay.Backend) bool { return a.Name == b.Name })
+	return mergeByName(out)
+}
+
+// sliceTerms are the backend ports of a slice's endpoints and, for a
+// weighted slice, their weights on the listeners its ports name (false:
+// a weight that does not parse; the slice is skipped).
+func sliceTerms(listeners []v1alpha1.RelayListener, es *discoveryv1.EndpointSlice) (map[string]uint16, map[string]uint32, bool) {
+	ports := backendPorts(listeners, es.Ports)
+	label, weighted := es.Labels[v1alpha1.LabelEndpointWeight]
+	if !weighted {
+		return ports, nil, true
+	}
+	w, err := strconv.ParseUint(label, 10, 32)
+	if err != nil {
+		return nil, nil, false
+	}
+	weights := map[string]uint32{}
+	for _, p := range es.Ports {
+		if p.Name != nil && ports[*p.Name] != 0 {
+			weights[*p.Name] = uint32(w)
+		}
+	}
+	maps.DeleteFunc(ports, func(name string, _ uint16) bool { _, ok := weights[name]; return !ok })
+	return ports, weights, true
+}
+
+// mergeByName keeps one backend per name (out is sorted by name, the
+// preferred address first). Weighted entries of the same address merge
+// their ports and weights; the first entry's port and weight of a listener
+// win.
+func mergeByName(out []relay.Backend) []relay.Backend {
+	var merged []relay.Backend
+	for _, b := range out {
+		n := len(merged)
+		if n == 0 || merged[n-1].Name != b.Name {
+			merged = append(merged, b)
+			continue
+		}
+		last := &merged[n-1]
+		if last.Weights == nil || b.Weights == nil || last.Addr != b.Addr {
+			continue
+		}
+		last.Ports, last.Weights = maps.Clone(last.Ports), maps.Clone(last.Weights)
+		for l, w := range b.Weights {
+			if _, taken := last.Weights[l]; !taken {
+				last.Weights[l], last.Ports[l] = w, b.Ports[l]
+			}
+		}
+	}
+	return merged
 }
 
 func familyRank(a netip.Addr) int {

@@ -59,6 +59,12 @@ func slice(ns, svc string, family discoveryv1.AddressType, ports []discoveryv1.E
 	return es
 }
 
+func weighted(es discoveryv1.EndpointSlice, w string) discoveryv1.EndpointSlice {
+	es.Name += "-" + w
+	es.Labels[v1alpha1.LabelEndpointWeight] = w
+	return es
+}
+
 func port(name string, p int32) discoveryv1.EndpointPort {
 	return discoveryv1.EndpointPort{Name: ptr.To(name), Port: ptr.To(p)}
 }
@@ -118,6 +124,30 @@ func TestBackends(t *testing.T) {
 		want: []relay.Backend{
 			{Name: "media-0", Addr: netip.MustParseAddr("198.18.1.1"), Ports: defaultPorts},
 			{Name: "media-1", Addr: netip.MustParseAddr("2001:db8:1::2"), Ports: defaultPorts},
+		},
+	}, {
+		name: "weighted slices: their listeners only, ports and weights merged per endpoint",
+		relay: calls("voice", "r", func(r *v1alpha1.Relay) {
+			r.Spec.Listeners = []v1alpha1.RelayListener{
+				{Name: "sig", Protocol: corev1.ProtocolTCP, Port: 8443},
+				{Name: "media", Protocol: corev1.ProtocolUDP, Port: 16384},
+			}
+		}),
+		eps: []discoveryv1.EndpointSlice{
+			weighted(slice("voice", "media", discoveryv1.AddressTypeIPv4, []discoveryv1.EndpointPort{port("sig", 18443)},
+				ep{addr: "198.18.1.1"}, ep{addr: "198.18.1.2"}), "3"),
+			weighted(slice("voice", "media", discoveryv1.AddressTypeIPv4, []discoveryv1.EndpointPort{port("media", 26384)},
+				ep{addr: "198.18.1.1"}, ep{addr: "198.18.1.3"}), "0"),
+			weighted(slice("voice", "media", discoveryv1.AddressTypeIPv4, []discoveryv1.EndpointPort{port("media", 1)},
+				ep{addr: "198.18.1.4"}), "not-a-number"),
+		},
+		want: []relay.Backend{
+			{Name: "198.18.1.1", Addr: netip.MustParseAddr("198.18.1.1"),
+				Ports: map[string]uint16{"sig": 18443, "media": 26384}, Weights: map[string]uint32{"sig": 3, "media": 0}},
+			{Name: "198.18.1.2", Addr: netip.MustParseAddr("198.18.1.2"),
+				Ports: map[string]uint16{"sig": 18443}, Weights: map[string]uint32{"sig": 3}},
+			{Name: "198.18.1.3", Addr: netip.MustParseAddr("198.18.1.3"),
+				Ports: map[string]uint16{"media": 26384}, Weights: map[string]uint32{"media": 0}},
 		},
 	}, {
 		name:  "bad addresses are skipped",
