@@ -59,9 +59,7 @@ type FRR struct {
 // ECMP over up to 8 paths (eBGP and iBGP). dir holds the configuration.
 func (e *Env) StartFRR(ctx context.Context, dir string, asn uint32, neighbors []Neighbor) (*FRR, error) {
 	f := &FRR{Name: e.Lab.Prefix + "r"}
-	f.run = filepath.Join("/var/run/frr", f.Name)
-	// zebra and bgpd run as user frr: they read the configuration and
-	// write their sockets there.
+	// zebra and bgpd run as user frr: they read the configuration there.
 	for _, d := range []string{dir, filepath.Dir(dir)} {
 		if err := os.Chmod(d, 0o755); err != nil {
 			return nil, err
@@ -71,40 +69,20 @@ func (e *Env) StartFRR(ctx context.Context, dir string, asn uint32, neighbors []
 	if err := os.WriteFile(conf, []byte(frrConfig(f.Name, asn, neighbors)), 0o644); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(f.run, 0o755); err != nil {
+	var err error
+	if f.run, err = lab.FRRRunDir(f.Name); err != nil {
 		return nil, err
 	}
-	if out, err := exec.Command("chown", "frr:frr", f.run).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("chown %s: %v: %s", f.run, err, out)
-	}
-	// Each daemon answers vtysh before the next starts: bgpd registers its
-	// BFD neighbors through zebra, which drops registrations made before
-	// bfdd is there (then FRR shows no BFD peer at all).
 	daemons := [][2]string{{"zebra", "show interface brief"}, {"bgpd", "show bgp summary json"}}
 	if slices.ContainsFunc(neighbors, func(n Neighbor) bool { return n.BFD }) {
 		daemons = slices.Insert(daemons, 1, [2]string{"bfdd", "show bfd peers"})
 	}
 	for _, d := range daemons {
-		if err := f.start(ctx, e.Site.Router, conf, d[0], d[1]); err != nil {
+		if _, err := lab.StartFRRDaemon(ctx, e.Site.Router, f.Name, d[0], conf, d[1]); err != nil {
 			return nil, err
 		}
 	}
 	return f, nil
-}
-
-// start runs FRR daemon d on h and waits until vtysh answers probe.
-func (f *FRR) start(ctx context.Context, h *lab.Host, conf, d, probe string) error {
-	if _, err := h.Start("/usr/lib/frr/"+d, "-N", f.Name, "-f", conf, "-i", filepath.Join(f.run, d+".pid")); err != nil {
-		return err
-	}
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		_, err := f.VTYSH(probe)
-		return err == nil, nil
-	})
-	if err != nil {
-		return fmt.Errorf("FRR %s: %s never answered vtysh %q: %w", f.Name, d, probe, err)
-	}
-	return nil
 }
 
 func frrConfig(name string, asn uint32, neighbors []Neighbor) string {

@@ -24,6 +24,34 @@ import (
 // pier: 300 ms x 3) unless bfd is false.
 func newBFDLab(t testing.TB, nodes int, bfd bool) *bgpLab {
 	t.Helper()
+	b := newFRRLab(t, func(l *lab.Lab) (*lab.Site, error) { return l.BuildSite(lab.SiteOptions{Nodes: nodes}) })
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "router bgp %d\n bgp router-id 198.51.100.1\n no bgp ebgp-requires-policy\n", routerASN)
+	for i := 1; i <= nodes; i++ {
+		for _, a := range []netip.Addr{nodeAddr(i), nodeAddr6(i)} {
+			fmt.Fprintf(&sb, " neighbor %s remote-as %d\n neighbor %s passive\n", a, nodeASN, a)
+			if bfd {
+				fmt.Fprintf(&sb, " neighbor %s bfd\n neighbor %s bfd profile pier\n", a, a)
+			}
+		}
+	}
+	sb.WriteString(" address-family ipv4 unicast\n")
+	for i := 1; i <= nodes; i++ {
+		fmt.Fprintf(&sb, "  no neighbor %s activate\n", nodeAddr6(i))
+	}
+	sb.WriteString(" exit-address-family\n address-family ipv6 unicast\n")
+	for i := 1; i <= nodes; i++ {
+		fmt.Fprintf(&sb, "  neighbor %s activate\n", nodeAddr6(i))
+	}
+	sb.WriteString(" exit-address-family\n!\n")
+	b.startFRRDaemons(sb.String())
+	return b
+}
+
+// newFRRLab builds a lab with build (its Router runs FRR, its Nodes the
+// announcers) and cleans it up after t; startFRRDaemons then starts FRR.
+func newFRRLab(t testing.TB, build func(*lab.Lab) (*lab.Site, error)) *bgpLab {
+	t.Helper()
 	prereq.Root(t)
 	prereq.Tools(t, "ip", "vtysh")
 	for _, d := range []string{"zebra", "bfdd", "bgpd"} {
@@ -57,41 +85,24 @@ func newBFDLab(t testing.TB, nodes int, bfd bool) *bgpLab {
 			t.Fatal(err)
 		}
 	}
-	if b.site, err = l.BuildSite(lab.SiteOptions{Nodes: nodes}); err != nil {
+	if b.site, err = build(l); err != nil {
 		t.Fatal(err)
 	}
-	run := filepath.Join("/var/run/frr", b.frrName)
-	if err := os.MkdirAll(run, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("chown", "frr:frr", run).CombinedOutput(); err != nil {
-		t.Fatalf("chown %s: %v: %s", run, err, out)
+	return b
+}
+
+// startFRRDaemons starts zebra, bfdd (profile pier: 300 ms x 3) and bgpd
+// with the configuration bgp on the lab's FRR host.
+func (b *bgpLab) startFRRDaemons(bgp string) {
+	b.t.Helper()
+	if _, err := lab.FRRRunDir(b.frrName); err != nil {
+		b.t.Fatal(err)
 	}
 	head := fmt.Sprintf("frr defaults traditional\nhostname %s\nlog stdout informational\n!\n", b.frrName)
 	b.startDaemon("zebra", head, "show interface brief")
 	b.startDaemon("bfdd", head+"bfd\n profile pier\n  receive-interval 300\n  transmit-interval 300\n  detect-multiplier 3\n !\n!\n",
 		"show bfd peers json")
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "router bgp %d\n bgp router-id 198.51.100.1\n no bgp ebgp-requires-policy\n", routerASN)
-	for i := 1; i <= nodes; i++ {
-		for _, a := range []netip.Addr{nodeAddr(i), nodeAddr6(i)} {
-			fmt.Fprintf(&sb, " neighbor %s remote-as %d\n neighbor %s passive\n", a, nodeASN, a)
-			if bfd {
-				fmt.Fprintf(&sb, " neighbor %s bfd\n neighbor %s bfd profile pier\n", a, a)
-			}
-		}
-	}
-	sb.WriteString(" address-family ipv4 unicast\n")
-	for i := 1; i <= nodes; i++ {
-		fmt.Fprintf(&sb, "  no neighbor %s activate\n", nodeAddr6(i))
-	}
-	sb.WriteString(" exit-address-family\n address-family ipv6 unicast\n")
-	for i := 1; i <= nodes; i++ {
-		fmt.Fprintf(&sb, "  neighbor %s activate\n", nodeAddr6(i))
-	}
-	sb.WriteString(" exit-address-family\n!\n")
-	b.frr = b.startDaemon("bgpd", head+sb.String(), "show bgp summary json")
-	return b
+	b.frr = b.startDaemon("bgpd", head+bgp, "show bgp summary json")
 }
 
 type frrProc struct {
@@ -99,8 +110,8 @@ type frrProc struct {
 	p    *lab.Process
 }
 
-// startDaemon starts one FRR daemon in the router namespace and waits
-// until vtysh gets an answer to probe.
+// startDaemon starts one FRR daemon on the lab's FRR host with
+// configuration conf and waits until vtysh gets an answer to probe.
 func (b *bgpLab) startDaemon(daemon, conf, probe string) *lab.Process {
 	t := b.t
 	t.Helper()
@@ -108,19 +119,16 @@ func (b *bgpLab) startDaemon(daemon, conf, probe string) *lab.Process {
 	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	run := filepath.Join("/var/run/frr", b.frrName)
-	p, err := b.site.Router.Start("/usr/lib/frr/"+daemon, "-N", b.frrName, "-f", file, "--log", "stdout",
-		"-i", filepath.Join(run, daemon+".pid"))
+	// bgpd reads a generated config of many networks for a while.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second+time.Duration(len(b.networks))*time.Millisecond)
+	defer cancel()
+	p, err := lab.StartFRRDaemon(ctx, b.frrHost(), b.frrName, daemon, file, probe)
+	if p != nil {
+		b.frrProcs = append(b.frrProcs, frrProc{daemon, p})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.frrProcs = append(b.frrProcs, frrProc{daemon, p})
-	b.poll(daemon+" answers vtysh", 15*time.Second, func() error {
-		if _, err := b.vtysh(probe); err != nil {
-			return fmt.Errorf("%w; %s output:\n%s", err, daemon, p.OutputTail(20))
-		}
-		return nil
-	})
 	return p
 }
 
