@@ -159,6 +159,7 @@ var bfdPaths = []bgp.Path{{Prefix: vip}, {Prefix: vip6}}
 type frrBFDPeer struct {
 	Peer           string `json:"peer"`
 	Status         string `json:"status"`
+	Multihop       bool   `json:"multihop"`
 	RemoteTransmit int    `json:"remote-transmit-interval"`
 	RemoteReceive  int    `json:"remote-receive-interval"`
 }
@@ -272,35 +273,7 @@ func TestBFDWithFRR(t *testing.T) {
 
 	t.Run("frozen node", func(t *testing.T) {
 		b.t = t
-		n, err := b.frrNeighbors()
-		if err != nil {
-			t.Fatal(err)
-		}
-		before := n[nodeAddr(1).String()].ConnectionsDropped
-		start := time.Now()
-		if err := b.procs[1].Signal(syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
-		took := b.waitRoutesGone(start, 10*time.Second)
-		t.Logf("routes gone at FRR %s after SIGSTOP (BFD 300ms x 3, hold time 3s; machine shared)", took)
-		var why map[string]map[string]any
-		if err := b.bgpdJSON("show bgp neighbors "+nodeAddr(1).String()+" json", &why); err != nil {
-			t.Fatal(err)
-		}
-		if r := fmt.Sprint(why[nodeAddr(1).String()]["lastNotificationReason"]); !strings.Contains(r, "BFD") {
-			t.Errorf("FRR dropped the session for %q, want BFD", r)
-		}
-		if err := b.procs[1].Signal(syscall.SIGCONT); err != nil {
-			t.Fatal(err)
-		}
-		b.waitBFDUp(1)
-		n, err = b.frrNeighbors()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if after := n[nodeAddr(1).String()].ConnectionsDropped; after <= before {
-			t.Errorf("FRR's dropped connections %d -> %d: the session never went down", before, after)
-		}
+		b.freezeNode1()
 	})
 
 	t.Run("frozen bfdd at the router", func(t *testing.T) {
@@ -389,6 +362,45 @@ func TestBFDWithFRR(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// freezeNode1 stops node1's announcer (SIGSTOP): FRR must drop its
+// routes for BFD, before the 3 s hold time; then it resumes and comes
+// back up.
+func (b *bgpLab) freezeNode1() {
+	t := b.t
+	t.Helper()
+	n, err := b.frrNeighbors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := n[nodeAddr(1).String()].ConnectionsDropped
+	start := time.Now()
+	if err := b.procs[1].Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	took := b.waitRoutesGone(start, 10*time.Second)
+	t.Logf("routes gone at FRR %s after SIGSTOP (BFD 300ms x 3, hold time 3s; machine shared)", took)
+	for _, a := range []netip.Addr{nodeAddr(1), nodeAddr6(1)} {
+		var why map[string]map[string]any
+		if err := b.bgpdJSON("show bgp neighbors "+a.String()+" json", &why); err != nil {
+			t.Fatal(err)
+		}
+		if r := fmt.Sprint(why[a.String()]["lastNotificationReason"]); !strings.Contains(r, "BFD") {
+			t.Errorf("FRR dropped the session with %s for %q, want BFD", a, r)
+		}
+	}
+	if err := b.procs[1].Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	b.waitBFDUp(1)
+	n, err = b.frrNeighbors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := n[nodeAddr(1).String()].ConnectionsDropped; after <= before {
+		t.Errorf("FRR's dropped connections %d -> %d: the session never went down", before, after)
+	}
 }
 
 // waitUp waits until node i's sessions with FRR are Established and FRR
