@@ -160,6 +160,8 @@ type frrBFDPeer struct {
 	Peer           string `json:"peer"`
 	Status         string `json:"status"`
 	Multihop       bool   `json:"multihop"`
+	Local          string `json:"local"`
+	Interface      string `json:"interface"`
 	RemoteTransmit int    `json:"remote-transmit-interval"`
 	RemoteReceive  int    `json:"remote-receive-interval"`
 }
@@ -323,6 +325,11 @@ func TestBFDWithFRR(t *testing.T) {
 		}
 	})
 
+	t.Run("router shuts its BFD session (AdminDown)", func(t *testing.T) {
+		b.t = t
+		b.routerAdminDown()
+	})
+
 	t.Run("interval change keeps the sessions", func(t *testing.T) {
 		b.t = t
 		n, err := b.frrNeighbors()
@@ -400,6 +407,90 @@ func (b *bgpLab) freezeNode1() {
 	}
 	if after := n[nodeAddr(1).String()].ConnectionsDropped; after <= before {
 		t.Errorf("FRR's dropped connections %d -> %d: the session never went down", before, after)
+	}
+}
+
+// routerAdminDown shuts FRR's BFD session with node1's IPv4 address
+// (`shutdown` in its bfd peer: the router sends AdminDown): BFD goes down
+// at the node, but BGP stays up, its routes at FRR (RFC 5880 6.8.16, RFC
+// 5882 3.2); `no shutdown` brings BFD back.
+func (b *bgpLab) routerAdminDown() {
+	t := b.t
+	t.Helper()
+	n, err := b.bgpdNeighbors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	est := n[nodeAddr(1).String()].ConnectionsEstablished
+	b.frrBFDShutdown(nodeAddr(1), true)
+	defer b.frrBFDShutdown(nodeAddr(1), false)
+	b.poll("FRR's BFD session shut, the node's down", 15*time.Second, func() error {
+		bp, err := b.frrBFDPeers()
+		if err != nil {
+			return err
+		}
+		if s := bp[nodeAddr(1).String()].Status; s != "shutdown" {
+			return fmt.Errorf("FRR's BFD with %s: %q", nodeAddr(1), s)
+		}
+		if st := b.peerStatus(1, "frr"); st.BFDState != "Down" {
+			return fmt.Errorf("node1's BFD with FRR: %q", st.BFDState)
+		}
+		return nil
+	})
+	// Past BFD's detection time (0.9 s) and BGP's hold time (3 s): a
+	// node taking AdminDown for a failure would have closed BGP by now.
+	time.Sleep(4 * time.Second)
+	st := b.peerStatus(1, "frr")
+	if st.State != "Established" || strings.Contains(st.LastError, "BFD") {
+		t.Errorf("node1's session with FRR: %s, last error %q; want Established, BFD not blamed", st.State, st.LastError)
+	}
+	if n, err := b.bgpdNeighbors(); err != nil || n[nodeAddr(1).String()].ConnectionsEstablished != est ||
+		n[nodeAddr(1).String()].BGPState != "Established" {
+		t.Errorf("FRR's BGP session with node1 (%v): %+v, established %d before", err, n[nodeAddr(1).String()], est)
+	}
+	if ok, err := b.frrHasRoute(vip); err != nil || !ok {
+		t.Errorf("FRR lost %s with BFD shut (%v)", vip, err)
+	}
+	b.frrBFDShutdown(nodeAddr(1), false)
+	b.waitBFDUp(1)
+}
+
+// frrBFDShutdown shuts (or opens again) FRR's BFD session with peer,
+// naming it as FRR keys it.
+func (b *bgpLab) frrBFDShutdown(peer netip.Addr, shut bool) {
+	b.t.Helper()
+	bp, err := b.frrBFDPeers()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	p, ok := bp[peer.String()]
+	if !ok {
+		b.t.Fatalf("FRR has no BFD session with %s: %+v", peer, bp)
+	}
+	key := "peer " + p.Peer
+	if p.Multihop {
+		key += " multihop"
+	}
+	if p.Local != "" {
+		key += " local-address " + p.Local
+	}
+	if p.Interface != "" {
+		key += " interface " + p.Interface
+	}
+	cmd := "shutdown"
+	if !shut {
+		cmd = "no shutdown"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "vtysh", "-N", b.frrName, "-c", "configure terminal", "-c", "bfd", "-c", key, "-c", cmd).CombinedOutput()
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "%") && !strings.Contains(line, "vtysh.conf") { // vtysh fails with 0 on a bad command
+			err = errors.Join(err, errors.New(line))
+		}
+	}
+	if err != nil {
+		b.t.Fatalf("vtysh bfd, %s, %s: %v: %s", key, cmd, err, out)
 	}
 }
 
