@@ -26,6 +26,9 @@ type Neighbor struct {
 	// BothFamilies activates IPv4 and IPv6 unicast on the session,
 	// whatever the family of Addr (FRR only).
 	BothFamilies bool
+	// Interface, for a link-local Addr, is the router's interface
+	// towards the neighbor (FRR only: `neighbor X interface`).
+	Interface string
 	// BFD runs BFD with the neighbor (FRR only: `neighbor X bfd`, FRR's
 	// default 300 ms x 3); StartFRR then starts bfdd too.
 	BFD bool
@@ -91,6 +94,9 @@ func frrConfig(name string, asn uint32, neighbors []Neighbor) string {
 	sb.WriteString(" no bgp ebgp-requires-policy\n bgp bestpath as-path multipath-relax\n")
 	for _, n := range neighbors {
 		fmt.Fprintf(&sb, " neighbor %s remote-as %d\n neighbor %s passive\n", n.Addr, n.ASN, n.Addr)
+		if n.Interface != "" {
+			fmt.Fprintf(&sb, " neighbor %s interface %s\n", n.Addr, n.Interface)
+		}
 		if n.Password != "" {
 			fmt.Fprintf(&sb, " neighbor %s password %s\n", n.Addr, n.Password)
 		}
@@ -213,6 +219,9 @@ func (e *Env) StartBIRD(ctx context.Context, dir string, addr netip.Prefix, asn 
 	fmt.Fprintf(&sb, "router id %s;\nprotocol device {}\n", addr.Addr())
 	for _, n := range neighbors {
 		fmt.Fprintf(&sb, "protocol bgp %s {\n local %s as %d;\n neighbor %s as %d;\n passive on;\n direct;\n", n.Name, addr.Addr(), asn, n.Addr, n.ASN)
+		if n.Interface != "" {
+			fmt.Fprintf(&sb, " neighbor %s interface %s\n", n.Addr, n.Interface)
+		}
 		if n.Password != "" {
 			fmt.Fprintf(&sb, " password %q;\n", n.Password)
 		}

@@ -2,7 +2,6 @@ package bgp_test
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -12,29 +11,13 @@ import (
 	"github.com/pier-lb/pier/speaker/bgp"
 )
 
-// linkLocal is h's link-local IPv6 address on iface (the kernel's own,
-// from the interface's MAC address), waiting for it to appear.
+// linkLocal is h's link-local IPv6 address on iface, waiting for it.
 func (b *bgpLab) linkLocal(h *lab.Host, iface string) netip.Addr {
 	b.t.Helper()
 	var ll netip.Addr
-	b.poll(h.NS+" has a link-local address on "+iface, 10*time.Second, func() error {
-		return h.Do(func() error {
-			ifi, err := net.InterfaceByName(iface)
-			if err != nil {
-				return err
-			}
-			addrs, err := ifi.Addrs()
-			if err != nil {
-				return err
-			}
-			for _, a := range addrs {
-				if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is6() && p.Addr().IsLinkLocalUnicast() {
-					ll = p.Addr()
-					return nil
-				}
-			}
-			return fmt.Errorf("no link-local address on %s", iface)
-		})
+	b.poll(h.NS+" has a link-local address on "+iface, 10*time.Second, func() (err error) {
+		ll, err = h.LinkLocal(iface)
+		return err
 	})
 	return ll
 }
