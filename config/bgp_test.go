@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -39,14 +40,56 @@ func TestPeerErrors(t *testing.T) {
 			}},
 		{name: "4-byte asn", objs: peers(mod("a", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) { s.MyASN, s.PeerASN = 4200000000, 4294967295 }))},
 		{name: "addresses", objs: peers(
-			peer("a", "192.0.2.300"), peer("b", "fe80::1%eth0"), peer("c", "::ffff:192.0.2.1"), peer("d", "0.0.0.0"), peer("e", "ff02::1"),
+			peer("a", "192.0.2.300"), peer("b", "fe80::1"), peer("c", "::ffff:192.0.2.1"), peer("d", "0.0.0.0"), peer("e", "ff02::1"),
 		),
 			want: []*Error{
 				perr(B, "a", "spec.peerAddress", `"192.0.2.300" is not an IP address`),
-				perr(B, "b", "spec.peerAddress", `"fe80::1%eth0": addresses with a zone are not supported`),
+				perr(B, "b", "spec.peerAddress", `"fe80::1" is link-local: name the node's interface towards the router in spec.interface (or write fe80::1%eth1)`),
 				perr(B, "c", "spec.peerAddress", `"::ffff:192.0.2.1" is IPv4-mapped IPv6; write it as 192.0.2.1`),
 				perr(B, "d", "spec.peerAddress", `"0.0.0.0" is not a unicast address`),
 				perr(B, "e", "spec.peerAddress", `"ff02::1" is not a unicast address`),
+			}},
+		{name: "link-local", objs: peers(
+			peer("a", "fe80::1%eth1"),
+			mod("b", "fe80::2", func(s *v1alpha1.BGPPeerSpec) { s.Interface = "eth1" }),
+			mod("c", "fe80::3%eth1", func(s *v1alpha1.BGPPeerSpec) { s.Interface = "eth1" }),
+			mod("d", "fe80::4%eth1", func(s *v1alpha1.BGPPeerSpec) { s.Interface = "eth2" }),
+			peer("e", "2001:db8::1%eth1"),
+			mod("f", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) { s.Interface = "eth1" }),
+			peer("g", "fe80::7%"),
+			mod("h", "fe80::8", func(s *v1alpha1.BGPPeerSpec) { s.Interface = "a-very-long-interface" }),
+			peer("i", "fe80::9%a/b"),
+			mod("j", "169.254.0.1", func(s *v1alpha1.BGPPeerSpec) { s.Interface = "eth1" }),
+		),
+			want: []*Error{
+				perr(B, "d", "spec.interface", `"eth2", but peerAddress "fe80::4%eth1" names interface "eth1"`),
+				perr(B, "e", "spec.peerAddress", `"2001:db8::1%eth1": a zone is only for a link-local IPv6 address (fe80::/10)`),
+				perr(B, "f", "spec.interface", `"eth1": only for a link-local IPv6 peerAddress (fe80::/10); the kernel routes 192.0.2.1`),
+				perr(B, "g", "spec.peerAddress", `"fe80::7%": empty zone; want the node's interface after %, as in fe80::1%eth1`),
+				perr(B, "h", "spec.interface", `interface "a-very-long-interface" is longer than 15 characters, too long for a Linux interface name`),
+				perr(B, "i", "spec.peerAddress", `"a/b" is not an interface name`),
+				perr(B, "j", "spec.interface", `"eth1": only for a link-local IPv6 peerAddress (fe80::/10); the kernel routes 169.254.0.1`),
+			}},
+		{name: "same link-local address on two interfaces", objs: peers(peer("a", "fe80::1%eth1"), peer("b", "fe80::1%eth2")),
+			want: []*Error{
+				perr(B, "b", "spec.peerAddress", "fe80::1 on interface eth2 is also the peer address of BGPPeer pier-system/a, on interface eth1: "+
+					"a link-local router address may serve one interface only", ref(B, "a")),
+			}},
+		{name: "same link-local session twice", objs: peers(
+			peer("a", "fe80::1%eth1"), mod("b", "fe80::1", func(s *v1alpha1.BGPPeerSpec) { s.Interface = "eth1" })),
+			want: []*Error{
+				perr(B, "b", "spec", "same session as BGPPeer pier-system/a (peer address, port, myASN and node selectors)", ref(B, "a")),
+			}},
+		{name: "link-local source address", objs: peers(
+			mod("a", "fe80::1%eth1", func(s *v1alpha1.BGPPeerSpec) { s.SourceAddress = "fe80::2" }),
+			mod("b", "fe80::1%eth2", func(s *v1alpha1.BGPPeerSpec) { s.SourceAddress = "2001:db8::2" }),
+			mod("c", "2001:db8::1", func(s *v1alpha1.BGPPeerSpec) { s.SourceAddress = "fe80::2" }),
+			mod("d", "fe80::1%eth3", func(s *v1alpha1.BGPPeerSpec) { s.SourceAddress = "fe80::2%eth3" }),
+		),
+			want: []*Error{
+				perr(B, "b", "spec.sourceAddress", "2001:db8::2: the peer address fe80::1 is link-local, so the source must be the node's link-local address on the interface"),
+				perr(B, "c", "spec.sourceAddress", "fe80::2 is link-local but the peer address 2001:db8::1 is not"),
+				perr(B, "d", "spec.sourceAddress", `"fe80::2%eth3": addresses with a zone are not supported`),
 			}},
 		{name: "source address", objs: peers(
 			mod("a", "192.0.2.1", func(s *v1alpha1.BGPPeerSpec) { s.SourceAddress = "2001:db8::2" }),
@@ -164,6 +207,36 @@ func TestPeerErrors(t *testing.T) {
 		{name: "duplicate name", objs: peers(peer("a", "192.0.2.1"), peer("a", "192.0.2.2")),
 			want: []*Error{perr(B, "a", "metadata.name", `BGPPeer pier-system/a already uses the name "a"`, ref(B, "a"))}},
 	})
+}
+
+// TestLinkLocalPeer: the interface of a link-local peer comes from the
+// interface field or the address's zone, and the address keeps no zone.
+func TestLinkLocalPeer(t *testing.T) {
+	for _, tc := range []struct {
+		name, addr, iface, source string
+		want                      BGPPeer
+	}{
+		{name: "zone", addr: "fe80::1%eth1", want: BGPPeer{Address: netip.MustParseAddr("fe80::1"), Interface: "eth1"}},
+		{name: "interface field", addr: "fe80::1", iface: "bond0.100",
+			want: BGPPeer{Address: netip.MustParseAddr("fe80::1"), Interface: "bond0.100"}},
+		{name: "both, same", addr: "fe80::1%eth1", iface: "eth1", source: "fe80::2",
+			want: BGPPeer{Address: netip.MustParseAddr("fe80::1"), Interface: "eth1", SourceAddress: netip.MustParseAddr("fe80::2")}},
+		{name: "global address", addr: "2001:db8::1", want: BGPPeer{Address: netip.MustParseAddr("2001:db8::1")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := peer("a", tc.addr)
+			p.Spec.Interface, p.Spec.SourceAddress = tc.iface, tc.source
+			cfg, err := Parse(Objects{BGPPeers: []v1alpha1.BGPPeer{p}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := cfg.BGPPeers[0]
+			got = BGPPeer{Address: got.Address, Interface: got.Interface, SourceAddress: got.SourceAddress}
+			if diff := cmp.Diff(tc.want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+				t.Errorf("peer (-want +got):\n%s", diff)
+			}
+		})
+	}
 }
 
 // TestPeerBFD checks the parsed bfd block: defaults, multihop following

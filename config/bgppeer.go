@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,10 +39,15 @@ type BGPPeer struct {
 	// DynamicASN internal it is MyASN.
 	PeerASN    uint32
 	DynamicASN v1alpha1.DynamicASN
-	Address    netip.Addr
-	Port       uint16 // default 179
+	// Address has no zone; a link-local IPv6 one comes with Interface.
+	Address netip.Addr
+	// Interface is the node's interface towards a link-local IPv6
+	// Address, and empty for any other address.
+	Interface string
+	Port      uint16 // default 179
 	// SourceAddress, when valid, is the local address of the session; it
-	// has the family of Address.
+	// has the family of Address, and is link-local exactly when Address
+	// is (then on Interface).
 	SourceAddress netip.Addr
 	// HoldTime is 0 (no keepalives, no hold timer) or 3s to 65535s, whole
 	// seconds; default 90s. KeepaliveTime defaults to a third of HoldTime,
@@ -99,6 +105,13 @@ type SecretRef struct{ Namespace, Name, Key string }
 
 func (p *parser) parsePeers(in []*v1alpha1.BGPPeer) {
 	seen := map[string]Ref{} // session key -> first peer
+	// link-local address -> first peer: the speaker (gobgp's events) tells
+	// sessions apart by address alone, without the interface.
+	type onIface struct {
+		ref   Ref
+		iface string
+	}
+	linkLocal := map[netip.Addr]onIface{}
 	for _, o := range in {
 		r := refOf(KindBGPPeer, &o.ObjectMeta)
 		if !p.checkName(r) || !p.unique(r, p.peers) {
@@ -114,6 +127,15 @@ func (p *parser) parsePeers(in []*v1alpha1.BGPPeer) {
 			e.Related = []Ref{prev}
 			continue
 		}
+		if prev, ok := linkLocal[peer.Address]; ok && prev.iface != peer.Interface {
+			e := p.fail(r, "spec.peerAddress", "%s on interface %s is also the peer address of %s, on interface %s: "+
+				"a link-local router address may serve one interface only", peer.Address, peer.Interface, prev.ref, prev.iface)
+			e.Related = []Ref{prev.ref}
+			continue
+		}
+		if peer.Interface != "" {
+			linkLocal[peer.Address] = onIface{r, peer.Interface}
+		}
 		seen[peer.sessionKey()] = r
 		p.cfg.BGPPeers = append(p.cfg.BGPPeers, peer)
 	}
@@ -122,7 +144,7 @@ func (p *parser) parsePeers(in []*v1alpha1.BGPPeer) {
 // sessionKey is equal for two peers that would open the same session
 // from the same nodes.
 func (b *BGPPeer) sessionKey() string {
-	return fmt.Sprintf("%s|%d|%d|%s", b.Address, b.Port, b.MyASN, b.NodeSelectors.key())
+	return fmt.Sprintf("%s|%d|%d|%s", b.Address.WithZone(b.Interface), b.Port, b.MyASN, b.NodeSelectors.key())
 }
 
 func (p *parser) parsePeer(r Ref, s *v1alpha1.BGPPeerSpec) BGPPeer {
@@ -136,7 +158,7 @@ func (p *parser) parsePeer(r Ref, s *v1alpha1.BGPPeerSpec) BGPPeer {
 		NodeSelectors:   p.selectors(r, "spec.nodeSelectors", s.NodeSelectors),
 	}
 	b.PeerASN, b.DynamicASN = p.peerASN(r, s, b.MyASN)
-	b.Address = p.addr(r, "spec.peerAddress", s.PeerAddress)
+	b.Address, b.Interface = p.peerAddr(r, s.PeerAddress, s.Interface)
 	if s.SourceAddress != "" {
 		b.SourceAddress = p.sourceAddr(r, s.SourceAddress, b.Address)
 	}
@@ -257,13 +279,67 @@ func (p *parser) addr(r Ref, path, s string) netip.Addr {
 	return netip.Addr{}
 }
 
-func (p *parser) sourceAddr(r Ref, s string, peer netip.Addr) netip.Addr {
-	a := p.addr(r, "spec.sourceAddress", s)
-	if a.IsValid() && peer.IsValid() && a.Is4() != peer.Is4() {
-		p.fail(r, "spec.sourceAddress", "%s and the peer address %s are of different IP families", a, peer)
-		return netip.Addr{}
+// peerAddr parses the peer address and the interface towards it: a
+// link-local IPv6 address needs one, from the interface field or from a
+// zone ("fe80::1%eth1"), and no other address takes one (the kernel
+// routes it).
+func (p *parser) peerAddr(r Ref, s, iface string) (netip.Addr, string) {
+	const path, ipath = "spec.peerAddress", "spec.interface"
+	host, zone, zoned := strings.Cut(s, "%")
+	a := p.addr(r, path, host)
+	switch {
+	case !a.IsValid():
+		return a, ""
+	case zoned && zone == "":
+		p.fail(r, path, "%q: empty zone; want the node's interface after %%, as in fe80::1%%eth1", s)
+	case zoned && iface != "" && zone != iface:
+		p.fail(r, ipath, "%q, but peerAddress %q names interface %q", iface, s, zone)
+	case !isLinkLocal6(a) && zoned:
+		p.fail(r, path, "%q: a zone is only for a link-local IPv6 address (fe80::/10)", s)
+	case !isLinkLocal6(a) && iface != "":
+		p.fail(r, ipath, "%q: only for a link-local IPv6 peerAddress (fe80::/10); the kernel routes %s", iface, a)
+	case isLinkLocal6(a) && iface == "" && zone == "":
+		p.fail(r, path, "%q is link-local: name the node's interface towards the router in spec.interface (or write %s%%eth1)", s, a)
+	case iface == "":
+		p.checkInterface(r, path, zone)
+		return a, zone
+	default:
+		p.checkInterface(r, ipath, iface)
+		return a, iface
 	}
-	return a
+	return a, ""
+}
+
+// isLinkLocal6 reports whether a is a link-local IPv6 address, which is
+// only meaningful with an interface.
+func isLinkLocal6(a netip.Addr) bool { return a.Is6() && a.IsLinkLocalUnicast() }
+
+// checkInterface refuses what cannot be a Linux interface name.
+func (p *parser) checkInterface(r Ref, path, name string) {
+	switch {
+	case len(name) > 15:
+		p.fail(r, path, "interface %q is longer than 15 characters, too long for a Linux interface name", name)
+	case name == "." || name == ".." || strings.ContainsAny(name, "/%: \t\n"):
+		p.fail(r, path, "%q is not an interface name", name)
+	}
+}
+
+func (p *parser) sourceAddr(r Ref, s string, peer netip.Addr) netip.Addr {
+	const path = "spec.sourceAddress"
+	a := p.addr(r, path, s)
+	switch {
+	case !a.IsValid() || !peer.IsValid():
+		return a
+	case a.Is4() != peer.Is4():
+		p.fail(r, path, "%s and the peer address %s are of different IP families", a, peer)
+	case isLinkLocal6(peer) && !isLinkLocal6(a):
+		p.fail(r, path, "%s: the peer address %s is link-local, so the source must be the node's link-local address on the interface", a, peer)
+	case !isLinkLocal6(peer) && isLinkLocal6(a):
+		p.fail(r, path, "%s is link-local but the peer address %s is not", a, peer)
+	default:
+		return a
+	}
+	return netip.Addr{}
 }
 
 // timers sets the hold, keepalive and connect times of b, with defaults.

@@ -140,8 +140,10 @@ func findNode(nodes []corev1.Node, name string) *corev1.Node {
 
 func bgpPeer(p config.BGPPeer) bgp.Peer {
 	peer := bgp.Peer{
-		Name: p.Name, Address: p.Address, Port: p.Port, MyASN: p.MyASN, PeerASN: p.PeerASN,
-		SourceAddress: p.SourceAddress, HoldTime: p.HoldTime, KeepaliveTime: p.KeepaliveTime,
+		// A link-local address takes its interface as zone (config sets
+		// Interface for those only).
+		Name: p.Name, Address: p.Address.WithZone(p.Interface), Port: p.Port, MyASN: p.MyASN, PeerASN: p.PeerASN,
+		SourceAddress: p.SourceAddress.WithZone(p.Interface), HoldTime: p.HoldTime, KeepaliveTime: p.KeepaliveTime,
 		ConnectTime: p.ConnectTime, EBGPMultiHop: p.EBGPMultiHop, GracefulRestart: p.GracefulRestart,
 		MaxPrefixes: p.MaxPrefixes,
 	}

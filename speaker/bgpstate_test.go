@@ -101,6 +101,20 @@ func TestBGPSessionStatuses(t *testing.T) {
 	}
 }
 
+// TestBGPPeerLinkLocal: a link-local peer reaches the announcer with its
+// interface as the zone of its address and source address.
+func TestBGPPeerLinkLocal(t *testing.T) {
+	in := config.BGPPeer{Name: "tor", Address: netip.MustParseAddr("fe80::1"), Interface: "eth1",
+		SourceAddress: netip.MustParseAddr("fe80::2")}
+	if got := bgpPeer(in); got.Address.String() != "fe80::1%eth1" || got.SourceAddress.String() != "fe80::2%eth1" {
+		t.Errorf("address %s, source %s; want fe80::1%%eth1 from fe80::2%%eth1", got.Address, got.SourceAddress)
+	}
+	in = config.BGPPeer{Name: "r", Address: netip.MustParseAddr("2001:db8::1")}
+	if got := bgpPeer(in); got.Address.String() != "2001:db8::1" || got.SourceAddress.IsValid() {
+		t.Errorf("global address %s, source %s; want 2001:db8::1 and none", got.Address, got.SourceAddress)
+	}
+}
+
 // TestBGPPeerBFD: a BGPPeer's bfd block reaches the announcer's peer.
 func TestBGPPeerBFD(t *testing.T) {
 	in := config.BGPPeer{Name: "frr", Address: netip.MustParseAddr("198.51.100.1"), BFD: &config.BFD{

@@ -46,14 +46,27 @@ type BGPPeerSpec struct {
 	// +kubebuilder:validation:Enum=internal;external
 	// +optional
 	DynamicASN DynamicASN `json:"dynamicASN,omitempty"`
-	// PeerAddress is the router's IPv4 or IPv6 address.
+	// PeerAddress is the router's IPv4 or IPv6 address. An IPv6
+	// link-local address (fe80::/10, as unnumbered fabrics use) needs the
+	// node's interface towards the router: in interface, or as a zone
+	// ("fe80::1%eth1").
 	// +kubebuilder:validation:MinLength=1
 	PeerAddress string `json:"peerAddress"`
+	// Interface is the node's network interface on the link to a router
+	// with a link-local peerAddress; the session and its BFD run on it.
+	// Only with a link-local peerAddress. Every selected node needs an
+	// interface of that name.
+	// +kubebuilder:validation:MaxLength=15
+	// +optional
+	Interface string `json:"interface,omitempty"`
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
 	// +kubebuilder:default:=179
 	// +optional
 	PeerPort uint16 `json:"peerPort,omitempty"`
+	// SourceAddress is the node's address of the session, of the family
+	// of peerAddress; link-local (on the interface) exactly when
+	// peerAddress is. Default: chosen by the kernel.
 	// +optional
 	SourceAddress string `json:"sourceAddress,omitempty"`
 	// HoldTime: 0 or at least 3s. Default 90s.

@@ -26,6 +26,9 @@ type Neighbor struct {
 	// BothFamilies activates IPv4 and IPv6 unicast on the session,
 	// whatever the family of Addr (FRR only).
 	BothFamilies bool
+	// Interface, for a link-local Addr, is the router's interface
+	// towards the neighbor (FRR only: `neighbor X interface`).
+	Interface string
 	// BFD runs BFD with the neighbor (FRR only: `neighbor X bfd`, FRR's
 	// default 300 ms x 3); StartFRR then starts bfdd too.
 	BFD bool
@@ -59,9 +62,7 @@ type FRR struct {
 // ECMP over up to 8 paths (eBGP and iBGP). dir holds the configuration.
 func (e *Env) StartFRR(ctx context.Context, dir string, asn uint32, neighbors []Neighbor) (*FRR, error) {
 	f := &FRR{Name: e.Lab.Prefix + "r"}
-	f.run = filepath.Join("/var/run/frr", f.Name)
-	// zebra and bgpd run as user frr: they read the configuration and
-	// write their sockets there.
+	// zebra and bgpd run as user frr: they read the configuration there.
 	for _, d := range []string{dir, filepath.Dir(dir)} {
 		if err := os.Chmod(d, 0o755); err != nil {
 			return nil, err
@@ -71,40 +72,20 @@ func (e *Env) StartFRR(ctx context.Context, dir string, asn uint32, neighbors []
 	if err := os.WriteFile(conf, []byte(frrConfig(f.Name, asn, neighbors)), 0o644); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(f.run, 0o755); err != nil {
+	var err error
+	if f.run, err = lab.FRRRunDir(f.Name); err != nil {
 		return nil, err
 	}
-	if out, err := exec.Command("chown", "frr:frr", f.run).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("chown %s: %v: %s", f.run, err, out)
-	}
-	// Each daemon answers vtysh before the next starts: bgpd registers its
-	// BFD neighbors through zebra, which drops registrations made before
-	// bfdd is there (then FRR shows no BFD peer at all).
 	daemons := [][2]string{{"zebra", "show interface brief"}, {"bgpd", "show bgp summary json"}}
 	if slices.ContainsFunc(neighbors, func(n Neighbor) bool { return n.BFD }) {
 		daemons = slices.Insert(daemons, 1, [2]string{"bfdd", "show bfd peers"})
 	}
 	for _, d := range daemons {
-		if err := f.start(ctx, e.Site.Router, conf, d[0], d[1]); err != nil {
+		if _, err := lab.StartFRRDaemon(ctx, e.Site.Router, f.Name, d[0], conf, d[1]); err != nil {
 			return nil, err
 		}
 	}
 	return f, nil
-}
-
-// start runs FRR daemon d on h and waits until vtysh answers probe.
-func (f *FRR) start(ctx context.Context, h *lab.Host, conf, d, probe string) error {
-	if _, err := h.Start("/usr/lib/frr/"+d, "-N", f.Name, "-f", conf, "-i", filepath.Join(f.run, d+".pid")); err != nil {
-		return err
-	}
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		_, err := f.VTYSH(probe)
-		return err == nil, nil
-	})
-	if err != nil {
-		return fmt.Errorf("FRR %s: %s never answered vtysh %q: %w", f.Name, d, probe, err)
-	}
-	return nil
 }
 
 func frrConfig(name string, asn uint32, neighbors []Neighbor) string {
@@ -113,6 +94,9 @@ func frrConfig(name string, asn uint32, neighbors []Neighbor) string {
 	sb.WriteString(" no bgp ebgp-requires-policy\n bgp bestpath as-path multipath-relax\n")
 	for _, n := range neighbors {
 		fmt.Fprintf(&sb, " neighbor %s remote-as %d\n neighbor %s passive\n", n.Addr, n.ASN, n.Addr)
+		if n.Interface != "" {
+			fmt.Fprintf(&sb, " neighbor %s interface %s\n", n.Addr, n.Interface)
+		}
 		if n.Password != "" {
 			fmt.Fprintf(&sb, " neighbor %s password %s\n", n.Addr, n.Password)
 		}
@@ -235,6 +219,9 @@ func (e *Env) StartBIRD(ctx context.Context, dir string, addr netip.Prefix, asn 
 	fmt.Fprintf(&sb, "router id %s;\nprotocol device {}\n", addr.Addr())
 	for _, n := range neighbors {
 		fmt.Fprintf(&sb, "protocol bgp %s {\n local %s as %d;\n neighbor %s as %d;\n passive on;\n direct;\n", n.Name, addr.Addr(), asn, n.Addr, n.ASN)
+		if n.Interface != "" {
+			fmt.Fprintf(&sb, " neighbor %s interface %s\n", n.Addr, n.Interface)
+		}
 		if n.Password != "" {
 			fmt.Fprintf(&sb, " password %q;\n", n.Password)
 		}

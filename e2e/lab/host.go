@@ -176,6 +176,27 @@ func (h *Host) AddAddr(iface string, p netip.Prefix) error {
 	return nil
 }
 
+// LinkLocal is the interface's IPv6 link-local address, the kernel's own
+// (from the MAC address) once its duplicate address detection is done;
+// an error while it has none.
+func (h *Host) LinkLocal(iface string) (netip.Addr, error) {
+	link, err := h.nl.LinkByName(iface)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("link-local address of %s in %s: %w", iface, h.Name, err)
+	}
+	addrs, err := h.nl.AddrList(link, netlink.FAMILY_V6)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("link-local address of %s in %s: %w", iface, h.Name, err)
+	}
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if ok && ip.IsLinkLocalUnicast() && a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) == 0 {
+			return ip, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("no usable link-local address on %s in %s yet", iface, h.Name)
+}
+
 // AddRoute routes dst via a gateway. Both must be inside the lab: a default
 // route or any route out of the lab is refused.
 func (h *Host) AddRoute(dst netip.Prefix, via netip.Addr) error {

@@ -31,7 +31,8 @@
 //     multihop peers only, as MetalLB applies it).
 //   - dynamicASN is carried over (dropped next to a peerASN).
 //   - vrf and interface (unnumbered BGP) have no equivalent; a peer
-//     without a peerAddress is not converted,
+//     without a peerAddress is not converted (Pier's link-local peers
+//     need the router's address: the report says so),
 //     and an advertisement left naming only such peers is not converted
 //     either (an empty peer list would mean every peer).
 //

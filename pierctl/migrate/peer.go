@@ -67,7 +67,8 @@ func (c *converter) peer(u *unstructured.Unstructured, r reporter) {
 func (c *converter) peerConvertible(r reporter, s *mlPeerSpec) bool {
 	switch {
 	case s.PeerAddress == "" && s.Interface != "":
-		r.drop("spec.interface", "%q: unnumbered BGP (no peerAddress) is not supported; BGPPeer not converted", s.Interface)
+		r.drop("spec.interface", "%q: unnumbered BGP (no peerAddress) is not supported; BGPPeer not converted "+
+			"(Pier peers over an interface with the router's link-local address: peerAddress fe80::...%%%s)", s.Interface, s.Interface)
 	case s.PeerAddress == "":
 		r.drop("spec.peerAddress", "missing; BGPPeer not converted")
 	case s.VRF != "":

@@ -24,6 +24,34 @@ import (
 // pier: 300 ms x 3) unless bfd is false.
 func newBFDLab(t testing.TB, nodes int, bfd bool) *bgpLab {
 	t.Helper()
+	b := newFRRLab(t, func(l *lab.Lab) (*lab.Site, error) { return l.BuildSite(lab.SiteOptions{Nodes: nodes}) })
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "router bgp %d\n bgp router-id 198.51.100.1\n no bgp ebgp-requires-policy\n", routerASN)
+	for i := 1; i <= nodes; i++ {
+		for _, a := range []netip.Addr{nodeAddr(i), nodeAddr6(i)} {
+			fmt.Fprintf(&sb, " neighbor %s remote-as %d\n neighbor %s passive\n", a, nodeASN, a)
+			if bfd {
+				fmt.Fprintf(&sb, " neighbor %s bfd\n neighbor %s bfd profile pier\n", a, a)
+			}
+		}
+	}
+	sb.WriteString(" address-family ipv4 unicast\n")
+	for i := 1; i <= nodes; i++ {
+		fmt.Fprintf(&sb, "  no neighbor %s activate\n", nodeAddr6(i))
+	}
+	sb.WriteString(" exit-address-family\n address-family ipv6 unicast\n")
+	for i := 1; i <= nodes; i++ {
+		fmt.Fprintf(&sb, "  neighbor %s activate\n", nodeAddr6(i))
+	}
+	sb.WriteString(" exit-address-family\n!\n")
+	b.startFRRDaemons(sb.String())
+	return b
+}
+
+// newFRRLab builds a lab with build (its Router runs FRR, its Nodes the
+// announcers) and cleans it up after t; startFRRDaemons then starts FRR.
+func newFRRLab(t testing.TB, build func(*lab.Lab) (*lab.Site, error)) *bgpLab {
+	t.Helper()
 	prereq.Root(t)
 	prereq.Tools(t, "ip", "vtysh")
 	for _, d := range []string{"zebra", "bfdd", "bgpd"} {
@@ -57,41 +85,24 @@ func newBFDLab(t testing.TB, nodes int, bfd bool) *bgpLab {
 			t.Fatal(err)
 		}
 	}
-	if b.site, err = l.BuildSite(lab.SiteOptions{Nodes: nodes}); err != nil {
+	if b.site, err = build(l); err != nil {
 		t.Fatal(err)
 	}
-	run := filepath.Join("/var/run/frr", b.frrName)
-	if err := os.MkdirAll(run, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("chown", "frr:frr", run).CombinedOutput(); err != nil {
-		t.Fatalf("chown %s: %v: %s", run, err, out)
+	return b
+}
+
+// startFRRDaemons starts zebra, bfdd (profile pier: 300 ms x 3) and bgpd
+// with the configuration bgp on the lab's FRR host.
+func (b *bgpLab) startFRRDaemons(bgp string) {
+	b.t.Helper()
+	if _, err := lab.FRRRunDir(b.frrName); err != nil {
+		b.t.Fatal(err)
 	}
 	head := fmt.Sprintf("frr defaults traditional\nhostname %s\nlog stdout informational\n!\n", b.frrName)
 	b.startDaemon("zebra", head, "show interface brief")
 	b.startDaemon("bfdd", head+"bfd\n profile pier\n  receive-interval 300\n  transmit-interval 300\n  detect-multiplier 3\n !\n!\n",
 		"show bfd peers json")
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "router bgp %d\n bgp router-id 198.51.100.1\n no bgp ebgp-requires-policy\n", routerASN)
-	for i := 1; i <= nodes; i++ {
-		for _, a := range []netip.Addr{nodeAddr(i), nodeAddr6(i)} {
-			fmt.Fprintf(&sb, " neighbor %s remote-as %d\n neighbor %s passive\n", a, nodeASN, a)
-			if bfd {
-				fmt.Fprintf(&sb, " neighbor %s bfd\n neighbor %s bfd profile pier\n", a, a)
-			}
-		}
-	}
-	sb.WriteString(" address-family ipv4 unicast\n")
-	for i := 1; i <= nodes; i++ {
-		fmt.Fprintf(&sb, "  no neighbor %s activate\n", nodeAddr6(i))
-	}
-	sb.WriteString(" exit-address-family\n address-family ipv6 unicast\n")
-	for i := 1; i <= nodes; i++ {
-		fmt.Fprintf(&sb, "  neighbor %s activate\n", nodeAddr6(i))
-	}
-	sb.WriteString(" exit-address-family\n!\n")
-	b.frr = b.startDaemon("bgpd", head+sb.String(), "show bgp summary json")
-	return b
+	b.frr = b.startDaemon("bgpd", head+bgp, "show bgp summary json")
 }
 
 type frrProc struct {
@@ -99,8 +110,8 @@ type frrProc struct {
 	p    *lab.Process
 }
 
-// startDaemon starts one FRR daemon in the router namespace and waits
-// until vtysh gets an answer to probe.
+// startDaemon starts one FRR daemon on the lab's FRR host with
+// configuration conf and waits until vtysh gets an answer to probe.
 func (b *bgpLab) startDaemon(daemon, conf, probe string) *lab.Process {
 	t := b.t
 	t.Helper()
@@ -108,19 +119,16 @@ func (b *bgpLab) startDaemon(daemon, conf, probe string) *lab.Process {
 	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	run := filepath.Join("/var/run/frr", b.frrName)
-	p, err := b.site.Router.Start("/usr/lib/frr/"+daemon, "-N", b.frrName, "-f", file, "--log", "stdout",
-		"-i", filepath.Join(run, daemon+".pid"))
+	// bgpd reads a generated config of many networks for a while.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second+time.Duration(len(b.networks))*time.Millisecond)
+	defer cancel()
+	p, err := lab.StartFRRDaemon(ctx, b.frrHost(), b.frrName, daemon, file, probe)
+	if p != nil {
+		b.frrProcs = append(b.frrProcs, frrProc{daemon, p})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.frrProcs = append(b.frrProcs, frrProc{daemon, p})
-	b.poll(daemon+" answers vtysh", 15*time.Second, func() error {
-		if _, err := b.vtysh(probe); err != nil {
-			return fmt.Errorf("%w; %s output:\n%s", err, daemon, p.OutputTail(20))
-		}
-		return nil
-	})
 	return p
 }
 
@@ -151,6 +159,9 @@ var bfdPaths = []bgp.Path{{Prefix: vip}, {Prefix: vip6}}
 type frrBFDPeer struct {
 	Peer           string `json:"peer"`
 	Status         string `json:"status"`
+	Multihop       bool   `json:"multihop"`
+	Local          string `json:"local"`
+	Interface      string `json:"interface"`
 	RemoteTransmit int    `json:"remote-transmit-interval"`
 	RemoteReceive  int    `json:"remote-receive-interval"`
 }
@@ -264,35 +275,7 @@ func TestBFDWithFRR(t *testing.T) {
 
 	t.Run("frozen node", func(t *testing.T) {
 		b.t = t
-		n, err := b.frrNeighbors()
-		if err != nil {
-			t.Fatal(err)
-		}
-		before := n[nodeAddr(1).String()].ConnectionsDropped
-		start := time.Now()
-		if err := b.procs[1].Signal(syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
-		took := b.waitRoutesGone(start, 10*time.Second)
-		t.Logf("routes gone at FRR %s after SIGSTOP (BFD 300ms x 3, hold time 3s; machine shared)", took)
-		var why map[string]map[string]any
-		if err := b.bgpdJSON("show bgp neighbors "+nodeAddr(1).String()+" json", &why); err != nil {
-			t.Fatal(err)
-		}
-		if r := fmt.Sprint(why[nodeAddr(1).String()]["lastNotificationReason"]); !strings.Contains(r, "BFD") {
-			t.Errorf("FRR dropped the session for %q, want BFD", r)
-		}
-		if err := b.procs[1].Signal(syscall.SIGCONT); err != nil {
-			t.Fatal(err)
-		}
-		b.waitBFDUp(1)
-		n, err = b.frrNeighbors()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if after := n[nodeAddr(1).String()].ConnectionsDropped; after <= before {
-			t.Errorf("FRR's dropped connections %d -> %d: the session never went down", before, after)
-		}
+		b.freezeNode1()
 	})
 
 	t.Run("frozen bfdd at the router", func(t *testing.T) {
@@ -342,6 +325,11 @@ func TestBFDWithFRR(t *testing.T) {
 		}
 	})
 
+	t.Run("router shuts its BFD session (AdminDown)", func(t *testing.T) {
+		b.t = t
+		b.routerAdminDown()
+	})
+
 	t.Run("interval change keeps the sessions", func(t *testing.T) {
 		b.t = t
 		n, err := b.frrNeighbors()
@@ -381,6 +369,129 @@ func TestBFDWithFRR(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// freezeNode1 stops node1's announcer (SIGSTOP): FRR must drop its
+// routes for BFD, before the 3 s hold time; then it resumes and comes
+// back up.
+func (b *bgpLab) freezeNode1() {
+	t := b.t
+	t.Helper()
+	n, err := b.frrNeighbors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := n[nodeAddr(1).String()].ConnectionsDropped
+	start := time.Now()
+	if err := b.procs[1].Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	took := b.waitRoutesGone(start, 10*time.Second)
+	t.Logf("routes gone at FRR %s after SIGSTOP (BFD 300ms x 3, hold time 3s; machine shared)", took)
+	for _, a := range []netip.Addr{nodeAddr(1), nodeAddr6(1)} {
+		var why map[string]map[string]any
+		if err := b.bgpdJSON("show bgp neighbors "+a.String()+" json", &why); err != nil {
+			t.Fatal(err)
+		}
+		if r := fmt.Sprint(why[a.String()]["lastNotificationReason"]); !strings.Contains(r, "BFD") {
+			t.Errorf("FRR dropped the session with %s for %q, want BFD", a, r)
+		}
+	}
+	if err := b.procs[1].Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	b.waitBFDUp(1)
+	n, err = b.frrNeighbors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := n[nodeAddr(1).String()].ConnectionsDropped; after <= before {
+		t.Errorf("FRR's dropped connections %d -> %d: the session never went down", before, after)
+	}
+}
+
+// routerAdminDown shuts FRR's BFD session with node1's IPv4 address
+// (`shutdown` in its bfd peer: the router sends AdminDown): BFD goes down
+// at the node, but BGP stays up, its routes at FRR (RFC 5880 6.8.16, RFC
+// 5882 3.2); `no shutdown` brings BFD back.
+func (b *bgpLab) routerAdminDown() {
+	t := b.t
+	t.Helper()
+	n, err := b.bgpdNeighbors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	est := n[nodeAddr(1).String()].ConnectionsEstablished
+	b.frrBFDShutdown(nodeAddr(1), true)
+	defer b.frrBFDShutdown(nodeAddr(1), false)
+	b.poll("FRR's BFD session shut, the node's down", 15*time.Second, func() error {
+		bp, err := b.frrBFDPeers()
+		if err != nil {
+			return err
+		}
+		if s := bp[nodeAddr(1).String()].Status; s != "shutdown" {
+			return fmt.Errorf("FRR's BFD with %s: %q", nodeAddr(1), s)
+		}
+		if st := b.peerStatus(1, "frr"); st.BFDState != "Down" {
+			return fmt.Errorf("node1's BFD with FRR: %q", st.BFDState)
+		}
+		return nil
+	})
+	// Past BFD's detection time (0.9 s) and BGP's hold time (3 s): a
+	// node taking AdminDown for a failure would have closed BGP by now.
+	time.Sleep(4 * time.Second)
+	st := b.peerStatus(1, "frr")
+	if st.State != "Established" || strings.Contains(st.LastError, "BFD") {
+		t.Errorf("node1's session with FRR: %s, last error %q; want Established, BFD not blamed", st.State, st.LastError)
+	}
+	if n, err := b.bgpdNeighbors(); err != nil || n[nodeAddr(1).String()].ConnectionsEstablished != est ||
+		n[nodeAddr(1).String()].BGPState != "Established" {
+		t.Errorf("FRR's BGP session with node1 (%v): %+v, established %d before", err, n[nodeAddr(1).String()], est)
+	}
+	if ok, err := b.frrHasRoute(vip); err != nil || !ok {
+		t.Errorf("FRR lost %s with BFD shut (%v)", vip, err)
+	}
+	b.frrBFDShutdown(nodeAddr(1), false)
+	b.waitBFDUp(1)
+}
+
+// frrBFDShutdown shuts (or opens again) FRR's BFD session with peer,
+// naming it as FRR keys it.
+func (b *bgpLab) frrBFDShutdown(peer netip.Addr, shut bool) {
+	b.t.Helper()
+	bp, err := b.frrBFDPeers()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	p, ok := bp[peer.String()]
+	if !ok {
+		b.t.Fatalf("FRR has no BFD session with %s: %+v", peer, bp)
+	}
+	key := "peer " + p.Peer
+	if p.Multihop {
+		key += " multihop"
+	}
+	if p.Local != "" {
+		key += " local-address " + p.Local
+	}
+	if p.Interface != "" {
+		key += " interface " + p.Interface
+	}
+	cmd := "shutdown"
+	if !shut {
+		cmd = "no shutdown"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "vtysh", "-N", b.frrName, "-c", "configure terminal", "-c", "bfd", "-c", key, "-c", cmd).CombinedOutput()
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "%") && !strings.Contains(line, "vtysh.conf") { // vtysh fails with 0 on a bad command
+			err = errors.Join(err, errors.New(line))
+		}
+	}
+	if err != nil {
+		b.t.Fatalf("vtysh bfd, %s, %s: %v: %s", key, cmd, err, out)
+	}
 }
 
 // waitUp waits until node i's sessions with FRR are Established and FRR

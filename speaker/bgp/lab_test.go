@@ -46,6 +46,15 @@ type bgpLab struct {
 	cfgs     map[int]string
 	// networks are IPv4 prefixes FRR originates towards the nodes.
 	networks []netip.Prefix
+	// frrOn is the host running FRR; nil: the site's router.
+	frrOn *lab.Host
+}
+
+func (b *bgpLab) frrHost() *lab.Host {
+	if b.frrOn != nil {
+		return b.frrOn
+	}
+	return b.site.Router
 }
 
 // newBGPLab starts the lab; FRR originates networks (none by default).
@@ -118,30 +127,10 @@ func (b *bgpLab) startFRR(nodes int) {
 		fmt.Fprintf(&sb, "  neighbor %s activate\n", nodeAddr6(i))
 	}
 	sb.WriteString(" exit-address-family\n!\n")
-	conf := filepath.Join(b.dir, "frr.conf")
-	if err := os.WriteFile(conf, []byte(sb.String()), 0o644); err != nil {
+	if _, err := lab.FRRRunDir(b.frrName); err != nil {
 		t.Fatal(err)
 	}
-	run := filepath.Join("/var/run/frr", b.frrName)
-	if err := os.MkdirAll(run, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("chown", "frr:frr", run).CombinedOutput(); err != nil {
-		t.Fatalf("chown %s: %v: %s", run, err, out)
-	}
-	p, err := b.site.Router.Start("/usr/lib/frr/bgpd", "-N", b.frrName, "-f", conf, "--log", "stdout",
-		"-i", filepath.Join(run, "bgpd.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.frr = p
-	// bgpd reads a generated config of many networks for a while.
-	b.poll("bgpd answers vtysh", 15*time.Second+time.Duration(len(b.networks))*time.Millisecond, func() error {
-		if _, err := b.vtysh("show bgp summary json"); err != nil {
-			return fmt.Errorf("%w; bgpd output:\n%s", err, p.Output())
-		}
-		return nil
-	})
+	b.frr = b.startDaemon("bgpd", sb.String(), "show bgp summary json")
 }
 
 func (b *bgpLab) startBIRD(nodes int) {

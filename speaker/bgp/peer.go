@@ -22,15 +22,22 @@ const (
 // Peer is one BGP session the node opens.
 type Peer struct {
 	// Name identifies the peer in Path.Peers, logs and metrics.
-	Name    string
+	Name string
+	// Address is the router's address. A link-local IPv6 one carries the
+	// node's interface towards the router as its zone (fe80::1%eth1): the
+	// session is bound to that interface, and so is its BFD session.
 	Address netip.Addr
 	Port    uint16 // default 179
 	MyASN   uint32
 	// PeerASN is the router's ASN; 0 accepts the one the router opens
 	// with, if it is not MyASN (eBGP: a router opening with MyASN has
 	// the session closed at once, and retried after ConnectTime).
-	PeerASN       uint32
-	SourceAddress netip.Addr // zero: chosen by the kernel
+	PeerASN uint32
+	// SourceAddress is zero (chosen by the kernel: for a link-local
+	// Address, the interface's link-local address) or of the family of
+	// Address, link-local exactly when Address is (its zone then is
+	// Address's).
+	SourceAddress netip.Addr
 	// HoldTime 0 means the default 90s; KeepaliveTime 0 a third of it;
 	// ConnectTime 0 means 10s (gobgp waits at least 1s).
 	HoldTime, KeepaliveTime, ConnectTime time.Duration
@@ -85,6 +92,12 @@ func (p *Peer) normalize() error {
 		return fmt.Errorf("peer %s: local AS number must be non-zero: %w", p.Name, ErrInvalid)
 	case p.SourceAddress.IsValid() && p.SourceAddress.Is4() != p.Address.Is4():
 		return fmt.Errorf("peer %s: source %s and address %s differ in family: %w", p.Name, p.SourceAddress, p.Address, ErrInvalid)
+	case linkLocal6(p.Address) != (p.Address.Zone() != ""):
+		return fmt.Errorf("peer %s: address %s: want a zone (the interface) exactly on a link-local IPv6 address: %w", p.Name, p.Address, ErrInvalid)
+	case p.SourceAddress.IsValid() && (linkLocal6(p.SourceAddress) != linkLocal6(p.Address) ||
+		p.SourceAddress.Zone() != "" && p.SourceAddress.Zone() != p.Address.Zone()):
+		return fmt.Errorf("peer %s: source %s for address %s: want a link-local source on the same interface exactly for a link-local address: %w",
+			p.Name, p.SourceAddress, p.Address, ErrInvalid)
 	case !validNextHop(p.NextHop4, true):
 		return fmt.Errorf("peer %s: IPv4 next hop %s: %w", p.Name, p.NextHop4, ErrInvalid)
 	case !validNextHop(p.NextHop6, false):
@@ -95,6 +108,9 @@ func (p *Peer) normalize() error {
 		return fmt.Errorf("peer %s: keepalive %s above hold time: %w", p.Name, p.KeepaliveTime, ErrInvalid)
 	}
 	p.Address = p.Address.Unmap()
+	if linkLocal6(p.SourceAddress) {
+		p.SourceAddress = p.SourceAddress.WithZone(p.Address.Zone())
+	}
 	if p.Port == 0 {
 		p.Port = 179
 	}
@@ -128,6 +144,10 @@ func (p *Peer) normalize() error {
 	p.Families = slices.Compact(p.Families)
 	return nil
 }
+
+// linkLocal6 reports whether a is a link-local IPv6 address, meaningful
+// only on one interface.
+func linkLocal6(a netip.Addr) bool { return a.Is6() && !a.Is4In6() && a.IsLinkLocalUnicast() }
 
 // validNextHop accepts zero (none) or a unicast address of the family;
 // an IPv6 next hop must be global (a link-local one needs the 32-byte form
@@ -201,6 +221,12 @@ func (p *Peer) apiPeer() *api.Peer {
 	if p.SourceAddress.IsValid() {
 		ap.Transport.LocalAddress = p.SourceAddress.String()
 	}
+	if z := p.Address.Zone(); z != "" {
+		// gobgp dials the zoned address (and, without a source, from the
+		// interface's link-local address); SO_BINDTODEVICE keeps the
+		// session on the interface whatever the routes say.
+		ap.Transport.BindInterface = z
+	}
 	if p.EBGPMultiHop {
 		ap.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
 	}
@@ -235,6 +261,8 @@ func samePeer(a, b *Peer) bool {
 // normalizePeers validates peers and indexes them by name.
 func normalizePeers(peers []Peer) (map[string]*Peer, error) {
 	out := make(map[string]*Peer, len(peers))
+	// By address without zone: gobgp's events name a link-local peer
+	// without its interface (see addrKey).
 	addrs := map[netip.Addr]string{}
 	for _, p := range peers {
 		if err := p.normalize(); err != nil {
@@ -243,10 +271,10 @@ func normalizePeers(peers []Peer) (map[string]*Peer, error) {
 		if _, dup := out[p.Name]; dup {
 			return nil, fmt.Errorf("peer %s: name used twice: %w", p.Name, ErrInvalid)
 		}
-		if other, dup := addrs[p.Address]; dup {
+		if other, dup := addrs[p.Address.WithZone("")]; dup {
 			return nil, fmt.Errorf("peer %s: address %s also used by %s: %w", p.Name, p.Address, other, ErrInvalid)
 		}
-		addrs[p.Address] = p.Name
+		addrs[p.Address.WithZone("")] = p.Name
 		out[p.Name] = &p
 	}
 	return out, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -49,7 +50,11 @@ func (a *Announcer) addPeer(ctx context.Context, p *Peer) error {
 			prefixes = append(prefixes, pfx)
 		}
 	}
-	if err := addPeerPolicy(ctx, a.srv, p, prefixes); err != nil {
+	local, err := p.localLinkLocal()
+	if err != nil {
+		return fmt.Errorf("add peer %s: %w", p.Address, err)
+	}
+	if err := addPeerPolicy(ctx, a.srv, p, local, prefixes); err != nil {
 		return fmt.Errorf("add peer %s: %w", p.Address, err)
 	}
 	a.glog.addSecret(p.Password)
@@ -103,4 +108,31 @@ func (a *Announcer) removePeer(ctx context.Context, p *Peer, changed bool) error
 	}
 	a.log.Info(msg, "peer", p.Name, "addr", p.Address)
 	return nil
+}
+
+// localLinkLocal is the local address of a link-local session:
+// SourceAddress, or the first link-local address of the interface, the
+// one gobgp binds the session to when given none. Zero for other peers.
+func (p *Peer) localLinkLocal() (netip.Addr, error) {
+	iface := p.Address.Zone()
+	switch {
+	case iface == "":
+		return netip.Addr{}, nil
+	case p.SourceAddress.IsValid():
+		return p.SourceAddress.WithZone(""), nil
+	}
+	ifi, err := net.InterfaceByName(iface)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("interface %s: %w", iface, err)
+	}
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("interface %s: %w", iface, err)
+	}
+	for _, a := range addrs {
+		if pfx, err := netip.ParsePrefix(a.String()); err == nil && linkLocal6(pfx.Addr()) {
+			return pfx.Addr(), nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("interface %s has no IPv6 link-local address", iface)
 }

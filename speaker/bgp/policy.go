@@ -92,7 +92,9 @@ func splitFamilies(prefixes []netip.Prefix) (v4, v6 []netip.Prefix) {
 // addPeerPolicy creates the peer's prefix sets holding prefixes and its
 // export policy: one statement per family, which sets the peer's next hop
 // for that family when it has one (see Peer.ExportNextHop).
-func addPeerPolicy(ctx context.Context, s *server.BgpServer, p *Peer, prefixes []netip.Prefix) error {
+//
+// local is the session's local address when it is link-local (else zero).
+func addPeerPolicy(ctx context.Context, s *server.BgpServer, p *Peer, local netip.Addr, prefixes []netip.Prefix) error {
 	v4, v6 := splitFamilies(prefixes)
 	nbr := &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: neighborSetName(p.Name),
 		List: []string{netip.PrefixFrom(p.Address, p.Address.BitLen()).String()}}
@@ -104,7 +106,7 @@ func addPeerPolicy(ctx context.Context, s *server.BgpServer, p *Peer, prefixes [
 			return fmt.Errorf("add prefix set %s: %w", set.Name, err)
 		}
 	}
-	pol := exportPolicy(p)
+	pol := exportPolicy(p, local)
 	if err := s.AddPolicy(ctx, &api.AddPolicyRequest{Policy: pol}); err != nil {
 		return fmt.Errorf("add policy %s: %w", pol.Name, err)
 	}
@@ -118,7 +120,7 @@ func addPeerPolicy(ctx context.Context, s *server.BgpServer, p *Peer, prefixes [
 // next-hop handling (which puts the session's local address on paths with
 // an unspecified next hop), so a next-hop action here has the last word,
 // for this peer only.
-func exportPolicy(p *Peer) *api.Policy {
+func exportPolicy(p *Peer, local netip.Addr) *api.Policy {
 	pol := &api.Policy{Name: policyName(p.Name)}
 	for i, v6 := range []bool{false, true} {
 		nh, send := p.ExportNextHop(v6)
@@ -126,6 +128,13 @@ func exportPolicy(p *Peer) *api.Policy {
 			continue
 		}
 		actions := &api.Actions{RouteAction: api.RouteAction_ACCEPT}
+		if !nh.IsValid() && v6 && local.IsValid() {
+			// gobgp v3 puts :: on paths to a link-local session (it cannot
+			// parse its zoned local address), which routers refuse as a
+			// martian: the session's own link-local address is the next
+			// hop a router on the link uses (RFC 2545).
+			nh = local
+		}
 		if nh.IsValid() {
 			actions.Nexthop = &api.NexthopAction{Address: nh.String()}
 		}

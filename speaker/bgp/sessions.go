@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -70,7 +71,7 @@ func (s *sessions) add(p *Peer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
-	s.byAddr[p.Address.String()] = &session{name: p.Name, addr: p.Address, md5: p.Password != "",
+	s.byAddr[addrKey(p.Address.String())] = &session{name: p.Name, addr: p.Address, md5: p.Password != "",
 		state: api.PeerState_IDLE, since: now, down: now, limit: p.MaxPrefixes, refuseAS: p.refusedAS()}
 	s.metrics.setSession(p.Name, false)
 }
@@ -78,7 +79,7 @@ func (s *sessions) add(p *Peer) {
 func (s *sessions) remove(p *Peer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.byAddr, p.Address.String())
+	delete(s.byAddr, addrKey(p.Address.String()))
 	s.metrics.deleteSession(p.Name)
 	s.metrics.deletePrefixLimit(p.Name)
 	s.notify()
@@ -101,7 +102,7 @@ func (s *sessions) notify() {
 func (s *sessions) dialError(addr string, err any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ss, ok := s.byAddr[addr]; ok {
+	if ss, ok := s.byAddr[addrKey(addr)]; ok {
 		ss.dialErr = fmt.Sprint(err)
 		ss.lastErr = "connect: " + ss.dialErr
 	}
@@ -111,7 +112,7 @@ func (s *sessions) dialError(addr string, err any) {
 func (s *sessions) peerDown(addr string, reason any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ss, ok := s.byAddr[addr]
+	ss, ok := s.byAddr[addrKey(addr)]
 	if !ok || ss.refusing() { // the refusal says why
 		return
 	}
@@ -128,7 +129,7 @@ func (s *sessions) peerDown(addr string, reason any) {
 func (s *sessions) peerUp(addr string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ss, ok := s.byAddr[addr]; ok {
+	if ss, ok := s.byAddr[addrKey(addr)]; ok {
 		ss.overLimit = false
 	}
 }
@@ -141,7 +142,7 @@ func (s *sessions) prefixLimit(addr string, family any) {
 	// gobgp checks the limit after every UPDATE it has read, so it
 	// reports each one that it had queued before the session closed: one
 	// event per session.
-	ss, ok := s.byAddr[addr]
+	ss, ok := s.byAddr[addrKey(addr)]
 	if !ok || ss.overLimit {
 		return
 	}
@@ -158,7 +159,7 @@ func (s *sessions) prefixLimit(addr string, family any) {
 func (s *sessions) setBFD(addr netip.Addr, state, held string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ss, ok := s.byAddr[addr.String()]
+	ss, ok := s.byAddr[addrKey(addr.String())]
 	if !ok || (ss.bfd == state && ss.bfdHeld == held) {
 		return
 	}
@@ -185,7 +186,7 @@ func (s *sessions) event(r *api.WatchEventResponse) {
 	st := pe.Peer.State
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ss, ok := s.byAddr[st.NeighborAddress]
+	ss, ok := s.byAddr[addrKey(st.NeighborAddress)]
 	if !ok || ss.state == st.SessionState {
 		return
 	}
@@ -305,4 +306,12 @@ func (s *sessions) waitAllDown(ctx context.Context) error {
 			return fmt.Errorf("%d sessions up: %w", up, ctx.Err())
 		}
 	}
+}
+
+// addrKey is a peer address without its zone: gobgp names a link-local
+// peer fe80::1%eth1 in its logs but fe80::1 in its events, so sessions
+// are found by the address alone (normalizePeers keeps those unique).
+func addrKey(addr string) string {
+	a, _, _ := strings.Cut(addr, "%")
+	return a
 }

@@ -75,12 +75,13 @@ func (a *Announcer) prefixCounts() map[string][2]uint64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = a.srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
-		c := out[p.GetConf().GetNeighborAddress()]
+		addr := addrKey(p.GetConf().GetNeighborAddress())
+		c := out[addr]
 		for _, af := range p.GetAfiSafis() {
 			c[0] += af.GetState().GetAdvertised()
 			c[1] += af.GetState().GetReceived()
 		}
-		out[p.GetConf().GetNeighborAddress()] = c
+		out[addr] = c
 	})
 	return out
 }

@@ -33,6 +33,8 @@ func TestNewValidates(t *testing.T) {
 	}
 }
 
+var ll1 = netip.MustParseAddr("fe80::1%eth1")
+
 func TestNormalizePeers(t *testing.T) {
 	base := Peer{Name: "r1", Address: netip.MustParseAddr("198.51.100.1"), MyASN: 64513, PeerASN: 64512}
 	bad := []func(p *Peer){
@@ -42,6 +44,11 @@ func TestNormalizePeers(t *testing.T) {
 		func(p *Peer) { p.SourceAddress = netip.MustParseAddr("2001:db8::1") },
 		func(p *Peer) { p.HoldTime = 1e9 },
 		func(p *Peer) { p.Families = []Family{"l2vpn"} },
+		func(p *Peer) { p.Address = netip.MustParseAddr("fe80::1") },                            // link-local without interface
+		func(p *Peer) { p.Address = netip.MustParseAddr("2001:db8::1%eth1") },                   // zone on a global address
+		func(p *Peer) { p.Address, p.SourceAddress = ll1, netip.MustParseAddr("2001:db8::2") },  // global source
+		func(p *Peer) { p.Address, p.SourceAddress = ll1, netip.MustParseAddr("fe80::2%eth2") }, // source elsewhere
+		func(p *Peer) { p.Address = netip.MustParseAddr("2001:db8::1"); p.SourceAddress = ll1 }, // link-local source
 	}
 	for i, mod := range bad {
 		p := base
@@ -55,6 +62,21 @@ func TestNormalizePeers(t *testing.T) {
 	if _, err := normalizePeers([]Peer{base, other}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("same address twice: %v, want ErrInvalid", err)
 	}
+	llOther := base
+	llOther.Name, llOther.Address = "r2", netip.MustParseAddr("fe80::1%eth2")
+	base.Address = ll1
+	if _, err := normalizePeers([]Peer{base, llOther}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("same link-local address on two interfaces: %v, want ErrInvalid", err)
+	}
+	base.SourceAddress = netip.MustParseAddr("fe80::2")
+	ll, err := normalizePeers([]Peer{base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ll["r1"]; got.SourceAddress.String() != "fe80::2%eth1" || got.apiPeer().Transport.BindInterface != "eth1" {
+		t.Errorf("link-local peer: source %s, bind to %q; want fe80::2%%eth1 on eth1", got.SourceAddress, got.apiPeer().Transport.BindInterface)
+	}
+	base.Address, base.SourceAddress = netip.MustParseAddr("198.51.100.1"), netip.Addr{}
 	got, err := normalizePeers([]Peer{base})
 	if err != nil {
 		t.Fatal(err)
@@ -173,18 +195,24 @@ func TestExportNextHop(t *testing.T) {
 	tests := []struct {
 		name           string
 		peer           Peer
+		local          netip.Addr // of a link-local session
 		wantV4, wantV6 fam
 	}{
-		{"IPv4 session: local address for IPv4, no IPv6 without a next hop", Peer{Address: v4},
+		{"IPv4 session: local address for IPv4, no IPv6 without a next hop", Peer{Address: v4}, netip.Addr{},
 			fam{"", true}, fam{"", false}},
-		{"IPv4 session with an IPv6 next hop", Peer{Address: v4, NextHop6: nh6},
+		{"IPv4 session with an IPv6 next hop", Peer{Address: v4, NextHop6: nh6}, netip.Addr{},
 			fam{"", true}, fam{nh6.String(), true}},
-		{"IPv6 session: local address for IPv6, no IPv4 without a next hop", Peer{Address: v6},
+		{"IPv6 session: local address for IPv6, no IPv4 without a next hop", Peer{Address: v6}, netip.Addr{},
 			fam{"", false}, fam{"", true}},
-		{"IPv6 session with an IPv4 next hop", Peer{Address: v6, NextHop4: nh4},
+		{"IPv6 session with an IPv4 next hop", Peer{Address: v6, NextHop4: nh4}, netip.Addr{},
 			fam{nh4.String(), true}, fam{"", true}},
-		{"same-family next hop overrides the local address", Peer{Address: v4, NextHop4: nh4},
+		{"same-family next hop overrides the local address", Peer{Address: v4, NextHop4: nh4}, netip.Addr{},
 			fam{nh4.String(), true}, fam{"", false}},
+		// gobgp would send :: (it cannot parse its zoned local address).
+		{"link-local session: its local link-local address for IPv6", Peer{Address: ll1, NextHop4: nh4}, netip.MustParseAddr("fe80::2"),
+			fam{nh4.String(), true}, fam{"fe80::2", true}},
+		{"link-local session with an IPv6 next hop", Peer{Address: ll1, NextHop6: nh6}, netip.MustParseAddr("fe80::2"),
+			fam{"", false}, fam{nh6.String(), true}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -196,13 +224,16 @@ func TestExportNextHop(t *testing.T) {
 					got[i].NextHop = nh.String()
 				}
 			}
+			if tc.local.IsValid() && !tc.peer.NextHop6.IsValid() {
+				got[1].NextHop = tc.local.String() // set by the policy alone
+			}
 			if diff := cmp.Diff([2]fam{tc.wantV4, tc.wantV6}, got); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 			// The export policy has a statement exactly for the families
 			// sent, with the next-hop action when there is one.
 			var stmts [2]*fam
-			for _, st := range exportPolicy(&tc.peer).Statements {
+			for _, st := range exportPolicy(&tc.peer, tc.local).Statements {
 				f := &fam{Send: true}
 				if a := st.Actions.Nexthop; a != nil {
 					f.NextHop = a.Address
