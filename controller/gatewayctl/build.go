@@ -103,8 +103,9 @@ func Build(in *Input) *Output {
 		ls = refuseAll(ls, accepted.Message)
 	}
 	byListener := map[*listener][]endpoint{}
-	for i := range in.Routes {
-		out.Routes = append(out.Routes, routeParents(&in.Routes[i], ls, in, byListener))
+	out.Routes = make([][]gwv1.RouteParentStatus, len(in.Routes))
+	for _, i := range byAge(in.Routes) {
+		out.Routes[i] = routeParents(&in.Routes[i], ls, in, byListener)
 	}
 	relayProblem := ""
 	switch {
@@ -184,8 +185,8 @@ func gatewayAccepted(in *Input, ls []*listener, addrProblem string) metav1.Condi
 }
 
 // routeParents attaches the route to this Gateway's listeners and returns
-// its new status.parents; the endpoints of accepted routes are added to
-// byListener.
+// its new status.parents; the endpoints of the first route accepted on a
+// listener are added to byListener (Build takes routes oldest first).
 func routeParents(r *Route, ls []*listener, in *Input, byListener map[*listener][]endpoint) []gwv1.RouteParentStatus {
 	gw := in.Gateway
 	var out []gwv1.RouteParentStatus
@@ -206,8 +207,14 @@ func routeParents(r *Route, ls []*listener, in *Input, byListener map[*listener]
 			resolved, eps = &c, e
 		}
 		for _, l := range attached {
+			// An L4 listener cannot tell routes apart: the oldest
+			// attached route is served, the others are counted only
+			// (the Gateway API's conflict rule).
 			l.attached++
-			byListener[l] = append(byListener[l], eps...)
+			if l.servedBy == "" {
+				l.servedBy = r.Key()
+				byListener[l] = append(byListener[l], eps...)
+			}
 		}
 		ps := gwv1.RouteParentStatus{ParentRef: ref, ControllerName: ControllerName,
 			Conditions: previousConditions(r.Status.Parents, ref)}

@@ -1,6 +1,7 @@
 package gatewayctl_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/config"
 	"github.com/pier-lb/pier/controller/gatewayctl"
 )
 
@@ -530,6 +532,52 @@ func TestBuildAddressProblem(t *testing.T) {
 			}
 			if diff := cmp.Diff([]string{"False", tc.want, tc.msg}, []string{string(c.Status), c.Reason, c.Message}); diff != "" {
 				t.Errorf("Programmed (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestBuildOldestRouteServed: two TCPRoutes on one listener are both
+// accepted and counted, but only the older one's backends are served,
+// whatever the input order, on both data paths.
+func TestBuildOldestRouteServed(t *testing.T) {
+	older := route(gatewayctl.KindTCPRoute, "older", backendRef("callserver", 5061))
+	older.Created = metav1.NewTime(now.Add(-time.Minute))
+	newer := route(gatewayctl.KindTCPRoute, "newer", backendRef("other", 5061))
+	newer.Created = now
+	for _, tc := range []struct {
+		name   string
+		routes []gatewayctl.Route
+		params config.GatewayParameters
+	}{
+		{"older first", []gatewayctl.Route{older, newer}, config.GatewayParameters{}},
+		{"newer first", []gatewayctl.Route{newer, older}, config.GatewayParameters{}},
+		{"relay data path", []gatewayctl.Route{newer, older}, config.GatewayParameters{DataPath: config.GatewayRelay}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := input(gateway(func(g *gwv1.Gateway) { g.Spec.Listeners = g.Spec.Listeners[:1] }), tc.routes...)
+			key := types.NamespacedName{Namespace: "calls", Name: "other"}
+			in.Services[key] = backendService("calls", "other")
+			in.Slices[key] = []*discoveryv1.EndpointSlice{backendSlice("calls", "other", map[string]bool{"10.0.9.9": true})}
+			in.Params = tc.params
+			out := gatewayctl.Build(in)
+			var got []string
+			for _, es := range out.Slices {
+				for _, e := range es.Endpoints {
+					got = append(got, e.Addresses...)
+				}
+			}
+			slices.Sort(got)
+			if diff := cmp.Diff([]string{"10.0.0.1", "10.0.0.2"}, got); diff != "" {
+				t.Errorf("served endpoints (-want +got):\n%s", diff)
+			}
+			if n := out.Status.Listeners[0].AttachedRoutes; n != 2 {
+				t.Errorf("attachedRoutes %d, want 2", n)
+			}
+			for i, parents := range out.Routes {
+				if got := summary(parents[0].Conditions)["Accepted"]; got != "True Accepted" {
+					t.Errorf("route %s: Accepted %s", tc.routes[i].Name, got)
+				}
 			}
 		})
 	}

@@ -38,6 +38,7 @@ type listener struct {
 	kinds           []gwv1.RouteGroupKind        // supported kinds it allows
 	badKinds        []string                     // allowed kinds it cannot serve
 	attached        int32
+	servedBy        string // Key of the route whose backends it serves
 }
 
 func (l *listener) valid() bool { return l.reason == "" && l.conflict == "" }

@@ -2,6 +2,7 @@ package gatewayctl
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +18,8 @@ type Route struct {
 	Namespace  string
 	Name       string
 	Generation int64
+	// Created orders routes that share a listener: the oldest is served.
+	Created metav1.Time
 	// ResourceVersion is the version the status is written on.
 	ResourceVersion string
 	ParentRefs      []gwv1.ParentReference
@@ -28,7 +31,7 @@ type Route struct {
 
 // TCPRoute and UDPRoute reduce the two kinds to a Route.
 func TCPRoute(r *gwv1.TCPRoute) Route {
-	out := Route{Kind: KindTCPRoute, Namespace: r.Namespace, Name: r.Name, Generation: r.Generation,
+	out := Route{Kind: KindTCPRoute, Namespace: r.Namespace, Name: r.Name, Generation: r.Generation, Created: r.CreationTimestamp,
 		ResourceVersion: r.ResourceVersion, ParentRefs: r.Spec.ParentRefs, Status: r.Status.RouteStatus}
 	for _, rule := range r.Spec.Rules {
 		out.BackendRefs = append(out.BackendRefs, rule.BackendRefs...)
@@ -37,12 +40,29 @@ func TCPRoute(r *gwv1.TCPRoute) Route {
 }
 
 func UDPRoute(r *gwv1.UDPRoute) Route {
-	out := Route{Kind: KindUDPRoute, Namespace: r.Namespace, Name: r.Name, Generation: r.Generation,
+	out := Route{Kind: KindUDPRoute, Namespace: r.Namespace, Name: r.Name, Generation: r.Generation, Created: r.CreationTimestamp,
 		ResourceVersion: r.ResourceVersion, ParentRefs: r.Spec.ParentRefs, Status: r.Status.RouteStatus}
 	for _, rule := range r.Spec.Rules {
 		out.BackendRefs = append(out.BackendRefs, rule.BackendRefs...)
 	}
 	return out
+}
+
+// byAge orders the indexes of routes oldest first (then by key), the
+// order in which they bind to listeners.
+func byAge(routes []Route) []int {
+	idx := make([]int, len(routes))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		ra, rb := &routes[a], &routes[b]
+		if c := ra.Created.Compare(rb.Created.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(ra.Key(), rb.Key())
+	})
+	return idx
 }
 
 // Key is the route's kind, namespace and name.
