@@ -61,6 +61,34 @@ func pushLabImage(bin, registry string) error {
 	return push(img, registry+"/"+LabImage)
 }
 
+// PushBinaryImage pushes an image holding only the static binary at path,
+// as its entrypoint, to repoTag ("gateway-api/echo-basic:lab") of the lab
+// registry, and returns the reference nodes pull it by.
+func (e *Env) PushBinaryImage(path, repoTag string) (string, error) {
+	layer, err := filesLayer(filepath.Dir(path), filepath.Base(path))
+	if err != nil {
+		return "", err
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return "", err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return "", err
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Config = v1.Config{Entrypoint: []string{"/" + filepath.Base(path)}, WorkingDir: "/"}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		return "", err
+	}
+	if err := push(img, e.PushRegistry+"/"+repoTag); err != nil {
+		return "", err
+	}
+	return e.Registry + "/" + repoTag, nil
+}
+
 // filesLayer is one layer with the named files of dir at /, executable.
 func filesLayer(dir string, files ...string) (v1.Layer, error) {
 	tmp := filepath.Join(dir, "layer.tar")

@@ -149,9 +149,10 @@ const L2Values = `config:
 `
 
 // InstallPier helm-installs Pier as release pier from tag of the lab
-// registry, with L2Values and a relay on every node, and returns once
-// helm has; WaitRollout waits for the Pods.
-func (e *Env) InstallPier(ctx context.Context, tag string) error {
+// registry, with L2Values, a relay on every node and the further helm
+// arguments extra, and returns once helm has; WaitRollout waits for the
+// Pods.
+func (e *Env) InstallPier(ctx context.Context, tag string, extra ...string) error {
 	values := filepath.Join(e.Dir, "values-l2.yaml")
 	if err := os.WriteFile(values, []byte(L2Values), 0o600); err != nil {
 		return err
@@ -161,7 +162,7 @@ func (e *Env) InstallPier(ctx context.Context, tag string) error {
 	}
 	args := append([]string{"install", "pier", "charts/pier", "-n", Namespace, "--create-namespace",
 		"--set", "relay.enabled=true", "-f", values}, e.ChartValues(tag)...)
-	_, err := e.Helm(ctx, args...)
+	_, err := e.Helm(ctx, append(args, extra...)...)
 	return err
 }
 
