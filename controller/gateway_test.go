@@ -34,9 +34,13 @@ type gwEnv struct {
 	gc client.Client
 }
 
-func newGatewayEnv(t *testing.T) *gwEnv {
+func newGatewayEnv(t *testing.T) *gwEnv { return newGatewayEnvOn(t, manifests.GatewayAPIStandard) }
+
+// newGatewayEnvOn is newGatewayEnv with the CRDs of the Gateway API
+// channel given.
+func newGatewayEnvOn(t *testing.T, channel string) *gwEnv {
 	e := newEnv(t)
-	if err := manifests.InstallGatewayAPI(context.Background(), e.cluster.Config, manifests.GatewayAPIStandard); err != nil {
+	if err := manifests.InstallGatewayAPI(context.Background(), e.cluster.Config, channel); err != nil {
 		t.Fatal(err)
 	}
 	scheme := runtime.NewScheme()
@@ -427,6 +431,21 @@ func TestGatewayAPI(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// TestGatewayAPIExperimentalChannel: with the experimental channel's CRDs
+// (a superset, which some products install cluster-wide) a Gateway is
+// programmed and its routes served as with the standard channel.
+func TestGatewayAPIExperimentalChannel(t *testing.T) {
+	g := newGatewayEnvOn(t, manifests.GatewayAPIExperimental)
+	g.gcreate(callServer("calls"))
+	g.gcreate(callServerSlice("calls", map[string]bool{"10.0.0.1": true}))
+	g.gcreate(edgeGateway("edge", "", tcpL))
+	sip := tcpRoute("sip", "edge", backend("", "callserver", 5061))
+	g.gcreate(sip)
+	g.waitGateway("edge", "Programmed", metav1.ConditionTrue, "Programmed")
+	g.waitRoute(sip, "edge", "True Accepted", "True ResolvedRefs")
+	g.waitSlices("edge", []string{"edge-gateway-tcp-8443-15061-ipv4 TCP/15061: [10.0.0.1]"})
 }
 
 // TestGatewayAPIRequiresCRDs: with --gateway-api on and the Gateway API
