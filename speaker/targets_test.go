@@ -116,6 +116,25 @@ func TestTargets(t *testing.T) {
 			[]corev1.Service{local}, []discoveryv1.EndpointSlice{slice("local", map[string]bool{"node2": true, "node1": false})},
 			[]Target{{Addr: addr, Service: "default/local", Nodes: map[string][]string{"node2": nil}}}},
 		{"another class", []v1alpha1.L2Advertisement{adv("all", nil)}, []corev1.Service{otherClass}, nil, nil},
+		{"spread Balanced", []v1alpha1.L2Advertisement{adv("all", func(s *v1alpha1.L2AdvertisementSpec) { s.Spread = v1alpha1.L2SpreadBalanced })},
+			[]corev1.Service{lbService("web", "198.51.100.200")}, nil,
+			[]Target{{Addr: addr, Service: "default/web", Nodes: any2, Balanced: true}}},
+		{"Balanced by one advertisement of two", []v1alpha1.L2Advertisement{
+			adv("hash", func(s *v1alpha1.L2AdvertisementSpec) { s.Spread = v1alpha1.L2SpreadHash }),
+			adv("zone-a", func(s *v1alpha1.L2AdvertisementSpec) {
+				s.Spread = v1alpha1.L2SpreadBalanced
+				s.NodeSelectors = []metav1.LabelSelector{{MatchLabels: map[string]string{"zone": "a"}}}
+			}),
+		}, []corev1.Service{lbService("web", "198.51.100.200")}, nil,
+			[]Target{{Addr: addr, Service: "default/web", Nodes: any2, Balanced: true}}},
+		{"a Balanced advertisement that allows no node", []v1alpha1.L2Advertisement{
+			adv("all", nil),
+			adv("none", func(s *v1alpha1.L2AdvertisementSpec) {
+				s.Spread = v1alpha1.L2SpreadBalanced
+				s.NodeSelectors = []metav1.LabelSelector{{MatchLabels: map[string]string{"zone": "c"}}}
+			}),
+		}, []corev1.Service{lbService("web", "198.51.100.200")}, nil,
+			[]Target{{Addr: addr, Service: "default/web", Nodes: any2}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
