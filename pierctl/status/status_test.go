@@ -86,6 +86,9 @@ func TestBuildAndText(t *testing.T) {
 			configStatus("node1", "relay", v1alpha1.ConfigurationProblem{Kind: "Relay", Namespace: "default", Name: "calls",
 				Field: "spec.dataPath", Message: "Kernel cannot be combined with spec.routing.token"}),
 		},
+		// A speaker on node3 that answers for no address.
+		Pods: []corev1.Pod{{ObjectMeta: metav1.ObjectMeta{Name: "pier-speaker-x", Labels: map[string]string{LabelName: "pier", LabelComponent: "speaker"}},
+			Spec: corev1.PodSpec{NodeName: "node3"}}},
 		Missing: []string{"relays.pier.dev"},
 	}
 	var out bytes.Buffer
@@ -104,6 +107,12 @@ SERVICES
 NAMESPACE  NAME     ADDRESSES                       POOL     L2 ANNOUNCED BY                                                    BGP ANNOUNCED BY (TO PEERS)
 default    calls    198.51.100.200,2001:db8:100::1  default  node1 (eth1) for 198.51.100.200; node2 (eth1) for 2001:db8:100::1  node1,node2 to r1,r2; node3 to r1 for 198.51.100.200
 default    waiting  <pending>                       -        -                                                                  -
+
+L2 SPREAD
+NODE   L2 ADDRESSES  SERVICES
+node1  1             1
+node2  1             1
+node3  0             0
 
 BGP SESSIONS
 NODE   PEER    ADDRESS       STATE        BFD   SINCE  SENT  RECEIVED  LAST ERROR
@@ -126,7 +135,7 @@ RELAYS
 
 func TestBuildEmpty(t *testing.T) {
 	got := Build(Objects{Namespace: "pier-system"})
-	want := Status{Namespace: "pier-system", Components: []Component{}, Pools: []Pool{}, Services: []Service{}, BGPSessions: []BGPSession{},
+	want := Status{Namespace: "pier-system", Components: []Component{}, Pools: []Pool{}, Services: []Service{}, L2Spread: []L2Node{}, BGPSessions: []BGPSession{},
 		Configuration: []NodeConfiguration{}, Relays: []Relay{}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
@@ -135,7 +144,7 @@ func TestBuildEmpty(t *testing.T) {
 	if err := got.WriteJSON(&out); err != nil {
 		t.Fatal(err)
 	}
-	wantJSON := "{\n  \"namespace\": \"pier-system\",\n  \"components\": [],\n  \"pools\": [],\n  \"services\": [],\n  \"bgpSessions\": [],\n  \"configuration\": [],\n  \"relays\": []\n}\n"
+	wantJSON := "{\n  \"namespace\": \"pier-system\",\n  \"components\": [],\n  \"pools\": [],\n  \"services\": [],\n  \"l2Spread\": [],\n  \"bgpSessions\": [],\n  \"configuration\": [],\n  \"relays\": []\n}\n"
 	if diff := cmp.Diff(wantJSON, out.String()); diff != "" {
 		t.Errorf("JSON (-want +got):\n%s", diff)
 	}

@@ -31,6 +31,10 @@ func (s Status) WriteText(w io.Writer, now time.Time) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", svc.Namespace, svc.Name, pending(svc.Addresses), dash(svc.Pool),
 			announcers(svc), bgpAnnouncers(svc))
 	}
+	section(tw, "L2 SPREAD", "servicel2statuses", s.Missing, len(s.L2Spread), "NODE\tL2 ADDRESSES\tSERVICES")
+	for _, n := range s.L2Spread {
+		fmt.Fprintf(tw, "%s\t%d\t%d\n", n.Node, n.Addresses, n.Services)
+	}
 	section(tw, "BGP SESSIONS", "bgpsessionstatuses", s.Missing, len(s.BGPSessions), "NODE\tPEER\tADDRESS\tSTATE\tBFD\tSINCE\tSENT\tRECEIVED\tLAST ERROR")
 	for _, b := range s.BGPSessions {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", b.Node, b.Peer, b.PeerAddress, dash(b.State), dash(b.BFDState), age(b.Since, now),
