@@ -25,11 +25,14 @@ type Member struct {
 }
 
 // Ownership says which node answers for an address, on which interfaces.
+// A withheld one (Withheld set, see Target) names the node that would
+// answer, which reports why it does not.
 type Ownership struct {
-	Addr    netip.Addr
-	Service string
-	Node    string
-	Ifaces  []string
+	Addr     netip.Addr
+	Service  string
+	Node     string
+	Ifaces   []string
+	Withheld string
 }
 
 // Plan picks the owner of every target among the live members that the
@@ -54,12 +57,12 @@ func Plan(targets []Target, live []Member) []Ownership {
 				names, ifaces = append(names, m.Name), append(ifaces, ifs)
 			}
 		}
-		if t.Balanced && len(names) > 0 {
+		if t.Balanced && t.Withheld == "" && len(names) > 0 {
 			balanced = append(balanced, candidates{t, slices.Clone(names), slices.Clone(ifaces)})
 			continue
 		}
 		if owner := members.Owner(t.Addr, names); owner != "" {
-			out = append(out, Ownership{Addr: t.Addr, Service: t.Service, Node: owner, Ifaces: ifaces[slices.Index(names, owner)]})
+			out = append(out, Ownership{Addr: t.Addr, Service: t.Service, Node: owner, Ifaces: ifaces[slices.Index(names, owner)], Withheld: t.Withheld})
 		}
 	}
 	if len(balanced) > 0 {
@@ -132,11 +135,12 @@ func servingIfaces(ifaces []Iface, allowed []string, addr netip.Addr) []string {
 	return out
 }
 
-// Announcements are the L2 announcements of node in a plan.
+// Announcements are the L2 announcements of node in a plan (withheld
+// ownerships are not announced).
 func Announcements(plan []Ownership, node string) []l2.Announcement {
 	var out []l2.Announcement
 	for _, o := range plan {
-		if o.Node != node {
+		if o.Node != node || o.Withheld != "" {
 			continue
 		}
 		for _, ifc := range o.Ifaces {

@@ -27,6 +27,10 @@ type Target struct {
 	Nodes   map[string][]string `json:"nodes"`
 	// Balanced: an advertisement with spread Balanced selects it (Plan).
 	Balanced bool `json:"balanced,omitempty"`
+	// Withheld, when set, is why the address is not announced
+	// (v1alpha1.NotAnnouncedNoReadyEndpoints): Nodes are then those that
+	// would announce it, and its owner only reports it (ServiceL2Status).
+	Withheld string `json:"withheld,omitempty"`
 }
 
 // Inputs are the API objects Targets reads.
@@ -86,6 +90,8 @@ func serviceTargets(in Inputs, svc *corev1.Service, ready readiness) []Target {
 		}
 		if len(nodes) > 0 {
 			out = append(out, Target{Addr: addr, Service: key, Nodes: nodes, Balanced: balanced})
+		} else if held := withheldNodes(in, svc, addr, ready.any[key]); len(held) > 0 {
+			out = append(out, Target{Addr: addr, Service: key, Nodes: held, Withheld: v1alpha1.NotAnnouncedNoReadyEndpoints})
 		}
 	}
 	slices.SortFunc(out, compareTargets)
@@ -132,6 +138,27 @@ func allowedNodes(in Inputs, svc *corev1.Service, pool string, ready map[string]
 		}
 	}
 	return nodes, balanced
+}
+
+// withheldNodes are the nodes that would announce addr of svc if it had a
+// ready endpoint, when it has none anywhere and that alone keeps it
+// unannounced (an advertisement requires ready endpoints, or its
+// externalTrafficPolicy is Local). An orphan whose pool is gone is not
+// withheld (see lastNodes).
+func withheldNodes(in Inputs, svc *corev1.Service, addr netip.Addr, anyReady bool) map[string][]string {
+	if anyReady {
+		return nil
+	}
+	pool, gone := poolFor(svc, addr, in.Config.Pools)
+	if gone {
+		return nil
+	}
+	everywhere := make(map[string]bool, len(in.Nodes))
+	for i := range in.Nodes {
+		everywhere[in.Nodes[i].Name] = true
+	}
+	nodes, _ := allowedNodes(in, svc, pool, everywhere, true)
+	return nodes
 }
 
 // eligible: not excluded by label and with a working network.
@@ -218,8 +245,8 @@ func lastOf[T announced](last []T, svc *corev1.Service, addr netip.Addr) (T, boo
 // would have no record to come back from. It keeps the spread it had.
 func lastNodes(last []Target, svc *corev1.Service, addr netip.Addr, ready map[string]bool) (map[string][]string, bool) {
 	t, ok := lastOf(last, svc, addr)
-	if !ok {
-		return nil, false
+	if !ok || t.Withheld != "" {
+		return nil, false // not announced last
 	}
 	local := svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
 	nodes := map[string][]string{}

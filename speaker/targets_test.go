@@ -116,6 +116,16 @@ func TestTargets(t *testing.T) {
 			[]corev1.Service{local}, []discoveryv1.EndpointSlice{slice("local", map[string]bool{"node2": true, "node1": false})},
 			[]Target{{Addr: addr, Service: "default/local", Nodes: map[string][]string{"node2": nil}}}},
 		{"another class", []v1alpha1.L2Advertisement{adv("all", nil)}, []corev1.Service{otherClass}, nil, nil},
+		{"externalTrafficPolicy Local, no ready endpoint: withheld", []v1alpha1.L2Advertisement{adv("all", nil)},
+			[]corev1.Service{local}, []discoveryv1.EndpointSlice{slice("local", map[string]bool{"node2": false})},
+			[]Target{{Addr: addr, Service: "default/local", Nodes: any2, Withheld: v1alpha1.NotAnnouncedNoReadyEndpoints}}},
+		{"externalTrafficPolicy Local, ready on an excluded node only: not withheld", []v1alpha1.L2Advertisement{adv("all", nil)},
+			[]corev1.Service{local}, []discoveryv1.EndpointSlice{slice("local", map[string]bool{"node3": true})}, nil},
+		{"a withheld address is not balanced", []v1alpha1.L2Advertisement{adv("all", func(s *v1alpha1.L2AdvertisementSpec) {
+			s.Spread, s.RequireReadyEndpoints = v1alpha1.L2SpreadBalanced, true
+		})},
+			[]corev1.Service{lbService("web", "198.51.100.200")}, nil,
+			[]Target{{Addr: addr, Service: "default/web", Nodes: any2, Withheld: v1alpha1.NotAnnouncedNoReadyEndpoints}}},
 		{"spread Balanced", []v1alpha1.L2Advertisement{adv("all", func(s *v1alpha1.L2AdvertisementSpec) { s.Spread = v1alpha1.L2SpreadBalanced })},
 			[]corev1.Service{lbService("web", "198.51.100.200")}, nil,
 			[]Target{{Addr: addr, Service: "default/web", Nodes: any2, Balanced: true}}},
@@ -204,7 +214,9 @@ func TestRequireReadyEndpoints(t *testing.T) {
 			slices []discoveryv1.EndpointSlice
 		}{{"full", tc.slices}, {"slim", slim}} {
 			t.Run(tc.name+"/"+view.name, func(t *testing.T) {
-				var wantL2 []Target
+				// Not announced, but reported by the node that would.
+				wantL2 := []Target{l2Want[0]}
+				wantL2[0].Withheld = v1alpha1.NotAnnouncedNoReadyEndpoints
 				var wantBGP []bgp.Path
 				if tc.want {
 					wantL2, wantBGP = l2Want, bgpWant

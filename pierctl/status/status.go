@@ -122,6 +122,9 @@ type L2Announcer struct {
 	Node       string   `json:"node"`
 	Interfaces []string `json:"interfaces,omitempty"`
 	Addresses  []string `json:"addresses"`
+	// NotAnnounced, when set, says why Node, which would answer for
+	// Addresses, does not (NoReadyEndpoints).
+	NotAnnounced string `json:"notAnnounced,omitempty"`
 }
 
 // BGPSession is one node's session with one BGPPeer.
@@ -224,7 +227,7 @@ func l2ByService(in []v1alpha1.ServiceL2Status) map[string][]L2Announcer {
 		key := ns + "/" + name
 		out[key] = append(out[key], L2Announcer{
 			Node:       cmp.Or(st.Status.Node, st.Labels[v1alpha1.LabelNode]),
-			Interfaces: st.Status.Interfaces, Addresses: st.Status.Addresses,
+			Interfaces: st.Status.Interfaces, Addresses: st.Status.Addresses, NotAnnounced: st.Status.NotAnnounced,
 		})
 	}
 	for _, a := range out {
@@ -252,6 +255,9 @@ func l2Spread(o Objects) []L2Node {
 	}
 	for _, st := range o.L2 {
 		n := at(cmp.Or(st.Status.Node, st.Labels[v1alpha1.LabelNode]))
+		if st.Status.NotAnnounced != "" {
+			continue // answers for none of them
+		}
 		n.Addresses += len(st.Status.Addresses)
 		n.Services++
 	}

@@ -59,11 +59,14 @@ func TestBuildAndText(t *testing.T) {
 		Services: []corev1.Service{
 			lbService("default", "calls", "default", "198.51.100.200", "2001:db8:100::1"),
 			lbService("default", "waiting", ""),
+			lbService("default", "idle", "default", "198.51.100.201"),
 			{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "cluster-only"}},
 		},
 		L2: []v1alpha1.ServiceL2Status{
 			l2Status("default", "calls", "node2", "2001:db8:100::1"),
 			l2Status("default", "calls", "node1", "198.51.100.200"),
+			{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{v1alpha1.LabelServiceName: "idle", v1alpha1.LabelServiceNamespace: "default"}},
+				Status: v1alpha1.ServiceL2StatusStatus{Node: "node3", Addresses: []string{"198.51.100.201"}, NotAnnounced: v1alpha1.NotAnnouncedNoReadyEndpoints}},
 		},
 		Sessions: []v1alpha1.BGPSessionStatus{
 			{Status: v1alpha1.BGPSessionStatusStatus{Node: "node2", Peer: "router", PeerAddress: "198.51.100.1", State: "Active", BFDState: "Down",
@@ -106,6 +109,7 @@ reserved  no           -               -               203.0.113.0/30           
 SERVICES
 NAMESPACE  NAME     ADDRESSES                       POOL     L2 ANNOUNCED BY                                                    BGP ANNOUNCED BY (TO PEERS)
 default    calls    198.51.100.200,2001:db8:100::1  default  node1 (eth1) for 198.51.100.200; node2 (eth1) for 2001:db8:100::1  node1,node2 to r1,r2; node3 to r1 for 198.51.100.200
+default    idle     198.51.100.201                  default  not announced: no ready endpoints (node3 would answer)             -
 default    waiting  <pending>                       -        -                                                                  -
 
 L2 SPREAD

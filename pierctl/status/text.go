@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/duration"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
 )
 
 // WriteJSON writes s as indented JSON.
@@ -141,6 +143,14 @@ func announcers(svc Service) string {
 	}
 	parts := make([]string, len(svc.Announcers))
 	for i, a := range svc.Announcers {
+		if a.NotAnnounced != "" {
+			parts[i] = "not announced: " + notAnnounced(a.NotAnnounced) + " (" + a.Node + " would answer"
+			if list(a.Addresses) != list(svc.Addresses) {
+				parts[i] += " for " + list(a.Addresses)
+			}
+			parts[i] += ")"
+			continue
+		}
 		s := a.Node
 		if len(a.Interfaces) > 0 {
 			s += " (" + list(a.Interfaces) + ")"
@@ -151,6 +161,14 @@ func announcers(svc Service) string {
 		parts[i] = s
 	}
 	return strings.Join(parts, "; ")
+}
+
+// notAnnounced words a reason a Service is not announced.
+func notAnnounced(reason string) string {
+	if reason == v1alpha1.NotAnnouncedNoReadyEndpoints {
+		return "no ready endpoints"
+	}
+	return reason
 }
 
 // bgpAnnouncers groups the nodes announcing the same addresses to the same
