@@ -28,12 +28,13 @@ import (
 // along a chain of full nodes, and those a changed share lets move.
 func Spread(cands map[netip.Addr][]string) map[netip.Addr]string {
 	addrs := slices.SortedFunc(maps.Keys(cands), netip.Addr.Compare)
-	var names []string
+	set := map[string]bool{}
 	for _, a := range addrs {
-		names = append(names, cands[a]...)
+		for _, n := range cands[a] {
+			set[n] = true
+		}
 	}
-	slices.Sort(names)
-	names = slices.Compact(names)
+	names := slices.Sorted(maps.Keys(set))
 	owners := make(map[netip.Addr]string, len(cands))
 	if len(names) == 0 {
 		return owners
