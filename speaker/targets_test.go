@@ -230,6 +230,13 @@ func TestRequireReadyEndpoints(t *testing.T) {
 				if diff := cmp.Diff(wantBGP, got.Paths, addrCmp, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmpopts.EquateEmpty()); diff != "" {
 					t.Errorf("BGP paths (-want +got):\n%s", diff)
 				}
+				wantWithheld := v1alpha1.NotAnnouncedNoReadyEndpoints
+				if tc.want {
+					wantWithheld = ""
+				}
+				if len(got.Sources) != 1 || got.Sources[0].Withheld != wantWithheld || (len(got.Addrs) == 0) != !tc.want {
+					t.Errorf("BGP sources %+v, addresses %v: want one, withheld %q", got.Sources, got.Addrs, wantWithheld)
+				}
 			})
 		}
 	}

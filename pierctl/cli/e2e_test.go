@@ -528,7 +528,11 @@ func (e *env) status(ctx context.Context, t *testing.T) {
 		Labels: map[string]string{v1alpha1.LabelServiceName: "idle", v1alpha1.LabelServiceNamespace: "default", v1alpha1.LabelNode: "node2"}},
 		Status: v1alpha1.ServiceL2StatusStatus{Node: "node2", ServiceName: "idle", ServiceNamespace: "default",
 			Addresses: []string{"198.51.100.202"}, NotAnnounced: v1alpha1.NotAnnouncedNoReadyEndpoints}}
-	withStatus := []client.Object{l2("node1", "198.51.100.200"), l2("node2", "2001:db8:100::200"), withheld,
+	bgpWithheld := &v1alpha1.BGPAnnouncementStatus{ObjectMeta: metav1.ObjectMeta{Name: "node3", Namespace: pierNS,
+		Labels: map[string]string{v1alpha1.LabelNode: "node3"}},
+		Status: v1alpha1.BGPAnnouncementStatusStatus{Node: "node3", ServiceCount: 1, Services: []v1alpha1.BGPServiceAnnouncement{
+			{Service: "default/idle", Addresses: []string{"198.51.100.202"}, Peers: []string{"router"}, NotAnnounced: v1alpha1.NotAnnouncedNoReadyEndpoints}}}}
+	withStatus := []client.Object{l2("node1", "198.51.100.200"), l2("node2", "2001:db8:100::200"), withheld, bgpWithheld,
 		sess("node1", "Established", 2), sess("node2", "Active", 0), relay,
 		bgpAnn("node1", "router"), bgpAnn("node2", "router"),
 		cfg("node1", "speaker"), cfg("node2", "speaker", badPeer), cfg("node1", "relay")}

@@ -105,6 +105,9 @@ type BGPAnnouncer struct {
 	Node      string   `json:"node"`
 	Addresses []string `json:"addresses"`
 	Peers     []string `json:"peers"`
+	// NotAnnounced, when set, says why Node, which would announce
+	// Addresses to Peers, does not (NoReadyEndpoints).
+	NotAnnounced string `json:"notAnnounced,omitempty"`
 }
 
 // L2Node is one node's share of the L2 addresses: how many addresses and
@@ -277,7 +280,7 @@ func bgpByService(in []v1alpha1.BGPAnnouncementStatus) map[string][]BGPAnnouncer
 		node := cmp.Or(st.Status.Node, st.Labels[v1alpha1.LabelNode])
 		for _, a := range st.Status.Services {
 			out[a.Service] = append(out[a.Service], BGPAnnouncer{Node: node,
-				Addresses: orEmpty(a.Addresses), Peers: orEmpty(a.Peers)})
+				Addresses: orEmpty(a.Addresses), Peers: orEmpty(a.Peers), NotAnnounced: a.NotAnnounced})
 		}
 	}
 	for _, a := range out {

@@ -79,7 +79,9 @@ func TestBuildAndText(t *testing.T) {
 			bgpAnnounced("node1", v1alpha1.BGPServiceAnnouncement{Service: "default/calls",
 				Addresses: []string{"198.51.100.200", "2001:db8:100::1"}, Peers: []string{"r1", "r2"}}),
 			bgpAnnounced("node3", v1alpha1.BGPServiceAnnouncement{Service: "default/calls",
-				Addresses: []string{"198.51.100.200"}, Peers: []string{"r1"}}),
+				Addresses: []string{"198.51.100.200"}, Peers: []string{"r1"}},
+				v1alpha1.BGPServiceAnnouncement{Service: "default/idle", Addresses: []string{"198.51.100.201"}, Peers: []string{"r1"},
+					NotAnnounced: v1alpha1.NotAnnouncedNoReadyEndpoints}),
 		},
 		Configurations: []v1alpha1.ConfigurationStatus{
 			configStatus("node2", "speaker", v1alpha1.ConfigurationProblem{Kind: "BGPPeer", Namespace: "pier-system", Name: "r3",
@@ -109,7 +111,7 @@ reserved  no           -               -               203.0.113.0/30           
 SERVICES
 NAMESPACE  NAME     ADDRESSES                       POOL     L2 ANNOUNCED BY                                                    BGP ANNOUNCED BY (TO PEERS)
 default    calls    198.51.100.200,2001:db8:100::1  default  node1 (eth1) for 198.51.100.200; node2 (eth1) for 2001:db8:100::1  node1,node2 to r1,r2; node3 to r1 for 198.51.100.200
-default    idle     198.51.100.201                  default  not announced: no ready endpoints (node3 would answer)             -
+default    idle     198.51.100.201                  default  not announced: no ready endpoints (node3 would answer)             node3 would announce to r1: not announced, no ready endpoints
 default    waiting  <pending>                       -        -                                                                  -
 
 L2 SPREAD

@@ -184,6 +184,9 @@ func bgpAnnouncers(svc Service) string {
 		if list(a.Addresses) != list(svc.Addresses) {
 			k += " for " + list(a.Addresses)
 		}
+		if a.NotAnnounced != "" {
+			k = "would announce " + k + ": not announced, " + notAnnounced(a.NotAnnounced)
+		}
 		if _, ok := nodes[k]; !ok {
 			keys = append(keys, k)
 		}
