@@ -28,6 +28,10 @@ type L2Advertisement struct {
 	// RequireReadyEndpoints: announce a Service only while it has a ready
 	// endpoint somewhere in the cluster.
 	RequireReadyEndpoints bool
+	// Balanced: the owners of the addresses this advertisement selects
+	// are balanced over the nodes (spec.spread Balanced) instead of
+	// picked by hash alone.
+	Balanced bool
 }
 
 func (p *parser) parseL2(o *v1alpha1.L2Advertisement) {
@@ -43,6 +47,12 @@ func (p *parser) parseL2(o *v1alpha1.L2Advertisement) {
 		NodeSelectors:         p.selectors(r, "spec.nodeSelectors", o.Spec.NodeSelectors),
 		ServiceSelectors:      p.selectors(r, "spec.serviceSelectors", o.Spec.ServiceSelectors),
 		RequireReadyEndpoints: o.Spec.RequireReadyEndpoints,
+		Balanced:              o.Spec.Spread == v1alpha1.L2SpreadBalanced,
+	}
+	switch o.Spec.Spread {
+	case "", v1alpha1.L2SpreadHash, v1alpha1.L2SpreadBalanced:
+	default:
+		p.fail(r, "spec.spread", "spread %q is not one of %s, %s", o.Spec.Spread, v1alpha1.L2SpreadHash, v1alpha1.L2SpreadBalanced)
 	}
 	for i, name := range o.Spec.Interfaces {
 		if err := checkInterface(name); err != nil {

@@ -39,6 +39,9 @@ func TestL2Errors(t *testing.T) {
 			ServiceSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"ok": "yes"}}},
 		})),
 			want: []*Error{perr(L, "x", "spec.nodeSelectors[0]", `invalid label selector: values: Invalid value: null: for 'in', 'notin' operators, values set can't be empty`)}},
+		{name: "spread", objs: base(l2("x", v1alpha1.L2AdvertisementSpec{Spread: "RoundRobin"}),
+			l2("y", v1alpha1.L2AdvertisementSpec{Spread: v1alpha1.L2SpreadBalanced})),
+			want: []*Error{perr(L, "x", "spec.spread", `spread "RoundRobin" is not one of Hash, Balanced`)}},
 		{name: "empty name", objs: base(l2("", v1alpha1.L2AdvertisementSpec{})),
 			want: []*Error{perr(L, "", "metadata.name", "must not be empty")}},
 	})

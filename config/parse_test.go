@@ -39,8 +39,9 @@ func fullObjects() Objects {
 				Interfaces:             []string{"eth1"},
 				NodeSelectors:          []metav1.LabelSelector{{MatchLabels: map[string]string{"l2": "yes"}}},
 				RequireReadyEndpoints:  true,
+				Spread:                 v1alpha1.L2SpreadBalanced,
 			}),
-			l2("l2-all", v1alpha1.L2AdvertisementSpec{}),
+			l2("l2-all", v1alpha1.L2AdvertisementSpec{Spread: v1alpha1.L2SpreadHash}),
 		},
 		BGPPeers: []v1alpha1.BGPPeer{r2, peer("r1", "192.0.2.1")},
 		BGPAdvertisements: []v1alpha1.BGPAdvertisement{bgpAdv("core", v1alpha1.BGPAdvertisementSpec{
@@ -73,7 +74,7 @@ func TestParseFull(t *testing.T) {
 		L2Advertisements: []L2Advertisement{
 			{Namespace: ns, Name: "l2-all", Pools: []string{"core", "edge"}},
 			{Namespace: ns, Name: "l2-edge", Pools: []string{"edge"}, Interfaces: []string{"eth1"}, NodeSelectors: Selectors{sel(t, "l2=yes")},
-				RequireReadyEndpoints: true},
+				RequireReadyEndpoints: true, Balanced: true},
 		},
 		BGPPeers: []BGPPeer{
 			{

@@ -116,7 +116,9 @@ func (s *Speaker) reportAnnouncements() {
 }
 
 // BGPAnnouncements lists the Services in sources with their addresses
-// and the peers that get them, sorted by Service: a peer is listed when
+// and the peers that get them, sorted by Service (a Service none of whose
+// addresses is announced, with the peers that would get them and why
+// not): a peer is listed when
 // this node has a session with it (not one waiting for its password) that
 // carries the address's family with a usable next hop, as the announcer
 // sends. Pure.
@@ -126,11 +128,16 @@ func BGPAnnouncements(sources []BGPSource, peers []bgp.Peer) []v1alpha1.BGPServi
 		byName[p.Name] = p
 	}
 	by := map[string]*v1alpha1.BGPServiceAnnouncement{}
+	held := map[string]*v1alpha1.BGPServiceAnnouncement{}
 	for _, src := range sources {
-		a := by[src.Service]
+		into := by
+		if src.Withheld != "" {
+			into = held
+		}
+		a := into[src.Service]
 		if a == nil {
-			a = &v1alpha1.BGPServiceAnnouncement{Service: src.Service}
-			by[src.Service] = a
+			a = &v1alpha1.BGPServiceAnnouncement{Service: src.Service, NotAnnounced: src.Withheld}
+			into[src.Service] = a
 		}
 		a.Addresses = append(a.Addresses, src.Addr.String())
 		for _, p := range src.Paths {
@@ -139,6 +146,11 @@ func BGPAnnouncements(sources []BGPSource, peers []bgp.Peer) []v1alpha1.BGPServi
 					a.Peers = append(a.Peers, name)
 				}
 			}
+		}
+	}
+	for svc, a := range held { // when none of its addresses is announced
+		if _, announced := by[svc]; !announced {
+			by[svc] = a
 		}
 	}
 	out := make([]v1alpha1.BGPServiceAnnouncement, 0, len(by))
@@ -297,6 +309,7 @@ func (w *AnnouncementWriter) own(obj *v1alpha1.BGPAnnouncementStatus) bool {
 func equalAnnouncements(a, b v1alpha1.BGPAnnouncementStatusStatus) bool {
 	return a.Node == b.Node && a.ServiceCount == b.ServiceCount &&
 		slices.EqualFunc(a.Services, b.Services, func(x, y v1alpha1.BGPServiceAnnouncement) bool {
-			return x.Service == y.Service && slices.Equal(x.Addresses, y.Addresses) && slices.Equal(x.Peers, y.Peers)
+			return x.Service == y.Service && slices.Equal(x.Addresses, y.Addresses) && slices.Equal(x.Peers, y.Peers) &&
+				x.NotAnnounced == y.NotAnnounced
 		})
 }

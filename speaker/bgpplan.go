@@ -206,6 +206,9 @@ type BGPSource struct {
 	Addr    netip.Addr `json:"addr"`
 	Service string     `json:"service"` // namespace/name
 	Paths   []bgp.Path `json:"paths"`
+	// Withheld, when set, is why the paths are not announced (see
+	// Target.Withheld): the source is only reported.
+	Withheld string `json:"withheld,omitempty"`
 }
 
 func (b BGPSource) key() (netip.Addr, string) { return b.Addr, b.Service }
@@ -220,7 +223,7 @@ func serviceSources(in Inputs, svc *corev1.Service, n *corev1.Node, peers []stri
 	}
 	key := svc.Namespace + "/" + svc.Name
 	local := svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
-	if local && !ready.nodes[key][n.Name] {
+	if local && !ready.nodes[key][n.Name] && ready.any[key] {
 		return nil
 	}
 	var out []BGPSource
@@ -228,8 +231,18 @@ func serviceSources(in Inputs, svc *corev1.Service, n *corev1.Node, peers []stri
 		if slices.ContainsFunc(out, func(s BGPSource) bool { return s.Addr == addr }) {
 			continue // listed twice in the status
 		}
-		if paths := addrPaths(in, svc, n, addr, peers, ready.any[key]); len(paths) > 0 {
+		withheld := local && !ready.nodes[key][n.Name] // and none ready anywhere
+		var paths []bgp.Path
+		if !withheld {
+			paths = addrPaths(in, svc, n, addr, peers, ready.any[key])
+		}
+		if len(paths) > 0 {
 			out = append(out, BGPSource{Addr: addr, Service: key, Paths: paths})
+		} else if !ready.any[key] {
+			// Not announced for want of ready endpoints alone: reported.
+			if held := addrPaths(in, svc, n, addr, peers, true); len(held) > 0 {
+				out = append(out, BGPSource{Addr: addr, Service: key, Paths: held, Withheld: v1alpha1.NotAnnouncedNoReadyEndpoints})
+			}
 		}
 	}
 	slices.SortFunc(out, compareSources)
@@ -254,6 +267,9 @@ func mergeSources(sources []BGPSource) ([]bgp.Path, []netip.Addr) {
 	byPrefix := map[netip.Prefix]*bgp.Path{}
 	var addrs []netip.Addr
 	for _, src := range sources {
+		if src.Withheld != "" {
+			continue
+		}
 		for _, p := range src.Paths {
 			mergePath(byPrefix, p)
 		}
@@ -278,6 +294,9 @@ func addrPaths(in Inputs, svc *corev1.Service, n *corev1.Node, addr netip.Addr, 
 	var out []bgp.Path
 	if gone {
 		last, _ := lastOf(in.LastBGP, svc, addr)
+		if last.Withheld != "" {
+			return nil // not announced last
+		}
 		for _, p := range last.Paths {
 			if p.Peers = intersect(p.Peers, peers); len(p.Peers) > 0 {
 				out = append(out, p)

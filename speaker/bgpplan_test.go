@@ -175,3 +175,32 @@ func TestBGPPlanIPv6OverIPv4(t *testing.T) {
 		t.Errorf("paths %+v, want the /128", got.Paths)
 	}
 }
+
+// externalTrafficPolicy Local: a node without a local endpoint reports
+// the Service as withheld only while no endpoint is ready anywhere.
+func TestBGPPlanWithheldLocal(t *testing.T) {
+	nodes := []corev1.Node{node("node1", map[string]string{"rack": "a"}), node("node2", map[string]string{"rack": "b"})}
+	addr := netip.MustParseAddr("203.0.113.10")
+	for _, tc := range []struct {
+		name  string
+		ready map[string]bool
+		want  []BGPSource
+	}{
+		{"none ready: withheld, with the path it would add", map[string]bool{"node2": false},
+			[]BGPSource{{Addr: addr, Service: "default/web", Paths: []bgp.Path{{Prefix: netip.PrefixFrom(addr, 32), Peers: []string{"r1"}}},
+				Withheld: v1alpha1.NotAnnouncedNoReadyEndpoints}}},
+		{"ready on node2: nothing on node1", map[string]bool{"node2": true}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := Inputs{Config: bgpConfig(t, v1alpha1.BGPAdvertisementSpec{}), Services: []corev1.Service{localService("web", "203.0.113.10")},
+				Nodes: nodes, EndpointSlices: []discoveryv1.EndpointSlice{slice("web", tc.ready)}}
+			got := BGPPlan(in, "node1", map[string]string{"pier-bgp-passwords/md5/password": "s3cret"})
+			if diff := cmp.Diff(tc.want, got.Sources, addrCmp, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("sources (-want +got):\n%s", diff)
+			}
+			if len(got.Paths)+len(got.Addrs) != 0 {
+				t.Errorf("paths %v, addresses %v: want none announced", got.Paths, got.Addrs)
+			}
+		})
+	}
+}

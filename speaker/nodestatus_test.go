@@ -30,6 +30,12 @@ func TestBGPAnnouncements(t *testing.T) {
 		{Addr: a, Service: "apps/web", Paths: []bgp.Path{{Peers: []string{"r2"}}, {Peers: []string{"r1", "r2", "r6", "waiting"}}}},
 		{Addr: b, Service: "apps/web", Paths: []bgp.Path{{Peers: []string{"r1", "r6", "both"}}}},
 		{Addr: netip.MustParseAddr("203.0.113.11"), Service: "apps/api", Paths: []bgp.Path{{Peers: []string{"r1", "both"}}}},
+		// Withheld: listed with why when none of the Service's addresses
+		// is announced, left out when one is.
+		{Addr: netip.MustParseAddr("203.0.113.12"), Service: "apps/idle", Paths: []bgp.Path{{Peers: []string{"r1"}}},
+			Withheld: v1alpha1.NotAnnouncedNoReadyEndpoints},
+		{Addr: netip.MustParseAddr("203.0.113.13"), Service: "apps/web", Paths: []bgp.Path{{Peers: []string{"r1"}}},
+			Withheld: v1alpha1.NotAnnouncedNoReadyEndpoints},
 	}
 	v4, v6 := netip.MustParseAddr("192.0.2.254"), netip.MustParseAddr("2001:db8::254")
 	peers := []bgp.Peer{
@@ -39,13 +45,14 @@ func TestBGPAnnouncements(t *testing.T) {
 	}
 	want := []v1alpha1.BGPServiceAnnouncement{
 		{Service: "apps/api", Addresses: []string{"203.0.113.11"}, Peers: []string{"both", "r1"}},
+		{Service: "apps/idle", Addresses: []string{"203.0.113.12"}, Peers: []string{"r1"}, NotAnnounced: v1alpha1.NotAnnouncedNoReadyEndpoints},
 		{Service: "apps/web", Addresses: []string{"2001:db8::10", "203.0.113.10"}, Peers: []string{"r1", "r2", "r6"}},
 	}
 	if diff := cmp.Diff(want, BGPAnnouncements(sources, peers)); diff != "" {
 		t.Errorf("BGPAnnouncements (-want +got):\n%s", diff)
 	}
 	peers[3].NextHop6 = netip.MustParseAddr("2001:db8::1")
-	want[1].Peers = []string{"both", "r1", "r2", "r6"}
+	want[2].Peers = []string{"both", "r1", "r2", "r6"}
 	if diff := cmp.Diff(want, BGPAnnouncements(sources, peers)); diff != "" {
 		t.Errorf("with an IPv6 next hop for both (-want +got):\n%s", diff)
 	}

@@ -1,12 +1,15 @@
 package speaker
 
 import (
+	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pier-lb/pier/speaker/l2"
+	"github.com/pier-lb/pier/speaker/members"
 )
 
 func TestPlan(t *testing.T) {
@@ -57,6 +60,56 @@ func TestPlan(t *testing.T) {
 			t.Errorf("owner %s vs %s", a[0].Node, b[0].Node)
 		}
 	})
+}
+
+// Balanced targets: one owner per address (Services sharing it
+// included), the owners spread over the nodes, the plan sorted as the
+// targets; Hash targets keep their first-ranked node.
+func TestPlanBalanced(t *testing.T) {
+	seg := netip.MustParsePrefix("198.51.100.0/24")
+	var live []Member
+	nodes := map[string][]string{}
+	for _, n := range nodeNames(3) {
+		live = append(live, Member{Name: n, Ifaces: []Iface{{Name: "eth1", Prefixes: []netip.Prefix{seg}}}})
+		nodes[n] = nil
+	}
+	var targets []Target
+	for i := range 6 {
+		targets = append(targets, Target{Addr: netip.AddrFrom4([4]byte{198, 51, 100, byte(200 + i)}), Service: fmt.Sprintf("default/web%d", i), Nodes: nodes, Balanced: true})
+	}
+	shared := Target{Addr: targets[0].Addr, Service: "default/zz-shared", Nodes: nodes, Balanced: true}
+	hashed := Target{Addr: netip.MustParseAddr("198.51.100.250"), Service: "default/hash", Nodes: nodes}
+	targets = append(targets, shared, hashed)
+	slices.SortFunc(targets, compareTargets)
+
+	got := Plan(targets, live)
+	cands := map[netip.Addr][]string{}
+	for _, tg := range targets {
+		if tg.Balanced {
+			cands[tg.Addr] = nodeNames(3)
+		}
+	}
+	owners := Spread(cands)
+	var want []Ownership
+	for _, tg := range targets {
+		owner := owners[tg.Addr]
+		if !tg.Balanced {
+			owner = members.Owner(tg.Addr, nodeNames(3))
+		}
+		want = append(want, Ownership{Addr: tg.Addr, Service: tg.Service, Node: owner, Ifaces: []string{"eth1"}})
+	}
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("plan (-want +got):\n%s", diff)
+	}
+	load := map[string]int{}
+	for addr, o := range owners {
+		if addr != hashed.Addr {
+			load[o]++
+		}
+	}
+	if diff := cmp.Diff(map[string]int{"node1": 2, "node2": 2, "node3": 2}, load); diff != "" {
+		t.Errorf("six addresses on three nodes (-want +got):\n%s", diff)
+	}
 }
 
 func TestIfaceMetaRoundTrip(t *testing.T) {

@@ -362,7 +362,8 @@ func (s *Speaker) l2Plan(live []Member) []Ownership {
 	s.waiting = false
 	s.planFull, s.planTouched = false, nil
 	switch {
-	case !s.planValid || !reflect.DeepEqual(live, s.planLive):
+	case !s.planValid || !reflect.DeepEqual(live, s.planLive) || anyBalanced(s.planDel) || anyBalanced(s.planAdd):
+		// A balanced target's owner depends on every other balanced one.
 		s.plan, s.planFull = Plan(s.targets, live), true
 	case len(s.planDel)+len(s.planAdd) > 0:
 		del := make([]Ownership, len(s.planDel))
@@ -377,6 +378,10 @@ func (s *Speaker) l2Plan(live []Member) []Ownership {
 	}
 	s.planLive, s.planValid, s.planDel, s.planAdd = live, true, nil, nil
 	return s.plan
+}
+
+func anyBalanced(ts []Target) bool {
+	return slices.ContainsFunc(ts, func(t Target) bool { return t.Balanced })
 }
 
 // targetsChanged tells the planner which targets changed; a second change

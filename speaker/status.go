@@ -31,11 +31,12 @@ func (s *Speaker) reportOwnership(plan []Ownership) {
 	for _, addr := range touched {
 		o, now := mine[addr]
 		prev, before := s.owned[addr]
-		if now && (!before || !slices.Equal(prev.Ifaces, o.Ifaces)) {
+		announced, was := now && o.Withheld == "", before && prev.Withheld == ""
+		if announced && (!was || !slices.Equal(prev.Ifaces, o.Ifaces)) {
 			s.log.Info("taking over", "addr", addr, "service", o.Service, "iface", strings.Join(o.Ifaces, ","), "live", s.opts.Members.Live())
 			taken = append(taken, o)
 		}
-		if before && !now {
+		if was && !announced {
 			s.log.Info("handing over", "addr", addr, "service", prev.Service, "live", s.opts.Members.Live())
 		}
 		if now != before || now && !sameOwnership(prev, o) {
@@ -144,7 +145,7 @@ func (r *l2Report) take() (map[netip.Addr]Ownership, []Ownership, map[string]boo
 }
 
 func sameOwnership(a, b Ownership) bool {
-	return a.Service == b.Service && a.Node == b.Node && slices.Equal(a.Ifaces, b.Ifaces)
+	return a.Service == b.Service && a.Node == b.Node && slices.Equal(a.Ifaces, b.Ifaces) && a.Withheld == b.Withheld
 }
 
 // RunL2Status writes what this node owns (ServiceL2Status objects, takeover
@@ -302,19 +303,34 @@ func (w *l2Writer) list(ctx context.Context, want map[string]v1alpha1.ServiceL2S
 }
 
 // wantStatus is the status of this node's object of each Service it owns
-// addresses of, of the Services in only (nil: all).
+// addresses of, of the Services in only (nil: all). The addresses it
+// announces, or when it announces none of the Service's, those withheld
+// and why (without interfaces: it answers on none).
 func wantStatus(node string, mine map[netip.Addr]Ownership, only map[string]bool) map[string]v1alpha1.ServiceL2StatusStatus {
 	want := map[string]v1alpha1.ServiceL2StatusStatus{}
+	held := map[string]v1alpha1.ServiceL2StatusStatus{}
 	for _, o := range mine {
 		if only != nil && !only[o.Service] {
 			continue
 		}
-		st := want[o.Service]
+		into := want
+		if o.Withheld != "" {
+			into = held
+		}
+		st := into[o.Service]
 		st.Node = node
 		st.ServiceNamespace, st.ServiceName, _ = strings.Cut(o.Service, "/")
 		st.Addresses = append(st.Addresses, o.Addr.String())
-		st.Interfaces = append(st.Interfaces, o.Ifaces...)
-		want[o.Service] = st
+		if o.Withheld == "" {
+			st.Interfaces = append(st.Interfaces, o.Ifaces...)
+		}
+		st.NotAnnounced = o.Withheld
+		into[o.Service] = st
+	}
+	for svc, st := range held {
+		if _, announced := want[svc]; !announced {
+			want[svc] = st
+		}
 	}
 	for svc, st := range want {
 		want[svc] = normalize(st)
@@ -400,7 +416,7 @@ func normalize(st v1alpha1.ServiceL2StatusStatus) v1alpha1.ServiceL2StatusStatus
 
 func equalStatus(a, b v1alpha1.ServiceL2StatusStatus) bool {
 	return a.Node == b.Node && a.ServiceName == b.ServiceName && a.ServiceNamespace == b.ServiceNamespace &&
-		slices.Equal(a.Addresses, b.Addresses) && slices.Equal(a.Interfaces, b.Interfaces)
+		slices.Equal(a.Addresses, b.Addresses) && slices.Equal(a.Interfaces, b.Interfaces) && a.NotAnnounced == b.NotAnnounced
 }
 
 // statusName is readable when short and unique always: names are capped at

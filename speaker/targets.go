@@ -25,6 +25,12 @@ type Target struct {
 	Addr    netip.Addr          `json:"addr"`
 	Service string              `json:"service"` // namespace/name
 	Nodes   map[string][]string `json:"nodes"`
+	// Balanced: an advertisement with spread Balanced selects it (Plan).
+	Balanced bool `json:"balanced,omitempty"`
+	// Withheld, when set, is why the address is not announced
+	// (v1alpha1.NotAnnouncedNoReadyEndpoints): Nodes are then those that
+	// would announce it, and its owner only reports it (ServiceL2Status).
+	Withheld string `json:"withheld,omitempty"`
 }
 
 // Inputs are the API objects Targets reads.
@@ -76,13 +82,16 @@ func serviceTargets(in Inputs, svc *corev1.Service, ready readiness) []Target {
 			continue // listed twice in the status
 		}
 		var nodes map[string][]string
+		var balanced bool
 		if pool, gone := poolFor(svc, addr, in.Config.Pools); gone {
-			nodes = lastNodes(in.Last, svc, addr, ready.nodes[key])
+			nodes, balanced = lastNodes(in.Last, svc, addr, ready.nodes[key])
 		} else {
-			nodes = allowedNodes(in, svc, pool, ready.nodes[key], ready.any[key])
+			nodes, balanced = allowedNodes(in, svc, pool, ready.nodes[key], ready.any[key])
 		}
 		if len(nodes) > 0 {
-			out = append(out, Target{Addr: addr, Service: key, Nodes: nodes})
+			out = append(out, Target{Addr: addr, Service: key, Nodes: nodes, Balanced: balanced})
+		} else if held := withheldNodes(in, svc, addr, ready.any[key]); len(held) > 0 {
+			out = append(out, Target{Addr: addr, Service: key, Nodes: held, Withheld: v1alpha1.NotAnnouncedNoReadyEndpoints})
 		}
 	}
 	slices.SortFunc(out, compareTargets)
@@ -99,13 +108,14 @@ func compareTargets(a, b Target) int {
 // pool and the Service; a node allowed by several gets the union of their
 // interfaces, or any interface (nil) if one of them allows any. ready are
 // the nodes with a ready endpoint of the Service, anyReady whether it has
-// a ready endpoint at all.
-func allowedNodes(in Inputs, svc *corev1.Service, pool string, ready map[string]bool, anyReady bool) map[string][]string {
+// a ready endpoint at all. balanced says that an advertisement with
+// spread Balanced allows some node.
+func allowedNodes(in Inputs, svc *corev1.Service, pool string, ready map[string]bool, anyReady bool) (nodes map[string][]string, balanced bool) {
 	if pool == "" {
-		return nil
+		return nil, false
 	}
 	local := svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
-	nodes := map[string][]string{}
+	nodes = map[string][]string{}
 	for _, adv := range in.Config.L2Advertisements {
 		if !slices.Contains(adv.Pools, pool) || !adv.ServiceSelectors.Matches(labels.Set(svc.Labels)) ||
 			(adv.RequireReadyEndpoints && !anyReady) {
@@ -116,6 +126,7 @@ func allowedNodes(in Inputs, svc *corev1.Service, pool string, ready map[string]
 			if !eligible(n) || !adv.NodeSelectors.Matches(labels.Set(n.Labels)) || (local && !ready[n.Name]) {
 				continue
 			}
+			balanced = balanced || adv.Balanced
 			have, seen := nodes[n.Name]
 			switch {
 			case seen && have == nil: // already any interface
@@ -126,6 +137,27 @@ func allowedNodes(in Inputs, svc *corev1.Service, pool string, ready map[string]
 			}
 		}
 	}
+	return nodes, balanced
+}
+
+// withheldNodes are the nodes that would announce addr of svc if it had a
+// ready endpoint, when it has none anywhere and that alone keeps it
+// unannounced (an advertisement requires ready endpoints, or its
+// externalTrafficPolicy is Local). An orphan whose pool is gone is not
+// withheld (see lastNodes).
+func withheldNodes(in Inputs, svc *corev1.Service, addr netip.Addr, anyReady bool) map[string][]string {
+	if anyReady {
+		return nil
+	}
+	pool, gone := poolFor(svc, addr, in.Config.Pools)
+	if gone {
+		return nil
+	}
+	everywhere := make(map[string]bool, len(in.Nodes))
+	for i := range in.Nodes {
+		everywhere[in.Nodes[i].Name] = true
+	}
+	nodes, _ := allowedNodes(in, svc, pool, everywhere, true)
 	return nodes
 }
 
@@ -210,11 +242,11 @@ func lastOf[T announced](last []T, svc *corev1.Service, addr netip.Addr) (T, boo
 // ExternalTrafficPolicy Local only those with a ready endpoint. Whether
 // the advertisement required ready endpoints is not known any more (its
 // pool is gone), so the orphan stays announced without one: withdrawn, it
-// would have no record to come back from.
-func lastNodes(last []Target, svc *corev1.Service, addr netip.Addr, ready map[string]bool) map[string][]string {
+// would have no record to come back from. It keeps the spread it had.
+func lastNodes(last []Target, svc *corev1.Service, addr netip.Addr, ready map[string]bool) (map[string][]string, bool) {
 	t, ok := lastOf(last, svc, addr)
-	if !ok {
-		return nil
+	if !ok || t.Withheld != "" {
+		return nil, false // not announced last
 	}
 	local := svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
 	nodes := map[string][]string{}
@@ -223,7 +255,7 @@ func lastNodes(last []Target, svc *corev1.Service, addr netip.Addr, ready map[st
 			nodes[n] = ifaces
 		}
 	}
-	return nodes
+	return nodes, t.Balanced
 }
 
 func poolOf(addr netip.Addr, pools []allocator.Pool) string {

@@ -116,6 +116,35 @@ func TestTargets(t *testing.T) {
 			[]corev1.Service{local}, []discoveryv1.EndpointSlice{slice("local", map[string]bool{"node2": true, "node1": false})},
 			[]Target{{Addr: addr, Service: "default/local", Nodes: map[string][]string{"node2": nil}}}},
 		{"another class", []v1alpha1.L2Advertisement{adv("all", nil)}, []corev1.Service{otherClass}, nil, nil},
+		{"externalTrafficPolicy Local, no ready endpoint: withheld", []v1alpha1.L2Advertisement{adv("all", nil)},
+			[]corev1.Service{local}, []discoveryv1.EndpointSlice{slice("local", map[string]bool{"node2": false})},
+			[]Target{{Addr: addr, Service: "default/local", Nodes: any2, Withheld: v1alpha1.NotAnnouncedNoReadyEndpoints}}},
+		{"externalTrafficPolicy Local, ready on an excluded node only: not withheld", []v1alpha1.L2Advertisement{adv("all", nil)},
+			[]corev1.Service{local}, []discoveryv1.EndpointSlice{slice("local", map[string]bool{"node3": true})}, nil},
+		{"a withheld address is not balanced", []v1alpha1.L2Advertisement{adv("all", func(s *v1alpha1.L2AdvertisementSpec) {
+			s.Spread, s.RequireReadyEndpoints = v1alpha1.L2SpreadBalanced, true
+		})},
+			[]corev1.Service{lbService("web", "198.51.100.200")}, nil,
+			[]Target{{Addr: addr, Service: "default/web", Nodes: any2, Withheld: v1alpha1.NotAnnouncedNoReadyEndpoints}}},
+		{"spread Balanced", []v1alpha1.L2Advertisement{adv("all", func(s *v1alpha1.L2AdvertisementSpec) { s.Spread = v1alpha1.L2SpreadBalanced })},
+			[]corev1.Service{lbService("web", "198.51.100.200")}, nil,
+			[]Target{{Addr: addr, Service: "default/web", Nodes: any2, Balanced: true}}},
+		{"Balanced by one advertisement of two", []v1alpha1.L2Advertisement{
+			adv("hash", func(s *v1alpha1.L2AdvertisementSpec) { s.Spread = v1alpha1.L2SpreadHash }),
+			adv("zone-a", func(s *v1alpha1.L2AdvertisementSpec) {
+				s.Spread = v1alpha1.L2SpreadBalanced
+				s.NodeSelectors = []metav1.LabelSelector{{MatchLabels: map[string]string{"zone": "a"}}}
+			}),
+		}, []corev1.Service{lbService("web", "198.51.100.200")}, nil,
+			[]Target{{Addr: addr, Service: "default/web", Nodes: any2, Balanced: true}}},
+		{"a Balanced advertisement that allows no node", []v1alpha1.L2Advertisement{
+			adv("all", nil),
+			adv("none", func(s *v1alpha1.L2AdvertisementSpec) {
+				s.Spread = v1alpha1.L2SpreadBalanced
+				s.NodeSelectors = []metav1.LabelSelector{{MatchLabels: map[string]string{"zone": "c"}}}
+			}),
+		}, []corev1.Service{lbService("web", "198.51.100.200")}, nil,
+			[]Target{{Addr: addr, Service: "default/web", Nodes: any2}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -185,7 +214,9 @@ func TestRequireReadyEndpoints(t *testing.T) {
 			slices []discoveryv1.EndpointSlice
 		}{{"full", tc.slices}, {"slim", slim}} {
 			t.Run(tc.name+"/"+view.name, func(t *testing.T) {
-				var wantL2 []Target
+				// Not announced, but reported by the node that would.
+				wantL2 := []Target{l2Want[0]}
+				wantL2[0].Withheld = v1alpha1.NotAnnouncedNoReadyEndpoints
 				var wantBGP []bgp.Path
 				if tc.want {
 					wantL2, wantBGP = l2Want, bgpWant
@@ -198,6 +229,13 @@ func TestRequireReadyEndpoints(t *testing.T) {
 				got := BGPPlan(in, "node1", map[string]string{"pier-bgp-passwords/md5/password": "s3cret"})
 				if diff := cmp.Diff(wantBGP, got.Paths, addrCmp, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmpopts.EquateEmpty()); diff != "" {
 					t.Errorf("BGP paths (-want +got):\n%s", diff)
+				}
+				wantWithheld := v1alpha1.NotAnnouncedNoReadyEndpoints
+				if tc.want {
+					wantWithheld = ""
+				}
+				if len(got.Sources) != 1 || got.Sources[0].Withheld != wantWithheld || (len(got.Addrs) == 0) != !tc.want {
+					t.Errorf("BGP sources %+v, addresses %v: want one, withheld %q", got.Sources, got.Addrs, wantWithheld)
 				}
 			})
 		}

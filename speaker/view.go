@@ -81,6 +81,9 @@ func (v *apiView) set(key string, t []Target, src []BGPSource) {
 	setOrDelete(v.targets, key, t)
 	setOrDelete(v.sources, key, src)
 	for _, s := range src {
+		if s.Withheld != "" {
+			continue
+		}
 		for _, p := range s.Paths {
 			if v.users[p.Prefix] == nil {
 				v.users[p.Prefix] = map[string]bool{}
@@ -108,6 +111,9 @@ func (v *apiView) mergedPath(p netip.Prefix) (bgp.Path, bool) {
 	slices.SortFunc(srcs, compareSources)
 	byPrefix := map[netip.Prefix]*bgp.Path{}
 	for _, s := range srcs {
+		if s.Withheld != "" {
+			continue
+		}
 		for _, path := range s.Paths {
 			if path.Prefix == p {
 				mergePath(byPrefix, path)
@@ -243,9 +249,14 @@ func (s *Speaker) splicedBGP(del, add []BGPSource, prefixes map[netip.Prefix]boo
 	if d.Paths == nil {
 		d.Paths = []bgp.Path{}
 	}
-	carried := func(a netip.Addr) bool {
-		_, ok := slices.BinarySearchFunc(d.Sources, a, func(x BGPSource, a netip.Addr) int { return x.Addr.Compare(a) })
-		return ok
+	carried := func(a netip.Addr) bool { // by a source announced
+		i, _ := slices.BinarySearchFunc(d.Sources, a, func(x BGPSource, a netip.Addr) int { return x.Addr.Compare(a) })
+		for ; i < len(d.Sources) && d.Sources[i].Addr == a; i++ {
+			if d.Sources[i].Withheld == "" {
+				return true
+			}
+		}
+		return false
 	}
 	var delA, addA []netip.Addr
 	for _, x := range del {
@@ -254,6 +265,9 @@ func (s *Speaker) splicedBGP(del, add []BGPSource, prefixes map[netip.Prefix]boo
 		}
 	}
 	for _, x := range add {
+		if x.Withheld != "" {
+			continue
+		}
 		if _, had := slices.BinarySearchFunc(d.Addrs, x.Addr, netip.Addr.Compare); !had && !slices.Contains(addA, x.Addr) {
 			addA = append(addA, x.Addr)
 		}

@@ -25,8 +25,8 @@ import (
 
 // viewAPI is an API cache (indexed as newAPICache indexes it) holding an
 // L2 pool of IPv4 and IPv6 addresses, a BGP pool, two L2 and two BGP
-// advertisements (aggregated and not, with selectors, interfaces and
-// ready endpoints required), two BGP peers and three nodes.
+// advertisements (aggregated and not, with selectors, interfaces, ready
+// endpoints required and, on L2, spread Balanced), two BGP peers and three nodes.
 func viewAPI(t *testing.T) client.Client {
 	t.Helper()
 	scheme := runtime.NewScheme()
@@ -40,7 +40,7 @@ func viewAPI(t *testing.T) client.Client {
 		&v1alpha1.IPAddressPool{ObjectMeta: metaNS("bgp", "pier-system"), Spec: v1alpha1.IPAddressPoolSpec{Addresses: []string{"203.0.113.0/28"}}},
 		&v1alpha1.L2Advertisement{ObjectMeta: metaNS("all", "pier-system"), Spec: v1alpha1.L2AdvertisementSpec{IPAddressPools: []string{"l2"}}},
 		&v1alpha1.L2Advertisement{ObjectMeta: metaNS("web", "pier-system"), Spec: v1alpha1.L2AdvertisementSpec{
-			IPAddressPools: []string{"l2", "bgp"}, Interfaces: []string{"eth1"}, RequireReadyEndpoints: true,
+			IPAddressPools: []string{"l2", "bgp"}, Interfaces: []string{"eth1"}, RequireReadyEndpoints: true, Spread: v1alpha1.L2SpreadBalanced,
 			NodeSelectors:    []metav1.LabelSelector{{MatchLabels: map[string]string{"zone": "a"}}},
 			ServiceSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"tier": "web"}}}}},
 		&v1alpha1.BGPAdvertisement{ObjectMeta: metaNS("agg", "pier-system"), Spec: v1alpha1.BGPAdvertisementSpec{

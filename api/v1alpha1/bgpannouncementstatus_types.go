@@ -10,12 +10,17 @@ type BGPServiceAnnouncement struct {
 	// Peers are the BGPPeers (by name) this node sends the addresses to;
 	// their sessions are in BGPSessionStatus.
 	Peers []string `json:"peers,omitempty"`
+	// NotAnnounced, when set, says why the node does not announce the
+	// addresses, which it would announce to Peers otherwise:
+	// NoReadyEndpoints (see ServiceL2StatusStatus.NotAnnounced).
+	// +optional
+	NotAnnounced string `json:"notAnnounced,omitempty"`
 }
 
 // BGPAnnouncementStatusStatus lists Services one node announces over BGP.
 type BGPAnnouncementStatusStatus struct {
 	Node string `json:"node,omitempty"`
-	// ServiceCount is len(Services).
+	// ServiceCount is len(Services), those not announced included.
 	ServiceCount int32 `json:"serviceCount"`
 	// Services, sorted; a node announcing more Services than one object
 	// holds (1,000) writes several objects, each with a part of the list.

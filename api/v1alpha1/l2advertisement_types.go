@@ -32,7 +32,32 @@ type L2AdvertisementSpec struct {
 	// have a ready endpoint, either way).
 	// +optional
 	RequireReadyEndpoints bool `json:"requireReadyEndpoints,omitempty"`
+	// Spread says how the addresses this advertisement announces are
+	// shared out among the nodes that may answer for them (one node per
+	// address). Hash (the default): each address goes to the node that a
+	// hash of address and node name ranks first, so owners spread at
+	// random and one node may own several addresses while another owns
+	// none. Balanced: no node owns more than its share (the addresses
+	// divided by the nodes, rounded up) while the others have room, each
+	// address going to the node highest in its hash ranking that has room.
+	// Every speaker computes the same owners from what it sees, without
+	// asking the others; adding a Service or a node moves few addresses,
+	// and the addresses of a node that fails move to the others as with
+	// Hash. An address some Balanced advertisement selects is balanced
+	// among all addresses so selected.
+	// +kubebuilder:validation:Enum=Hash;Balanced
+	// +optional
+	Spread L2Spread `json:"spread,omitempty"`
 }
+
+// L2Spread is how an L2Advertisement spreads its addresses over nodes.
+type L2Spread string
+
+// The values of L2AdvertisementSpec.Spread.
+const (
+	L2SpreadHash     L2Spread = "Hash"
+	L2SpreadBalanced L2Spread = "Balanced"
+)
 
 // L2Advertisement announces pools on a shared L2 segment.
 //
@@ -40,6 +65,7 @@ type L2AdvertisementSpec struct {
 // +kubebuilder:resource:shortName=l2adv
 // +kubebuilder:printcolumn:name="Pools",type=string,JSONPath=`.spec.ipAddressPools`
 // +kubebuilder:printcolumn:name="Interfaces",type=string,JSONPath=`.spec.interfaces`
+// +kubebuilder:printcolumn:name="Spread",type=string,JSONPath=`.spec.spread`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type L2Advertisement struct {
 	metav1.TypeMeta   `json:",inline"`

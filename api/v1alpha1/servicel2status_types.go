@@ -17,11 +17,23 @@ type ServiceL2StatusStatus struct {
 	ServiceNamespace string   `json:"serviceNamespace,omitempty"`
 	Addresses        []string `json:"addresses,omitempty"`
 	Interfaces       []string `json:"interfaces,omitempty"`
+	// NotAnnounced, when set, says why the node does not answer for the
+	// addresses listed, which it would answer for otherwise:
+	// NoReadyEndpoints (the Service has no ready endpoint anywhere, and an
+	// advertisement requires one or its externalTrafficPolicy is Local).
+	// +optional
+	NotAnnounced string `json:"notAnnounced,omitempty"`
 }
+
+// NotAnnouncedNoReadyEndpoints is the reason a Service without a ready
+// endpoint is not announced.
+const NotAnnouncedNoReadyEndpoints = "NoReadyEndpoints"
 
 // ServiceL2Status is written by the speaker that answers ARP/NDP for a
 // Service's addresses: one object per Service and announcing node, in
-// Pier's namespace. Read-only for users.
+// Pier's namespace. A Service that is not announced for want of ready
+// endpoints has one too, by the node that would answer, saying so
+// (notAnnounced). Read-only for users.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
@@ -31,6 +43,7 @@ type ServiceL2StatusStatus struct {
 // +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.status.node`
 // +kubebuilder:printcolumn:name="Addresses",type=string,JSONPath=`.status.addresses`
 // +kubebuilder:printcolumn:name="Interfaces",type=string,JSONPath=`.status.interfaces`
+// +kubebuilder:printcolumn:name="Not Announced",type=string,JSONPath=`.status.notAnnounced`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ServiceL2Status struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -2,10 +2,12 @@ package bgpmode
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -35,8 +37,36 @@ func (w *world) followsReadyEndpoints(t *testing.T) {
 	w.wantNextHops(route, allNodes(), 30*time.Second)
 	w.setEndpointReady(t, "backed", false)
 	w.wantNextHops(route, nil, 30*time.Second)
+	// Every node says why it does not announce it, and to whom it would.
+	w.wantAnnounced(t, "default/backed", v1alpha1.BGPServiceAnnouncement{Service: "default/backed",
+		Addresses: []string{addr.String()}, Peers: []string{"frr"}, NotAnnounced: v1alpha1.NotAnnouncedNoReadyEndpoints})
 	w.setEndpointReady(t, "backed", true)
 	w.wantNextHops(route, allNodes(), 30*time.Second)
+	w.wantAnnounced(t, "default/backed", v1alpha1.BGPServiceAnnouncement{Service: "default/backed",
+		Addresses: []string{addr.String()}, Peers: []string{"frr"}})
+}
+
+// wantAnnounced waits until every node's BGPAnnouncementStatus lists svc
+// as want.
+func (w *world) wantAnnounced(t *testing.T, svc string, want v1alpha1.BGPServiceAnnouncement) {
+	t.Helper()
+	for _, node := range []string{"node1", "node2", "node3"} {
+		poll(t, "BGPAnnouncementStatus "+node+" of "+svc, 30*time.Second, func() error {
+			var obj v1alpha1.BGPAnnouncementStatus
+			if err := w.env.Pier.Get(context.Background(), client.ObjectKey{Namespace: kubelab.PierNamespace, Name: node}, &obj); err != nil {
+				return err
+			}
+			for _, a := range obj.Status.Services {
+				if a.Service == svc {
+					if diff := cmp.Diff(want, a); diff != "" {
+						return fmt.Errorf("(-want +got):\n%s", diff)
+					}
+					return nil
+				}
+			}
+			return fmt.Errorf("%s not listed", svc)
+		})
+	}
 }
 
 // setEndpointReady gives svc one endpoint, on no node, ready or not.

@@ -95,10 +95,36 @@ func TestLocalTrafficPolicy(t *testing.T) {
 	owner := waitARP(t, env, cluster, "a node", func(string) bool { return true })
 	setEndpointReady(t, env, "cluster", node2, false)
 	waitSilent(t, env, cluster, "a Service without ready endpoints")
+	// Its status says why, from the node that would answer.
+	ownerNode := env.Site.Nodes[nodeByMAC(t, env, owner)].Name
+	waitNotAnnounced(t, env, "cluster", ownerNode, v1alpha1.NotAnnouncedNoReadyEndpoints)
 	setEndpointReady(t, env, "cluster", node2, true)
 	waitARP(t, env, cluster, "the owner, the endpoint ready again,", func(m string) bool { return m == owner })
+	waitNotAnnounced(t, env, "cluster", ownerNode, "")
 	// The Local Service's endpoint on node1 is ready: still answered.
 	waitProbe(t, p, time.Now(), "", []string{macOf(t, env.Site.Nodes[0], "eth1")})
+}
+
+// waitNotAnnounced waits until Service default/svc has one
+// ServiceL2Status, node's, whose notAnnounced is reason.
+func waitNotAnnounced(t testing.TB, env *kubelab.Env, svc, node, reason string) {
+	t.Helper()
+	var got []v1alpha1.ServiceL2StatusStatus
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		var list v1alpha1.ServiceL2StatusList
+		if err := env.Pier.List(ctx, &list, client.InNamespace(kubelab.PierNamespace),
+			client.MatchingLabels{v1alpha1.LabelServiceName: svc}); err != nil {
+			return false, nil
+		}
+		got = got[:0]
+		for _, o := range list.Items {
+			got = append(got, o.Status)
+		}
+		return len(got) == 1 && got[0].Node == node && got[0].NotAnnounced == reason, nil
+	})
+	if err != nil {
+		t.Fatalf("ServiceL2Status of %s: %+v, want one of %s saying %q", svc, got, node, reason)
+	}
 }
 
 func must(t testing.TB, err error) {

@@ -485,6 +485,13 @@ func (e *env) status(ctx context.Context, t *testing.T) {
 	e.create(ctx, t, svc)
 	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "198.51.100.200"}, {IP: "2001:db8:100::200"}}
 	e.updateStatus(ctx, t, svc)
+	// A Service without ready endpoints, which node2 would answer for.
+	idle := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "idle", Namespace: "default",
+		Annotations: map[string]string{v1alpha1.AnnotationAllocatedFromPool: "default"}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 8443}}}}
+	e.create(ctx, t, idle)
+	idle.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "198.51.100.202"}}
+	e.updateStatus(ctx, t, idle)
 
 	l2 := func(node string, addr string) *v1alpha1.ServiceL2Status {
 		return &v1alpha1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Name: "calls-" + node, Namespace: pierNS,
@@ -517,7 +524,15 @@ func (e *env) status(ctx context.Context, t *testing.T) {
 	}
 	badPeer := v1alpha1.ConfigurationProblem{Kind: "BGPPeer", Namespace: pierNS, Name: "router2",
 		Field: "spec.peerAddress", Message: `"192.0.2.300" is not an IP address`}
-	withStatus := []client.Object{l2("node1", "198.51.100.200"), l2("node2", "2001:db8:100::200"),
+	withheld := &v1alpha1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Name: "idle-node2", Namespace: pierNS,
+		Labels: map[string]string{v1alpha1.LabelServiceName: "idle", v1alpha1.LabelServiceNamespace: "default", v1alpha1.LabelNode: "node2"}},
+		Status: v1alpha1.ServiceL2StatusStatus{Node: "node2", ServiceName: "idle", ServiceNamespace: "default",
+			Addresses: []string{"198.51.100.202"}, NotAnnounced: v1alpha1.NotAnnouncedNoReadyEndpoints}}
+	bgpWithheld := &v1alpha1.BGPAnnouncementStatus{ObjectMeta: metav1.ObjectMeta{Name: "node3", Namespace: pierNS,
+		Labels: map[string]string{v1alpha1.LabelNode: "node3"}},
+		Status: v1alpha1.BGPAnnouncementStatusStatus{Node: "node3", ServiceCount: 1, Services: []v1alpha1.BGPServiceAnnouncement{
+			{Service: "default/idle", Addresses: []string{"198.51.100.202"}, Peers: []string{"router"}, NotAnnounced: v1alpha1.NotAnnouncedNoReadyEndpoints}}}}
+	withStatus := []client.Object{l2("node1", "198.51.100.200"), l2("node2", "2001:db8:100::200"), withheld, bgpWithheld,
 		sess("node1", "Established", 2), sess("node2", "Active", 0), relay,
 		bgpAnn("node1", "router"), bgpAnn("node2", "router"),
 		cfg("node1", "speaker"), cfg("node2", "speaker", badPeer), cfg("node1", "relay")}

@@ -47,10 +47,12 @@ type Objects struct {
 
 // Status is the report; its JSON form is pierctl status -o json.
 type Status struct {
-	Namespace   string       `json:"namespace"`
-	Components  []Component  `json:"components"`
-	Pools       []Pool       `json:"pools"`
-	Services    []Service    `json:"services"`
+	Namespace  string      `json:"namespace"`
+	Components []Component `json:"components"`
+	Pools      []Pool      `json:"pools"`
+	Services   []Service   `json:"services"`
+	// L2Spread is how many addresses each node answers ARP/NDP for.
+	L2Spread    []L2Node     `json:"l2Spread"`
 	BGPSessions []BGPSession `json:"bgpSessions"`
 	// Configuration is each node daemon's view of the configuration.
 	Configuration []NodeConfiguration `json:"configuration"`
@@ -103,6 +105,18 @@ type BGPAnnouncer struct {
 	Node      string   `json:"node"`
 	Addresses []string `json:"addresses"`
 	Peers     []string `json:"peers"`
+	// NotAnnounced, when set, says why Node, which would announce
+	// Addresses to Peers, does not (NoReadyEndpoints).
+	NotAnnounced string `json:"notAnnounced,omitempty"`
+}
+
+// L2Node is one node's share of the L2 addresses: how many addresses and
+// Services it answers ARP/NDP for (from the ServiceL2Status objects). A
+// node that runs a speaker Pod and answers for none is listed with zero.
+type L2Node struct {
+	Node      string `json:"node"`
+	Addresses int    `json:"addresses"`
+	Services  int    `json:"services"`
 }
 
 // L2Announcer is a node answering ARP/NDP for some of a Service's
@@ -111,6 +125,9 @@ type L2Announcer struct {
 	Node       string   `json:"node"`
 	Interfaces []string `json:"interfaces,omitempty"`
 	Addresses  []string `json:"addresses"`
+	// NotAnnounced, when set, says why Node, which would answer for
+	// Addresses, does not (NoReadyEndpoints).
+	NotAnnounced string `json:"notAnnounced,omitempty"`
 }
 
 // BGPSession is one node's session with one BGPPeer.
@@ -142,7 +159,7 @@ type Relay struct {
 // Build assembles the report; every list is sorted.
 func Build(o Objects) Status {
 	s := Status{Namespace: o.Namespace, Missing: slices.Sorted(slices.Values(o.Missing)),
-		Components: components(o), Pools: []Pool{}, Services: []Service{}, BGPSessions: []BGPSession{},
+		Components: components(o), Pools: []Pool{}, Services: []Service{}, L2Spread: l2Spread(o), BGPSessions: []BGPSession{},
 		Configuration: configurations(o.Configurations), Relays: []Relay{}}
 	for _, p := range o.Pools {
 		s.Pools = append(s.Pools, pool(p))
@@ -213,7 +230,7 @@ func l2ByService(in []v1alpha1.ServiceL2Status) map[string][]L2Announcer {
 		key := ns + "/" + name
 		out[key] = append(out[key], L2Announcer{
 			Node:       cmp.Or(st.Status.Node, st.Labels[v1alpha1.LabelNode]),
-			Interfaces: st.Status.Interfaces, Addresses: st.Status.Addresses,
+			Interfaces: st.Status.Interfaces, Addresses: st.Status.Addresses, NotAnnounced: st.Status.NotAnnounced,
 		})
 	}
 	for _, a := range out {
@@ -221,6 +238,37 @@ func l2ByService(in []v1alpha1.ServiceL2Status) map[string][]L2Announcer {
 			return cmp.Or(cmp.Compare(x.Node, y.Node), cmp.Compare(strings.Join(x.Addresses, ","), strings.Join(y.Addresses, ",")))
 		})
 	}
+	return out
+}
+
+// l2Spread counts each node's L2 addresses and Services, nodes sorted by
+// name.
+func l2Spread(o Objects) []L2Node {
+	byNode := map[string]*L2Node{}
+	at := func(node string) *L2Node {
+		if byNode[node] == nil {
+			byNode[node] = &L2Node{Node: node}
+		}
+		return byNode[node]
+	}
+	for _, p := range o.Pods {
+		if p.Labels[LabelComponent] == "speaker" && p.Spec.NodeName != "" {
+			at(p.Spec.NodeName)
+		}
+	}
+	for _, st := range o.L2 {
+		n := at(cmp.Or(st.Status.Node, st.Labels[v1alpha1.LabelNode]))
+		if st.Status.NotAnnounced != "" {
+			continue // answers for none of them
+		}
+		n.Addresses += len(st.Status.Addresses)
+		n.Services++
+	}
+	out := []L2Node{}
+	for _, n := range byNode {
+		out = append(out, *n)
+	}
+	slices.SortFunc(out, func(a, b L2Node) int { return cmp.Compare(a.Node, b.Node) })
 	return out
 }
 
@@ -232,7 +280,7 @@ func bgpByService(in []v1alpha1.BGPAnnouncementStatus) map[string][]BGPAnnouncer
 		node := cmp.Or(st.Status.Node, st.Labels[v1alpha1.LabelNode])
 		for _, a := range st.Status.Services {
 			out[a.Service] = append(out[a.Service], BGPAnnouncer{Node: node,
-				Addresses: orEmpty(a.Addresses), Peers: orEmpty(a.Peers)})
+				Addresses: orEmpty(a.Addresses), Peers: orEmpty(a.Peers), NotAnnounced: a.NotAnnounced})
 		}
 	}
 	for _, a := range out {

@@ -59,11 +59,14 @@ func TestBuildAndText(t *testing.T) {
 		Services: []corev1.Service{
 			lbService("default", "calls", "default", "198.51.100.200", "2001:db8:100::1"),
 			lbService("default", "waiting", ""),
+			lbService("default", "idle", "default", "198.51.100.201"),
 			{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "cluster-only"}},
 		},
 		L2: []v1alpha1.ServiceL2Status{
 			l2Status("default", "calls", "node2", "2001:db8:100::1"),
 			l2Status("default", "calls", "node1", "198.51.100.200"),
+			{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{v1alpha1.LabelServiceName: "idle", v1alpha1.LabelServiceNamespace: "default"}},
+				Status: v1alpha1.ServiceL2StatusStatus{Node: "node3", Addresses: []string{"198.51.100.201"}, NotAnnounced: v1alpha1.NotAnnouncedNoReadyEndpoints}},
 		},
 		Sessions: []v1alpha1.BGPSessionStatus{
 			{Status: v1alpha1.BGPSessionStatusStatus{Node: "node2", Peer: "router", PeerAddress: "198.51.100.1", State: "Active", BFDState: "Down",
@@ -76,7 +79,9 @@ func TestBuildAndText(t *testing.T) {
 			bgpAnnounced("node1", v1alpha1.BGPServiceAnnouncement{Service: "default/calls",
 				Addresses: []string{"198.51.100.200", "2001:db8:100::1"}, Peers: []string{"r1", "r2"}}),
 			bgpAnnounced("node3", v1alpha1.BGPServiceAnnouncement{Service: "default/calls",
-				Addresses: []string{"198.51.100.200"}, Peers: []string{"r1"}}),
+				Addresses: []string{"198.51.100.200"}, Peers: []string{"r1"}},
+				v1alpha1.BGPServiceAnnouncement{Service: "default/idle", Addresses: []string{"198.51.100.201"}, Peers: []string{"r1"},
+					NotAnnounced: v1alpha1.NotAnnouncedNoReadyEndpoints}),
 		},
 		Configurations: []v1alpha1.ConfigurationStatus{
 			configStatus("node2", "speaker", v1alpha1.ConfigurationProblem{Kind: "BGPPeer", Namespace: "pier-system", Name: "r3",
@@ -86,6 +91,9 @@ func TestBuildAndText(t *testing.T) {
 			configStatus("node1", "relay", v1alpha1.ConfigurationProblem{Kind: "Relay", Namespace: "default", Name: "calls",
 				Field: "spec.dataPath", Message: "Kernel cannot be combined with spec.routing.token"}),
 		},
+		// A speaker on node3 that answers for no address.
+		Pods: []corev1.Pod{{ObjectMeta: metav1.ObjectMeta{Name: "pier-speaker-x", Labels: map[string]string{LabelName: "pier", LabelComponent: "speaker"}},
+			Spec: corev1.PodSpec{NodeName: "node3"}}},
 		Missing: []string{"relays.pier.dev"},
 	}
 	var out bytes.Buffer
@@ -103,7 +111,14 @@ reserved  no           -               -               203.0.113.0/30           
 SERVICES
 NAMESPACE  NAME     ADDRESSES                       POOL     L2 ANNOUNCED BY                                                    BGP ANNOUNCED BY (TO PEERS)
 default    calls    198.51.100.200,2001:db8:100::1  default  node1 (eth1) for 198.51.100.200; node2 (eth1) for 2001:db8:100::1  node1,node2 to r1,r2; node3 to r1 for 198.51.100.200
+default    idle     198.51.100.201                  default  not announced: no ready endpoints (node3 would answer)             node3 would announce to r1: not announced, no ready endpoints
 default    waiting  <pending>                       -        -                                                                  -
+
+L2 SPREAD
+NODE   L2 ADDRESSES  SERVICES
+node1  1             1
+node2  1             1
+node3  0             0
 
 BGP SESSIONS
 NODE   PEER    ADDRESS       STATE        BFD   SINCE  SENT  RECEIVED  LAST ERROR
@@ -126,7 +141,7 @@ RELAYS
 
 func TestBuildEmpty(t *testing.T) {
 	got := Build(Objects{Namespace: "pier-system"})
-	want := Status{Namespace: "pier-system", Components: []Component{}, Pools: []Pool{}, Services: []Service{}, BGPSessions: []BGPSession{},
+	want := Status{Namespace: "pier-system", Components: []Component{}, Pools: []Pool{}, Services: []Service{}, L2Spread: []L2Node{}, BGPSessions: []BGPSession{},
 		Configuration: []NodeConfiguration{}, Relays: []Relay{}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
@@ -135,7 +150,7 @@ func TestBuildEmpty(t *testing.T) {
 	if err := got.WriteJSON(&out); err != nil {
 		t.Fatal(err)
 	}
-	wantJSON := "{\n  \"namespace\": \"pier-system\",\n  \"components\": [],\n  \"pools\": [],\n  \"services\": [],\n  \"bgpSessions\": [],\n  \"configuration\": [],\n  \"relays\": []\n}\n"
+	wantJSON := "{\n  \"namespace\": \"pier-system\",\n  \"components\": [],\n  \"pools\": [],\n  \"services\": [],\n  \"l2Spread\": [],\n  \"bgpSessions\": [],\n  \"configuration\": [],\n  \"relays\": []\n}\n"
 	if diff := cmp.Diff(wantJSON, out.String()); diff != "" {
 		t.Errorf("JSON (-want +got):\n%s", diff)
 	}

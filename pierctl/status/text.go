@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/duration"
+
+	"github.com/pier-lb/pier/api/v1alpha1"
 )
 
 // WriteJSON writes s as indented JSON.
@@ -30,6 +32,10 @@ func (s Status) WriteText(w io.Writer, now time.Time) error {
 	for _, svc := range s.Services {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", svc.Namespace, svc.Name, pending(svc.Addresses), dash(svc.Pool),
 			announcers(svc), bgpAnnouncers(svc))
+	}
+	section(tw, "L2 SPREAD", "servicel2statuses", s.Missing, len(s.L2Spread), "NODE\tL2 ADDRESSES\tSERVICES")
+	for _, n := range s.L2Spread {
+		fmt.Fprintf(tw, "%s\t%d\t%d\n", n.Node, n.Addresses, n.Services)
 	}
 	section(tw, "BGP SESSIONS", "bgpsessionstatuses", s.Missing, len(s.BGPSessions), "NODE\tPEER\tADDRESS\tSTATE\tBFD\tSINCE\tSENT\tRECEIVED\tLAST ERROR")
 	for _, b := range s.BGPSessions {
@@ -137,6 +143,14 @@ func announcers(svc Service) string {
 	}
 	parts := make([]string, len(svc.Announcers))
 	for i, a := range svc.Announcers {
+		if a.NotAnnounced != "" {
+			parts[i] = "not announced: " + notAnnounced(a.NotAnnounced) + " (" + a.Node + " would answer"
+			if list(a.Addresses) != list(svc.Addresses) {
+				parts[i] += " for " + list(a.Addresses)
+			}
+			parts[i] += ")"
+			continue
+		}
 		s := a.Node
 		if len(a.Interfaces) > 0 {
 			s += " (" + list(a.Interfaces) + ")"
@@ -147,6 +161,14 @@ func announcers(svc Service) string {
 		parts[i] = s
 	}
 	return strings.Join(parts, "; ")
+}
+
+// notAnnounced words a reason a Service is not announced.
+func notAnnounced(reason string) string {
+	if reason == v1alpha1.NotAnnouncedNoReadyEndpoints {
+		return "no ready endpoints"
+	}
+	return reason
 }
 
 // bgpAnnouncers groups the nodes announcing the same addresses to the same
@@ -161,6 +183,9 @@ func bgpAnnouncers(svc Service) string {
 		k := "to " + dash(list(a.Peers))
 		if list(a.Addresses) != list(svc.Addresses) {
 			k += " for " + list(a.Addresses)
+		}
+		if a.NotAnnounced != "" {
+			k = "would announce " + k + ": not announced, " + notAnnounced(a.NotAnnounced)
 		}
 		if _, ok := nodes[k]; !ok {
 			keys = append(keys, k)

@@ -60,6 +60,11 @@ func Ranking(addr netip.Addr, candidates []string) []string {
 	return out
 }
 
+// Weight is the rendezvous weight of name for addr, the one Owner and
+// Ranking order by (heaviest first): for callers that balance owners over
+// many addresses (see speaker's Plan).
+func Weight(addr netip.Addr, name string) uint64 { return weight(addr, name) }
+
 // heavier orders by weight, then by name so that a (vanishingly rare) tie is
 // still decided the same way everywhere.
 func heavier(w uint64, name string, bestW uint64, best string) bool {
