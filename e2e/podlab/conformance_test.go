@@ -57,7 +57,6 @@ spec:
 `
 }
 
-
 // conformanceSkipped are the suite's tests of the features Pier's
 // GatewayClass claims that Pier cannot pass, and why.
 var conformanceSkipped = map[string]string{
