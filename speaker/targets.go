@@ -39,6 +39,8 @@ type Inputs struct {
 	// announced as it was.
 	Last    []Target
 	LastBGP []BGPSource
+	// nodeSets, when set, interns the targets' allowed-node maps.
+	nodeSets *nodeSets
 }
 
 // Targets computes the L2 targets, sorted by address then Service
@@ -54,6 +56,7 @@ type Inputs struct {
 // EndpointSlices last seen, so an outage withdraws nothing.
 func Targets(in Inputs) []Target {
 	ready := readyEndpoints(in.EndpointSlices)
+	in.nodeSets = newNodeSets()
 	var out []Target
 	for i := range in.Services {
 		out = append(out, serviceTargets(in, &in.Services[i], ready)...)
@@ -82,7 +85,7 @@ func serviceTargets(in Inputs, svc *corev1.Service, ready readiness) []Target {
 			nodes = allowedNodes(in, svc, pool, ready.nodes[key], ready.any[key])
 		}
 		if len(nodes) > 0 {
-			out = append(out, Target{Addr: addr, Service: key, Nodes: nodes})
+			out = append(out, Target{Addr: addr, Service: key, Nodes: in.nodeSets.intern(nodes)})
 		}
 	}
 	slices.SortFunc(out, compareTargets)
