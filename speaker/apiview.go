@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
+	"github.com/pier-lb/pier/config"
 	"github.com/pier-lb/pier/internal/apicache"
 )
 
@@ -49,13 +51,41 @@ func newAPICache(cfg *rest.Config, scheme *runtime.Scheme, mapper meta.RESTMappe
 	if err != nil {
 		return nil, err
 	}
-	if err := c.IndexField(context.Background(), &discoveryv1.EndpointSlice{}, sliceServiceIndex, sliceService); err != nil {
+	if err := indexInNamespace(c, &discoveryv1.EndpointSlice{}, sliceServiceIndex, sliceService); err != nil {
 		return nil, fmt.Errorf("index endpointslices by service: %w", err)
 	}
-	if err := c.IndexField(context.Background(), &v1alpha1.ServiceL2Status{}, statusServiceIndex, statusService); err != nil {
+	if err := indexInNamespace(c, &v1alpha1.ServiceL2Status{}, statusServiceIndex, statusService); err != nil {
 		return nil, fmt.Errorf("index servicel2statuses by service: %w", err)
 	}
 	return c, nil
+}
+
+// indexInNamespace indexes obj's kind by field for lists within one
+// namespace (client.InNamespace with client.MatchingFields), as
+// cache.IndexField does but without its second entry per object for lists
+// across namespaces, which the speaker never makes: each entry is a set
+// of its own, and at 20,000 EndpointSlices and ServiceL2Status objects
+// the second entries cost some 10 MiB.
+//
+// The index is stored under the name and with the values
+// controller-runtime's cache reader looks up: "field:" + field, and
+// "namespace/" + the value.
+func indexInNamespace(c cache.Cache, obj client.Object, field string, extract client.IndexerFunc) error {
+	inf, err := c.GetInformer(context.Background(), obj, cache.BlockUntilSynced(false))
+	if err != nil {
+		return err
+	}
+	return inf.AddIndexers(toolscache.Indexers{"field:" + field: func(raw any) ([]string, error) {
+		o, ok := raw.(client.Object)
+		if !ok {
+			return nil, fmt.Errorf("index %s: %T is not an object", field, raw)
+		}
+		var vals []string
+		for _, v := range extract(o) {
+			vals = append(vals, o.GetNamespace()+"/"+v)
+		}
+		return vals, nil
+	}})
 }
 
 // slim is a cache transform from a function that trims one kind in
@@ -71,7 +101,9 @@ func slim[T any](trim func(*T)) toolscache.TransformFunc {
 
 // slimService keeps what Targets, BGPPlan and the events read: name,
 // labels, Pier's annotations, type, class, traffic policy and the
-// addresses in the status.
+// addresses in the status. Of a Service Pier never serves (not a
+// LoadBalancer, or of another class) it keeps only the name, type and
+// class, which say so: most Services of a cluster are of that kind.
 func slimService(s *corev1.Service) {
 	s.ManagedFields, s.OwnerReferences, s.Finalizers = nil, nil, nil
 	s.Annotations = pierAnnotations(s.Annotations)
@@ -80,6 +112,10 @@ func slimService(s *corev1.Service) {
 		ExternalTrafficPolicy: s.Spec.ExternalTrafficPolicy,
 	}
 	s.Status = corev1.ServiceStatus{LoadBalancer: s.Status.LoadBalancer}
+	if !config.Serves(s, false) { // nor with OnlyOwnClass
+		s.Labels, s.Annotations, s.Status = nil, nil, corev1.ServiceStatus{}
+		s.Spec.ExternalTrafficPolicy = ""
+	}
 }
 
 func pierAnnotations(in map[string]string) map[string]string {
@@ -92,7 +128,25 @@ func pierAnnotations(in map[string]string) map[string]string {
 			out[k] = v
 		}
 	}
+	if pool, ok := out[v1alpha1.AnnotationAllocatedFromPool]; ok && len(out) == 1 {
+		return poolAnnotations(pool)
+	}
 	return out
+}
+
+// poolAnnotation holds one map per pool annotation value for the Services
+// that carry no other Pier annotation (nearly all): the maps are shared by
+// the cached Services, which nobody changes, and their count is that of the
+// pools (and pairs of pools) ever named.
+var poolAnnotation sync.Map // string -> map[string]string
+
+// poolAnnotations is the shared annotation map naming pool.
+func poolAnnotations(pool string) map[string]string {
+	if m, ok := poolAnnotation.Load(pool); ok {
+		return m.(map[string]string)
+	}
+	m, _ := poolAnnotation.LoadOrStore(pool, map[string]string{v1alpha1.AnnotationAllocatedFromPool: pool})
+	return m.(map[string]string)
 }
 
 // slimSlice keeps the Service an EndpointSlice belongs to and, of each

@@ -2,6 +2,7 @@ package speaker
 
 import (
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 
@@ -45,7 +46,14 @@ func TestSlimObjectsPlanTheSame(t *testing.T) {
 	orphan := lbService("orphan", "203.0.113.99") // its pool is gone
 	orphan.Annotations = map[string]string{v1alpha1.AnnotationAllocatedFromPool: "gone", "note": "x"}
 
-	full := Inputs{Services: []corev1.Service{svc, orphan}, EndpointSlices: []discoveryv1.EndpointSlice{es}, Nodes: []corev1.Node{n1, n2}}
+	// Services Pier never serves, with addresses another implementation gave.
+	internal := lbService("internal", "198.51.100.20")
+	internal.Spec.Type = corev1.ServiceTypeClusterIP
+	internal.Annotations = map[string]string{v1alpha1.AnnotationAllocatedFromPool: "l2"}
+	foreign := lbService("foreign", "198.51.100.21")
+	foreign.Spec.LoadBalancerClass = ptr.To("example.com/other")
+
+	full := Inputs{Services: []corev1.Service{svc, orphan, internal, foreign}, EndpointSlices: []discoveryv1.EndpointSlice{es}, Nodes: []corev1.Node{n1, n2}}
 	var thin Inputs
 	for _, o := range full.Services {
 		o = *o.DeepCopy()
@@ -81,6 +89,23 @@ func TestSlimObjectsPlanTheSame(t *testing.T) {
 	if got := thin.Services[1].Annotations; len(got) != 1 {
 		t.Errorf("orphan's annotations %v, want Pier's only", got)
 	}
+	twin := lbService("twin", "198.51.100.11")
+	twin.Annotations = map[string]string{v1alpha1.AnnotationAllocatedFromPool: "gone", "other.example/x": "y"}
+	slimService(&twin)
+	if !sameAnnotations(twin.Annotations, thin.Services[1].Annotations) {
+		t.Errorf("Services of one pool keep a map each: %v and %v", twin.Annotations, thin.Services[1].Annotations)
+	}
+	for _, got := range thin.Services[2:] {
+		if got.Labels != nil || got.Annotations != nil || got.Status.LoadBalancer.Ingress != nil {
+			t.Errorf("Service %s, never served, kept more than its name, type and class: %+v", got.Name, got)
+		}
+	}
+	for _, onlyOwn := range []bool{false, true} {
+		full.OnlyOwnClass, thin.OnlyOwnClass = onlyOwn, onlyOwn
+		if diff := cmp.Diff(Targets(full), Targets(thin), addrCmp); diff != "" {
+			t.Errorf("OnlyOwnClass %v: targets from slim objects (-full +slim):\n%s", onlyOwn, diff)
+		}
+	}
 	if got := thin.Nodes[0].Status; got.Images != nil || !got.Conditions[0].LastHeartbeatTime.IsZero() {
 		t.Errorf("Node kept more than the speaker reads: %+v", got)
 	}
@@ -89,7 +114,7 @@ func TestSlimObjectsPlanTheSame(t *testing.T) {
 // planConfig has pool l2 (198.51.100.0/24) advertised over L2 to the
 // Services labelled app=web on the nodes of zone a, and over BGP to peer
 // r1.
-func planConfig(t *testing.T) *config.Config {
+func planConfig(t testing.TB) *config.Config {
 	t.Helper()
 	web := []metav1.LabelSelector{{MatchLabels: map[string]string{"app": "web"}}}
 	zoneA := []metav1.LabelSelector{{MatchLabels: map[string]string{"zone": "a"}}}
@@ -143,4 +168,8 @@ func TestReadChanged(t *testing.T) {
 			t.Errorf("%s: changed %v, want %v", tc.name, got, tc.want)
 		}
 	}
+}
+
+func sameAnnotations(a, b map[string]string) bool {
+	return a != nil && reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -54,6 +55,10 @@ func benchEnvInt(b *testing.B, name string, def int) int {
 //   - idle: over PIER_BENCH_IDLE seconds (default 10) with no change,
 //     the process's CPU per second (ms/s), the speaker's API cache
 //     reads per second, and the live heap and the process RSS after;
+//     RSS-floor, measured last, is the RSS once the free pages are
+//     returned to the system (debug.FreeOSMemory): the live heap, the
+//     runtime and the binary, without the garbage the GC lets grow up to
+//     the heap goal (GOGC) or the harness left;
 //   - per change, PIER_BENCH_CHANGES times (default 20) one after the
 //     other: a new Service gets its address (status written as the
 //     controller does); the time from that write to the speaker's L2 Set
@@ -149,6 +154,12 @@ func speakerBench(b *testing.B, n int) {
 		slices.Sort(lat)
 		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "ms-to-announce-p50")
 		b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "ms-to-announce-max")
+		// Last: the pages returned would be faulted in again by the changes.
+		debug.FreeOSMemory() // what the process needs, its free pages returned
+		if rss, err = procstat.RSS(0); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(rss)/(1<<20), "RSS-floor-MiB")
 		sp.stop()
 	}
 }

@@ -45,6 +45,8 @@ type Inputs struct {
 	// announced as it was.
 	Last    []Target
 	LastBGP []BGPSource
+	// nodeSets, when set, interns the targets' allowed-node maps.
+	nodeSets *nodeSets
 }
 
 // Targets computes the L2 targets, sorted by address then Service
@@ -60,6 +62,7 @@ type Inputs struct {
 // EndpointSlices last seen, so an outage withdraws nothing.
 func Targets(in Inputs) []Target {
 	ready := readyEndpoints(in.EndpointSlices)
+	in.nodeSets = newNodeSets()
 	var out []Target
 	for i := range in.Services {
 		out = append(out, serviceTargets(in, &in.Services[i], ready)...)
@@ -89,9 +92,9 @@ func serviceTargets(in Inputs, svc *corev1.Service, ready readiness) []Target {
 			nodes, balanced = allowedNodes(in, svc, pool, ready.nodes[key], ready.any[key])
 		}
 		if len(nodes) > 0 {
-			out = append(out, Target{Addr: addr, Service: key, Nodes: nodes, Balanced: balanced})
+			out = append(out, Target{Addr: addr, Service: key, Nodes: in.nodeSets.intern(nodes), Balanced: balanced})
 		} else if held := withheldNodes(in, svc, addr, ready.any[key]); len(held) > 0 {
-			out = append(out, Target{Addr: addr, Service: key, Nodes: held, Withheld: v1alpha1.NotAnnouncedNoReadyEndpoints})
+			out = append(out, Target{Addr: addr, Service: key, Nodes: in.nodeSets.intern(held), Withheld: v1alpha1.NotAnnouncedNoReadyEndpoints})
 		}
 	}
 	slices.SortFunc(out, compareTargets)

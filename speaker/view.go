@@ -47,7 +47,8 @@ type apiView struct {
 
 func newAPIView(in Inputs, node *corev1.Node, peers []string) *apiView {
 	return &apiView{
-		in: Inputs{Config: in.Config, Nodes: in.Nodes, OnlyOwnClass: in.OnlyOwnClass}, node: node, peers: peers,
+		in:   Inputs{Config: in.Config, Nodes: in.Nodes, OnlyOwnClass: in.OnlyOwnClass, nodeSets: newNodeSets()},
+		node: node, peers: peers,
 		targets: map[string][]Target{}, sources: map[string][]BGPSource{}, users: map[netip.Prefix]map[string]bool{},
 	}
 }
@@ -58,6 +59,7 @@ func (v *apiView) plan(svc *corev1.Service, ready readiness, lastT []Target, las
 	if svc == nil {
 		return nil, nil
 	}
+	v.in.nodeSets.prune(v.targets)
 	in := v.in
 	in.Last, in.LastBGP = lastT, lastS
 	t := serviceTargets(in, svc, ready)

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -249,6 +250,7 @@ func checkSpeaker(t *testing.T, objs []*unstructured.Unstructured) {
 	if diff := cmp.Diff(wantEnv, env); diff != "" {
 		t.Errorf("speaker downward API env (-want +got):\n%s", diff)
 	}
+	checkGoMemLimit(t, "speaker", c)
 	mounts := map[string]string{}
 	for _, m := range c.VolumeMounts {
 		mounts[m.Name] = m.MountPath
@@ -486,5 +488,28 @@ func TestHelmRBACMatchesKustomize(t *testing.T) {
 	if n != 10 {
 		t.Errorf("%d roles in the base, want 10 (a Role and a ClusterRole per component, the controller's Roles for the relays' Leases "+
 			"and the webhook's Secret, the speaker's for BGP passwords, the relay's for its ConfigurationStatus)", n)
+	}
+}
+
+// checkGoMemLimit: the container's Go soft memory limit (GOMEMLIMIT, in
+// the runtime's MiB notation) is set and below its memory limit, so that
+// the garbage collector works harder before the kernel kills the
+// container.
+func checkGoMemLimit(t *testing.T, name string, c corev1.Container) {
+	t.Helper()
+	i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" })
+	if i < 0 {
+		t.Errorf("%s has no GOMEMLIMIT", name)
+		return
+	}
+	mib, ok := strings.CutSuffix(c.Env[i].Value, "MiB")
+	n, err := strconv.ParseInt(mib, 10, 64)
+	if !ok || err != nil {
+		t.Errorf("%s GOMEMLIMIT %q, want <n>MiB", name, c.Env[i].Value)
+		return
+	}
+	limit := c.Resources.Limits.Memory()
+	if limit.IsZero() || n<<20 >= limit.Value() {
+		t.Errorf("%s GOMEMLIMIT %s is not below its memory limit %v", name, c.Env[i].Value, limit)
 	}
 }
