@@ -81,6 +81,12 @@ var needs = map[string][]access{
 		{verb: "list", resource: "namespaces"},
 		{verb: "watch", resource: "relays.pier.dev", all: true},
 		{verb: "update", resource: "relays.pier.dev", sub: "status", ns: "calls"},
+		// The Relay of each Gateway served by pier-relay, and the
+		// GatewayClass parameters (ConfigMaps in Pier's namespace).
+		{verb: "create", resource: "relays.pier.dev", ns: "calls"},
+		{verb: "update", resource: "relays.pier.dev", ns: "calls"},
+		{verb: "delete", resource: "relays.pier.dev", ns: "calls"},
+		{verb: "watch", resource: "configmaps", ns: sys},
 		{verb: "list", resource: "endpointslices.discovery.k8s.io", all: true},
 		{verb: "create", resource: "endpointslices.discovery.k8s.io", ns: "calls"},
 		{verb: "update", resource: "endpointslices.discovery.k8s.io", ns: "calls"},
@@ -178,7 +184,7 @@ var refused = map[string][]access{
 		{verb: "delete", resource: "leases", ns: relays},
 		{verb: "update", resource: "ipaddresspools.pier.dev", ns: sys},
 		{verb: "list", resource: "ipaddresspools.pier.dev", ns: "default"},
-		{verb: "delete", resource: "relays.pier.dev", ns: "calls"},
+		{verb: "get", resource: "configmaps", ns: "default"},
 		{verb: "create", resource: "pods", ns: sys},
 		{verb: "create", resource: "clusterrolebindings"},
 		// The Gateway API objects themselves belong to their users.
