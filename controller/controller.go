@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/pier-lb/pier/allocator"
 )
@@ -61,6 +62,9 @@ type Controller struct {
 	// poolConds is each pool's Valid condition as of the last pool set
 	// applied, by pool name; replaced whole, never modified.
 	poolConds map[string]poolCond
+	// freed signals that a release freed addresses: Services still
+	// waiting for one are tried again (buffered, so signals coalesce).
+	freed chan event.GenericEvent
 }
 
 // New validates opts. It starts nothing: register the controller with a
@@ -98,6 +102,7 @@ func New(opts Options) (*Controller, error) {
 		return nil, err
 	}
 	return &Controller{
+		freed:      make(chan event.GenericEvent, 1),
 		opts:       opts,
 		log:        opts.Logger.With("component", "controller"),
 		alloc:      alloc,

@@ -152,6 +152,19 @@ func TestAssignmentRules(t *testing.T) {
 			return len(ingress(s)) == 1 && apimeta.IsStatusConditionTrue(s.Status.Conditions, v1alpha1.ConditionAddressAssigned)
 		})
 	})
+	t.Run("a Service waiting for a held address gets it when freed", func(t *testing.T) {
+		req := annotate(v1alpha1.AnnotationLoadBalancerIPs, "198.51.100.232")
+		e.create(service("default", "holder", req))
+		e.waitAssigned("default", "holder")
+		e.create(service("default", "waiter", req))
+		e.waitEvent("default", "waiter", "AddressInUse")
+		if err := e.c.Delete(context.Background(), service("default", "holder")); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.waitAssigned("default", "waiter"); !cmp.Equal(got, []string{"198.51.100.232"}) {
+			t.Errorf("got %v", got)
+		}
+	})
 	t.Run("failed Service that leaves Pier loses the condition", func(t *testing.T) {
 		e.create(service("default", "fails-then-leaves", annotate(v1alpha1.AnnotationLoadBalancerIPs, "192.0.2.97")))
 		svc := e.waitFor("default", "fails-then-leaves", "condition", func(s *corev1.Service) bool {

@@ -11,6 +11,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/pier-lb/pier/allocator"
@@ -43,6 +44,12 @@ func (c *Controller) release(key allocator.ServiceKey) {
 	if c.alloc.Release(key) {
 		c.log.Info("released", "service", key)
 		c.statsChanged()
+		// A Service waiting for this address (or any, from a full pool)
+		// gets it now, not at the next change of its own.
+		select {
+		case c.freed <- event.GenericEvent{Object: &corev1.Service{}}:
+		default: // a signal is already pending
+		}
 	}
 }
 

@@ -10,20 +10,23 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
 	"github.com/pier-lb/pier/config"
 )
 
 // SetupWithManager registers the controller: each Service is reconciled by
-// one worker at a time; pool and namespace changes requeue the Services
-// still waiting for an address.
+// one worker at a time; pool and namespace changes, and releases that free
+// addresses, requeue the Services still waiting for an address.
 func (c *Controller) SetupWithManager(mgr manager.Manager) error {
 	err := builder.ControllerManagedBy(mgr).
 		Named("pier-services").
 		For(&corev1.Service{}).
 		Watches(&v1alpha1.IPAddressPool{}, handler.EnqueueRequestsFromMapFunc(c.poolChanged)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(c.namespaceChanged)).
+		WatchesRawSource(source.Channel(c.freed, handler.EnqueueRequestsFromMapFunc(
+			func(ctx context.Context, _ client.Object) []reconcile.Request { return c.pending(ctx, "") }))).
 		WithOptions(ctrlcontroller.Options{MaxConcurrentReconciles: c.opts.Workers}).
 		Complete(c)
 	if err != nil {
