@@ -3,7 +3,6 @@ package controller_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -21,22 +20,9 @@ import (
 // weightedSlices lists the Gateway Service's slices as "port weight:
 // addrs".
 func (g *gwEnv) weightedSlices(ctx context.Context, gateway string) ([]string, error) {
-	var list discoveryv1.EndpointSliceList
-	if err := g.gc.List(ctx, &list, client.InNamespace("calls"),
-		client.MatchingLabels{discoveryv1.LabelServiceName: gatewayctl.ServiceName(gateway)}); err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, es := range list.Items {
-		var addrs []string
-		for _, e := range es.Endpoints {
-			addrs = append(addrs, e.Addresses...)
-		}
-		slices.Sort(addrs)
-		out = append(out, fmt.Sprintf("%s/%d weight %q: %v", *es.Ports[0].Name, *es.Ports[0].Port, es.Labels[v1alpha1.LabelEndpointWeight], addrs))
-	}
-	slices.Sort(out)
-	return out, nil
+	return g.listSlices(ctx, gateway, func(es *discoveryv1.EndpointSlice, addrs []string) string {
+		return fmt.Sprintf("%s/%d weight %q: %v", *es.Ports[0].Name, *es.Ports[0].Port, es.Labels[v1alpha1.LabelEndpointWeight], addrs)
+	})
 }
 
 // TestGatewayAPIRelay runs the Gateway controller with the Relay

@@ -134,19 +134,27 @@ func summary(conds []metav1.Condition, typ string) string {
 // gatewaySlices lists the endpoints of the Gateway Service's slices as
 // "slice: addr,addr".
 func (g *gwEnv) gatewaySlices(ctx context.Context, gateway string) ([]string, error) {
+	return g.listSlices(ctx, gateway, func(es *discoveryv1.EndpointSlice, addrs []string) string {
+		return fmt.Sprintf("%s %s/%d: %v", es.Name, *es.Ports[0].Protocol, *es.Ports[0].Port, addrs)
+	})
+}
+
+// listSlices lists the Gateway Service's slices, each a line of line
+// with its sorted endpoint addresses, sorted.
+func (g *gwEnv) listSlices(ctx context.Context, gateway string, line func(*discoveryv1.EndpointSlice, []string) string) ([]string, error) {
 	var list discoveryv1.EndpointSliceList
 	if err := g.gc.List(ctx, &list, client.InNamespace("calls"),
 		client.MatchingLabels{discoveryv1.LabelServiceName: gatewayctl.ServiceName(gateway)}); err != nil {
 		return nil, err
 	}
 	var out []string
-	for _, es := range list.Items {
+	for i := range list.Items {
 		var addrs []string
-		for _, e := range es.Endpoints {
+		for _, e := range list.Items[i].Endpoints {
 			addrs = append(addrs, e.Addresses...)
 		}
 		slices.Sort(addrs)
-		out = append(out, fmt.Sprintf("%s %s/%d: %v", es.Name, *es.Ports[0].Protocol, *es.Ports[0].Port, addrs))
+		out = append(out, line(&list.Items[i], addrs))
 	}
 	slices.Sort(out)
 	return out, nil

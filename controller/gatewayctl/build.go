@@ -255,17 +255,10 @@ func setCondition(conds *[]metav1.Condition, c metav1.Condition, gen int64, now 
 // listener that can be served.
 func desiredService(gw *gwv1.Gateway, ls []*listener, addrs []netip.Addr) *corev1.Service {
 	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: gw.Namespace,
-			Name:      ServiceName(gw.Name),
-			Labels: map[string]string{LabelManagedBy: ManagedByPier, gwv1.GatewayNameLabelKey: gw.Name,
-				gwv1.GatewayClassNameLabelKey: string(gw.Spec.GatewayClassName)},
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(gw, gwv1.SchemeGroupVersion.WithKind("Gateway"))},
-		},
+		ObjectMeta: ownedMeta(gw, ServiceName(gw.Name)),
 		Spec: corev1.ServiceSpec{
 			Type:              corev1.ServiceTypeLoadBalancer,
 			LoadBalancerClass: ptr.To(v1alpha1.LoadBalancerClass),
-			IPFamilyPolicy:    ptr.To(corev1.IPFamilyPolicySingleStack),
 		},
 	}
 	setAnnotations(svc, gw, addrs)
@@ -276,23 +269,52 @@ func desiredService(gw *gwv1.Gateway, ls []*listener, addrs []netip.Addr) *corev
 			}
 		}
 	}
+	svc.Spec.IPFamilies, svc.Spec.IPFamilyPolicy = families(addrs)
+	svc.Spec.Ports = servicePorts(ls)
+	return svc
+}
+
+// ownedMeta is the metadata of an object owned for the Gateway: its
+// namespace, name, Pier's and the Gateway API's labels, and the Gateway
+// as controlling owner.
+func ownedMeta(gw *gwv1.Gateway, name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Namespace: gw.Namespace,
+		Name:      name,
+		Labels: map[string]string{LabelManagedBy: ManagedByPier, gwv1.GatewayNameLabelKey: gw.Name,
+			gwv1.GatewayClassNameLabelKey: string(gw.Spec.GatewayClassName)},
+		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(gw, gwv1.SchemeGroupVersion.WithKind("Gateway"))},
+	}
+}
+
+// families are the IP families of the requested addresses, in their
+// order, and the policy they need (dual-stack for two).
+func families(addrs []netip.Addr) ([]corev1.IPFamily, *corev1.IPFamilyPolicy) {
+	var out []corev1.IPFamily
 	for _, a := range addrs {
 		fam := corev1.IPv4Protocol
 		if a.Is6() {
 			fam = corev1.IPv6Protocol
 		}
-		svc.Spec.IPFamilies = append(svc.Spec.IPFamilies, fam)
+		out = append(out, fam)
 	}
 	if len(addrs) > 1 {
-		svc.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyRequireDualStack)
+		return out, ptr.To(corev1.IPFamilyPolicyRequireDualStack)
 	}
+	return out, ptr.To(corev1.IPFamilyPolicySingleStack)
+}
+
+// servicePorts are a Service's ports: one per listener that can be
+// served.
+func servicePorts(ls []*listener) []corev1.ServicePort {
+	var out []corev1.ServicePort
 	for _, l := range ls {
 		if l.valid() {
-			svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: l.portName(),
+			out = append(out, corev1.ServicePort{Name: l.portName(),
 				Protocol: corev1.Protocol(transport(l.spec.Protocol)), Port: l.spec.Port})
 		}
 	}
-	return svc
+	return out
 }
 
 // setAnnotations sets the requested addresses and the Gateway's copied

@@ -81,22 +81,11 @@ func evenShares(eps []endpoint) bool {
 // without a selector, named by the Relay as its backend.
 func backendService(gw *gwv1.Gateway, ls []*listener) *corev1.Service {
 	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: gw.Namespace,
-			Name:      ServiceName(gw.Name),
-			Labels: map[string]string{LabelManagedBy: ManagedByPier, gwv1.GatewayNameLabelKey: gw.Name,
-				gwv1.GatewayClassNameLabelKey: string(gw.Spec.GatewayClassName)},
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(gw, gwv1.SchemeGroupVersion.WithKind("Gateway"))},
-		},
+		ObjectMeta: ownedMeta(gw, ServiceName(gw.Name)),
 		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: corev1.ClusterIPNone,
 			IPFamilyPolicy: ptr.To(corev1.IPFamilyPolicySingleStack)},
 	}
-	for _, l := range ls {
-		if l.valid() {
-			svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: l.portName(),
-				Protocol: corev1.Protocol(transport(l.spec.Protocol)), Port: l.spec.Port})
-		}
-	}
+	svc.Spec.Ports = servicePorts(ls)
 	return svc
 }
 
@@ -177,16 +166,10 @@ func listenerShares(eps []endpoint) map[string]weighted {
 // relays apply too.
 func desiredRelay(gw *gwv1.Gateway, ls []*listener, addrs []netip.Addr, params config.GatewayParameters) (*v1alpha1.Relay, string) {
 	r := &v1alpha1.Relay{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: gw.Namespace,
-			Name:      RelayName(gw.Name),
-			Labels: map[string]string{LabelManagedBy: ManagedByPier, gwv1.GatewayNameLabelKey: gw.Name,
-				gwv1.GatewayClassNameLabelKey: string(gw.Spec.GatewayClassName)},
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(gw, gwv1.SchemeGroupVersion.WithKind("Gateway"))},
-		},
+		ObjectMeta: ownedMeta(gw, RelayName(gw.Name)),
 		Spec: v1alpha1.RelaySpec{
 			Backend:  v1alpha1.RelayBackend{ServiceName: ServiceName(gw.Name), ProxyProtocol: params.ProxyProtocol},
-			Exposure: v1alpha1.RelayExposure{Type: v1alpha1.ExposeLoadBalancer, IPFamilyPolicy: ptr.To(corev1.IPFamilyPolicySingleStack)},
+			Exposure: v1alpha1.RelayExposure{Type: v1alpha1.ExposeLoadBalancer},
 			Routing:  v1alpha1.RelayRouting{Key: params.RoutingKey},
 			DataPath: v1alpha1.DataPathUserspace,
 		},
@@ -194,16 +177,7 @@ func desiredRelay(gw *gwv1.Gateway, ls []*listener, addrs []netip.Addr, params c
 	if a := addressAnnotations(gw, addrs); len(a) > 0 {
 		r.Spec.Exposure.ServiceAnnotations = a
 	}
-	for _, a := range addrs {
-		fam := corev1.IPv4Protocol
-		if a.Is6() {
-			fam = corev1.IPv6Protocol
-		}
-		r.Spec.Exposure.IPFamilies = append(r.Spec.Exposure.IPFamilies, fam)
-	}
-	if len(addrs) > 1 {
-		r.Spec.Exposure.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyRequireDualStack)
-	}
+	r.Spec.Exposure.IPFamilies, r.Spec.Exposure.IPFamilyPolicy = families(addrs)
 	for _, l := range ls {
 		if l.valid() {
 			r.Spec.Listeners = append(r.Spec.Listeners, v1alpha1.RelayListener{Name: l.portName(),

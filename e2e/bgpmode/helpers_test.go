@@ -64,28 +64,11 @@ func requireRouters(t testing.TB) {
 // newWorld starts the site, the routers and Pier; withBIRD adds BIRD.
 func newWorld(t testing.TB, withBIRD bool, speakerArgs ...string) *world {
 	t.Helper()
-	requireRouters(t)
+	w := startPier(t, 3, speakerArgs...)
+	env := w.env
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	env, err := kubelab.Up(ctx, kubelab.Options{
-		Nodes: 3, ControllerBinary: binary(t, "pier-controller"), SpeakerBinary: binary(t, "pier-speaker"),
-		SpeakerArgs: append([]string{"--local-vip", "--bgp-warn-after", "3s"}, speakerArgs...),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &world{t: t, env: env}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i, p := range env.Speakers {
-				t.Logf("speaker node%d output (tail):\n%s", i+1, p.OutputTail(40))
-			}
-		}
-		if w.frr != nil {
-			w.frr.Close()
-		}
-		env.Close()
-	})
+	var err error
 	neighbors := append(env.NodeNeighbors(nodeASN, false), env.NodeNeighbors(routerASN, true)...)
 	if w.frr, err = env.StartFRR(ctx, t.TempDir(), routerASN, neighbors); err != nil {
 		t.Fatal(err)
@@ -99,6 +82,44 @@ func newWorld(t testing.TB, withBIRD bool, speakerArgs ...string) *world {
 			t.Fatal(err)
 		}
 	}
+	return w
+}
+
+// startPier starts a site of nodes with Pier's controller and speakers
+// (speakerArgs added), no router yet; on failure the speakers' output and
+// FRR's view, once started, go to the log.
+func startPier(t testing.TB, nodes int, speakerArgs ...string) *world {
+	t.Helper()
+	requireRouters(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	env, err := kubelab.Up(ctx, kubelab.Options{
+		Nodes: nodes, ControllerBinary: binary(t, "pier-controller"), SpeakerBinary: binary(t, "pier-speaker"),
+		SpeakerArgs: append([]string{"--local-vip", "--bgp-warn-after", "3s"}, speakerArgs...),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{t: t, env: env}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, p := range env.Speakers {
+				t.Logf("speaker node%d output (tail):\n%s", i+1, p.OutputTail(40))
+			}
+			for _, cmd := range []string{"show bgp summary", "show bgp ipv6 unicast"} {
+				if w.frr == nil {
+					break
+				}
+				if out, err := w.frr.VTYSH(cmd); err == nil {
+					t.Logf("FRR %s:\n%s", cmd, out)
+				}
+			}
+		}
+		if w.frr != nil {
+			w.frr.Close()
+		}
+		env.Close()
+	})
 	return w
 }
 

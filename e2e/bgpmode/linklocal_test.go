@@ -22,32 +22,11 @@ import (
 // both over every node (IPv6 via the nodes' link-local addresses, IPv4
 // via their IPv4 addresses); a client reaches both through the router.
 func TestLinkLocalPeer(t *testing.T) {
-	requireRouters(t)
+	const nodes = 2
+	w := startPier(t, nodes)
+	env := w.env
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	const nodes = 2
-	env, err := kubelab.Up(ctx, kubelab.Options{
-		Nodes: nodes, ControllerBinary: binary(t, "pier-controller"), SpeakerBinary: binary(t, "pier-speaker"),
-		SpeakerArgs: []string{"--local-vip", "--bgp-warn-after", "3s"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &world{t: t, env: env}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i, p := range env.Speakers {
-				t.Logf("speaker node%d output (tail):\n%s", i+1, p.OutputTail(40))
-			}
-			if out, err := w.frr.VTYSH("show bgp summary"); err == nil {
-				t.Logf("FRR:\n%s", out)
-			}
-		}
-		if w.frr != nil {
-			w.frr.Close()
-		}
-		env.Close()
-	})
 	linkLocal := func(h *lab.Host) netip.Addr {
 		var ll netip.Addr
 		poll(t, h.Name+"'s link-local address", 10*time.Second, func() (err error) {
@@ -64,6 +43,7 @@ func TestLinkLocalPeer(t *testing.T) {
 		nodeLL = append(nodeLL, ll.String())
 		neighbors = append(neighbors, kubelab.Neighbor{Addr: ll, ASN: nodeASN, BothFamilies: true, Interface: "eth1"})
 	}
+	var err error
 	if w.frr, err = env.StartFRR(ctx, t.TempDir(), routerASN, neighbors); err != nil {
 		t.Fatal(err)
 	}

@@ -25,31 +25,11 @@ import (
 // and a Service of pool "via6" advertised only to it: FRR must get that
 // IPv4 /32 with the nodes' IPv4 addresses as next hops.
 func TestIPv6OverIPv4Session(t *testing.T) {
-	requireRouters(t)
+	w := startPier(t, 3)
+	env := w.env
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	env, err := kubelab.Up(ctx, kubelab.Options{
-		Nodes: 3, ControllerBinary: binary(t, "pier-controller"), SpeakerBinary: binary(t, "pier-speaker"),
-		SpeakerArgs: []string{"--local-vip", "--bgp-warn-after", "3s"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &world{t: t, env: env}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i, p := range env.Speakers {
-				t.Logf("speaker node%d output (tail):\n%s", i+1, p.OutputTail(40))
-			}
-			if out, err := w.frr.VTYSH("show bgp ipv6 unicast"); err == nil {
-				t.Logf("FRR IPv6 table:\n%s", out)
-			}
-		}
-		if w.frr != nil {
-			w.frr.Close()
-		}
-		env.Close()
-	})
+	var err error
 	neighbors := append(env.NodeNeighbors(nodeASN, false), env.NodeNeighbors(routerASN, true)...)
 	for i := range neighbors {
 		neighbors[i].BothFamilies = true
