@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,4 +98,35 @@ func value(t *testing.T, m prometheus.Metric) float64 {
 	}
 	t.Fatalf("metric %v: not a gauge or counter", m.Desc())
 	return 0
+}
+
+// A peer that cannot be configured (its interface is missing on this node)
+// is reported, Idle with the reason, until it can; the others run.
+func TestPeerNotAddedIsReported(t *testing.T) {
+	a, err := New(Options{RouterID: netip.MustParseAddr("192.0.2.1"), Metrics: NewMetrics(prometheus.NewRegistry())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = a.Run(ctx) }()
+	setCtx, setCancel := context.WithTimeout(ctx, 10*time.Second)
+	defer setCancel()
+	peers := []Peer{
+		{Name: "r1", Address: netip.MustParseAddr("192.0.2.254"), MyASN: 64513, PeerASN: 64512},
+		{Name: "tor", Address: netip.MustParseAddr("fe80::1%pier-missing0"), MyASN: 64513, PeerASN: 64512},
+	}
+	if err := a.SetPeers(setCtx, peers); err == nil {
+		t.Fatal("SetPeers with a missing interface: no error")
+	}
+	st := a.Status()
+	if len(st) != 2 || st[1].Name != "tor" || st[1].State != "Idle" || !strings.Contains(st[1].LastError, "pier-missing0") {
+		t.Fatalf("status %+v, want r1 and tor, tor Idle naming its interface", st)
+	}
+	if err := a.SetPeers(setCtx, peers[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.Status(); len(st) != 1 || st[0].Name != "r1" {
+		t.Errorf("status after the peer left the plan %+v, want r1 alone", st)
+	}
 }

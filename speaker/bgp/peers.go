@@ -29,14 +29,20 @@ func (a *Announcer) SetPeers(ctx context.Context, peers []Peer) error {
 		}
 	}
 	readded := map[string]bool{}
+	notAdded := map[string]PeerStatus{}
 	for name, p := range want {
-		if _, ok := a.peers[name]; !ok {
-			errs = append(errs, a.addPeer(ctx, p))
-			readded[name] = true
-		} else {
+		if _, ok := a.peers[name]; ok {
 			a.peers[name].BFD = p.BFD
+			continue
+		}
+		readded[name] = true
+		if err := a.addPeer(ctx, p); err != nil {
+			errs = append(errs, err)
+			notAdded[name] = PeerStatus{Name: name, Address: p.Address, State: "Idle",
+				Since: a.opts.Clock.Now(), LastError: "not configured on this node: " + err.Error()}
 		}
 	}
+	a.sessions.setNotAdded(notAdded)
 	a.bfd.sync(a.peers, readded)
 	return errors.Join(errs...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"strings"
 	"sync"
@@ -23,7 +24,10 @@ type sessions struct {
 
 	mu     sync.Mutex
 	byAddr map[string]*session
-	change chan struct{} // closed and replaced on every state change
+	// notAdded are the peers gobgp could not be given (a missing
+	// interface, say), by name: reported Idle with why until they are.
+	notAdded map[string]PeerStatus
+	change   chan struct{} // closed and replaced on every state change
 	// refused gets the sessions to close at once: the router opened them
 	// with an ASN the peer does not accept.
 	refused chan refusal
@@ -92,6 +96,17 @@ func (s *sessions) clear() {
 		s.metrics.setSession(ss.name, false)
 		ss.state = api.PeerState_IDLE
 	}
+}
+
+// setNotAdded replaces the peers that could not be added.
+func (s *sessions) setNotAdded(peers map[string]PeerStatus) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if maps.EqualFunc(s.notAdded, peers, func(a, b PeerStatus) bool { return a.LastError == b.LastError }) {
+		return
+	}
+	s.notAdded = peers
+	s.notify()
 }
 
 func (s *sessions) notify() {

@@ -35,7 +35,8 @@ type PeerStatus struct {
 	BFDState string
 }
 
-// Status reports every configured peer, sorted by name.
+// Status reports every configured peer, sorted by name, and those that
+// could not be configured on this node (Idle, LastError saying why).
 func (a *Announcer) Status() []PeerStatus {
 	counts := a.prefixCounts()
 	a.sessions.mu.Lock()
@@ -51,6 +52,9 @@ func (a *Announcer) Status() []PeerStatus {
 		if ss.state == api.PeerState_ESTABLISHED {
 			st.Uptime = a.opts.Clock.Since(ss.up)
 		}
+		out = append(out, st)
+	}
+	for _, st := range a.sessions.notAdded {
 		out = append(out, st)
 	}
 	a.sessions.mu.Unlock()
