@@ -84,7 +84,9 @@ func keepOutput(t testing.TB, name, out string) {
 // address for a moment.
 func waitRejoined(t testing.TB, env *kubelab.Env, i int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// A hundred speakers starting on two cores take longer to find each
+	// other than three.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second+time.Duration(len(env.Site.Nodes))*time.Second)
 	defer cancel()
 	for j, n := range env.Site.Nodes {
 		if j == i {

@@ -1,6 +1,7 @@
 package l2mode
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"os"
@@ -11,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/pier-lb/pier/e2e/kubelab"
@@ -96,14 +100,17 @@ func failOwner(b *testing.B, env *kubelab.Env, p *prober, macs []string, mode st
 	return r.at.Sub(failed)
 }
 
-// waitAllSeeAll waits until every speaker has logged each other node
-// joining.
+// waitAllSeeAll waits until every speaker counts every other node as a
+// member: it logged the node joining more often than leaving.
 func waitAllSeeAll(b *testing.B, env *kubelab.Env) {
 	b.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 5*time.Minute, true, func(context.Context) (bool, error) {
-		for _, n := range env.Site.Nodes {
-			if memberLines(env, "member joined", n.Name) < len(env.Site.Nodes)-1 {
-				return false, nil
+	err := wait.PollUntilContextTimeout(context.Background(), time.Second, 10*time.Minute, true, func(context.Context) (bool, error) {
+		for i, p := range env.Speakers {
+			live := liveMembers(p.Output())
+			for j, n := range env.Site.Nodes {
+				if j != i && live[n.Name] <= 0 {
+					return false, nil
+				}
 			}
 		}
 		return true, nil
@@ -128,6 +135,27 @@ func waitBack(b *testing.B, env *kubelab.Env, node string, goneBefore, joinedBef
 	}
 }
 
+// liveMembers is, by peer, how many more times a speaker's output says the
+// peer joined than that it left: 1 for a member, 0 for a node it counts
+// as gone.
+func liveMembers(output string) map[string]int {
+	live := map[string]int{}
+	for _, line := range strings.Split(output, "\n") {
+		i := strings.Index(line, `"peer":"`)
+		if i < 0 {
+			continue
+		}
+		peer, _, _ := strings.Cut(line[i+len(`"peer":"`):], `"`)
+		switch {
+		case strings.Contains(line, `"msg":"member joined"`):
+			live[peer]++
+		case strings.Contains(line, `"msg":"member gone"`):
+			live[peer]--
+		}
+	}
+	return live
+}
+
 // memberLines counts the speakers' log lines with message msg about peer.
 func memberLines(env *kubelab.Env, msg, peer string) int {
 	n := 0
@@ -143,14 +171,26 @@ func memberLines(env *kubelab.Env, msg, peer string) int {
 
 // reportIdle measures the speakers over d with nothing changing: CPU per
 // speaker (percent of a core), RSS, and the members declared gone (false
-// suspicions: nothing failed), per hour.
+// suspicions: nothing failed), per hour, the API server's requests per
+// second other than watches (from every client: an upper bound of the
+// speakers'), and the bytes per second a node sends on the segment
+// (memberlist's probes and gossip; nothing else talks there while idle).
 func reportIdle(b *testing.B, env *kubelab.Env, d time.Duration) {
 	b.Helper()
-	cpu0 := speakersCPU(b, env)
+	cpu0, req0, tx0 := speakersCPU(b, env), apiRequests(b, env), segmentTx(b, env)
 	gone0 := countLines(env, `"msg":"member gone"`)
 	time.Sleep(d) // the idle period is what is measured
 	cpu := speakersCPU(b, env) - cpu0
 	falses := countLines(env, `"msg":"member gone"`) - gone0
+	reqs := apiRequests(b, env) - req0 - 1 // the second read counts the first
+	var txRate []float64
+	for i, tx := range segmentTx(b, env) {
+		txRate = append(txRate, float64(tx-tx0[i])/d.Seconds())
+	}
+	slices.Sort(txRate)
+	b.ReportMetric(reqs/d.Seconds(), "api-requests/s")
+	// The median node: the owner also answers the prober's ARP requests.
+	b.ReportMetric(txRate[len(txRate)/2], "segment-tx-B/s-per-node")
 	var rss []float64
 	for _, p := range env.Speakers {
 		rss = append(rss, rssMiB(b, p.Pid()))
@@ -183,6 +223,42 @@ func rssMiB(b *testing.B, pid int) float64 {
 		b.Fatal(err)
 	}
 	return float64(rss) / (1 << 20)
+}
+
+// apiRequests is the number of requests the API server has served, watches
+// excepted, from its own metrics.
+func apiRequests(b *testing.B, env *kubelab.Env) float64 {
+	b.Helper()
+	raw, err := env.Client.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		b.Fatalf("read the API server's metrics: %v", err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(raw))
+	if err != nil {
+		b.Fatalf("parse the API server's metrics: %v", err)
+	}
+	total := 0.0
+	for _, m := range families["apiserver_request_total"].GetMetric() {
+		if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == "verb" && l.GetValue() == "WATCH" }) {
+			total += m.GetCounter().GetValue()
+		}
+	}
+	return total
+}
+
+// segmentTx is the bytes each node has sent on its segment link.
+func segmentTx(b *testing.B, env *kubelab.Env) []uint64 {
+	b.Helper()
+	var tx []uint64
+	for _, n := range env.Site.Nodes {
+		v, err := n.TxBytes("eth1")
+		if err != nil {
+			b.Fatal(err)
+		}
+		tx = append(tx, v)
+	}
+	return tx
 }
 
 func sum(v []float64) float64 {

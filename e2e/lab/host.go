@@ -229,6 +229,18 @@ func (h *Host) SetLink(iface string, up bool) error {
 	return nil
 }
 
+// TxBytes is the number of bytes the interface has sent.
+func (h *Host) TxBytes(iface string) (uint64, error) {
+	link, err := h.nl.LinkByName(iface)
+	if err != nil {
+		return 0, fmt.Errorf("read %s counters in %s: %w", iface, h.Name, err)
+	}
+	if link.Attrs().Statistics == nil {
+		return 0, fmt.Errorf("read %s counters in %s: no statistics", iface, h.Name)
+	}
+	return link.Attrs().Statistics.TxBytes, nil
+}
+
 // Dial connects from inside the host.
 func (h *Host) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	var c net.Conn
