@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -182,7 +181,13 @@ func reportIdle(b *testing.B, env *kubelab.Env, d time.Duration) {
 	time.Sleep(d) // the idle period is what is measured
 	cpu := speakersCPU(b, env) - cpu0
 	falses := countLines(env, `"msg":"member gone"`) - gone0
-	reqs := apiRequests(b, env) - req0 - 1 // the second read counts the first
+	req := apiRequests(b, env)
+	reqs := req[""] - req0[""] - 1 // the second read counts the first
+	for k, v := range req {
+		if k != "" && v > req0[k] {
+			b.Logf("idle API requests: %s %.0f", k, v-req0[k])
+		}
+	}
 	var txRate []float64
 	for i, tx := range segmentTx(b, env) {
 		txRate = append(txRate, float64(tx-tx0[i])/d.Seconds())
@@ -226,8 +231,8 @@ func rssMiB(b *testing.B, pid int) float64 {
 }
 
 // apiRequests is the number of requests the API server has served, watches
-// excepted, from its own metrics.
-func apiRequests(b *testing.B, env *kubelab.Env) float64 {
+// excepted, from its own metrics, in all and by verb and resource.
+func apiRequests(b *testing.B, env *kubelab.Env) map[string]float64 {
 	b.Helper()
 	raw, err := env.Client.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
 	if err != nil {
@@ -238,13 +243,18 @@ func apiRequests(b *testing.B, env *kubelab.Env) float64 {
 	if err != nil {
 		b.Fatalf("parse the API server's metrics: %v", err)
 	}
-	total := 0.0
+	out := map[string]float64{}
 	for _, m := range families["apiserver_request_total"].GetMetric() {
-		if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == "verb" && l.GetValue() == "WATCH" }) {
-			total += m.GetCounter().GetValue()
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["verb"] != "WATCH" {
+			out[""] += m.GetCounter().GetValue()
+			out[labels["verb"]+" "+cmp.Or(labels["resource"], "-")+"/"+labels["subresource"]] += m.GetCounter().GetValue()
 		}
 	}
-	return total
+	return out
 }
 
 // segmentTx is the bytes each node has sent on its segment link.
