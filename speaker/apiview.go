@@ -12,6 +12,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -29,9 +30,11 @@ import (
 // slimSlice, slimNode): at 20,000 Services the cache is most of the
 // speaker's memory.
 //
-// EndpointSlices and ServiceL2Status objects are indexed by their Service
-// (sliceServiceIndex, statusServiceIndex).
-func newAPICache(cfg *rest.Config, scheme *runtime.Scheme, mapper meta.RESTMapper, ns, passwordNS string) (cache.Cache, error) {
+// EndpointSlices are indexed by their Service (sliceServiceIndex). Of the
+// ServiceL2Status objects it holds node's only (by their pier.dev/node
+// label, which every speaker version wrote): the status writer reads
+// other nodes' from the API server when it takes a Service over.
+func newAPICache(cfg *rest.Config, scheme *runtime.Scheme, mapper meta.RESTMapper, ns, passwordNS, node string) (cache.Cache, error) {
 	inNS := func(ns string) map[string]cache.Config { return map[string]cache.Config{ns: {}} }
 	c, err := cache.New(cfg, cache.Options{
 		Scheme: scheme, Mapper: mapper,
@@ -42,7 +45,8 @@ func newAPICache(cfg *rest.Config, scheme *runtime.Scheme, mapper meta.RESTMappe
 			&corev1.Node{}:               {Transform: slim(slimNode)},
 			&v1alpha1.IPAddressPool{}:    {Namespaces: inNS(ns)},
 			&v1alpha1.L2Advertisement{}:  {Namespaces: inNS(ns)},
-			&v1alpha1.ServiceL2Status{}:  {Namespaces: inNS(ns)},
+			&v1alpha1.ServiceL2Status{}: {Namespaces: inNS(ns),
+				Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelNode: node})},
 			&v1alpha1.BGPPeer{}:          {Namespaces: inNS(ns)},
 			&v1alpha1.BGPAdvertisement{}: {Namespaces: inNS(ns)},
 			&corev1.Secret{}:             {Namespaces: inNS(passwordNS), Transform: slim(slimSecret)},
@@ -53,9 +57,6 @@ func newAPICache(cfg *rest.Config, scheme *runtime.Scheme, mapper meta.RESTMappe
 	}
 	if err := indexInNamespace(c, &discoveryv1.EndpointSlice{}, sliceServiceIndex, sliceService); err != nil {
 		return nil, fmt.Errorf("index endpointslices by service: %w", err)
-	}
-	if err := indexInNamespace(c, &v1alpha1.ServiceL2Status{}, statusServiceIndex, statusService); err != nil {
-		return nil, fmt.Errorf("index servicel2statuses by service: %w", err)
 	}
 	return c, nil
 }
@@ -240,15 +241,17 @@ func (s *Speaker) watchAPI(ctx context.Context, c cache.Cache, synced *atomic.Bo
 	return nil
 }
 
-// watchStatus tells the status writer of ServiceL2Status objects changed
-// by others: this node's deleted, another node's created.
+// watchStatus tells the status writer of this node's ServiceL2Status
+// objects deleted by others. Other nodes' objects are neither cached nor
+// watched: a node writes its own, and removes another node's only when it
+// takes an address over (l2Writer.write).
 func (s *Speaker) watchStatus(ctx context.Context, c cache.Cache) error {
-	changed := func(obj any, mine bool) {
+	deleted := func(obj any) {
 		if t, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 			obj = t.Obj
 		}
 		o, ok := obj.(*v1alpha1.ServiceL2Status)
-		if !ok || (o.Labels[v1alpha1.LabelNode] == s.opts.NodeName) != mine {
+		if !ok || o.Labels[v1alpha1.LabelNode] != s.opts.NodeName {
 			return
 		}
 		for _, svc := range statusService(o) {
@@ -257,10 +260,7 @@ func (s *Speaker) watchStatus(ctx context.Context, c cache.Cache) error {
 	}
 	inf, err := c.GetInformer(ctx, &v1alpha1.ServiceL2Status{}, cache.BlockUntilSynced(false))
 	if err == nil {
-		_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-			AddFunc:    func(obj any) { changed(obj, false) },
-			DeleteFunc: func(obj any) { changed(obj, true) },
-		})
+		_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{DeleteFunc: deleted})
 	}
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("watch %T: %w", &v1alpha1.ServiceL2Status{}, err)
