@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -104,13 +105,15 @@ func slim[T any](trim func(*T)) toolscache.TransformFunc {
 // labels, Pier's annotations, type, class, traffic policy and the
 // addresses in the status. Of a Service Pier never serves (not a
 // LoadBalancer, or of another class) it keeps only the name, type and
-// class, which say so: most Services of a cluster are of that kind.
+// class, which say so: most Services of a cluster are of that kind. The
+// namespace and enumerations are shared (intern).
 func slimService(s *corev1.Service) {
 	s.ManagedFields, s.OwnerReferences, s.Finalizers = nil, nil, nil
 	s.Annotations = pierAnnotations(s.Annotations)
+	s.Namespace = intern(s.Namespace)
 	s.Spec = corev1.ServiceSpec{
-		Type: s.Spec.Type, LoadBalancerClass: s.Spec.LoadBalancerClass,
-		ExternalTrafficPolicy: s.Spec.ExternalTrafficPolicy,
+		Type: corev1.ServiceType(intern(string(s.Spec.Type))), LoadBalancerClass: internPtr(s.Spec.LoadBalancerClass),
+		ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicy(intern(string(s.Spec.ExternalTrafficPolicy))),
 	}
 	s.Status = corev1.ServiceStatus{LoadBalancer: s.Status.LoadBalancer}
 	if !config.Serves(s, false) { // nor with OnlyOwnClass
@@ -150,19 +153,73 @@ func poolAnnotations(pool string) map[string]string {
 	return m.(map[string]string)
 }
 
-// slimSlice keeps the Service an EndpointSlice belongs to and, of each
-// endpoint, its node and whether it is ready and terminating
-// (readyEndpoints).
+// slimSlice keeps the Service an EndpointSlice belongs to and, of its
+// endpoints, the node and whether ready and terminating (readyEndpoints),
+// once per distinct node and conditions: the many Pods of a Deployment on
+// one node are one entry. Node names, condition values and the namespace
+// are shared between the cached slices, which nobody changes.
 func slimSlice(es *discoveryv1.EndpointSlice) {
 	svc, ok := es.Labels[discoveryv1.LabelServiceName]
 	es.ManagedFields, es.OwnerReferences, es.Annotations, es.Labels, es.Ports = nil, nil, nil, nil, nil
+	es.UID, es.GenerateName = "", ""
+	es.Namespace = intern(es.Namespace)
+	es.AddressType = discoveryv1.AddressType(intern(string(es.AddressType)))
 	if ok {
 		es.Labels = map[string]string{discoveryv1.LabelServiceName: svc}
 	}
-	for i, ep := range es.Endpoints {
-		es.Endpoints[i] = discoveryv1.Endpoint{NodeName: ep.NodeName, Conditions: discoveryv1.EndpointConditions{
-			Ready: ep.Conditions.Ready, Terminating: ep.Conditions.Terminating}}
+	var eps []discoveryv1.Endpoint
+	for _, ep := range es.Endpoints {
+		e := discoveryv1.Endpoint{NodeName: internPtr(ep.NodeName), Conditions: discoveryv1.EndpointConditions{
+			Ready: boolPtr(ep.Conditions.Ready), Terminating: boolPtr(ep.Conditions.Terminating)}}
+		if !slices.ContainsFunc(eps, func(k discoveryv1.Endpoint) bool {
+			return k.NodeName == e.NodeName && k.Conditions == e.Conditions // shared pointers
+		}) {
+			eps = append(eps, e)
+		}
 	}
+	es.Endpoints = eps
+}
+
+// interned holds one copy of each string intern was given: namespaces,
+// node names and enumerations, whose count is that of the cluster's
+// namespaces and nodes, not of its objects.
+var interned sync.Map // string -> string
+
+func intern(s string) string {
+	if v, ok := interned.Load(s); ok {
+		return v.(string)
+	}
+	v, _ := interned.LoadOrStore(s, s)
+	return v.(string)
+}
+
+// internedPtr holds one pointer per string internPtr was given.
+var internedPtr sync.Map // string -> *string
+
+func internPtr(p *string) *string {
+	if p == nil {
+		return nil
+	}
+	if v, ok := internedPtr.Load(*p); ok {
+		return v.(*string)
+	}
+	s := intern(*p)
+	v, _ := internedPtr.LoadOrStore(s, &s)
+	return v.(*string)
+}
+
+// yes and no are what boolPtr points to.
+var yes, no = true, false
+
+// boolPtr is p's value at a shared address (nil stays nil).
+func boolPtr(p *bool) *bool {
+	switch {
+	case p == nil:
+		return nil
+	case *p:
+		return &yes
+	}
+	return &no
 }
 
 // slimNode keeps a Node's labels, addresses and the type and status of its
