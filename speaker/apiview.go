@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -29,9 +31,11 @@ import (
 // slimSlice, slimNode): at 20,000 Services the cache is most of the
 // speaker's memory.
 //
-// EndpointSlices and ServiceL2Status objects are indexed by their Service
-// (sliceServiceIndex, statusServiceIndex).
-func newAPICache(cfg *rest.Config, scheme *runtime.Scheme, mapper meta.RESTMapper, ns, passwordNS string) (cache.Cache, error) {
+// EndpointSlices are indexed by their Service (sliceServiceIndex). Of the
+// ServiceL2Status objects it holds node's only (by their pier.dev/node
+// label, which every speaker version wrote): the status writer reads
+// other nodes' from the API server when it takes a Service over.
+func newAPICache(cfg *rest.Config, scheme *runtime.Scheme, mapper meta.RESTMapper, ns, passwordNS, node string) (cache.Cache, error) {
 	inNS := func(ns string) map[string]cache.Config { return map[string]cache.Config{ns: {}} }
 	c, err := cache.New(cfg, cache.Options{
 		Scheme: scheme, Mapper: mapper,
@@ -42,7 +46,8 @@ func newAPICache(cfg *rest.Config, scheme *runtime.Scheme, mapper meta.RESTMappe
 			&corev1.Node{}:               {Transform: slim(slimNode)},
 			&v1alpha1.IPAddressPool{}:    {Namespaces: inNS(ns)},
 			&v1alpha1.L2Advertisement{}:  {Namespaces: inNS(ns)},
-			&v1alpha1.ServiceL2Status{}:  {Namespaces: inNS(ns)},
+			&v1alpha1.ServiceL2Status{}: {Namespaces: inNS(ns),
+				Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelNode: node})},
 			&v1alpha1.BGPPeer{}:          {Namespaces: inNS(ns)},
 			&v1alpha1.BGPAdvertisement{}: {Namespaces: inNS(ns)},
 			&corev1.Secret{}:             {Namespaces: inNS(passwordNS), Transform: slim(slimSecret)},
@@ -53,9 +58,6 @@ func newAPICache(cfg *rest.Config, scheme *runtime.Scheme, mapper meta.RESTMappe
 	}
 	if err := indexInNamespace(c, &discoveryv1.EndpointSlice{}, sliceServiceIndex, sliceService); err != nil {
 		return nil, fmt.Errorf("index endpointslices by service: %w", err)
-	}
-	if err := indexInNamespace(c, &v1alpha1.ServiceL2Status{}, statusServiceIndex, statusService); err != nil {
-		return nil, fmt.Errorf("index servicel2statuses by service: %w", err)
 	}
 	return c, nil
 }
@@ -103,13 +105,15 @@ func slim[T any](trim func(*T)) toolscache.TransformFunc {
 // labels, Pier's annotations, type, class, traffic policy and the
 // addresses in the status. Of a Service Pier never serves (not a
 // LoadBalancer, or of another class) it keeps only the name, type and
-// class, which say so: most Services of a cluster are of that kind.
+// class, which say so: most Services of a cluster are of that kind. The
+// namespace and enumerations are shared (intern).
 func slimService(s *corev1.Service) {
 	s.ManagedFields, s.OwnerReferences, s.Finalizers = nil, nil, nil
 	s.Annotations = pierAnnotations(s.Annotations)
+	s.Namespace = intern(s.Namespace)
 	s.Spec = corev1.ServiceSpec{
-		Type: s.Spec.Type, LoadBalancerClass: s.Spec.LoadBalancerClass,
-		ExternalTrafficPolicy: s.Spec.ExternalTrafficPolicy,
+		Type: corev1.ServiceType(intern(string(s.Spec.Type))), LoadBalancerClass: internPtr(s.Spec.LoadBalancerClass),
+		ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicy(intern(string(s.Spec.ExternalTrafficPolicy))),
 	}
 	s.Status = corev1.ServiceStatus{LoadBalancer: s.Status.LoadBalancer}
 	if !config.Serves(s, false) { // nor with OnlyOwnClass
@@ -149,19 +153,73 @@ func poolAnnotations(pool string) map[string]string {
 	return m.(map[string]string)
 }
 
-// slimSlice keeps the Service an EndpointSlice belongs to and, of each
-// endpoint, its node and whether it is ready and terminating
-// (readyEndpoints).
+// slimSlice keeps the Service an EndpointSlice belongs to and, of its
+// endpoints, the node and whether ready and terminating (readyEndpoints),
+// once per distinct node and conditions: the many Pods of a Deployment on
+// one node are one entry. Node names, condition values and the namespace
+// are shared between the cached slices, which nobody changes.
 func slimSlice(es *discoveryv1.EndpointSlice) {
 	svc, ok := es.Labels[discoveryv1.LabelServiceName]
 	es.ManagedFields, es.OwnerReferences, es.Annotations, es.Labels, es.Ports = nil, nil, nil, nil, nil
+	es.UID, es.GenerateName = "", ""
+	es.Namespace = intern(es.Namespace)
+	es.AddressType = discoveryv1.AddressType(intern(string(es.AddressType)))
 	if ok {
 		es.Labels = map[string]string{discoveryv1.LabelServiceName: svc}
 	}
-	for i, ep := range es.Endpoints {
-		es.Endpoints[i] = discoveryv1.Endpoint{NodeName: ep.NodeName, Conditions: discoveryv1.EndpointConditions{
-			Ready: ep.Conditions.Ready, Terminating: ep.Conditions.Terminating}}
+	var eps []discoveryv1.Endpoint
+	for _, ep := range es.Endpoints {
+		e := discoveryv1.Endpoint{NodeName: internPtr(ep.NodeName), Conditions: discoveryv1.EndpointConditions{
+			Ready: boolPtr(ep.Conditions.Ready), Terminating: boolPtr(ep.Conditions.Terminating)}}
+		if !slices.ContainsFunc(eps, func(k discoveryv1.Endpoint) bool {
+			return k.NodeName == e.NodeName && k.Conditions == e.Conditions // shared pointers
+		}) {
+			eps = append(eps, e)
+		}
 	}
+	es.Endpoints = eps
+}
+
+// interned holds one copy of each string intern was given: namespaces,
+// node names and enumerations, whose count is that of the cluster's
+// namespaces and nodes, not of its objects.
+var interned sync.Map // string -> string
+
+func intern(s string) string {
+	if v, ok := interned.Load(s); ok {
+		return v.(string)
+	}
+	v, _ := interned.LoadOrStore(s, s)
+	return v.(string)
+}
+
+// internedPtr holds one pointer per string internPtr was given.
+var internedPtr sync.Map // string -> *string
+
+func internPtr(p *string) *string {
+	if p == nil {
+		return nil
+	}
+	if v, ok := internedPtr.Load(*p); ok {
+		return v.(*string)
+	}
+	s := intern(*p)
+	v, _ := internedPtr.LoadOrStore(s, &s)
+	return v.(*string)
+}
+
+// yes and no are what boolPtr points to.
+var yes, no = true, false
+
+// boolPtr is p's value at a shared address (nil stays nil).
+func boolPtr(p *bool) *bool {
+	switch {
+	case p == nil:
+		return nil
+	case *p:
+		return &yes
+	}
+	return &no
 }
 
 // slimNode keeps a Node's labels, addresses and the type and status of its
@@ -240,15 +298,17 @@ func (s *Speaker) watchAPI(ctx context.Context, c cache.Cache, synced *atomic.Bo
 	return nil
 }
 
-// watchStatus tells the status writer of ServiceL2Status objects changed
-// by others: this node's deleted, another node's created.
+// watchStatus tells the status writer of this node's ServiceL2Status
+// objects deleted by others. Other nodes' objects are neither cached nor
+// watched: a node writes its own, and removes another node's only when it
+// takes an address over (l2Writer.write).
 func (s *Speaker) watchStatus(ctx context.Context, c cache.Cache) error {
-	changed := func(obj any, mine bool) {
+	deleted := func(obj any) {
 		if t, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 			obj = t.Obj
 		}
 		o, ok := obj.(*v1alpha1.ServiceL2Status)
-		if !ok || (o.Labels[v1alpha1.LabelNode] == s.opts.NodeName) != mine {
+		if !ok || o.Labels[v1alpha1.LabelNode] != s.opts.NodeName {
 			return
 		}
 		for _, svc := range statusService(o) {
@@ -257,10 +317,7 @@ func (s *Speaker) watchStatus(ctx context.Context, c cache.Cache) error {
 	}
 	inf, err := c.GetInformer(ctx, &v1alpha1.ServiceL2Status{}, cache.BlockUntilSynced(false))
 	if err == nil {
-		_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-			AddFunc:    func(obj any) { changed(obj, false) },
-			DeleteFunc: func(obj any) { changed(obj, true) },
-		})
+		_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{DeleteFunc: deleted})
 	}
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("watch %T: %w", &v1alpha1.ServiceL2Status{}, err)

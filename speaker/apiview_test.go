@@ -1,6 +1,7 @@
 package speaker
 
 import (
+	"fmt"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -32,9 +33,15 @@ func TestSlimObjectsPlanTheSame(t *testing.T) {
 	es := slice("web", map[string]bool{"node1": true, "node2": false})
 	es.ManagedFields = managed
 	es.Ports = []discoveryv1.EndpointPort{{Port: ptr.To[int32](443)}}
+	// More Pods: two more on node1 (one entry kept for the three), one
+	// ready but terminating on node2, one on no node.
+	es.Endpoints = append(es.Endpoints, es.Endpoints...)
+	es.Endpoints = append(es.Endpoints, es.Endpoints[0],
+		discoveryv1.Endpoint{NodeName: ptr.To("node2"), Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Terminating: ptr.To(true)}},
+		discoveryv1.Endpoint{Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}})
 	for i := range es.Endpoints {
-		es.Endpoints[i].Addresses = []string{"10.0.0.1"}
-		es.Endpoints[i].TargetRef = &corev1.ObjectReference{Kind: "Pod", Name: "web-1"}
+		es.Endpoints[i].Addresses = []string{fmt.Sprintf("10.0.0.%d", i)}
+		es.Endpoints[i].TargetRef = &corev1.ObjectReference{Kind: "Pod", Name: fmt.Sprintf("web-%d", i)}
 	}
 	n1 := node("node1", map[string]string{"zone": "a"},
 		corev1.NodeCondition{Type: corev1.NodeNetworkUnavailable, Status: corev1.ConditionFalse, LastHeartbeatTime: metav1.Now()})
@@ -105,6 +112,9 @@ func TestSlimObjectsPlanTheSame(t *testing.T) {
 		if diff := cmp.Diff(Targets(full), Targets(thin), addrCmp); diff != "" {
 			t.Errorf("OnlyOwnClass %v: targets from slim objects (-full +slim):\n%s", onlyOwn, diff)
 		}
+	}
+	if got := len(thin.EndpointSlices[0].Endpoints); got != 4 {
+		t.Errorf("slice keeps %d endpoints, want 4 (node1 ready, node2 not, node2 terminating, no node): %+v", got, thin.EndpointSlices[0].Endpoints)
 	}
 	if got := thin.Nodes[0].Status; got.Images != nil || !got.Conditions[0].LastHeartbeatTime.IsZero() {
 		t.Errorf("Node kept more than the speaker reads: %+v", got)

@@ -71,7 +71,11 @@ func benchEnvInt(b *testing.B, name string, def int) int {
 // them for the speaker to write (its start-up backlog, two requests per
 // Service at its status rate, is then in the idle figures), and
 // PIER_BENCH_STATUS=off leaves the status writer out, to measure the
-// announcing side alone. PIER_BENCH_SERVICES="1000,5000,20000"
+// announcing side alone. PIER_BENCH_FOREIGN=k adds k statuses of another
+// node (of other Services), as a speaker of a larger cluster finds them.
+// PIER_BENCH_ENDPOINTS=k gives each slice k ready endpoints (default 1),
+// the first on this node, the others spread over the Nodes.
+// PIER_BENCH_SERVICES="1000,5000,20000"
 // draws the curve over n; default 1000. PIER_BENCH_IDLE_PROFILE and
 // PIER_BENCH_CHANGE_PROFILE name files for CPU profiles of the idle window
 // and the changes, PIER_BENCH_HEAP_PROFILE one for the heap after idle.
@@ -102,6 +106,7 @@ func speakerBench(b *testing.B, n int) {
 	nodes := benchEnvInt(b, "PIER_BENCH_NODES", 3)
 	idle := time.Duration(benchEnvInt(b, "PIER_BENCH_IDLE", 10)) * time.Second
 	changes := benchEnvInt(b, "PIER_BENCH_CHANGES", 20)
+	e.endpoints, e.nodes = benchEnvInt(b, "PIER_BENCH_ENDPOINTS", 1), nodes
 	for i := range nodes {
 		e.create(b, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-node-%02d", i)}})
 	}
@@ -109,7 +114,10 @@ func speakerBench(b *testing.B, n int) {
 	created := time.Now()
 	e.createAssigned(b, 0, n)
 	if os.Getenv("PIER_BENCH_STATUS") != "new" {
-		e.createL2Statuses(b, n)
+		e.createL2Statuses(b, n, benchNode, "svc")
+	}
+	if k := benchEnvInt(b, "PIER_BENCH_FOREIGN", 1); os.Getenv("PIER_BENCH_FOREIGN") != "" {
+		e.createL2Statuses(b, k, "bench-node-01", "away")
 	}
 	b.Logf("%d Services, EndpointSlices and statuses written in %v", n, time.Since(created).Round(time.Second))
 
@@ -178,6 +186,9 @@ func processCPU(b *testing.B) time.Duration {
 type apiEnv struct {
 	cl *cluster.Cluster
 	c  client.Client
+	// endpoints is how many endpoints each Service's slice has, spread
+	// over nodes Nodes (PIER_BENCH_ENDPOINTS, PIER_BENCH_NODES).
+	endpoints, nodes int
 }
 
 func newAPIEnv(tb testing.TB, opts cluster.Options) *apiEnv {
@@ -211,9 +222,9 @@ func (e *apiEnv) create(tb testing.TB, obj client.Object) {
 	}
 }
 
-// createL2Statuses writes the ServiceL2Status of Services 0 to n as
-// benchNode's speaker would have.
-func (e *apiEnv) createL2Statuses(tb testing.TB, n int) {
+// createL2Statuses writes the ServiceL2Status of Services prefix-00000 to
+// n as node's speaker would have.
+func (e *apiEnv) createL2Statuses(tb testing.TB, n int, node, prefix string) {
 	tb.Helper()
 	var wg sync.WaitGroup
 	var failed atomic.Pointer[error]
@@ -221,7 +232,7 @@ func (e *apiEnv) createL2Statuses(tb testing.TB, n int) {
 	for range min(16, n) {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < n && failed.Load() == nil; i = int(next.Add(1) - 1) {
-				if err := e.createL2Status(i); err != nil {
+				if err := e.createL2Status(i, node, prefix); err != nil {
 					failed.Store(&err)
 				}
 			}
@@ -233,14 +244,14 @@ func (e *apiEnv) createL2Statuses(tb testing.TB, n int) {
 	}
 }
 
-func (e *apiEnv) createL2Status(i int) error {
+func (e *apiEnv) createL2Status(i int, node, prefix string) error {
 	ctx := context.Background()
-	name := fmt.Sprintf("svc-%05d", i)
-	st := v1alpha1.ServiceL2StatusStatus{Node: benchNode, ServiceNamespace: benchNS, ServiceName: name,
+	name := fmt.Sprintf("%s-%05d", prefix, i)
+	st := v1alpha1.ServiceL2StatusStatus{Node: node, ServiceNamespace: benchNS, ServiceName: name,
 		Addresses: []string{benchAddr(i).String()}, Interfaces: []string{"bench0"}}
 	obj := &v1alpha1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{
-		Name: statusName(benchNS+"/"+name, benchNode), Namespace: "pier-system",
-		Labels: map[string]string{v1alpha1.LabelServiceName: name, v1alpha1.LabelServiceNamespace: benchNS, v1alpha1.LabelNode: benchNode},
+		Name: statusName(benchNS+"/"+name, node), Namespace: "pier-system",
+		Labels: map[string]string{v1alpha1.LabelServiceName: name, v1alpha1.LabelServiceNamespace: benchNS, v1alpha1.LabelNode: node},
 	}}
 	if err := e.c.Create(ctx, obj); err != nil {
 		return fmt.Errorf("create status of %s: %w", name, err)
@@ -308,10 +319,12 @@ func (e *apiEnv) createOne(i int) error {
 			Labels: map[string]string{discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: "bench"}},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("calls"), Port: ptr.To[int32](8443)}},
-		Endpoints: []discoveryv1.Endpoint{{
-			Addresses: []string{fmt.Sprintf("10.%d.%d.%d", 1+i>>16, byte(i>>8), byte(i))},
-			NodeName:  ptr.To(benchNode), Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
-		}},
+	}
+	for k := range max(e.endpoints, 1) { // the first on benchNode, the others spread over the nodes
+		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
+			Addresses: []string{fmt.Sprintf("10.%d.%d.%d", 1+k*4+i>>16, byte(i>>8), byte(i))},
+			NodeName:  ptr.To(fmt.Sprintf("bench-node-%02d", k%max(e.nodes, 1))), Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+		})
 	}
 	if err := e.c.Create(ctx, es); err != nil {
 		return fmt.Errorf("create endpointslice %s: %w", name, err)
@@ -348,7 +361,7 @@ func (e *apiEnv) runSpeaker(tb testing.TB) *benchSpeaker {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c, err := newAPICache(e.cl.Config, scheme, restMapper(), "pier-system", "pier-system")
+	c, err := newAPICache(e.cl.Config, scheme, restMapper(), "pier-system", "pier-system", benchNode)
 	if err != nil {
 		tb.Fatal(err)
 	}

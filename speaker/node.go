@@ -88,7 +88,7 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	}
 	o.PasswordNamespace = cmp.Or(o.PasswordNamespace, config.DefaultPasswordNamespace)
 	mapper := restMapper()
-	c, err := newAPICache(o.Config, scheme, mapper, o.Namespace, o.PasswordNamespace)
+	c, err := newAPICache(o.Config, scheme, mapper, o.Namespace, o.PasswordNamespace, o.NodeName)
 	if err != nil {
 		return fmt.Errorf("speaker cache: %w", err)
 	}

@@ -189,7 +189,7 @@ func statusSpeaker(t *testing.T, e *apiEnv, node string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := newAPICache(e.cl.Config, scheme, restMapper(), "pier-system", "pier-system")
+	c, err := newAPICache(e.cl.Config, scheme, restMapper(), "pier-system", "pier-system", node)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,12 +78,12 @@ type Options struct {
 	// Reader reads the cached API objects; Synced reports whether its
 	// caches hold a full view (false while the API server was never
 	// reached since start). It indexes EndpointSlices by
-	// sliceServiceIndex (read after ServiceChanged) and ServiceL2Status
-	// objects by statusServiceIndex (read by the status writer), as
-	// newAPICache's does.
+	// sliceServiceIndex (read after ServiceChanged), as newAPICache's
+	// does, which holds of the ServiceL2Status objects this node's only.
 	Reader client.Reader
 	Synced func() bool
-	// Writer writes ServiceL2Status objects and may be nil (no status).
+	// Writer writes ServiceL2Status objects and may be nil (no status). It
+	// also lists other nodes' objects from the API server (not cached).
 	Writer client.Client
 	// Owner, when set, owns the ServiceL2Status objects this speaker
 	// writes: the speaker's Pod, so that they go with it (helm uninstall,

@@ -230,16 +230,22 @@ type l2Writer struct {
 	listed bool
 	wrote  map[string]v1alpha1.ServiceL2StatusStatus
 	// check are Services whose objects are checked against the API at the
-	// next round, other nodes' objects too.
-	check map[string]bool
+	// next round; stale those of them where another node's object claims
+	// an address this node announces (found by the first round's list).
+	check, stale map[string]bool
 }
 
 // write makes this node's ServiceL2Status objects match what it owns:
 // at the first round against a list of them all, then for the Services
-// changed (and those a failed round left).
+// changed (and those a failed round left). Another node's object of a
+// Service is deleted when it claims an address this node announces: when
+// this node takes an address over, it reads the Service's objects from the
+// API server, and deletes those (their node may be dead and unable to
+// clean up). Other nodes' objects of the Service's other addresses stay: a
+// dual-stack Service may have two owners, one per address.
 func (w *l2Writer) write(ctx context.Context, mine map[netip.Addr]Ownership, changed map[string]bool) error {
 	if w.check == nil {
-		w.check = map[string]bool{}
+		w.check, w.stale = map[string]bool{}, map[string]bool{}
 	}
 	for svc := range changed {
 		w.check[svc] = true
@@ -252,40 +258,45 @@ func (w *l2Writer) write(ctx context.Context, mine map[netip.Addr]Ownership, cha
 	want := wantStatus(w.s.opts.NodeName, mine, w.check)
 	for svc := range w.check {
 		st, announced := want[svc]
-		if err := w.s.pruneStatus(ctx, svc, announced); err != nil {
-			return err
+		prev, had := w.wrote[svc]
+		if announced && (w.stale[svc] || !had || !subset(st.Addresses, prev.Addresses)) {
+			if err := w.s.pruneOthers(ctx, svc, st.Addresses); err != nil {
+				return err
+			}
 		}
+		delete(w.stale, svc)
 		delete(w.wrote, svc)
 		if announced {
 			if err := w.s.applyStatus(ctx, svc, st); err != nil {
 				return err
 			}
 			w.wrote[svc] = st
+		} else if err := w.s.deleteStatus(ctx, svc); err != nil {
+			return err
 		}
 		delete(w.check, svc)
 	}
 	return nil
 }
 
-// list reads every ServiceL2Status once and marks for checking the
+// list reads every ServiceL2Status once, from the API server a page at a
+// time (the cache holds this node's only), and marks for checking the
 // Services where the objects differ from want: this node's missing,
-// different or not owned by its Pod, and other nodes' of Services this
-// node announces.
+// different or not owned by its Pod, and other nodes' claiming addresses
+// this node announces.
 func (w *l2Writer) list(ctx context.Context, want map[string]v1alpha1.ServiceL2StatusStatus) error {
-	var have v1alpha1.ServiceL2StatusList
-	if err := w.s.opts.Reader.List(ctx, &have, client.InNamespace(w.s.opts.Namespace), client.UnsafeDisableDeepCopy); err != nil {
-		return err
-	}
 	w.wrote = map[string]v1alpha1.ServiceL2StatusStatus{}
-	for i := range have.Items {
-		obj := &have.Items[i]
-		svc := obj.Status.ServiceNamespace + "/" + obj.Status.ServiceName
-		_, announced := want[svc]
-		switch mine := obj.Status.Node == w.s.opts.NodeName; {
-		case mine && !w.s.wouldOwn(obj):
-			w.wrote[svc] = obj.Status
-		case mine || announced: // to own or delete; another node's to delete
-			w.check[svc] = true
+	opts := []client.ListOption{client.InNamespace(w.s.opts.Namespace), client.Limit(listPage)}
+	for next := ""; ; {
+		var have v1alpha1.ServiceL2StatusList
+		if err := w.s.opts.Writer.List(ctx, &have, append(opts, client.Continue(next))...); err != nil {
+			return fmt.Errorf("list statuses: %w", err)
+		}
+		for i := range have.Items {
+			w.listed1(&have.Items[i], want)
+		}
+		if next = have.Continue; next == "" {
+			break
 		}
 	}
 	for svc, st := range want {
@@ -300,6 +311,44 @@ func (w *l2Writer) list(ctx context.Context, want map[string]v1alpha1.ServiceL2S
 	}
 	w.listed = true
 	return nil
+}
+
+// listPage is how many objects list reads per request.
+const listPage = 500
+
+// listed1 takes in one listed object.
+func (w *l2Writer) listed1(obj *v1alpha1.ServiceL2Status, want map[string]v1alpha1.ServiceL2StatusStatus) {
+	svc := obj.Status.ServiceNamespace + "/" + obj.Status.ServiceName
+	st, announced := want[svc]
+	switch {
+	case !w.s.mineStatus(obj):
+		if announced && overlaps(obj.Status.Addresses, st.Addresses) {
+			w.check[svc], w.stale[svc] = true, true
+		}
+	case w.s.wouldOwn(obj) || obj.Labels[v1alpha1.LabelNode] != w.s.opts.NodeName:
+		w.check[svc] = true // to own or label
+	default:
+		w.wrote[svc] = obj.Status
+	}
+}
+
+// mineStatus tells whether obj is this node's.
+func (s *Speaker) mineStatus(obj *v1alpha1.ServiceL2Status) bool {
+	return obj.Status.Node == s.opts.NodeName || obj.Labels[v1alpha1.LabelNode] == s.opts.NodeName
+}
+
+// subset tells whether every address of a is in b.
+func subset(a, b []string) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
+
+func overlaps(a, b []string) bool {
+	return slices.ContainsFunc(a, func(x string) bool { return slices.Contains(b, x) })
 }
 
 // wantStatus is the status of this node's object of each Service it owns
@@ -338,31 +387,44 @@ func wantStatus(node string, mine map[netip.Addr]Ownership, only map[string]bool
 	return want
 }
 
-// pruneStatus deletes the objects of Service svc this node should not
-// have: its own when it no longer announces svc, other nodes' when it
-// does (their speaker may be dead and unable to clean up).
-func (s *Speaker) pruneStatus(ctx context.Context, svc string, announced bool) error {
+// pruneOthers deletes the other nodes' objects of Service svc that claim
+// one of addrs, which this node announces: it lists the Service's objects
+// from the API server (by their Service labels).
+func (s *Speaker) pruneOthers(ctx context.Context, svc string, addrs []string) error {
+	ns, name, _ := strings.Cut(svc, "/")
 	var have v1alpha1.ServiceL2StatusList
-	if err := s.opts.Reader.List(ctx, &have, client.InNamespace(s.opts.Namespace),
-		client.MatchingFields{statusServiceIndex: svc}, client.UnsafeDisableDeepCopy); err != nil {
-		return err
+	if err := s.opts.Writer.List(ctx, &have, client.InNamespace(s.opts.Namespace),
+		client.MatchingLabels{v1alpha1.LabelServiceNamespace: ns, v1alpha1.LabelServiceName: name}); err != nil {
+		return fmt.Errorf("list statuses of %s: %w", svc, err)
 	}
 	for i := range have.Items {
 		obj := &have.Items[i]
-		if (obj.Status.Node == s.opts.NodeName) == announced {
+		if s.mineStatus(obj) || !overlaps(obj.Status.Addresses, addrs) {
 			continue
 		}
-		if err := client.IgnoreNotFound(s.opts.Writer.Delete(ctx, obj.DeepCopy())); err != nil {
+		if err := client.IgnoreNotFound(s.opts.Writer.Delete(ctx, obj)); err != nil {
 			return fmt.Errorf("delete status %s: %w", obj.Name, err)
 		}
 	}
 	return nil
 }
 
-// statusServiceIndex indexes the cached ServiceL2Status objects by the
-// Service they report ("namespace/name", from their labels).
-const statusServiceIndex = "pier.dev/status-service"
+// deleteStatus deletes this node's object of Service svc, if the cache
+// holds it.
+func (s *Speaker) deleteStatus(ctx context.Context, svc string) error {
+	var obj v1alpha1.ServiceL2Status
+	key := client.ObjectKey{Namespace: s.opts.Namespace, Name: statusName(svc, s.opts.NodeName)}
+	if err := s.opts.Reader.Get(ctx, key, &obj); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if err := client.IgnoreNotFound(s.opts.Writer.Delete(ctx, &obj)); err != nil {
+		return fmt.Errorf("delete status %s: %w", obj.Name, err)
+	}
+	return nil
+}
 
+// statusService is the Service a ServiceL2Status reports
+// ("namespace/name", from its labels).
 func statusService(o client.Object) []string {
 	l := o.GetLabels()
 	if l[v1alpha1.LabelServiceName] == "" {
@@ -372,24 +434,41 @@ func statusService(o client.Object) []string {
 }
 
 func (s *Speaker) applyStatus(ctx context.Context, svc string, st v1alpha1.ServiceL2StatusStatus) error {
+	lbls := map[string]string{
+		v1alpha1.LabelServiceName: st.ServiceName, v1alpha1.LabelServiceNamespace: st.ServiceNamespace,
+		v1alpha1.LabelNode: s.opts.NodeName,
+	}
 	obj := &v1alpha1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{
-		Name: statusName(svc, s.opts.NodeName), Namespace: s.opts.Namespace,
-		Labels: map[string]string{
-			v1alpha1.LabelServiceName: st.ServiceName, v1alpha1.LabelServiceNamespace: st.ServiceNamespace,
-			v1alpha1.LabelNode: s.opts.NodeName,
-		},
+		Name: statusName(svc, s.opts.NodeName), Namespace: s.opts.Namespace, Labels: lbls,
 	}}
 	s.own(obj)
 	err := s.opts.Reader.Get(ctx, client.ObjectKeyFromObject(obj), obj)
 	if apierrors.IsNotFound(err) {
-		if err = s.opts.Writer.Create(ctx, obj); err != nil {
+		err = s.opts.Writer.Create(ctx, obj)
+		if apierrors.IsAlreadyExists(err) {
+			// Not cached, as the cache holds the objects labelled with
+			// this node's name only: its label was removed. Read it; the
+			// update below labels it again.
+			err = s.opts.Writer.Get(ctx, client.ObjectKeyFromObject(obj), obj)
+		}
+		if err != nil {
 			return fmt.Errorf("create status for %s: %w", svc, err)
 		}
 	} else if err != nil {
 		return err
-	} else if s.own(obj) {
-		// Written by this node's previous speaker Pod: take it over before
-		// the garbage collector removes it with that Pod.
+	}
+	// Written by this node's previous speaker Pod: take it over before the
+	// garbage collector removes it with that Pod.
+	update := s.own(obj)
+	if obj.Labels[v1alpha1.LabelNode] != s.opts.NodeName {
+		obj.Labels = maps.Clone(obj.Labels)
+		if obj.Labels == nil {
+			obj.Labels = map[string]string{}
+		}
+		maps.Copy(obj.Labels, lbls)
+		update = true
+	}
+	if update {
 		if err := s.opts.Writer.Update(ctx, obj); err != nil {
 			return fmt.Errorf("own status for %s: %w", svc, err)
 		}

@@ -129,7 +129,6 @@ func blockedWrites(t *testing.T, release <-chan struct{}) client.WithWatch {
 	}
 	return fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).
 		WithStatusSubresource(&v1alpha1.ServiceL2Status{}).
-		WithIndex(&v1alpha1.ServiceL2Status{}, statusServiceIndex, statusService).
 		WithInterceptorFuncs(interceptor.Funcs{
 			Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
 				select {

@@ -41,7 +41,6 @@ func TestStatusWriterWritesWhatChanged(t *testing.T) {
 	c := fake.NewClientBuilder().WithScheme(scheme).
 		WithObjects(l2Status("a", "node2", "198.51.100.1"), l2Status("b", "node1", "198.51.100.2"), l2Status("c", "node1", "198.51.100.3")).
 		WithStatusSubresource(&v1alpha1.ServiceL2Status{}).
-		WithIndex(&v1alpha1.ServiceL2Status{}, statusServiceIndex, statusService).
 		WithInterceptorFuncs(interceptor.Funcs{
 			Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 				count()

@@ -70,8 +70,7 @@ func TestWantStatusWithheld(t *testing.T) {
 func TestWithheldStatusWritten(t *testing.T) {
 	scheme := runtime.NewScheme()
 	mustDo(t, v1alpha1.AddToScheme(scheme))
-	c := fake.NewClientBuilder().WithScheme(scheme).WithStatusSubresource(&v1alpha1.ServiceL2Status{}).
-		WithIndex(&v1alpha1.ServiceL2Status{}, statusServiceIndex, statusService).Build()
+	c := fake.NewClientBuilder().WithScheme(scheme).WithStatusSubresource(&v1alpha1.ServiceL2Status{}).Build()
 	s, err := New(Options{NodeName: "node1", Namespace: "pier-system", Reader: c, Writer: c, Synced: func() bool { return true },
 		Members: NewFakeMembers("node1"), L2: &FakeL2{}})
 	mustDo(t, err)
