@@ -35,11 +35,10 @@ const (
 	DefaultDrainTimeout    = 30 * time.Second
 	DefaultHealthInterval  = 300 * time.Millisecond
 	DefaultMaxDatagramSize = 2048
-	// DefaultMaxTCPConns bounds a TCP listener's connections: up to 60000
-	// descriptors and about 200 MB (two goroutines, two sockets and, while
-	// a direction waits in splice, a pipe pair each),
-	// far more than one node's calls fall back to TCP, yet below the
-	// descriptor limit a relay pod gets.
+	// DefaultMaxTCPConns bounds a TCP listener's connections: up to 20000
+	// descriptors and about 150 MB (two goroutines and two sockets each,
+	// BenchmarkTCPRelayHeld), far more than one node's calls fall back to
+	// TCP, yet below the descriptor limit a relay pod gets.
 	DefaultMaxTCPConns = 10_000
 	// DefaultMaxTCPConnsPerSource bounds one client address's connections
 	// per TCP listener: a tenth of the listener, so a site NAT carries many
@@ -540,9 +539,7 @@ func (r *Relay) open(l Listener) (server, error) {
 // open file limit: UDP flows past it fail to get a socket and are dropped
 // as upstream errors; TCP accepts fail and back off.
 func (r *Relay) warnFileLimit() {
-	// fdsPerTCPConn: the client and backend sockets, and the pipe pair
-	// each direction holds while io.Copy waits in splice.
-	const fdsPerTCPConn = 6
+	const fdsPerTCPConn = 2 // the client and backend sockets (tcpcopy_linux.go)
 	var need uint64
 	for _, l := range r.opts.Listeners {
 		if l.Protocol == UDP {
