@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -104,8 +105,9 @@ type Options struct {
 	// KeyByAddressOnly hashes the client address only, so every port of a
 	// client lands on the same backend.
 	KeyByAddressOnly bool
-	// MaxFlows bounds the UDP flows per listener. Each flow holds one socket,
-	// so MaxFlows times the UDP listeners must fit RLIMIT_NOFILE (Run warns).
+	// MaxFlows bounds the UDP flows per listener. Each flow holds one socket
+	// and one ephemeral port, so MaxFlows times the UDP listeners must fit
+	// RLIMIT_NOFILE and the node's port range (Run warns).
 	MaxFlows int
 	// MaxTCPConns bounds the connections per TCP listener, and
 	// MaxTCPConnsPerSource those of one client address (an IPv6 client by
@@ -506,7 +508,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		r.log.Warn("kernel data path off: relaying every UDP flow in user space", "err", err)
 	}
 	close(r.ready)
-	r.warnFileLimit()
+	r.warnLimits()
 	var wg sync.WaitGroup
 	wg.Go(func() { r.healthLoop(ctx) })
 	if p := r.kernelPath(); p != nil {
@@ -535,24 +537,40 @@ func (r *Relay) open(l Listener) (server, error) {
 	return s, err
 }
 
-// warnFileLimit logs when the flow and connection limits can exceed the
-// open file limit: UDP flows past it fail to get a socket and are dropped
-// as upstream errors; TCP accepts fail and back off.
-func (r *Relay) warnFileLimit() {
+// warnLimits logs when the flow and connection limits can exceed what the
+// process gets: open files (UDP flows past them fail to get a socket, TCP
+// accepts fail and back off) and, for UDP flows, the node's ephemeral
+// ports, one per flow; flows past either are dropped as local-limit.
+func (r *Relay) warnLimits() {
 	const fdsPerTCPConn = 2 // the client and backend sockets (tcpcopy_linux.go)
-	var need uint64
+	var need, flows uint64
 	for _, l := range r.opts.Listeners {
 		if l.Protocol == UDP {
-			need += uint64(r.opts.MaxFlows)
+			flows += uint64(r.opts.MaxFlows)
 		} else {
 			need += fdsPerTCPConn * uint64(r.opts.MaxTCPConns)
 		}
 	}
+	need += flows
 	var lim unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) != nil {
-		return
-	}
-	if need > lim.Cur {
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && need > lim.Cur {
 		r.log.Warn("open file limit below the UDP flow and TCP connection limits", "limit", lim.Cur, "descriptors", need)
 	}
+	if lo, hi, err := ephemeralPorts(); err == nil && flows > uint64(hi-lo+1) {
+		r.log.Warn("UDP flow limits above the ephemeral ports (net.ipv4.ip_local_port_range), one per flow",
+			"ports", hi-lo+1, "flows", flows)
+	}
+}
+
+// ephemeralPorts is the node's ephemeral port range (Linux), which the
+// relay's UDP flow sockets share with every other socket of the node.
+func ephemeralPorts() (lo, hi int, err error) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0, err
+	}
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil {
+		return 0, 0, fmt.Errorf("ip_local_port_range %q: %w", b, err)
+	}
+	return lo, hi, nil
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -227,10 +228,27 @@ func (s *tcpServer) handle(ctx context.Context, c *net.TCPConn) {
 }
 
 func dropReason(err error) string {
-	if errors.Is(err, ErrNoBackend) {
+	switch {
+	case errors.Is(err, ErrNoBackend):
 		return dropNoBackend
+	case localLimit(err):
+		return dropLocalLimit
 	}
 	return dropUpstream
+}
+
+// localLimit reports an error that says the relay itself is out of a
+// resource (descriptors, ephemeral ports, buffers), not that a backend
+// failed: it never marks a backend down, which would drop every flow of a
+// relay out of descriptors, the placed ones too.
+func localLimit(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.EADDRNOTAVAIL, syscall.EAGAIN} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // dial connects to the backend owning client (or the one the token in
@@ -250,6 +268,9 @@ func (s *tcpServer) dial(ctx context.Context, client netip.AddrPort, first []byt
 		}
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
+		}
+		if localLimit(err) { // no local port or descriptor (EADDRNOTAVAIL, EMFILE...)
+			return nil, nil, fmt.Errorf("connect %s: %w", b.Name, err)
 		}
 		s.r.markDown(b, "tcp connect", err)
 		errs = append(errs, fmt.Errorf("connect %s: %w", b.Name, err))
