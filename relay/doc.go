@@ -26,12 +26,15 @@
 // Options.UDPIdleTimeout and the flow table is bounded by Options.MaxFlows
 // per listener: when full, new flows are dropped
 // (pier_relay_drops_total{reason="table-full"}) and existing flows go on.
-// Memory per UDP flow: about 190 bytes of table entry (map slot, Flow and
-// udpFlow; BenchmarkFlowTableMemory), a goroutine stack (from 8 KiB) and one
-// socket (kernel buffers not counted): about 9 KiB of user memory, so the
-// default 100,000 flows per listener stay under 1 GiB. Reply buffers are
-// not per flow: a flow takes a batch from a small free list only while it
-// moves datagrams.
+// Memory per UDP flow: a table entry (BenchmarkFlowTableMemory), a
+// goroutine and one socket: about 4 KiB of RSS in the whole process, 1.1
+// KiB of it heap and 2 KiB stack (BenchmarkUDPRelayHeld, README; kernel
+// buffers not counted). Reply buffers are not per flow: a flow takes a
+// batch from a small free list only while it moves datagrams. Each flow's
+// socket also holds an ephemeral port of the node, so the node's port range
+// (28,232 ports by default, shared with its other sockets) bounds the flows
+// before the default MaxFlows does; flows past it, or past the open file
+// limit, are dropped as local-limit (Run warns of both limits).
 //
 // The datagram path allocates nothing per packet (BenchmarkUDPRelay reports
 // 0 allocs/op). On Linux (udp_linux.go, mmsg_linux.go) both directions move
@@ -74,9 +77,13 @@
 // in for it where nothing may be written.
 //
 // TCP (tcp.go): accept, pick, dial with Options.ConnectTimeout, then copy both
-// ways with io.Copy between *net.TCPConn so the kernel may splice, passing
-// half-closes on with CloseWrite; a connection idle in both directions for
-// Options.TCPIdleTimeout is closed.
+// ways with splice (tcpcopy_linux.go), passing half-closes on with
+// CloseWrite; a connection idle in both directions for
+// Options.TCPIdleTimeout is closed. A direction waits for data without a
+// pipe and takes one from a small free list only while it moves data
+// (io.Copy's splice held a pipe pair for as long as it waited): a
+// connection holds two goroutines and two sockets, about 15 KiB of RSS
+// (BenchmarkTCPRelayHeld, README).
 //
 // Routing token (token.go, Options.Token): optionally a byte range of a new
 // flow's first UDP datagram or first TCP bytes names its backend (trailing
@@ -99,7 +106,8 @@
 //
 // Health (health.go): a TCP connect failure or ICMP port unreachable (seen as
 // ECONNREFUSED on a connected UDP socket) marks a backend down and rebuilds
-// the tables at once. The active check connects to every backend's health
+// the tables at once; a connect that fails for want of a local descriptor
+// or port (EMFILE, EADDRNOTAVAIL...) does not. The active check connects to every backend's health
 // port (Backend.HealthPort, else its port of the first TCP listener) every
 // Options.HealthInterval (300 ms by default) with a timeout of one
 // interval: an up backend that refuses is marked down at once, one that does

@@ -88,6 +88,8 @@ func (r *Relay) checkUp(ctx context.Context, b *backend, target netip.AddrPort) 
 	case err == nil:
 		b.misses.Store(0)
 	case ctx.Err() != nil:
+	case localLimit(err):
+		// The relay is out of descriptors or ports: not the backend's fault.
 	case errors.Is(err, syscall.ECONNREFUSED):
 		r.markDown(b, "active check", err)
 	case b.misses.Add(1) >= 2:

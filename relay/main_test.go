@@ -18,13 +18,20 @@ import (
 )
 
 // The test binary doubles as the relay and backend processes of the lab
-// test (lab_test.go).
+// test (lab_test.go), and the backend and client processes of the scale
+// benchmarks (scale_bench_test.go).
 func TestMain(m *testing.M) {
 	switch os.Getenv("PIER_RELAY_TEST_ROLE") {
 	case "backend":
 		runBackendRole()
 	case "relay":
 		runRelayRole()
+	case "echo":
+		runEchoRole()
+	case "clients":
+		runClientsRole()
+	case "churn":
+		runChurnRole()
 	}
 	os.Exit(m.Run())
 }

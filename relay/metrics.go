@@ -31,7 +31,10 @@ const (
 	dropNoBackend = "no-backend"
 	dropTooBig    = "too-big"
 	dropUpstream  = "upstream-error"
-	dropDraining  = "draining"
+	// dropLocalLimit: the relay itself had no descriptor, local port or
+	// buffer for the flow's backend socket.
+	dropLocalLimit = "local-limit"
+	dropDraining   = "draining"
 )
 
 // Reasons a TCP connection is refused (MaxTCPConns, MaxTCPConnsPerSource).

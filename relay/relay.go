@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -35,11 +36,10 @@ const (
 	DefaultDrainTimeout    = 30 * time.Second
 	DefaultHealthInterval  = 300 * time.Millisecond
 	DefaultMaxDatagramSize = 2048
-	// DefaultMaxTCPConns bounds a TCP listener's connections: up to 60000
-	// descriptors and about 200 MB (two goroutines, two sockets and, while
-	// a direction waits in splice, a pipe pair each),
-	// far more than one node's calls fall back to TCP, yet below the
-	// descriptor limit a relay pod gets.
+	// DefaultMaxTCPConns bounds a TCP listener's connections: up to 20000
+	// descriptors and about 150 MB (two goroutines and two sockets each,
+	// BenchmarkTCPRelayHeld), far more than one node's calls fall back to
+	// TCP, yet below the descriptor limit a relay pod gets.
 	DefaultMaxTCPConns = 10_000
 	// DefaultMaxTCPConnsPerSource bounds one client address's connections
 	// per TCP listener: a tenth of the listener, so a site NAT carries many
@@ -105,8 +105,9 @@ type Options struct {
 	// KeyByAddressOnly hashes the client address only, so every port of a
 	// client lands on the same backend.
 	KeyByAddressOnly bool
-	// MaxFlows bounds the UDP flows per listener. Each flow holds one socket,
-	// so MaxFlows times the UDP listeners must fit RLIMIT_NOFILE (Run warns).
+	// MaxFlows bounds the UDP flows per listener. Each flow holds one socket
+	// and one ephemeral port, so MaxFlows times the UDP listeners must fit
+	// RLIMIT_NOFILE and the node's port range (Run warns).
 	MaxFlows int
 	// MaxTCPConns bounds the connections per TCP listener, and
 	// MaxTCPConnsPerSource those of one client address (an IPv6 client by
@@ -507,7 +508,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		r.log.Warn("kernel data path off: relaying every UDP flow in user space", "err", err)
 	}
 	close(r.ready)
-	r.warnFileLimit()
+	r.warnLimits()
 	var wg sync.WaitGroup
 	wg.Go(func() { r.healthLoop(ctx) })
 	if p := r.kernelPath(); p != nil {
@@ -536,26 +537,40 @@ func (r *Relay) open(l Listener) (server, error) {
 	return s, err
 }
 
-// warnFileLimit logs when the flow and connection limits can exceed the
-// open file limit: UDP flows past it fail to get a socket and are dropped
-// as upstream errors; TCP accepts fail and back off.
-func (r *Relay) warnFileLimit() {
-	// fdsPerTCPConn: the client and backend sockets, and the pipe pair
-	// each direction holds while io.Copy waits in splice.
-	const fdsPerTCPConn = 6
-	var need uint64
+// warnLimits logs when the flow and connection limits can exceed what the
+// process gets: open files (UDP flows past them fail to get a socket, TCP
+// accepts fail and back off) and, for UDP flows, the node's ephemeral
+// ports, one per flow; flows past either are dropped as local-limit.
+func (r *Relay) warnLimits() {
+	const fdsPerTCPConn = 2 // the client and backend sockets (tcpcopy_linux.go)
+	var need, flows uint64
 	for _, l := range r.opts.Listeners {
 		if l.Protocol == UDP {
-			need += uint64(r.opts.MaxFlows)
+			flows += uint64(r.opts.MaxFlows)
 		} else {
 			need += fdsPerTCPConn * uint64(r.opts.MaxTCPConns)
 		}
 	}
+	need += flows
 	var lim unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) != nil {
-		return
-	}
-	if need > lim.Cur {
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && need > lim.Cur {
 		r.log.Warn("open file limit below the UDP flow and TCP connection limits", "limit", lim.Cur, "descriptors", need)
 	}
+	if lo, hi, err := ephemeralPorts(); err == nil && flows > uint64(hi-lo+1) {
+		r.log.Warn("UDP flow limits above the ephemeral ports (net.ipv4.ip_local_port_range), one per flow",
+			"ports", hi-lo+1, "flows", flows)
+	}
+}
+
+// ephemeralPorts is the node's ephemeral port range (Linux), which the
+// relay's UDP flow sockets share with every other socket of the node.
+func ephemeralPorts() (lo, hi int, err error) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0, err
+	}
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil {
+		return 0, 0, fmt.Errorf("ip_local_port_range %q: %w", b, err)
+	}
+	return lo, hi, nil
 }

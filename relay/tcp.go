@@ -11,6 +11,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -31,6 +32,8 @@ type tcpServer struct {
 	admitted  int
 	perSource map[netip.Prefix]int
 	wg        sync.WaitGroup
+
+	pipes *pipePool // splice pipes of the directions moving data (Linux)
 }
 
 func (r *Relay) openTCP(l Listener, log *slog.Logger) (*tcpServer, error) {
@@ -49,6 +52,7 @@ func (r *Relay) newTCPServer(l Listener, log *slog.Logger, ln net.Listener) *tcp
 		refusedSource:   r.metrics.tcpRefused.WithLabelValues(l.Name, refusedSourceLimit),
 		acceptErrors:    r.metrics.acceptErrors.WithLabelValues(l.Name),
 		conns:           map[*net.TCPConn]struct{}{}, perSource: map[netip.Prefix]int{},
+		pipes: newPipePool(),
 	}
 }
 
@@ -72,6 +76,7 @@ func (s *tcpServer) close() { _ = s.ln.Close() }
 func (s *tcpServer) serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, s.close)
 	defer stop()
+	defer s.pipes.closeAll()
 	var delay time.Duration
 	for {
 		nc, err := s.ln.Accept()
@@ -223,10 +228,27 @@ func (s *tcpServer) handle(ctx context.Context, c *net.TCPConn) {
 }
 
 func dropReason(err error) string {
-	if errors.Is(err, ErrNoBackend) {
+	switch {
+	case errors.Is(err, ErrNoBackend):
 		return dropNoBackend
+	case localLimit(err):
+		return dropLocalLimit
 	}
 	return dropUpstream
+}
+
+// localLimit reports an error that says the relay itself is out of a
+// resource (descriptors, ephemeral ports, buffers), not that a backend
+// failed: it never marks a backend down, which would drop every flow of a
+// relay out of descriptors, the placed ones too.
+func localLimit(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.EADDRNOTAVAIL, syscall.EAGAIN} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // dial connects to the backend owning client (or the one the token in
@@ -246,6 +268,9 @@ func (s *tcpServer) dial(ctx context.Context, client netip.AddrPort, first []byt
 		}
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
+		}
+		if localLimit(err) { // no local port or descriptor (EADDRNOTAVAIL, EMFILE...)
+			return nil, nil, fmt.Errorf("connect %s: %w", b.Name, err)
 		}
 		s.r.markDown(b, "tcp connect", err)
 		errs = append(errs, fmt.Errorf("connect %s: %w", b.Name, err))
@@ -274,8 +299,9 @@ func (s *tcpServer) pipe(client, up *net.TCPConn) {
 	wg.Wait()
 }
 
-// copyChunk bounds one io.Copy so activity is recorded at least this often
-// on a busy connection; the copy itself may still splice.
+// copyChunk bounds one move elsewhere than on Linux (where one move is at
+// most a pipe's size), so activity is recorded at least this often on a
+// busy connection.
 const copyChunk = 256 << 10
 
 type counter interface{ Add(float64) }
@@ -283,18 +309,24 @@ type counter interface{ Add(float64) }
 func (s *tcpServer) copy(dst, src *net.TCPConn, last *atomic.Int64, bytes counter) {
 	idle := s.r.opts.TCPIdleTimeout
 	defer func() { _ = dst.CloseWrite() }()
+	m, err := newMover(s.pipes, dst, src)
+	if err != nil {
+		_ = src.Close()
+		_ = dst.Close()
+		return
+	}
 	for {
 		_ = src.SetReadDeadline(time.Now().Add(idle))
-		n, err := io.Copy(dst, &io.LimitedReader{R: src, N: copyChunk})
+		n, err := m.move()
 		if n > 0 {
 			bytes.Add(float64(n))
 			last.Store(s.r.clock.Now().UnixNano())
 		}
 		switch {
-		case err == nil && n == copyChunk:
-			continue
 		case err == nil:
-			return // EOF: the source half-closed
+			continue
+		case errors.Is(err, io.EOF):
+			return // the source half-closed
 		case errors.Is(err, os.ErrDeadlineExceeded) && s.active(last, idle):
 			continue
 		default:

@@ -32,11 +32,15 @@ func TestUDPSocketGroup(t *testing.T) {
 				}
 			}
 			buf := make([]byte, 2048)
-			for j := range burst {
+			for j := 0; j < burst; j++ {
 				c.SetReadDeadline(time.Now().Add(5 * time.Second))
 				n, err := c.Read(buf)
 				if err != nil {
 					t.Fatalf("client %d to %s: reply %d: %v", i, dst, j, err)
+				}
+				if string(buf[:n]) == name+":ping" {
+					j-- // a late reply to a ping udpAsk sent again (a loaded machine)
+					continue
 				}
 				if want := fmt.Sprintf("%s:%d", name, j); string(buf[:n]) != want {
 					t.Fatalf("client %d to %s: got %q, want %q", i, dst, buf[:n], want)
