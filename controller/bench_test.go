@@ -9,13 +9,16 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/pier-lb/pier/api/v1alpha1"
 	"github.com/pier-lb/pier/e2e/cluster"
 	"github.com/pier-lb/pier/internal/benchenv"
 )
@@ -35,9 +38,11 @@ func benchSizes(b *testing.B) []int {
 
 // BenchmarkBacklog: n LoadBalancer Services exist, then a real
 // pier-controller process starts; measured is the time until every one has
-// an address, with the process's CPU time and peak RSS, and the API
-// server's CPU in the same time (the split between Pier's work and the
-// API writes it asks for).
+// an address, with the process's CPU time and peak RSS, the API server's
+// CPU in the same time (the split between Pier's work and the API writes
+// it asks for), and the writes to the pool's status in that time
+// (pool-writes, and per second: at most one a second, however many
+// Services are assigned).
 func BenchmarkBacklog(b *testing.B) {
 	for _, n := range benchSizes(b) {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) { backlog(b, n) })
@@ -61,11 +66,13 @@ func backlog(b *testing.B, n int) {
 		e.create(&corev1.Namespace{ObjectMeta: metaName(ns)})
 		createMany(b, e, ns, n, noNodePorts)
 		counter := e.countAssigned(b, ns)
+		writes := e.countWrites(b, "bench")
 		api0, _ := pidUsage(b, e.cluster.APIServerPID())
 		start := time.Now()
 		p := e.runController(b, "--leader-elect=false", "--workers="+workers())
 		counter.waitFor(b, int64(n))
 		elapsed := time.Since(start)
+		poolWrites := writes.Load()
 		cpu, rss := p.usage(b)
 		api1, _ := pidUsage(b, e.cluster.APIServerPID())
 		if os.Getenv("PIER_BENCH_LOG") != "" {
@@ -78,7 +85,38 @@ func backlog(b *testing.B, n int) {
 		sum.add("cpu-s", cpu.Seconds())
 		sum.add("apiserver-cpu-s", (api1 - api0).Seconds())
 		sum.add("peak-RSS-MiB", float64(rss)/(1<<20))
+		sum.add("pool-writes", float64(poolWrites))
+		sum.add("pool-writes/s", float64(poolWrites)/elapsed.Seconds())
 	}
+}
+
+// countWrites counts the writes to the IPAddressPool pool from now on:
+// the changes of its resourceVersion a watch sees (the controller writes
+// only its status).
+func (e *env) countWrites(b testing.TB, pool string) *atomic.Int64 {
+	wc, err := client.NewWithWatch(e.cluster.Config, client.Options{Scheme: e.c.Scheme()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var l v1alpha1.IPAddressPoolList
+	if err := e.c.List(context.Background(), &l, client.InNamespace(pierNS)); err != nil {
+		b.Fatal(err)
+	}
+	w, err := wc.Watch(context.Background(), &v1alpha1.IPAddressPoolList{}, client.InNamespace(pierNS),
+		&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: l.ResourceVersion}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(w.Stop)
+	var n atomic.Int64
+	go func() {
+		for ev := range w.ResultChan() {
+			if p, ok := ev.Object.(*v1alpha1.IPAddressPool); ok && ev.Type == watch.Modified && p.Name == pool {
+				n.Add(1)
+			}
+		}
+	}()
+	return &n
 }
 
 // BenchmarkRestart: n Services are assigned, the controller is killed

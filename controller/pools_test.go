@@ -97,3 +97,31 @@ func (e *env) waitPool(name string, cond func(*v1alpha1.IPAddressPool) bool) *v1
 	}
 	return &p
 }
+
+// A backlog writes the pool's status at most once a second, not once per
+// Service assigned: 300 Services assigned by a controller that starts
+// with all of them waiting write the pool no more often than the seconds
+// that took (BenchmarkBacklog measures the same at scale).
+func TestPoolStatusWritesBounded(t *testing.T) {
+	const n = 300
+	e := newEnv(t)
+	e.create(pool("backlog", "198.18.0.0/20"))
+	e.create(&corev1.Namespace{ObjectMeta: metaName("backlog")})
+	createMany(t, e, "backlog", n)
+	assigned := e.countAssigned(t, "backlog")
+	writes := e.countWrites(t, "backlog")
+	start := time.Now()
+	e.startController()
+	assigned.waitFor(t, n)
+	e.waitPool("backlog", func(p *v1alpha1.IPAddressPool) bool { return p.Status.AssignedIPv4 == "300" })
+	elapsed := time.Since(start)
+	err := wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return writes.Load() > 0, nil
+	})
+	if err != nil {
+		t.Fatal("the watch saw no write of the pool's status: the test proves nothing")
+	}
+	if got, most := writes.Load(), int64(elapsed/time.Second)+1; got > most {
+		t.Errorf("%d writes of the pool in %v for %d Services, want at most %d (one a second)", got, elapsed, n, most)
+	}
+}

@@ -86,9 +86,26 @@ func TestNodeSetsInternAndPrune(t *testing.T) {
 // 100), as the speaker keeps them: the live heap after Targets against
 // before, in MiB.
 func BenchmarkTargetsHeld(b *testing.B) {
-	n := benchEnvInt(b, "PIER_BENCH_SERVICES", 20000)
+	in, n := scaleInputs(b)
+	for b.Loop() {
+		before := procstat.LiveHeap()
+		targets := Targets(in)
+		after := procstat.LiveHeap()
+		if len(targets) != n {
+			b.Fatalf("%d targets, want %d", len(targets), n)
+		}
+		b.ReportMetric(float64(after-before)/(1<<20), "held-MiB")
+		runtime.KeepAlive(targets)
+	}
+}
+
+// scaleInputs are PIER_BENCH_SERVICES Services (default 20,000; half
+// externalTrafficPolicy Local, each with a ready endpoint on one node) on
+// PIER_BENCH_NODES nodes (default 100), all in one L2 pool; n is the
+// number of Services.
+func scaleInputs(b *testing.B) (in Inputs, n int) {
+	n = benchEnvInt(b, "PIER_BENCH_SERVICES", 20000)
 	nodes := benchEnvInt(b, "PIER_BENCH_NODES", 100)
-	var in Inputs
 	in.Config = planConfig(b)
 	for i := range nodes {
 		in.Nodes = append(in.Nodes, node(fmt.Sprintf("node%d", i), map[string]string{"zone": "a"}))
@@ -103,14 +120,5 @@ func BenchmarkTargetsHeld(b *testing.B) {
 		in.Services = append(in.Services, svc)
 	}
 	in.Config.Pools[0].Prefixes = []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16")}
-	for b.Loop() {
-		before := procstat.LiveHeap()
-		targets := Targets(in)
-		after := procstat.LiveHeap()
-		if len(targets) != n {
-			b.Fatalf("%d targets, want %d", len(targets), n)
-		}
-		b.ReportMetric(float64(after-before)/(1<<20), "held-MiB")
-		runtime.KeepAlive(targets)
-	}
+	return in, n
 }

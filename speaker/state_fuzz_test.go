@@ -14,6 +14,8 @@ import (
 func FuzzLoadState(f *testing.F) {
 	f.Add([]byte(`{"targets":[{"addr":"198.51.100.10","service":"default/web","nodes":{"node1":null}}],"peers":["192.0.2.2"],"bgp":{"Peers":null,"Paths":null}}`))
 	f.Add([]byte(`{"targets":[],"peers":[]}`))
+	f.Add([]byte(`{"version":2,"targets":{"nodeSets":[{"node1":null,"node2":["eth0"]},null,{}],"list":[{"addr":"198.51.100.10","service":"default/web","nodes":0,"balanced":true},{"addr":"198.51.100.11","service":"default/b","nodes":1},{"addr":"198.51.100.12","service":"default/c","nodes":2}]},"peers":["192.0.2.2"]}`))
+	f.Add([]byte(`{"version":2,"targets":{"nodeSets":[],"list":[{"addr":"198.51.100.10","nodes":3}]}}`))
 	f.Add([]byte(`{"targets":[{"addr":"nowhere"}]}`))
 	f.Add([]byte(`{"targets":{"a":1}}`))
 	f.Add([]byte("\x00\x01garbage"))
