@@ -56,6 +56,9 @@ func (l *Lab) BuildSite(opts SiteOptions) (*Site, error) {
 	if opts.Nodes < 1 || opts.Nodes > MaxSiteNodes {
 		return nil, fmt.Errorf("site: %d nodes: want 1 to %d", opts.Nodes, MaxSiteNodes)
 	}
+	if err := raiseHostLimits(opts.Nodes); err != nil {
+		return nil, fmt.Errorf("site: %w", err)
+	}
 	s := &Site{}
 	var err error
 	if s.Segment, err = l.AddSwitch("l2"); err != nil {
