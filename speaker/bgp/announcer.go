@@ -33,7 +33,6 @@ type Announcer struct {
 	stopped bool
 	peers   map[string]*Peer
 	paths   map[netip.Prefix]*Path
-	apiPath map[netip.Prefix]*api.Path
 	sets    map[string]map[netip.Prefix]bool // per peer: its prefix sets' contents
 }
 
@@ -44,14 +43,13 @@ func New(opts Options) (*Announcer, error) {
 	}
 	log := opts.Logger.With("component", "bgp")
 	a := &Announcer{
-		opts:    opts,
-		log:     log,
-		ready:   make(chan struct{}),
-		done:    make(chan struct{}),
-		peers:   map[string]*Peer{},
-		paths:   map[netip.Prefix]*Path{},
-		apiPath: map[netip.Prefix]*api.Path{},
-		sets:    map[string]map[netip.Prefix]bool{},
+		opts:  opts,
+		log:   log,
+		ready: make(chan struct{}),
+		done:  make(chan struct{}),
+		peers: map[string]*Peer{},
+		paths: map[netip.Prefix]*Path{},
+		sets:  map[string]map[netip.Prefix]bool{},
 	}
 	a.sessions = newSessions(log, opts.Metrics, opts.Clock)
 	a.bfd = newBFDPeers(log, opts.Logger, a.sessions, func() gobgpAdmin { return a.srv })

@@ -37,6 +37,9 @@ type helperConfig struct {
 	WarnAfter time.Duration
 	Peers     []bgp.Peer
 	Paths     []bgp.Path
+	// ManyPaths adds manyPaths(ManyPaths) to Paths: a large list without
+	// a large file to read.
+	ManyPaths int
 }
 
 func readHelperConfig(file string) (*helperConfig, error) {
@@ -74,10 +77,11 @@ func runAnnouncer(file string) error {
 		if err := a.SetPeers(ctx, c.Peers); err != nil {
 			return err
 		}
-		if err := a.SetPaths(ctx, c.Paths); err != nil {
+		paths := append(c.Paths, manyPaths(c.ManyPaths)...)
+		if err := a.SetPaths(ctx, paths); err != nil {
 			return err
 		}
-		fmt.Printf("applied %d peers %d paths in %s\n", len(c.Peers), len(c.Paths), time.Since(start))
+		fmt.Printf("applied %d peers %d paths in %s\n", len(c.Peers), len(paths), time.Since(start))
 		return nil
 	}
 	if err := apply(cfg); err != nil {
