@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/pier-lb/pier/api/v1alpha1"
 	"github.com/pier-lb/pier/e2e/cluster"
@@ -43,7 +42,6 @@ func announceBench(b *testing.B, n int) {
 	nodes := benchEnvInt(b, "PIER_BENCH_NODES", 13)
 	churn := time.Duration(benchEnvInt(b, "PIER_BENCH_CHURN", 10)) * time.Second
 	var writes atomic.Int64
-	count := func() { writes.Add(1) }
 	scheme, err := nodeScheme()
 	if err != nil {
 		b.Fatal(err)
@@ -52,24 +50,7 @@ func announceBench(b *testing.B, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	counted := interceptor.NewClient(base, interceptor.Funcs{
-		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
-			count()
-			return c.Create(ctx, obj, opts...)
-		},
-		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
-			count()
-			return c.Update(ctx, obj, opts...)
-		},
-		Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
-			count()
-			return c.Delete(ctx, obj, opts...)
-		},
-		SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
-			count()
-			return c.SubResource(sub).Update(ctx, obj, opts...)
-		},
-	})
+	counted := countWrites(base, &writes)
 	peers := ipv4Peers("r1", "r2")
 	all := manySources(n+int(churn/(100*time.Millisecond))+10, "r1", "r2") // the writers only read it
 	for i := 0; i < b.N; i++ {
