@@ -75,7 +75,6 @@ func failOwner(b *testing.B, env *kubelab.Env, p *prober, macs []string, mode st
 	b.Helper()
 	owner := slices.Index(macs, waitProbe(b, p, time.Now(), "", macs))
 	n := env.Site.Nodes[owner]
-	goneBefore, joinedBefore := memberLines(env, "member gone", n.Name), memberLines(env, "member joined", n.Name)
 	failed := time.Now()
 	switch mode {
 	case "sigkill":
@@ -94,7 +93,7 @@ func failOwner(b *testing.B, env *kubelab.Env, p *prober, macs []string, mode st
 		waitRejoined(b, env, owner)
 	case "linkdown":
 		must(b, n.SetLink("eth1", true))
-		waitBack(b, env, n.Name, goneBefore, joinedBefore)
+		waitBack(b, env, n.Name)
 	}
 	return r.at.Sub(failed)
 }
@@ -119,15 +118,18 @@ func waitAllSeeAll(b *testing.B, env *kubelab.Env) {
 	}
 }
 
-// waitBack waits, after node's link came back, until every speaker that
-// declared it gone since the failure (goneBefore and joinedBefore: the
-// counts then) has seen it join again.
-func waitBack(b *testing.B, env *kubelab.Env, node string, goneBefore, joinedBefore int) {
+// waitBack waits, after node's link came back, until every other speaker
+// counts it as a member again.
+func waitBack(b *testing.B, env *kubelab.Env, node string) {
 	b.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 2*time.Minute, true, func(context.Context) (bool, error) {
-		gone := memberLines(env, "member gone", node) - goneBefore
-		back := memberLines(env, "member joined", node) - joinedBefore
-		return gone > 0 && back >= gone, nil
+	timeout := 2*time.Minute + time.Duration(len(env.Speakers))*time.Second
+	err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+		for i, p := range env.Speakers {
+			if env.Site.Nodes[i].Name != node && liveMembers(p.Output())[node] <= 0 {
+				return false, nil
+			}
+		}
+		return true, nil
 	})
 	if err != nil {
 		b.Fatalf("%s never rejoined after its link came back: %v", node, err)
@@ -153,19 +155,6 @@ func liveMembers(output string) map[string]int {
 		}
 	}
 	return live
-}
-
-// memberLines counts the speakers' log lines with message msg about peer.
-func memberLines(env *kubelab.Env, msg, peer string) int {
-	n := 0
-	for _, p := range env.Speakers {
-		for _, line := range strings.Split(p.Output(), "\n") {
-			if strings.Contains(line, `"msg":"`+msg+`"`) && strings.Contains(line, `"peer":"`+peer+`"`) {
-				n++
-			}
-		}
-	}
-	return n
 }
 
 // reportIdle measures the speakers over d with nothing changing: CPU per
