@@ -63,7 +63,12 @@ func TestLabKernelPath(t *testing.T) {
 		t.Errorf("kernel flows %d, want the %d flows of srv1 and srv3 (srv2's need PROXY headers: user space)", got, on["srv1"]+on["srv3"])
 	}
 
-	// srv3 dies: its flows move, the others stay.
+	// srv3 dies: its flows move, the others stay. The kernel's flows move
+	// once the relay has rewritten a third of its table, 46 ms in the
+	// benchmark (kernelpath BenchmarkApplyBackendLeaves) but 280 ms built
+	// with -race, and seconds more in make test's reniced lane on a loaded
+	// machine (4.5 s seen): the deadline is for movement, not speed; the
+	// time taken is logged.
 	if err := procs["srv3"].Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -75,13 +80,16 @@ func TestLabKernelPath(t *testing.T) {
 			continue
 		}
 		want := rest.Lookup(HashKey(src, false))
-		got := askUntil(t, pc, vip, killed.Add(5*time.Second), func(name string) bool { return name != "srv3" && name != "" })
+		got := askUntil(t, pc, vip, killed.Add(moveDeadline), func(name string) bool { return name != "srv3" && name != "" })
 		if got != want {
 			t.Errorf("client %s of srv3 reached %q after srv3 died, want %s", src, got, want)
 		}
 		slowest = max(slowest, time.Since(killed))
 	}
 	t.Logf("%d flows of srv3 moved; the last answered elsewhere %v after SIGKILL", on["srv3"], slowest.Round(time.Millisecond))
+	if t.Failed() {
+		t.Logf("relay:\n%s", relay.Output())
+	}
 	for src, pc := range clients {
 		if owner[src] != "srv3" {
 			if got := labAsk(t, pc, vip); got != owner[src] {
@@ -122,7 +130,7 @@ func TestLabKernelPath(t *testing.T) {
 		if want == "srv3" { // down: the new relay's checks find out within a second
 			want = ""
 		}
-		got := askUntil(t, pc, vip, time.Now().Add(5*time.Second), func(name string) bool { return name != "" && name != "srv3" })
+		got := askUntil(t, pc, vip, time.Now().Add(moveDeadline), func(name string) bool { return name != "" && name != "srv3" })
 		if want != "" && got != want {
 			t.Errorf("new client %s reached %s, want %s", src, got, want)
 		}
@@ -131,6 +139,9 @@ func TestLabKernelPath(t *testing.T) {
 		t.Errorf("%d kernel data path tables after the restart, want 2 (the new relay's and its process's anchor)", n)
 	}
 }
+
+// moveDeadline bounds the wait for a flow to move to another backend.
+const moveDeadline = 20 * time.Second
 
 // kernelSite is a one-node lab site with backends (test processes) on its
 // segment.
