@@ -75,6 +75,13 @@ func benchEnvInt(b *testing.B, name string, def int) int {
 // node (of other Services), as a speaker of a larger cluster finds them.
 // PIER_BENCH_ENDPOINTS=k gives each slice k ready endpoints (default 1),
 // the first on this node, the others spread over the Nodes.
+// PIER_BENCH_MEMBERS=k makes this node one of k live members (k Nodes at
+// least, each with the pool's interface), as one speaker of a k-node site:
+// it then owns about 1/k of the addresses (the Local Services' first
+// endpoints are spread over the k nodes too), its statuses are left for
+// its writer, s/start runs until its L2 Set has not grown for 3 s and the
+// writer has been idle for 3 s, and the changes are Local Services with
+// their endpoint on this node (owned here).
 // PIER_BENCH_SERVICES="1000,5000,20000"
 // draws the curve over n; default 1000. PIER_BENCH_IDLE_PROFILE and
 // PIER_BENCH_CHANGE_PROFILE name files for CPU profiles of the idle window
@@ -106,6 +113,8 @@ func speakerBench(b *testing.B, n int) {
 	nodes := benchEnvInt(b, "PIER_BENCH_NODES", 3)
 	idle := time.Duration(benchEnvInt(b, "PIER_BENCH_IDLE", 10)) * time.Second
 	changes := benchEnvInt(b, "PIER_BENCH_CHANGES", 20)
+	e.members = benchEnvInt(b, "PIER_BENCH_MEMBERS", 1)
+	nodes = max(nodes, e.members)
 	e.endpoints, e.nodes = benchEnvInt(b, "PIER_BENCH_ENDPOINTS", 1), nodes
 	for i := range nodes {
 		e.create(b, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-node-%02d", i)}})
@@ -113,7 +122,7 @@ func speakerBench(b *testing.B, n int) {
 	e.create(b, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: benchNS}})
 	created := time.Now()
 	e.createAssigned(b, 0, n)
-	if os.Getenv("PIER_BENCH_STATUS") != "new" {
+	if os.Getenv("PIER_BENCH_STATUS") != "new" && e.members == 1 {
 		e.createL2Statuses(b, n, benchNode, "svc")
 	}
 	if k := benchEnvInt(b, "PIER_BENCH_FOREIGN", 1); os.Getenv("PIER_BENCH_FOREIGN") != "" {
@@ -126,7 +135,12 @@ func speakerBench(b *testing.B, n int) {
 		cpu0 := processCPU(b)
 		start := time.Now()
 		sp := e.runSpeaker(b)
-		sp.l2.waitCount(b, n)
+		if e.members == 1 {
+			sp.l2.waitCount(b, n)
+		} else {
+			e.waitSettled(b, sp)
+			b.ReportMetric(float64(sp.l2.held()), "owned")
+		}
 		b.ReportMetric(time.Since(start).Seconds(), "s/start")
 		b.ReportMetric((processCPU(b) - cpu0).Seconds(), "cpu-s/start")
 
@@ -152,7 +166,7 @@ func speakerBench(b *testing.B, n int) {
 		stopProfile = benchenv.CPUProfile(b, "PIER_BENCH_CHANGE_PROFILE")
 		cpu0 = processCPU(b)
 		for k := range changes {
-			idx := n + i*changes + k
+			idx := e.changeIndex(n, i*changes+k)
 			written := e.createAssigned(b, idx, idx+1)
 			lat = append(lat, sp.l2.waitAddr(b, benchAddr(idx)).Sub(written))
 		}
@@ -189,6 +203,50 @@ type apiEnv struct {
 	// endpoints is how many endpoints each Service's slice has, spread
 	// over nodes Nodes (PIER_BENCH_ENDPOINTS, PIER_BENCH_NODES).
 	endpoints, nodes int
+	// members is how many live members the speaker sees, this node
+	// one of them (PIER_BENCH_MEMBERS); 1: this node alone.
+	members int
+	// statusWrites counts the speaker's status writer's writes.
+	statusWrites atomic.Int64
+}
+
+// firstNode is the node of the first endpoint of Service i: this node,
+// or with several members, Local Services (odd i) spread over them, so
+// that this node owns about its share.
+func (e *apiEnv) firstNode(i int) int {
+	if e.members == 1 {
+		return 0
+	}
+	return (i / 2) % e.members
+}
+
+// changeIndex is the index of the k-th Service from n on that this node
+// owns whoever else is live: a Local Service whose endpoint is here.
+func (e *apiEnv) changeIndex(n, k int) int {
+	if e.members == 1 {
+		return n + k
+	}
+	step := 2 * e.members
+	return (n+step-2)/step*step + 1 + k*step
+}
+
+// waitSettled waits until the speaker's L2 Set has not grown for 3 s and
+// its status writer has written nothing for 3 s: with other members, what
+// this node will own is the planner's answer, not known here.
+func (e *apiEnv) waitSettled(tb testing.TB, sp *benchSpeaker) {
+	tb.Helper()
+	const quiet = 3 * time.Second
+	deadline := time.Now().Add(10 * time.Minute)
+	last, writes, since := -1, int64(-1), time.Now()
+	for time.Now().Before(deadline) {
+		if h, w := sp.l2.held(), e.statusWrites.Load(); h != last || w != writes {
+			last, writes, since = h, w, time.Now()
+		} else if h > 0 && time.Since(since) >= quiet {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	tb.Fatalf("the speaker did not settle within 10 minutes (%d addresses held)", last)
 }
 
 func newAPIEnv(tb testing.TB, opts cluster.Options) *apiEnv {
@@ -269,8 +327,8 @@ func benchAddr(i int) netip.Addr {
 }
 
 // createAssigned creates Services from to to (not included), each with an
-// EndpointSlice holding one ready endpoint on benchNode, and writes their
-// addresses in their status as the controller does; it returns when the
+// EndpointSlice of e.endpoints ready endpoints, the first on firstNode (this
+// node unless several members), and writes their addresses in their status as the controller does; it returns when the
 // last status write returned.
 func (e *apiEnv) createAssigned(tb testing.TB, from, to int) time.Time {
 	tb.Helper()
@@ -320,10 +378,10 @@ func (e *apiEnv) createOne(i int) error {
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("calls"), Port: ptr.To[int32](8443)}},
 	}
-	for k := range max(e.endpoints, 1) { // the first on benchNode, the others spread over the nodes
+	for k := range max(e.endpoints, 1) { // the first on firstNode, the others on the next nodes
 		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
 			Addresses: []string{fmt.Sprintf("10.%d.%d.%d", 1+k*4+i>>16, byte(i>>8), byte(i))},
-			NodeName:  ptr.To(fmt.Sprintf("bench-node-%02d", k%max(e.nodes, 1))), Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+			NodeName:  ptr.To(fmt.Sprintf("bench-node-%02d", (e.firstNode(i)+k)%max(e.nodes, 1))), Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
 		})
 	}
 	if err := e.c.Create(ctx, es); err != nil {
@@ -367,15 +425,15 @@ func (e *apiEnv) runSpeaker(tb testing.TB) *benchSpeaker {
 	}
 	wcfg := rest.CopyConfig(e.cl.Config)
 	wcfg.QPS, wcfg.Burst = statusQPS, statusBurst // as RunNode's
-	writer, err := client.New(wcfg, client.Options{Scheme: scheme})
+	writer, err := client.NewWithWatch(wcfg, client.Options{Scheme: scheme})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var w client.Client = writer
+	var w client.Client = countWrites(writer, &e.statusWrites)
 	if os.Getenv("PIER_BENCH_STATUS") == "off" {
 		w = nil // no ServiceL2Status writes: the announcing side alone
 	}
-	mem := NewFakeMembers(benchNode)
+	mem := e.fakeMembers(tb)
 	mem.Settle()
 	bs := &benchSpeaker{l2: newStampL2()}
 	var synced atomic.Bool
@@ -387,10 +445,8 @@ func (e *apiEnv) runSpeaker(tb testing.TB) *benchSpeaker {
 		NodeName: benchNode, Namespace: "pier-system", PasswordNamespace: "pier-system", GossipAddr: netip.MustParseAddr("192.0.2.1"),
 		Reader: countingReader{c, &bs.lists}, Synced: synced.Load, Writer: w,
 		Members: mem, L2: bs.l2, Logger: log,
-		Interfaces: func() ([]Iface, error) {
-			return []Iface{{Name: "bench0", Prefixes: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16")}}}, nil
-		},
-		StateFile: filepath.Join(tb.TempDir(), "speaker-state.json"), StateEvery: DefaultStateEvery,
+		Interfaces: func() ([]Iface, error) { return benchIfaces, nil },
+		StateFile:  filepath.Join(tb.TempDir(), "speaker-state.json"), StateEvery: DefaultStateEvery,
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -407,6 +463,28 @@ func (e *apiEnv) runSpeaker(tb testing.TB) *benchSpeaker {
 	tb.Cleanup(bs.stop)
 	return bs
 }
+
+// fakeMembers is the live membership: this node, and with several
+// members the others, each with the pool's interface.
+func (e *apiEnv) fakeMembers(tb testing.TB) *FakeMembers {
+	tb.Helper()
+	names := []string{benchNode}
+	for k := 1; k < e.members; k++ {
+		names = append(names, fmt.Sprintf("bench-node-%02d", k))
+	}
+	mem := NewFakeMembers(names...)
+	meta, err := EncodeIfaces(benchIfaces)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, name := range names[1:] {
+		mem.SetMetaOf(name, meta)
+	}
+	return mem
+}
+
+// benchIfaces are every bench node's interfaces: one on the pool's subnet.
+var benchIfaces = []Iface{{Name: "bench0", Prefixes: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16")}}}
 
 // stampL2 is an L2 announcer that records when each address first
 // appears in a Set, and how many it holds.
@@ -439,6 +517,13 @@ func (s *stampL2) Set(_ context.Context, desired []l2.Announcement) error {
 }
 
 func (s *stampL2) Reannounce() {}
+
+// held is how many addresses the last Set carried.
+func (s *stampL2) held() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.count
+}
 
 func (s *stampL2) waitCount(tb testing.TB, n int) {
 	tb.Helper()
