@@ -296,9 +296,14 @@ func (m *Members) rejoinLoop(ctx context.Context, ml *memberlist.Memberlist) {
 	}
 	retry := newRetry(m.clock, 2*m.timers.ProbeInterval, m.timers.RejoinInterval)
 	defer retry.stop()
-	failing := m.join(joinOne, false)
-	for m.joinDue(ctx, tick, retry) {
-		failing = m.join(joinOne, failing)
+	failing := false
+	for join := true; join; join = m.joinDue(ctx, tick, retry) {
+		was := failing
+		if failing = m.join(joinOne, failing); failing && !was {
+			// The peers may not be up yet (a site starting, a rollout):
+			// try again soon, not a whole RejoinInterval later.
+			retry.start()
+		}
 	}
 }
 
@@ -323,7 +328,8 @@ func (m *Members) joinDue(ctx context.Context, tick clock.Ticker, retry *retry) 
 }
 
 // retry joins the missing peers again soon after each verdict (a member
-// left or was declared dead), at delays doubling from first while they are
+// left or was declared dead) and after a round that reached none of them
+// where the one before did, at delays doubling from first while they are
 // shorter than last, the RejoinInterval tick. A verdict
 // may be wrong: a member that could not hear its peers for a while (a
 // stall, loss one way) declares them dead, they declare it dead in turn,

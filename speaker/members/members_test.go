@@ -299,3 +299,15 @@ func TestMetaSetWhileStarting(t *testing.T) {
 		return string(first.MetaOf("node2")) == "ifaces"
 	})
 }
+
+// TestFailedFirstJoinRetriedSoon: a member whose first join round reaches
+// nobody (its peer not up yet) tries again soon, not a RejoinInterval
+// (here a minute) later; the peer, knowing no one, never joins it.
+func TestFailedFirstJoinRetriedSoon(t *testing.T) {
+	l := newTestLab(t, 2)
+	b := l.start(1, func(o *Options) { o.Timers.RejoinInterval = time.Minute })
+	waitLive(t, converge, l.names(1), b)
+	time.Sleep(300 * time.Millisecond) // its first round found no one
+	a := l.start(0, func(o *Options) { o.Peers = nil })
+	waitLive(t, 10*time.Second, l.names(0, 1), a, b)
+}
